@@ -1,0 +1,219 @@
+"""The one typed configuration of the pipeline.
+
+`PipelineConfig` is the retrain flow's parameter: the Prefect UI renders it as a form, a YAML file
+can hold it, and CLI flags override it. Each stage receives only its own section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLED_SOURCE = "bundled"
+
+# Defaults picked for the bundled Ames data (see data/README.md for why each one).
+DEFAULT_NUMERIC_FEATURES = [
+    "Gr_Liv_Area",
+    "Lot_Area",
+    "Year_Built",
+    "Year_Remod_Add",
+    "Total_Bsmt_SF",
+    "Garage_Cars",
+    "Full_Bath",
+    "Bedroom_AbvGr",
+    "Fireplaces",
+]
+DEFAULT_CATEGORICAL_FEATURES = ["Neighborhood", "Bldg_Type", "Overall_Cond"]
+
+
+class _Section(BaseModel):
+    """Base for every section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the data comes from and which columns the model uses."""
+
+    source: str = Field(
+        BUNDLED_SOURCE,
+        description="'bundled', a CSV/Parquet file, a folder of them, an http(s) URL, "
+        "or 'synthetic:rows=N,features=D,...'.",
+    )
+    target: str = Field("Sale_Price", min_length=1, description="Column to predict (price).")
+    numeric_features: list[str] = Field(default_factory=lambda: list(DEFAULT_NUMERIC_FEATURES))
+    categorical_features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CATEGORICAL_FEATURES)
+    )
+    # Features whose kind is read off the data at ingest: numeric dtype → numeric, else
+    # categorical. When this and both lists above are empty, every column but the target is used.
+    features: list[str] = Field(default_factory=list)
+    # Fewer rows than this cannot support a train/validation/test split with stable metrics.
+    min_rows: int = Field(30, ge=10)
+    # Feature values may be missing (numeric ones are imputed with the training median,
+    # categorical ones become their own level), but a column mostly empty is a broken file.
+    max_missing_fraction: float = Field(0.2, ge=0, le=1)
+    # Known plausible ranges, e.g. {"Year_Built": [1800, 2100]}; either bound may be null.
+    value_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DataConfig:
+        listed = self.numeric_features + self.categorical_features + self.features
+        duplicated = sorted({name for name in listed if listed.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"features listed more than once: {duplicated}")
+        if self.target in listed:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Every configured feature column, typed or not."""
+        return self.numeric_features + self.categorical_features + self.features
+
+    @property
+    def columns(self) -> list[str]:
+        """The target plus every configured feature column."""
+        return [self.target, *self.feature_columns]
+
+
+class SplitConfig(_Section):
+    """Deterministic train/validation/test split."""
+
+    # 70/15/15: validation drives early stopping and model choice, test is touched only for metrics.
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 42
+
+
+class FeatureConfig(_Section):
+    """Feature scaling and target transform."""
+
+    # Standardizing makes gradient descent well-posed: one learning rate suits every feature.
+    standardize: bool = True
+    # log(price) often fits better, but then coefficients are no longer in price units.
+    log_target: bool = False
+
+
+class TrainerConfig(_Section):
+    """Settings for one framework's trainer; both frameworks share this shape."""
+
+    # Full-batch conjugate gradient reaches the least-squares optimum in about d passes,
+    # whatever the conditioning; Adam and SGD are the tutorial's mini-batch recipes.
+    optimizer: Literal["cg", "adam", "sgd"] = "cg"
+    # None picks a per-optimizer default (Adam 0.01, SGD 0.05); CG computes its own step.
+    learning_rate: float | None = Field(None, gt=0)
+    max_epochs: int = Field(200, ge=1)
+    batch_size: int = Field(1024, ge=1)
+    l2: float = Field(0.0, ge=0, description="Ridge penalty added to the MSE cost.")
+    # Stop once an epoch improves the training loss by less than this fraction.
+    tolerance: float = Field(1e-12, ge=0)
+    # Off by default: the goal is the least-squares optimum, which early stopping would miss.
+    early_stopping_patience: int | None = Field(None, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # One thread each: the two trainers run side by side and must not fight over the cores.
+    threads: int = Field(1, ge=1)
+    # float64 keeps badly-conditioned problems exact; float32 is faster on GPUs.
+    dtype: Literal["float32", "float64"] = "float64"
+
+
+class TrainingConfig(_Section):
+    """Training settings per framework, plus the seed they share."""
+
+    seed: int = 0
+    torch: TrainerConfig = Field(default_factory=TrainerConfig)
+    tensorflow: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @field_validator("tensorflow")
+    @classmethod
+    def _no_mps_for_tensorflow(cls, value: TrainerConfig) -> TrainerConfig:
+        if value.device == "mps":
+            raise ValueError("device 'mps' is available for torch only")
+        return value
+
+
+class EvaluationConfig(_Section):
+    """How the trained models are judged."""
+
+    # Each trainer's test RMSE must be this close (relative) to the least-squares reference.
+    reference_tolerance: float = Field(0.001, gt=0)
+
+
+class PathsConfig(_Section):
+    """The two folders the pipeline writes to."""
+
+    data_dir: Path = Path("data")
+    artifacts_dir: Path = Path("artifacts")
+
+
+class PipelineConfig(_Section):
+    """Everything one retrain run needs."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _check_split(self) -> PipelineConfig:
+        if self.split.validation_fraction + self.split.test_fraction >= 0.8:
+            raise ValueError(
+                "split: validation_fraction + test_fraction must leave >= 20% to train"
+            )
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration that was refused, with a message naming each bad field."""
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """Render pydantic's errors as one 'field.path: message' line each."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "config"
+        lines.append(f"{where}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def build_config(values: dict[str, Any]) -> PipelineConfig:
+    """Validate a nested dict into a PipelineConfig, raising ConfigError that names the fields."""
+    try:
+        return PipelineConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a nested dict, raising ConfigError on a bad file."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
+    return loaded or {}
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a YAML config (or the defaults when path is None) and apply nested overrides."""
+    values = read_config_file(path) if path is not None else {}
+    return build_config(merge_nested(values, overrides or {}))
+
+
+def merge_nested(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return base with overrides applied key by key, recursing into nested sections."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_nested(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,240 @@
+"""The one place that knows where files live under data/ and artifacts/, and how they are written.
+
+Every write is atomic: the bytes go to a temporary file in the destination folder, which is then
+renamed over the final name, so a crash (even SIGKILL) never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DATA = REPO_ROOT / "data" / "ames.parquet"
+BUNDLED_SUITE = REPO_ROOT / "data" / "ames_suite.json"
+
+
+@contextlib.contextmanager
+def atomic_path(destination: Path) -> Iterator[Path]:
+    """Yield a temporary path beside destination; renamed into place if the block succeeds."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
+    os.close(fd)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        with open(temporary_path, "rb") as written:  # flush to disk before the rename publishes it
+            os.fsync(written.fileno())
+        os.replace(temporary_path, destination)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(destination: Path, payload: bytes) -> Path:
+    """Write bytes to destination atomically."""
+    with atomic_path(destination) as temporary:
+        temporary.write_bytes(payload)
+    return destination
+
+
+def write_text_atomic(destination: Path, text: str) -> Path:
+    """Write UTF-8 text to destination atomically."""
+    return write_bytes_atomic(destination, text.encode("utf-8"))
+
+
+def write_json_atomic(destination: Path, payload: Any) -> Path:
+    """Write JSON (sorted keys, numpy values converted) to destination atomically."""
+    return write_text_atomic(
+        destination, json.dumps(payload, indent=2, default=_json_default) + "\n"
+    )
+
+
+def write_parquet_atomic(destination: Path, frame: pd.DataFrame) -> Path:
+    """Write a DataFrame as Parquet atomically."""
+    with atomic_path(destination) as temporary:
+        frame.to_parquet(temporary, index=False)
+    return destination
+
+
+def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path:
+    """Let writer(path) produce a file (e.g. a framework's save), then publish it atomically.
+
+    The temporary name keeps destination's suffix, since some savers (Keras) insist on one.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(
+        f".{destination.stem}.{secrets.token_hex(4)}{destination.suffix}"
+    )
+    try:
+        writer(temporary)
+        if temporary.is_file():
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+        os.replace(temporary, destination)
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+    return destination
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data snapshots: data/snapshots/<sha256>.parquet, immutable and content-addressed.
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable, content-addressed copy of the data a run trained on."""
+
+    content_hash: str
+    path: Path
+    rows: int
+    columns: int
+
+
+def hash_frame(frame: pd.DataFrame) -> str:
+    """SHA-256 of a frame's column names, dtypes and values (row order matters, index does not)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def snapshots_dir(data_dir: Path) -> Path:
+    """Folder of content-addressed data snapshots."""
+    return Path(data_dir) / "snapshots"
+
+
+def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
+    """Store frame as data/snapshots/<hash>.parquet unless that exact content is already there."""
+    content_hash = hash_frame(frame)
+    path = snapshots_dir(data_dir) / f"{content_hash}.parquet"
+    if not path.exists():
+        write_parquet_atomic(path, frame)
+    return Snapshot(content_hash, path, len(frame), frame.shape[1])
+
+
+def load_snapshot(data_dir: Path, content_hash: str) -> pd.DataFrame:
+    """Read a stored snapshot back by its hash."""
+    path = snapshots_dir(data_dir) / f"{content_hash}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no data snapshot {content_hash} under {snapshots_dir(data_dir)}")
+    return pd.read_parquet(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders: artifacts/runs/<run_id>/, one per run, never reused.
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file a run writes, by name."""
+
+    run_id: str
+    root: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def lineage(self) -> Path:
+        return self.root / "lineage.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def status(self) -> Path:
+        """Written last: a run without it (or with status != completed) is not usable."""
+        return self.root / "run.json"
+
+    @property
+    def validation(self) -> Path:
+        return self.root / "validation" / "result.json"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.root / "validation" / "data_docs"
+
+    @property
+    def preprocessing(self) -> Path:
+        return self.root / "model" / "preprocessing.json"
+
+    @property
+    def torch_model(self) -> Path:
+        return self.root / "model" / "torch_state_dict.pt"
+
+    @property
+    def keras_model(self) -> Path:
+        return self.root / "model" / "tensorflow.keras"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+
+def runs_dir(artifacts_dir: Path) -> Path:
+    """Folder holding one subfolder per run."""
+    return Path(artifacts_dir) / "runs"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: UTC timestamp plus random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def create_run(artifacts_dir: Path, run_id: str | None = None) -> RunPaths:
+    """Create a fresh run folder; refuses to reuse an existing one."""
+    run_id = run_id or new_run_id()
+    root = runs_dir(artifacts_dir) / run_id
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(exist_ok=False)
+    return RunPaths(run_id, root)
+
+
+def open_run(artifacts_dir: Path, run_id: str) -> RunPaths:
+    """Paths of an existing run; raises FileNotFoundError when there is no such run."""
+    root = runs_dir(artifacts_dir) / run_id
+    if not root.is_dir():
+        raise FileNotFoundError(f"no run {run_id!r} under {runs_dir(artifacts_dir)}")
+    return RunPaths(run_id, root)
