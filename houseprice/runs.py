@@ -1,0 +1,144 @@
+"""Run bookkeeping: the run folder's status file, per-stage timings and lineage.
+
+A run folder is usable only once its run.json says "completed", and that file is written last,
+so a run killed at any point is recognisable as unfinished and is never used as a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import yaml
+
+from houseprice import storage
+from houseprice.config import PipelineConfig
+
+logger = logging.getLogger(__name__)
+
+RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+TRACKED_PACKAGES = (
+    "prefect",
+    "torch",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "great-expectations",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pydantic",
+)
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a model (without importing them)."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The checked-out commit and whether the tree has local changes; None outside git."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=storage.REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def start_run(config: PipelineConfig) -> storage.RunPaths:
+    """Create the run folder, store the config, and mark the run as running."""
+    run = storage.create_run(config.paths.artifacts_dir)
+    storage.write_text_atomic(
+        run.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    )
+    storage.write_json_atomic(
+        run.status, {"run_id": run.run_id, "status": RUNNING, "started_at": utc_now()}
+    )
+    return run
+
+
+def read_status(run: storage.RunPaths) -> dict[str, Any]:
+    """The run's status record; an unreadable one counts as unfinished."""
+    try:
+        return storage.read_json(run.status)
+    except (OSError, ValueError):
+        return {"run_id": run.run_id, "status": "unknown"}
+
+
+class RunRecorder:
+    """Times each stage, logs a line per stage, and writes lineage and status at the end."""
+
+    def __init__(self, run: storage.RunPaths, config: PipelineConfig, log: Callable[..., None]):
+        self.run = run
+        self.config = config
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self.lineage: dict[str, Any] = {}
+        self.started_at = utc_now()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage and log its start and end."""
+        self.log("stage %s: started", name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+        self.log("stage %s: done in %.2f s", name, self.timings[name])
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        """Write lineage.json, then run.json (last, so 'completed' implies everything else)."""
+        lineage = {
+            "run_id": self.run.run_id,
+            "config": self.config.model_dump(mode="json"),
+            "packages": package_versions(),
+            "git": git_commit(),
+            "stage_seconds": self.timings,
+            **self.lineage,
+        }
+        storage.write_json_atomic(self.run.lineage, lineage)
+        record = {
+            "run_id": self.run.run_id,
+            "status": status,
+            "started_at": self.started_at,
+            "finished_at": utc_now(),
+        }
+        if error is not None:
+            record["error"] = f"{type(error).__name__}: {error}"
+        storage.write_json_atomic(self.run.status, record)
+
+
+@contextlib.contextmanager
+def recorded_run(
+    run: storage.RunPaths, config: PipelineConfig, log: Callable[..., None]
+) -> Iterator[RunRecorder]:
+    """Yield a RunRecorder; mark the run completed on success, failed (and re-raise) on error."""
+    recorder = RunRecorder(run, config, log)
+    try:
+        yield recorder
+    except BaseException as error:
+        recorder.finish(FAILED, error)
+        raise
+    recorder.finish(COMPLETED)

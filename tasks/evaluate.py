@@ -1,0 +1,198 @@
+"""Evaluate: score each trained model and the exact least-squares reference in price units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice.config import EvaluationConfig
+from tasks.features import FeatureSet, Preprocessor
+from tasks.trainers.common import TrainResult
+
+REFERENCE = "ols"
+
+
+class LinearModel(NamedTuple):
+    """y = x @ weights + bias in the scaled space; what every model reduces to."""
+
+    weights: np.ndarray
+    bias: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predict in the scaled target space."""
+        return x @ self.weights + self.bias
+
+
+class RegressionMetrics(NamedTuple):
+    """Errors in price units; mape is a fraction (0.1 = 10%)."""
+
+    rmse: float
+    mae: float
+    r2: float
+    mape: float
+
+
+@dataclass
+class ModelEvaluation:
+    """One model's scores, coefficients and test predictions."""
+
+    name: str
+    model: LinearModel
+    test: RegressionMetrics
+    validation: RegressionMetrics
+    train_mse_scaled: float  # the cost the trainers minimize; the optimum is the reference's
+    coefficients: dict[str, float] | None  # original units; None when the target is transformed
+    test_predictions: np.ndarray  # price units
+
+
+@dataclass
+class Evaluation:
+    """All models' evaluations plus how they compare with each other and with the reference."""
+
+    models: dict[str, ModelEvaluation]
+    y_test: np.ndarray
+    agreement: dict[str, float]
+    reference_check: dict[str, dict[str, Any]]
+
+    def metrics_payload(self) -> dict[str, Any]:
+        """The metrics.json body: per model test/validation metrics and coefficients."""
+        payload: dict[str, Any] = {
+            name: {
+                "test": evaluation.test._asdict(),
+                "validation": evaluation.validation._asdict(),
+                "train_mse_scaled": evaluation.train_mse_scaled,
+                "coefficients": evaluation.coefficients,
+            }
+            for name, evaluation in self.models.items()
+        }
+        payload["agreement"] = self.agreement
+        payload["reference_check"] = self.reference_check
+        return payload
+
+
+def fit_least_squares(x: np.ndarray, y: np.ndarray) -> LinearModel:
+    """The exact minimizer of the MSE, by numpy's SVD-based least squares (the reference)."""
+    design = np.hstack([x, np.ones((len(x), 1))])
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return LinearModel(solution[:-1], float(solution[-1]))
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionMetrics:
+    """RMSE, MAE, R² and MAPE of predictions against actual values."""
+    errors = predicted - actual
+    total = np.sum((actual - actual.mean()) ** 2)
+    return RegressionMetrics(
+        rmse=float(np.sqrt(np.mean(errors**2))),
+        mae=float(np.mean(np.abs(errors))),
+        r2=float(1 - np.sum(errors**2) / total) if total > 0 else float("nan"),
+        mape=float(np.mean(np.abs(errors) / np.abs(actual))),
+    )
+
+
+def coefficients_in_original_units(
+    model: LinearModel, preprocessor: Preprocessor
+) -> dict[str, float] | None:
+    """Price change per unit of each raw feature, plus the intercept (None for a log target)."""
+    if preprocessor.log_target:
+        return None
+    scales, means = np.asarray(preprocessor.scales), np.asarray(preprocessor.means)
+    # y = t_mean + t_scale * (sum_j w_j (x_j - m_j) / s_j + b)
+    slopes = preprocessor.target_scale * model.weights / scales
+    intercept = preprocessor.target_mean + preprocessor.target_scale * model.bias - slopes @ means
+    coefficients = dict(zip(preprocessor.feature_names, slopes.tolist(), strict=True))
+    return {**coefficients, "intercept": float(intercept)}
+
+
+def _evaluate_model(name: str, model: LinearModel, features: FeatureSet) -> ModelEvaluation:
+    """Score one linear model on the validation and test parts in price units."""
+    prep, training = features.preprocessor, features.training
+    y_val = prep.inverse_target(training.y_val)
+    test_predictions = prep.inverse_target(model.predict(features.x_test))
+    return ModelEvaluation(
+        name=name,
+        model=model,
+        test=regression_metrics(features.y_test, test_predictions),
+        validation=regression_metrics(y_val, prep.inverse_target(model.predict(training.x_val))),
+        train_mse_scaled=float(np.mean((model.predict(training.x_train) - training.y_train) ** 2)),
+        coefficients=coefficients_in_original_units(model, prep),
+        test_predictions=test_predictions,
+    )
+
+
+def compare_predictions(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
+    """How closely two models' predictions agree, in price units and relative to the mean price."""
+    differences = first - second
+    rms = float(np.sqrt(np.mean(differences**2)))
+    return {
+        "max_abs_diff": float(np.max(np.abs(differences))),
+        "rms_diff": rms,
+        "relative_rms_diff": rms / float(np.mean(np.abs(first))),
+    }
+
+
+def evaluate_models(
+    features: FeatureSet, results: list[TrainResult], settings: EvaluationConfig
+) -> Evaluation:
+    """Score the trained models and the least-squares reference, and check them against it."""
+    training = features.training
+    models = {
+        REFERENCE: _evaluate_model(
+            REFERENCE, fit_least_squares(training.x_train, training.y_train), features
+        )
+    }
+    for result in results:
+        models[result.framework] = _evaluate_model(
+            result.framework, LinearModel(result.weights, result.bias), features
+        )
+    reference = models[REFERENCE]
+    reference_check = {}
+    for result in results:
+        evaluation = models[result.framework]
+        rmse_ratio = evaluation.test.rmse / reference.test.rmse
+        reference_check[result.framework] = {
+            "test_rmse_ratio": rmse_ratio,
+            "train_mse_ratio": evaluation.train_mse_scaled / reference.train_mse_scaled,
+            "max_weight_diff_scaled": float(
+                np.max(np.abs(evaluation.model.weights - reference.model.weights))
+            ),
+            "within_tolerance": bool(abs(rmse_ratio - 1) <= settings.reference_tolerance),
+            "tolerance": settings.reference_tolerance,
+        }
+    trained = [models[result.framework] for result in results]
+    agreement = (
+        compare_predictions(trained[0].test_predictions, trained[1].test_predictions)
+        if len(trained) == 2
+        else {}
+    )
+    return Evaluation(models, features.y_test, agreement, reference_check)
+
+
+@task(name="evaluate-models", cache_policy=NO_CACHE)
+def evaluate(
+    features: FeatureSet, results: list[TrainResult], settings: EvaluationConfig
+) -> Evaluation:
+    """Score torch, TensorFlow and the least-squares reference on the test part."""
+    logger = get_run_logger()
+    evaluation = evaluate_models(features, results, settings)
+    for name, model in evaluation.models.items():
+        logger.info(
+            "evaluate: %-10s test RMSE %.2f  MAE %.2f  R2 %.4f  MAPE %.2f%%",
+            name,
+            model.test.rmse,
+            model.test.mae,
+            model.test.r2,
+            100 * model.test.mape,
+        )
+    for name, check in evaluation.reference_check.items():
+        if not check["within_tolerance"]:
+            logger.warning(
+                "evaluate: %s test RMSE is %.4f%% off the least-squares optimum (tolerance %.4f%%)",
+                name,
+                100 * abs(check["test_rmse_ratio"] - 1),
+                100 * check["tolerance"],
+            )
+    return evaluation

@@ -1,0 +1,177 @@
+"""Ingest: read the configured source and store an immutable, content-addressed snapshot."""
+
+from __future__ import annotations
+
+import io
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import storage
+from houseprice.config import BUNDLED_SOURCE, DataConfig
+
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+SYNTHETIC_PREFIX = "synthetic:"
+URL_TIMEOUT_S = 60
+
+
+class SourceError(ValueError):
+    """The source cannot be read as a table (missing, empty, wrong format); retrying won't help."""
+
+
+def resolve_source(source: str) -> str:
+    """Turn 'bundled' into the bundled file's path; other sources pass through."""
+    return str(storage.BUNDLED_DATA) if source == BUNDLED_SOURCE else source
+
+
+def read_source(source: str) -> pd.DataFrame:
+    """Read a CSV/Parquet file, a folder of them, an http(s) URL, or a synthetic spec."""
+    source = resolve_source(source)
+    if source.startswith(SYNTHETIC_PREFIX):
+        from houseprice.synthetic import synthetic_frame_from_source
+
+        return synthetic_frame_from_source(source)
+    if source.startswith(("http://", "https://")):
+        return _read_url(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_folder(path)
+    if not path.exists():
+        raise SourceError(f"source not found: {path}")
+    return _read_table_file(path)
+
+
+def _table_format(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise SourceError(
+            f"unsupported file type {suffix or '(none)'!r} for {name}: use .csv or .parquet"
+        )
+    return TABLE_SUFFIXES[suffix]
+
+
+def _parse_table(payload: bytes | Path, kind: str, name: str) -> pd.DataFrame:
+    """Parse CSV or Parquet content, turning parser errors into SourceError."""
+    handle = io.BytesIO(payload) if isinstance(payload, bytes) else payload
+    try:
+        frame = pd.read_parquet(handle) if kind == "parquet" else pd.read_csv(handle)
+    except ValueError as error:  # pandas' and pyarrow's parse errors; OSError stays retryable
+        raise SourceError(f"cannot read {name} as {kind}: {error}") from None
+    if frame.empty:
+        raise SourceError(f"{name} holds no rows")
+    return frame
+
+
+def _read_table_file(path: Path) -> pd.DataFrame:
+    return _parse_table(path, _table_format(path.name), str(path))
+
+
+def _read_folder(folder: Path) -> pd.DataFrame:
+    """Concatenate every CSV/Parquet file in the folder, in name order; columns must agree."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    if not files:
+        raise SourceError(f"folder {folder} holds no .csv or .parquet files")
+    frames = [_read_table_file(path) for path in files]
+    expected = set(frames[0].columns)
+    for path, frame in zip(files[1:], frames[1:], strict=True):
+        if set(frame.columns) != expected:
+            missing, extra = expected - set(frame.columns), set(frame.columns) - expected
+            raise SourceError(
+                f"{path} does not match {files[0].name}: missing {sorted(missing)}, "
+                f"extra {sorted(extra)}"
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_url(url: str) -> pd.DataFrame:
+    """Download a table; HTTP 4xx is permanent, network errors and 5xx are transient."""
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as error:
+        if 400 <= error.code < 500:
+            raise SourceError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+        raise
+    path_part = urllib.parse.urlparse(url).path
+    if Path(path_part).suffix.lower() in TABLE_SUFFIXES:
+        kind = _table_format(path_part)
+    else:  # no telling suffix: Parquet files start with the magic bytes PAR1
+        kind = "parquet" if payload[:4] == b"PAR1" else "csv"
+    return _parse_table(payload, kind, url)
+
+
+def is_transient_error(error: BaseException) -> bool:
+    """Whether a read failure may go away on retry (network trouble, I/O hiccups)."""
+    if isinstance(error, SourceError | FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    return isinstance(error, OSError | TimeoutError | urllib.error.URLError)
+
+
+def resolve_feature_kinds(frame: pd.DataFrame, data: DataConfig) -> DataConfig:
+    """Give every untyped feature a kind read off the data, so later stages see only typed lists.
+
+    Numeric dtypes (bool excluded) become numeric features, anything else categorical. With no
+    feature named at all, every column except the target is used. A listed column that the
+    data lacks stays in the numeric list, so validation reports it as missing.
+    """
+    untyped = list(data.features)
+    if not data.feature_columns:
+        untyped = [column for column in frame.columns if column != data.target]
+    numeric, categorical = list(data.numeric_features), list(data.categorical_features)
+    for column in untyped:
+        is_categorical = column in frame.columns and (
+            pd.api.types.is_bool_dtype(frame[column])
+            or not pd.api.types.is_numeric_dtype(frame[column])
+        )
+        (categorical if is_categorical else numeric).append(column)
+    return data.model_copy(
+        update={"numeric_features": numeric, "categorical_features": categorical, "features": []}
+    )
+
+
+class IngestResult(NamedTuple):
+    """The ingested rows, the snapshot that records them, and the columns with their kinds."""
+
+    frame: pd.DataFrame
+    snapshot: storage.Snapshot
+    source: str
+    data: DataConfig  # the data section with every feature typed
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only errors that may be transient."""
+    return is_transient_error(state.result(raise_on_failure=False))
+
+
+@task(
+    name="ingest-data",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,  # the source may change under the same name; always read it
+)
+def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:
+    """Read the source and store its immutable snapshot under data/snapshots/."""
+    frame = read_source(data.source)
+    snapshot = storage.store_snapshot(frame, data_dir)
+    get_run_logger().info(
+        "ingest: %d rows x %d columns from %s -> snapshot %s",
+        snapshot.rows,
+        snapshot.columns,
+        data.source,
+        snapshot.content_hash[:12],
+    )
+    resolved = resolve_feature_kinds(frame, data)
+    if resolved != data:
+        get_run_logger().info(
+            "ingest: numeric features %s, categorical features %s",
+            resolved.numeric_features,
+            resolved.categorical_features,
+        )
+    return IngestResult(frame, snapshot, resolve_source(data.source), resolved)

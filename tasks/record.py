@@ -1,0 +1,41 @@
+"""Record: write the run's metrics.json and the fitted preprocessing beside the models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import storage
+from tasks.evaluate import Evaluation
+from tasks.features import Preprocessor
+from tasks.trainers.common import TrainResult
+
+
+def build_metrics(
+    run_id: str, snapshot_hash: str, evaluation: Evaluation, results: list[TrainResult]
+) -> dict[str, Any]:
+    """The metrics.json document: scores per model plus how each trainer ran."""
+    payload = {"run_id": run_id, "snapshot": snapshot_hash, **evaluation.metrics_payload()}
+    for result in results:
+        training = asdict(result)
+        for bulky in ("weights", "bias", "train_loss", "val_loss"):
+            training.pop(bulky)
+        training["final_train_loss"] = result.train_loss[-1] if result.train_loss else None
+        training["final_val_loss"] = result.val_loss[-1] if result.val_loss else None
+        payload[result.framework]["training"] = training
+    return payload
+
+
+@task(name="record-metrics", cache_policy=NO_CACHE)
+def record_metrics(
+    run: storage.RunPaths,
+    preprocessor: Preprocessor,
+    metrics: dict[str, Any],
+) -> None:
+    """Write metrics.json and the preprocessing the saved models need."""
+    storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())
+    storage.write_json_atomic(run.metrics, metrics)
+    get_run_logger().info("record: wrote %s", run.metrics)

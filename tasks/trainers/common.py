@@ -1,0 +1,228 @@
+"""What both trainers share: their input, their result, and their errors.
+
+This module imports numpy only, so a framework module can be used (e.g. on a GPU box by
+benchmarks/gpu_check.py) without Prefect, pydantic or the other framework installed.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+
+class TrainingData(NamedTuple):
+    """Scaled design matrices and targets; x is (rows, features), y is (rows,), float64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    """A trained linear model y = x @ weights + bias, in the scaled feature/target space."""
+
+    framework: str  # "torch" or "tensorflow"
+    weights: np.ndarray  # (features,) float64
+    bias: float
+    train_loss: list[float]  # training MSE after each epoch
+    val_loss: list[float]  # validation MSE after each epoch
+    device: str  # what the framework calls it, e.g. "cpu", "cuda:0", "/GPU:0"
+    device_name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+    seconds: float  # wall time of the fit, tensor conversion included
+    epochs: int
+    optimizer: str
+    stop_reason: str  # "converged", "early_stopping", "max_epochs"
+    extras: dict[str, float | int | str] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predict in the scaled target space with numpy (framework-free)."""
+        return x @ self.weights + self.bias
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN, infinite or exploded; the message names the setting to change."""
+
+
+class ModelLoadError(RuntimeError):
+    """A saved model file is missing, truncated, tampered with or has the wrong shape."""
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The configured device does not exist on this machine; the message names the setting."""
+
+
+def setting_name(framework: str, field_name: str) -> str:
+    """The config path of a trainer setting, e.g. 'training.torch.learning_rate'."""
+    return f"training.{framework}.{field_name}"
+
+
+def describe_cpu() -> str:
+    """The CPU model from /proc/cpuinfo, or the platform's name where that file is missing."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_load_failure(kind: str, path: object, error: BaseException) -> ModelLoadError:
+    """A ModelLoadError naming the file and the first line of what went wrong, not a traceback."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ModelLoadError(f"cannot load {kind} from {path}: {reason[:300]}")
+
+
+# Standard Adam constants (Kingma & Ba); both trainers use them so their Adam fits agree.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPSILON = 1e-8
+DEFAULT_LEARNING_RATES = {"adam": 0.01, "sgd": 0.05}
+# A training cost this many times the cost at the start (weights zero) has exploded: with
+# standardized data the start cost is about 1, and no useful step makes it 10,000 times worse.
+EXPLOSION_FACTOR = 1e4
+
+
+def resolve_learning_rate(optimizer: str, learning_rate: float | None) -> float | None:
+    """The learning rate to use: the configured one, the optimizer's default, or None for cg."""
+    if optimizer == "cg":
+        return None
+    return learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATES[optimizer]
+
+
+@dataclass
+class EpochTracker:
+    """Per-epoch bookkeeping both trainers share: loss history and the three stop rules.
+
+    Parameters are flat numpy vectors [weights..., bias]. record() raises TrainingDivergedError on
+    a NaN, infinite or exploded loss, and returns the stop reason once training should stop.
+    """
+
+    framework: str
+    optimizer: str
+    max_epochs: int
+    tolerance: float
+    patience: int | None
+    learning_rate: float | None
+    log: Callable[[str], None]
+    start_cost: float = float("nan")
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_params: np.ndarray | None = None
+    best_epoch: int = 0
+    _previous_cost: float = float("nan")
+
+    def start(self, cost: float) -> None:
+        """Remember the cost at the starting point, the yardstick for 'exploded'."""
+        if not math.isfinite(cost):
+            raise ValueError(
+                f"{self.framework}: the training cost is {cost} before any step; "
+                "the training data holds NaN or infinite values"
+            )
+        self.start_cost = self._previous_cost = cost
+
+    def record(
+        self, params: np.ndarray, train_mse: float, val_mse: float, cost: float | None = None
+    ) -> str | None:
+        """Log one epoch; return 'converged', 'early_stopping' or 'max_epochs' to stop, else None.
+
+        cost is the minimized objective (MSE plus the l2 penalty); it defaults to train_mse.
+        """
+        cost = train_mse if cost is None else cost
+        epoch = len(self.train_loss) + 1
+        self._check_divergence(epoch, cost, val_mse, params)
+        self.train_loss.append(float(train_mse))
+        self.val_loss.append(float(val_mse))
+        improvement = (self._previous_cost - cost) / max(abs(self._previous_cost), 1e-300)
+        self._previous_cost = cost
+        self._log_progress(epoch, train_mse, val_mse)
+        if self.best_params is None or val_mse < self.val_loss[self.best_epoch - 1]:
+            self.best_params, self.best_epoch = params.copy(), epoch
+        if self.patience is not None and epoch - self.best_epoch >= self.patience:
+            return "early_stopping"
+        if improvement < self.tolerance:
+            return "converged"
+        return "max_epochs" if epoch >= self.max_epochs else None
+
+    def final_params(self, params: np.ndarray, stop_reason: str) -> np.ndarray:
+        """The parameters to return: the best-validation ones after early stopping, else params."""
+        if stop_reason == "early_stopping" and self.best_params is not None:
+            return self.best_params
+        return params
+
+    def _check_divergence(self, epoch: int, cost: float, val_mse: float, params: np.ndarray) -> None:
+        exploded = cost > EXPLOSION_FACTOR * max(self.start_cost, 1e-12)
+        if math.isfinite(cost) and math.isfinite(val_mse) and np.isfinite(params).all():
+            if not exploded:
+                return
+        if self.learning_rate is None:
+            advice = (
+                f"set {setting_name(self.framework, 'dtype')}='float64' "
+                "or check the training data for extreme values"
+            )
+        else:
+            advice = (
+                f"lower {setting_name(self.framework, 'learning_rate')} "
+                f"(now {self.learning_rate:g})"
+            )
+        raise TrainingDivergedError(
+            f"{self.framework} training with optimizer {self.optimizer!r} diverged at epoch "
+            f"{epoch} (training cost {cost:.3g}, {self.start_cost:.3g} at the start): {advice}"
+        )
+
+    def _log_progress(self, epoch: int, train_mse: float, val_mse: float) -> None:
+        # About ten lines per fit: one per block of epochs, plus the first one.
+        block = max(1, math.ceil(self.max_epochs / 10))
+        if epoch == 1 or epoch % block == 0:
+            self.log(
+                f"{self.framework} {self.optimizer} epoch {epoch}/{self.max_epochs}: "
+                f"train mse {train_mse:.6g}, validation mse {val_mse:.6g}"
+            )
+
+
+def minimize_conjugate_gradient(
+    value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    validation_mse: Callable[[np.ndarray], float],
+    size: int,
+    l2: float,
+    tracker: EpochTracker,
+) -> tuple[np.ndarray, str, int]:
+    """Linear conjugate gradient on the quadratic cost; returns (params, stop_reason, gradients).
+
+    value_and_grad(params) is the framework's autograd cost and gradient. The Hessian is never
+    formed: along a direction p, H p = grad(params + p) - grad(params) exactly for a quadratic,
+    so each epoch costs one gradient, and the cost at the exact line minimum follows from the
+    quadratic's Taylor expansion. The (size,)-long direction algebra is numpy: it is tiny.
+    """
+    params = np.zeros(size)
+    cost, grad = value_and_grad(params)
+    tracker.start(cost)
+    direction, gradients = -grad, 1
+    while True:
+        curvature_grad = value_and_grad(params + direction)[1]
+        gradients += 1
+        hessian_direction = curvature_grad - grad
+        curvature = float(direction @ hessian_direction)
+        slope = float(grad @ direction)
+        # Zero or negative curvature can only be round-off once the gradient has vanished.
+        step = -slope / curvature if curvature > 0 else 0.0
+        params = params + step * direction
+        new_grad = grad + step * hessian_direction
+        cost = cost + step * slope + 0.5 * step * step * curvature
+        penalty = l2 * float(params[:-1] @ params[:-1])
+        stop = tracker.record(params, cost - penalty, validation_mse(params), cost)
+        if stop is None and step == 0.0:
+            stop = "converged"
+        if stop is not None:
+            return tracker.final_params(params, stop), stop, gradients
+        # Polak-Ribiere (clipped at 0) equals Fletcher-Reeves in exact arithmetic but restarts
+        # itself when round-off has cost the directions their conjugacy.
+        beta = max(0.0, float(new_grad @ (new_grad - grad)) / max(float(grad @ grad), 1e-300))
+        grad, direction = new_grad, -new_grad + beta * direction

@@ -1,0 +1,53 @@
+"""Config: defaults are valid, bad values are refused naming the field, YAML and flags merge."""
+
+from pathlib import Path
+
+import pytest
+
+from houseprice.config import ConfigError, PipelineConfig, build_config, load_config
+
+
+def test_defaults_are_valid_and_round_trip():
+    config = PipelineConfig()
+    assert build_config(config.model_dump(mode="json")) == config
+    assert config.training.torch.optimizer == "cg"
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"split": {"test_fraction": 0.7}}, "split.test_fraction"),
+        ({"training": {"torch": {"learning_rate": -1}}}, "training.torch.learning_rate"),
+        ({"training": {"tensorflow": {"device": "mps"}}}, "training.tensorflow"),
+        ({"data": {"target": "area", "numeric_features": ["area"]}}, "data"),
+        ({"data": {"numeric_features": ["a", "a"]}}, "data"),
+        ({"training": {"torch": {"optimiser": "cg"}}}, "training.torch.optimiser"),
+        ({"split": {"validation_fraction": 0.45, "test_fraction": 0.45}}, "split"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(values, field):
+    with pytest.raises(ConfigError) as caught:
+        build_config(values)
+    assert field in str(caught.value)
+
+
+def test_yaml_file_with_overrides(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("data:\n  target: price\n  min_rows: 50\nsplit:\n  seed: 7\n")
+    config = load_config(path, {"data": {"min_rows": 40}})
+    assert (config.data.target, config.data.min_rows, config.split.seed) == ("price", 40, 7)
+    assert config.data.numeric_features  # untouched keys keep their defaults
+
+
+def test_missing_or_malformed_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_paths_are_paths():
+    config = build_config({"paths": {"data_dir": "/tmp/x"}})
+    assert config.paths.data_dir == Path("/tmp/x")

@@ -1,0 +1,81 @@
+"""Evaluate: metrics, coefficients in price units, and the least-squares reference check."""
+
+import numpy as np
+import pytest
+
+from houseprice.config import EvaluationConfig
+from tasks.evaluate import (
+    LinearModel,
+    compare_predictions,
+    evaluate_models,
+    fit_least_squares,
+    regression_metrics,
+)
+from tasks.features import build_feature_set
+from tasks.trainers.common import TrainResult
+from tests.conftest import make_houses, small_config
+
+
+def _result(framework: str, model: LinearModel) -> TrainResult:
+    return TrainResult(
+        framework, model.weights, model.bias, [1.0], [1.0], "cpu", "test", 0.0, 1, "cg", "converged"
+    )
+
+
+def test_regression_metrics_by_hand():
+    actual = np.array([100.0, 200.0, 300.0])
+    metrics = regression_metrics(actual, np.array([110.0, 190.0, 300.0]))
+    assert metrics.rmse == pytest.approx(np.sqrt(200 / 3))
+    assert metrics.mae == pytest.approx(20 / 3)
+    assert metrics.r2 == pytest.approx(1 - 200 / 20000)
+    assert metrics.mape == pytest.approx((0.1 + 0.05) / 3)
+
+
+def test_least_squares_recovers_an_exact_line():
+    x = np.arange(10.0).reshape(-1, 1)
+    model = fit_least_squares(x, 3 * x[:, 0] - 2)
+    assert model.weights[0] == pytest.approx(3)
+    assert model.bias == pytest.approx(-2)
+
+
+def test_coefficients_are_in_price_units(tmp_path):
+    features = build_feature_set(make_houses(rows=300), small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    evaluation = evaluate_models(features, [_result("torch", ols)], EvaluationConfig())
+    coefficients = evaluation.models["torch"].coefficients
+    # make_houses: price = 20000 + 95*area + 300*(year-1950) + hood premium + noise(sd 2000)
+    assert coefficients["area"] == pytest.approx(95, rel=0.02)
+    assert coefficients["year"] == pytest.approx(300, rel=0.05)
+    # Levels are relative to the most frequent one (a tie here, so the first by name: East).
+    assert features.preprocessor.reference_levels["hood"] == "East"
+    assert coefficients["hood=South"] == pytest.approx(15000 - (-8000), abs=1000)
+    assert coefficients["hood=North"] == pytest.approx(0 - (-8000), abs=1000)
+    assert coefficients["intercept"] == pytest.approx(20000 - 8000 - 300 * 1950, abs=15000)
+    assert evaluation.models["torch"].test.r2 > 0.95
+
+
+def test_reference_check_flags_a_model_off_the_optimum(tmp_path):
+    features = build_feature_set(make_houses(rows=300), small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    worse = LinearModel(ols.weights * 0.8, ols.bias)
+    evaluation = evaluate_models(
+        features, [_result("torch", ols), _result("tensorflow", worse)], EvaluationConfig()
+    )
+    assert evaluation.reference_check["torch"]["within_tolerance"]
+    assert evaluation.reference_check["torch"]["train_mse_ratio"] == pytest.approx(1)
+    assert not evaluation.reference_check["tensorflow"]["within_tolerance"]
+    assert evaluation.agreement["max_abs_diff"] > 0
+    payload = evaluation.metrics_payload()
+    assert set(payload["ols"]["test"]) == {"rmse", "mae", "r2", "mape"}
+
+
+def test_log_target_reports_no_price_coefficients(tmp_path):
+    config = small_config(tmp_path, features={"log_target": True})
+    features = build_feature_set(make_houses(rows=60), config)
+    evaluation = evaluate_models(features, [], EvaluationConfig())
+    assert evaluation.models["ols"].coefficients is None
+
+
+def test_compare_predictions():
+    agreement = compare_predictions(np.array([100.0, 200.0]), np.array([101.0, 199.0]))
+    assert agreement == {"max_abs_diff": 1.0, "rms_diff": 1.0, "relative_rms_diff": 1 / 150}

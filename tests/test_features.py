@@ -1,0 +1,86 @@
+"""Split and features: deterministic split, train-only fitting, safe encoding, JSON round trip."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from houseprice.config import FeatureConfig, SplitConfig
+from tasks.features import Preprocessor, build_feature_set, fit_preprocessor, split_data
+from tests.conftest import make_houses, small_config
+
+
+def test_split_is_deterministic_complete_and_disjoint(houses):
+    first = split_data(houses, SplitConfig(seed=3))
+    again = split_data(houses, SplitConfig(seed=3))
+    for part, same in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(part, same)
+    prices = [set(part["price"]) for part in first]
+    assert set.union(*prices) == set(houses["price"])
+    assert sum(len(p) for p in prices) == len(houses)
+    assert len(first.test) == 3 and len(first.validation) == 3
+
+
+def test_split_depends_on_content_not_row_order(houses):
+    shuffled = houses.sample(frac=1, random_state=1)
+    original = split_data(houses, SplitConfig(seed=3))
+    reordered = split_data(shuffled, SplitConfig(seed=3))
+    assert set(original.test["price"]) == set(reordered.test["price"])
+    other_seed = split_data(houses, SplitConfig(seed=4))
+    assert set(original.test["price"]) != set(other_seed.test["price"])
+
+
+def test_split_refuses_too_few_rows(houses):
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        split_data(houses.iloc[:2], SplitConfig())
+
+
+def test_scaler_is_fitted_on_training_rows_only(tmp_path, houses):
+    config = small_config(tmp_path)
+    features = build_feature_set(houses, config)
+    train_area = features.split.train["area"]
+    assert features.preprocessor.means[0] == pytest.approx(train_area.mean())
+    assert features.training.x_train[:, 0].mean() == pytest.approx(0, abs=1e-12)
+    assert features.training.x_train[:, 0].std() == pytest.approx(1)
+    assert features.x_test.shape == (3, features.training.x_train.shape[1])
+
+
+def test_unseen_and_missing_values_do_not_crash(tmp_path, houses):
+    config = small_config(tmp_path)
+    preprocessor = fit_preprocessor(houses, config.data, config.features)
+    odd = houses.iloc[:2].copy()
+    odd.loc[odd.index[0], "hood"] = "Atlantis"
+    odd.loc[odd.index[1], "area"] = np.nan
+    matrix = preprocessor.transform(odd)
+    assert np.isfinite(matrix).all()
+    reference_row = houses[houses["hood"] == preprocessor.reference_levels["hood"]].iloc[[0]]
+    atlantis = preprocessor.encode(odd)[0, 2:]
+    assert (atlantis == preprocessor.encode(reference_row)[0, 2:]).all()
+    assert preprocessor.unseen_categories(odd) == {"hood": ["Atlantis"]}
+    assert preprocessor.encode(odd)[1, 0] == pytest.approx(houses["area"].median())
+
+
+def test_one_hot_drops_the_most_frequent_level(tmp_path):
+    frame = make_houses(rows=10)  # North appears 4 times, South and East 3 times each
+    config = small_config(tmp_path)
+    preprocessor = fit_preprocessor(frame, config.data, config.features)
+    assert preprocessor.reference_levels == {"hood": "North"}
+    assert preprocessor.feature_names == ["area", "year", "hood=East", "hood=South"]
+
+
+def test_log_target_round_trips(tmp_path, houses):
+    config = small_config(tmp_path)
+    logged = fit_preprocessor(houses, config.data, FeatureConfig(log_target=True))
+    scaled = logged.transform_target(houses["price"])
+    assert scaled.mean() == pytest.approx(0, abs=1e-12)
+    np.testing.assert_allclose(logged.inverse_target(scaled), houses["price"], rtol=1e-12)
+
+
+def test_preprocessor_survives_json(tmp_path, houses):
+    config = small_config(tmp_path)
+    preprocessor = fit_preprocessor(houses, config.data, config.features)
+    reloaded = Preprocessor.from_dict(json.loads(json.dumps(preprocessor.to_dict())))
+    np.testing.assert_array_equal(reloaded.transform(houses), preprocessor.transform(houses))
+    with pytest.raises(ValueError, match="unsupported preprocessing format"):
+        Preprocessor.from_dict({**preprocessor.to_dict(), "format": 99})

@@ -1,0 +1,89 @@
+"""Ingest: files, folders and URLs read the same; bad sources fail clearly; kinds are inferred."""
+
+import http.server
+import threading
+import urllib.error
+
+import pytest
+
+from houseprice.config import DataConfig
+from tasks.ingest import SourceError, is_transient_error, read_source, resolve_feature_kinds
+
+
+def test_csv_and_parquet_read_the_same(tmp_path, houses):
+    houses.to_csv(tmp_path / "a.csv", index=False)
+    houses.to_parquet(tmp_path / "a.parquet", index=False)
+    from_csv = read_source(str(tmp_path / "a.csv"))
+    from_parquet = read_source(str(tmp_path / "a.parquet"))
+    assert from_csv.shape == from_parquet.shape == houses.shape
+    assert from_csv["price"].tolist() == from_parquet["price"].tolist()
+
+
+def test_folder_concatenates_files_in_name_order(tmp_path, houses):
+    houses.iloc[:10].to_csv(tmp_path / "1.csv", index=False)
+    houses.iloc[10:].to_parquet(tmp_path / "2.parquet", index=False)
+    frame = read_source(str(tmp_path))
+    assert frame["price"].tolist() == houses["price"].tolist()
+
+
+def test_folder_with_mismatched_columns_names_the_file(tmp_path, houses):
+    houses.to_csv(tmp_path / "1.csv", index=False)
+    houses.drop(columns=["year"]).to_csv(tmp_path / "2.csv", index=False)
+    with pytest.raises(SourceError, match=r"2\.csv.*missing \['year'\]"):
+        read_source(str(tmp_path))
+
+
+def test_bundled_source_is_the_ames_data():
+    frame = read_source("bundled")
+    assert frame.shape == (2930, 74)
+    assert "Sale_Price" in frame.columns
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "not found"),
+        ("table.xlsx", b"x", "unsupported file type"),
+        ("empty.csv", b"a,b\n", "no rows"),
+        ("broken.parquet", b"not parquet", "cannot read"),
+    ],
+)
+def test_bad_sources_raise_source_error(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(SourceError, match=message):
+        read_source(str(tmp_path / name))
+
+
+def test_only_network_and_io_trouble_is_retried():
+    assert is_transient_error(urllib.error.URLError("timed out"))
+    assert is_transient_error(ConnectionResetError())
+    assert not is_transient_error(SourceError("bad file"))
+    assert not is_transient_error(FileNotFoundError())
+
+
+def test_url_source_is_downloaded(tmp_path, houses):
+    houses.to_parquet(tmp_path / "houses.parquet", index=False)
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=tmp_path, **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert len(read_source(f"{base}/houses.parquet")) == len(houses)
+        with pytest.raises(SourceError, match="HTTP 404"):
+            read_source(f"{base}/absent.csv")
+    finally:
+        server.shutdown()
+
+
+def test_feature_kinds_are_read_off_the_data(houses):
+    untyped = DataConfig(
+        target="price", numeric_features=[], categorical_features=[], features=["area", "hood"]
+    )
+    resolved = resolve_feature_kinds(houses, untyped)
+    assert (resolved.numeric_features, resolved.categorical_features) == (["area"], ["hood"])
+    everything = resolve_feature_kinds(
+        houses, DataConfig(target="price", numeric_features=[], categorical_features=[])
+    )
+    assert everything.numeric_features == ["area", "year"]
+    assert everything.categorical_features == ["hood"]
