@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 BUNDLED_DATA = REPO_ROOT / "data" / "ames.parquet"
 BUNDLED_SUITE = REPO_ROOT / "data" / "ames_suite.json"
 
@@ -35,6 +37,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
     os.close(fd)
     temporary_path = Path(temporary)
+    temporary_path.chmod(0o666 & ~_UMASK)  # mkstemp makes files owner-only; publish normally
     try:
         yield temporary_path
         with open(temporary_path, "rb") as written:  # flush to disk before the rename publishes it
@@ -68,6 +71,15 @@ def write_parquet_atomic(destination: Path, frame: pd.DataFrame) -> Path:
     with atomic_path(destination) as temporary:
         frame.to_parquet(temporary, index=False)
     return destination
+
+
+def write_table_atomic(destination: Path, frame: pd.DataFrame) -> Path:
+    """Write a DataFrame as CSV or Parquet, chosen by destination's extension, atomically."""
+    if Path(destination).suffix.lower() == ".csv":
+        with atomic_path(destination) as temporary:
+            frame.to_csv(temporary, index=False)
+        return destination
+    return write_parquet_atomic(destination, frame)
 
 
 def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path:
@@ -198,6 +210,11 @@ class RunPaths:
     @property
     def preprocessing(self) -> Path:
         return self.root / "model" / "preprocessing.json"
+
+    @property
+    def model_manifest(self) -> Path:
+        """SHA-256 of each model file, written once they are all in place."""
+        return self.root / "model" / "manifest.json"
 
     @property
     def torch_model(self) -> Path:

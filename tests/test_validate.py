@@ -1,0 +1,188 @@
+"""Validate: the bundled data passes its suite; bad data fails naming the column and values."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect.logging import disable_run_logger
+
+from houseprice import storage
+from houseprice.config import DataConfig
+from tasks.validate import (
+    DataValidationError,
+    build_bundled_suite,
+    build_expectation_suite,
+    run_validation,
+    validate_data,
+)
+
+
+def houses_config(**changes) -> DataConfig:
+    """A DataConfig for conftest's 20-row house table (area, year, hood, price)."""
+    values = {
+        "source": "houses.csv",
+        "target": "price",
+        "numeric_features": ["area", "year"],
+        "categorical_features": ["hood"],
+        "min_rows": 10,
+    }
+    return DataConfig(**{**values, **changes})
+
+
+def validate(frame: pd.DataFrame, **changes):
+    return run_validation(frame, build_expectation_suite(houses_config(**changes)))
+
+
+def failure_lines(report) -> list[str]:
+    return [str(failure) for failure in report.failures]
+
+
+def test_bundled_data_passes_bundled_suite():
+    frame = pd.read_parquet(storage.BUNDLED_DATA)
+    suite = build_expectation_suite(DataConfig(), storage.read_json(storage.BUNDLED_SUITE))
+    report = run_validation(frame, suite)
+    assert report.success, "\n".join(failure_lines(report))
+    assert report.evaluated == report.successful == len(suite["expectations"]) > 100
+
+
+def test_committed_suite_is_what_the_generator_builds():
+    # The JSON is the source of truth; this catches a hand edit the generator would later undo.
+    import great_expectations as gx
+
+    committed = gx.ExpectationSuite(**storage.read_json(storage.BUNDLED_SUITE))
+    generated = build_bundled_suite()
+    assert len(committed.expectations) == len(generated["expectations"])
+    assert committed.expectations == gx.ExpectationSuite(**generated).expectations
+
+
+def test_bundled_source_still_checks_the_users_columns():
+    data = DataConfig(numeric_features=["Pool_Area"], categorical_features=["Misc_Feature"])
+    suite = build_expectation_suite(data, storage.read_json(storage.BUNDLED_SUITE))
+    checks = [(e["type"], e["kwargs"]) for e in suite["expectations"]]
+    assert ("expect_column_to_exist", {"column": "Pool_Area"}) in checks
+    not_null = {"column": "Misc_Feature", "mostly": 0.8}
+    assert ("expect_column_values_to_not_be_null", not_null) in checks
+    assert len(checks) == len({json.dumps(check, sort_keys=True) for check in checks})
+
+
+def test_clean_houses_pass(houses):
+    report = validate(houses, value_ranges={"year": (1900, 2030)})
+    assert report.success and report.failed == 0 and report.failures == []
+
+
+def test_negative_price_fails_naming_column_and_value(houses):
+    houses.loc[[3, 7], "price"] = [-5.0, -120.0]
+    report = validate(houses)
+    assert not report.success
+    [failure] = report.failures
+    assert failure.column == "price" and failure.sample == [-5.0, -120.0]
+    assert str(failure) == (
+        "expect_column_values_to_be_between on 'price': 2 of 20 values outside (0.0, None], "
+        "e.g. [-5.0, -120.0]"
+    )
+
+
+def test_value_range_from_config_fails(houses):
+    houses.loc[0, "year"] = 1066
+    report = validate(houses, value_ranges={"year": (1850, None)})
+    assert failure_lines(report) == [
+        "expect_column_values_to_be_between on 'year': 1 of 20 values outside [1850.0, None], "
+        "e.g. [1066]"
+    ]
+
+
+def test_missing_column_fails_clearly(houses):
+    report = validate(houses.drop(columns=["area"]))
+    lines = failure_lines(report)
+    assert lines[0] == "expect_column_to_exist: column 'area' is missing"
+    # The column's other checks cannot run; they say why instead of showing GX's exception.
+    assert all("column 'area' is missing" in line for line in lines)
+    assert {failure.column for failure in report.failures} == {"area"}
+
+
+def test_strings_in_numeric_feature_fail(houses):
+    houses["area"] = houses["area"].astype(str)
+    houses.loc[2, "area"] = "big"
+    lines = failure_lines(validate(houses))
+    assert lines[0] == (
+        "expect_column_values_to_be_in_type_list on 'area': column type is str, "
+        "expected a numeric type"
+    )
+    assert (
+        "expect_column_values_to_be_between on 'area': not evaluated, column 'area' is not numeric"
+    ) in lines
+
+
+def test_too_few_rows_fail(houses):
+    lines = failure_lines(validate(houses.head(5)))
+    assert lines == ["expect_table_row_count_to_be_between: 5 rows, outside [10, None]"]
+
+
+def test_infinities_fail(houses):
+    houses.loc[4, "area"] = np.inf
+    houses.loc[9, "price"] = -np.inf
+    lines = failure_lines(validate(houses))
+    between = "expect_column_values_to_be_between"
+    assert f"{between} on 'area': 1 of 20 values are infinite, e.g. [inf]" in lines
+    assert f"{between} on 'price': 1 of 20 values are infinite, e.g. [-inf]" in lines
+
+
+@pytest.mark.parametrize(("missing", "passes"), [(4, True), (5, False)])
+def test_null_fraction_limit(houses, missing, passes):
+    # 4 of 20 is exactly the 20% allowed; 5 is over it. The categorical column counts too.
+    houses.loc[: missing - 1, "hood"] = None
+    report = validate(houses, max_missing_fraction=0.2)
+    assert report.success is passes
+    if not passes:
+        assert failure_lines(report) == [
+            "expect_column_values_to_not_be_null on 'hood': 5 of 20 values are null "
+            "(25.0%, at most 20% allowed)"
+        ]
+
+
+def test_unknown_expectation_is_refused(houses):
+    suite = build_expectation_suite(houses_config())
+    suite["expectations"].append({"type": "expect_price_to_be_fair", "kwargs": {}})
+    with pytest.raises(ValueError, match="not valid GX expectations"):
+        run_validation(houses, suite)
+
+
+def test_data_docs_built_without_network(houses, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"validation tried the network: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    report = run_validation(houses, build_expectation_suite(houses_config()), tmp_path / "docs")
+    assert report.docs_index == tmp_path / "docs" / "index.html"
+    assert "<html" in report.docs_index.read_text().lower()
+    assert list((tmp_path / "docs" / "validations").rglob("*.html"))
+    assert [p.name for p in tmp_path.iterdir()] == ["docs"]  # no temporary folder left beside it
+
+
+def test_task_writes_result_and_docs(houses, tmp_path):
+    run = storage.RunPaths("test-run", tmp_path / "run")
+    with disable_run_logger():
+        report = validate_data.fn(houses, houses_config(), run)
+    assert report.success
+    written = json.loads(run.validation.read_text())
+    assert written["success"] is True and written["evaluated"] == report.evaluated
+    assert written["result"]["statistics"]["unsuccessful_expectations"] == 0
+    assert (run.data_docs / "index.html").is_file()
+
+
+def test_task_raises_after_writing_result(houses, tmp_path):
+    houses.loc[0, "price"] = np.inf
+    run = storage.RunPaths("test-run", tmp_path / "run")
+    with disable_run_logger(), pytest.raises(DataValidationError) as raised:
+        validate_data.fn(houses, houses_config(), run)
+    assert "'price': 1 of 20 values are infinite, e.g. [inf]" in str(raised.value)
+    assert validate_data.retries == 0
+    # Strict JSON: the infinite sample is stored as a string, not as a bare Infinity.
+    written = json.loads(run.validation.read_text(), parse_constant=pytest.fail)
+    assert written["success"] is False
+    assert written["failures"][0]["sample"] == ["inf"]
