@@ -142,6 +142,22 @@ class EvaluationConfig(_Section):
     reference_tolerance: float = Field(0.001, gt=0)
 
 
+class PromotionConfig(_Section):
+    """When a run's model replaces the champion (see README: "Champion and challenger")."""
+
+    # Absolute floors any model must clear, the first one included; None switches one off.
+    # R² 0.5 rejects models that explain little (shuffled labels score about 0).
+    min_test_r2: float | None = Field(0.5, le=1)
+    max_test_rmse: float | None = Field(None, gt=0)
+    max_test_mape: float | None = Field(None, gt=0)
+    # The upper end of the bootstrap interval of (challenger RMSE - champion RMSE) / champion
+    # RMSE must be below this. 0 means "better, beyond noise"; 0.01 accepts up to 1% worse.
+    max_relative_rmse_change: float = Field(0.0, gt=-1, lt=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
+
+
 class PathsConfig(_Section):
     """The two folders the pipeline writes to."""
 
@@ -157,6 +173,7 @@ class PipelineConfig(_Section):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @model_validator(mode="after")

@@ -31,19 +31,27 @@ class DataSplit(NamedTuple):
 def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
     """Split rows by a seeded hash of their content: same data and seed, same split.
 
-    Ordering rows by a content hash (not by position) keeps a row in the same part when the
-    file is reordered or grows, and puts duplicated rows on the same side (no leakage).
+    A row's part depends on its own content only (hash below test_fraction → test, and so on),
+    so a row stays in its part when the file is reordered or grows: a champion is never scored
+    on rows it trained on, and duplicated rows never straddle train and test. On tiny data,
+    where a part could come out empty, the parts are cut by hash rank instead.
     """
     if len(frame) < 3:
         raise ValueError(f"need at least 3 rows to split, got {len(frame)}")
     hash_key = f"{split.seed:016d}"[-16:]  # pandas wants exactly 16 characters
     row_hashes = pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy()
-    order = np.argsort(row_hashes, kind="stable")
-    n_test = max(1, round(len(frame) * split.test_fraction))
-    n_val = max(1, round(len(frame) * split.validation_fraction))
-    test, val, train = np.split(order, [n_test, n_test + n_val])
-    take = lambda rows: frame.iloc[np.sort(rows)].reset_index(drop=True)  # noqa: E731
-    return DataSplit(take(train), take(val), take(test))
+    position = row_hashes / np.float64(2**64)  # uniform in [0, 1)
+    test_cut = split.test_fraction
+    val_cut = test_cut + split.validation_fraction
+    parts = [position < test_cut, (position >= test_cut) & (position < val_cut), position >= val_cut]
+    if min(part.sum() for part in parts) == 0:
+        ranks = np.empty(len(frame), dtype=int)
+        ranks[np.argsort(position, kind="stable")] = np.arange(len(frame))
+        n_test = max(1, round(len(frame) * split.test_fraction))
+        n_val_end = n_test + max(1, round(len(frame) * split.validation_fraction))
+        parts = [ranks < n_test, (ranks >= n_test) & (ranks < n_val_end), ranks >= n_val_end]
+    test, val, train = (frame[part].reset_index(drop=True) for part in parts)
+    return DataSplit(train, val, test)
 
 
 @dataclass

@@ -19,7 +19,21 @@ def test_split_is_deterministic_complete_and_disjoint(houses):
     prices = [set(part["price"]) for part in first]
     assert set.union(*prices) == set(houses["price"])
     assert sum(len(p) for p in prices) == len(houses)
-    assert len(first.test) == 3 and len(first.validation) == 3
+    assert all(len(part) > 0 for part in first)
+
+
+def test_rows_keep_their_part_when_the_data_grows():
+    grown = make_houses(rows=2000, seed=5)
+    before = split_data(grown.iloc[:1000], SplitConfig(seed=3))
+    after = split_data(grown, SplitConfig(seed=3))
+    assert set(before.test["price"]) <= set(after.test["price"])
+    assert set(before.train["price"]) <= set(after.train["price"])
+    assert len(after.test) == pytest.approx(0.15 * 2000, rel=0.2)
+
+
+def test_tiny_data_still_gets_every_part():
+    tiny = make_houses(rows=5)
+    assert all(len(part) >= 1 for part in split_data(tiny, SplitConfig(seed=0)))
 
 
 def test_split_depends_on_content_not_row_order(houses):
