@@ -1,0 +1,703 @@
+"""Report: one self-contained HTML page, plus Prefect artifacts, to judge a run's models by.
+
+The page needs nothing but itself (inline CSS, plots as base64 PNG, no scripts), so it can be
+mailed, attached to a ticket or opened from an archived run folder years later.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import storage
+from houseprice.storage import RunPaths
+from tasks.evaluate import REFERENCE, Evaluation, coefficients_in_original_units
+from tasks.features import FeatureSet
+from tasks.trainers.common import TrainResult
+
+if TYPE_CHECKING:
+    from houseprice.config import PipelineConfig
+    from tasks.ingest import IngestResult
+
+# Stable keys, so the Prefect UI keeps every run's artifact as a version of the same entry.
+REPORT_ARTIFACT_KEY = "houseprice-report"
+METRICS_ARTIFACT_KEY = "houseprice-metrics"
+MODEL_LABELS = {
+    REFERENCE: "least squares (reference)",
+    "torch": "PyTorch",
+    "tensorflow": "TensorFlow",
+}
+MODEL_COLORS = {REFERENCE: "#555555", "torch": "#d62728", "tensorflow": "#1f77b4"}
+VALIDATION_FIELDS = ("success", "evaluated", "successful", "failed", "suite", "failures")
+
+
+@dataclass
+class DataSummary:
+    """The snapshot's shape, the target's distribution and the split sizes."""
+
+    rows: int
+    columns: int
+    target: str
+    target_stats: dict[str, float]  # pandas describe(): count, mean, std, min, 25%, 50%, 75%, max
+    split_sizes: dict[str, int]  # train / validation / test rows
+
+
+def summarize_data(frame: pd.DataFrame, features: FeatureSet) -> DataSummary:
+    """Shape, target statistics and split sizes of the data a run trained on."""
+    target = features.preprocessor.target
+    stats = frame[target].astype("float64").describe()
+    return DataSummary(
+        rows=len(frame),
+        columns=frame.shape[1],
+        target=target,
+        target_stats={str(name): float(value) for name, value in stats.items()},
+        split_sizes={part: len(rows) for part, rows in features.split._asdict().items()},
+    )
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows; promotion and drift are filled in by later stages."""
+
+    run_id: str
+    created_at: datetime
+    source: str
+    snapshot_hash: str
+    data: DataSummary
+    validation: dict[str, Any]  # {"success", "evaluated", "successful", "failed", "suite", ...}
+    features: FeatureSet
+    results: list[TrainResult]
+    evaluation: Evaluation
+    stage_seconds: dict[str, float]
+    promotion: dict[str, Any] | None = None  # {"promoted": bool, "reason": str, "figures": {...}}
+    drift: dict[str, Any] | None = None  # {"threshold": float, "scores": {feature: score}, ...}
+
+    @property
+    def devices(self) -> dict[str, str]:
+        """Where each framework trained, read off its result so the two can never disagree."""
+        return {r.framework: f"{r.device_name} ({r.device})" for r in self.results}
+
+    @classmethod
+    def collect(
+        cls,
+        run: RunPaths,
+        config: PipelineConfig,
+        ingested: IngestResult,
+        validation: Any,
+        features: FeatureSet,
+        results: list[TrainResult],
+        evaluation: Evaluation,
+        stage_seconds: dict[str, float],
+    ) -> ReportInputs:
+        """Gather the report's inputs from the flow's stage outputs."""
+        return cls(
+            run_id=run.run_id,
+            created_at=datetime.now(UTC),
+            source=ingested.source,
+            snapshot_hash=ingested.snapshot.content_hash,
+            data=summarize_data(ingested.frame, features),
+            validation=_validation_summary(validation),
+            features=features,
+            results=list(results),
+            evaluation=evaluation,
+            stage_seconds=dict(stage_seconds),
+        )
+
+
+def _validation_summary(validation: Any) -> dict[str, Any]:
+    """A plain dict of the validation result; duck-typed so this stage never imports validate."""
+    if isinstance(validation, Mapping):
+        return dict(validation)
+    return {
+        name: getattr(validation, name) for name in VALIDATION_FIELDS if hasattr(validation, name)
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers and verdict, shared by the HTML page and the markdown summary.
+
+
+def _require_reference(evaluation: Evaluation) -> None:
+    """Every figure here is judged against the least-squares answer; refuse to report without it."""
+    if REFERENCE not in evaluation.models:
+        raise ValueError(
+            f"evaluation has no least-squares reference {REFERENCE!r} "
+            f"(models: {sorted(evaluation.models)}); the report judges every trainer against it"
+        )
+
+
+def metrics_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """One row per model and split: RMSE, MAE, R², MAPE % and the RMSE gap to the reference."""
+    _require_reference(evaluation)
+    reference = evaluation.models[REFERENCE]
+    rows = []
+    for name, model in evaluation.models.items():
+        for split in ("test", "validation"):
+            metrics, baseline = getattr(model, split), getattr(reference, split)
+            gap = None if name == REFERENCE else 100 * (metrics.rmse / baseline.rmse - 1)
+            rows.append(
+                {
+                    "model": name,
+                    "split": split,
+                    "rmse": metrics.rmse,
+                    "mae": metrics.mae,
+                    "r2": metrics.r2,
+                    "mape_pct": 100 * metrics.mape,
+                    "rmse_gap_pct": gap,
+                }
+            )
+    return rows
+
+
+METRIC_HEADERS = ["model", "split", "RMSE", "MAE", "R²", "MAPE %", "RMSE vs reference"]
+CHECK_HEADERS = ["trainer", "test RMSE vs reference", "train MSE vs optimum", "tolerance", "within"]
+
+
+def _metric_cells(row: dict[str, Any]) -> list[str]:
+    """A metrics row as display strings, in METRIC_HEADERS order."""
+    gap = "reference" if row["rmse_gap_pct"] is None else f"{row['rmse_gap_pct']:+.3g}%"
+    return [
+        _label(row["model"]),
+        row["split"],
+        _format_number(row["rmse"]),
+        _format_number(row["mae"]),
+        f"{row['r2']:.4f}",
+        f"{row['mape_pct']:.2f}",
+        gap,
+    ]
+
+
+def _check_cells(name: str, check: dict[str, Any]) -> list[str]:
+    """A reference-check entry as display strings, in CHECK_HEADERS order."""
+    return [
+        _label(name),
+        f"{100 * (check['test_rmse_ratio'] - 1):+.3g}%",
+        f"{100 * (check['train_mse_ratio'] - 1):+.3g}%",
+        f"±{100 * check['tolerance']:g}%",
+        "yes" if check["within_tolerance"] else "NO",
+    ]
+
+
+def _drifted_features(drift: dict[str, Any]) -> list[str]:
+    """Features whose drift score exceeds the threshold."""
+    threshold = drift.get("threshold")
+    scores = drift.get("scores") or {}
+    return [name for name, score in scores.items() if threshold is not None and score > threshold]
+
+
+def _verdict(inputs: ReportInputs) -> tuple[bool, str]:
+    """Whether the run looks sound, and one sentence saying why (or what to look at)."""
+    problems = []
+    if not inputs.validation.get("success", False):
+        failed, evaluated = (inputs.validation.get(k, "?") for k in ("failed", "evaluated"))
+        problems.append(f"data validation failed ({failed} of {evaluated} expectations)")
+    checks = inputs.evaluation.reference_check
+    if not checks:
+        problems.append("no trained model to check against the reference")
+    for name, check in checks.items():
+        if not check["within_tolerance"]:
+            gap = 100 * abs(check["test_rmse_ratio"] - 1)
+            problems.append(
+                f"{_label(name)} test RMSE is {gap:.4f}% off the least-squares reference"
+            )
+    if inputs.drift and (drifted := _drifted_features(inputs.drift)):
+        problems.append(f"drift above threshold in {', '.join(drifted)}")
+    if problems:
+        return False, "CHECK: " + "; ".join(problems) + "."
+    trainers = " and ".join(_label(name) for name in checks)
+    return (
+        True,
+        f"PASS: {trainers} match the least-squares reference and the data passed validation.",
+    )
+
+
+def _label(name: str) -> str:
+    return MODEL_LABELS.get(name, name)
+
+
+def _format_number(value: float | None) -> str:
+    """Thousands separators for large values, 4 significant digits otherwise."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _format_value(value: Any) -> str:
+    """Any summary value (from validation, promotion, drift) as display text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool):
+        return {None: "—", True: "yes", False: "no"}[value]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return _format_number(value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown summary (the Prefect artifact).
+
+
+def render_markdown_summary(inputs: ReportInputs) -> str:
+    """Verdict, metrics table and reference check in a few lines of markdown."""
+    _require_reference(inputs.evaluation)
+    _, verdict = _verdict(inputs)
+    lines = [
+        f"**{_md(verdict)}**",
+        "",
+        f"Run `{_md(inputs.run_id)}` on snapshot `{inputs.snapshot_hash[:12]}`.",
+        "",
+        *_markdown_table(METRIC_HEADERS, map(_metric_cells, metrics_table_rows(inputs.evaluation))),
+        "",
+        *_markdown_table(
+            CHECK_HEADERS, (_check_cells(*i) for i in inputs.evaluation.reference_check.items())
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+
+
+def _md(text: str) -> str:
+    """Keep a value (a feature name, say) from breaking out of its cell or injecting HTML."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("`", "'")
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots: every figure is a row of panels drawn by one small function per plot kind.
+
+
+def _png_data_uri(figure: Figure) -> str:
+    """Render a figure to an inline PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _panels(names: list[str], draw: Callable[[Axes, str], None], xlabel: str, ylabel: str) -> str:
+    """One panel per name, drawn by draw(axes, name), as an inline PNG.
+
+    A bare Figure (not pyplot) is never registered in pyplot's global figure list, so nothing
+    leaks between runs and rendering is safe in Prefect's worker threads.
+    """
+    figure = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
+    for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names, strict=True):
+        draw(axes, name)
+        axes.set(title=_label(name), xlabel=_plain(xlabel), ylabel=_plain(ylabel))
+        axes.grid(alpha=0.3)
+    return _png_data_uri(figure)
+
+
+def _plain(text: str) -> str:
+    """Stop matplotlib reading '$...$' in a column name as mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _short_number(value: float, _position: object = None) -> str:
+    """Tick label short enough not to collide with its neighbours: 250k, 1.2M, 0.35."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _short_ticks(*axes: Any, minor: bool = False) -> None:
+    for axis in axes:
+        axis.set_major_formatter(FuncFormatter(_short_number))
+        if minor:  # log axes label some minor ticks; keep them plain numbers, not 6×10⁻¹
+            axis.set_minor_formatter(FuncFormatter(_short_number))
+
+
+def _loss_plot(results: list[TrainResult], optimum: float) -> str:
+    """Train and validation MSE per epoch for each framework, against the least-squares optimum."""
+    by_name = {result.framework: result for result in results}
+
+    def draw(axes: Axes, name: str) -> None:
+        result = by_name[name]
+        epochs = np.arange(1, len(result.train_loss) + 1)
+        axes.plot(epochs, result.train_loss, color=MODEL_COLORS.get(name), label="train")
+        axes.plot(epochs, result.val_loss, color=MODEL_COLORS.get(name), ls=":", label="validation")
+        axes.axhline(optimum, color="black", ls="--", lw=1, label="least-squares train optimum")
+        axes.set_yscale("log")
+        _short_ticks(axes.yaxis, minor=True)
+        axes.legend(fontsize="small")
+
+    return _panels(list(by_name), draw, "epoch", "MSE (scaled target)")
+
+
+def _prediction_plot(evaluation: Evaluation, target: str) -> str:
+    """Predicted against actual test prices, one panel per model, with the y = x line."""
+    actual = evaluation.y_test
+    low, high = float(actual.min()), float(actual.max())
+
+    def draw(axes: Axes, name: str) -> None:
+        predicted = evaluation.models[name].test_predictions
+        axes.scatter(actual, predicted, s=12, alpha=0.6, color=MODEL_COLORS.get(name))
+        axes.plot([low, high], [low, high], color="black", lw=1, ls="--", label="y = x")
+        axes.legend(fontsize="small")
+        _short_ticks(axes.xaxis, axes.yaxis)
+
+    return _panels(list(evaluation.models), draw, f"actual {target}", f"predicted {target}")
+
+
+def _residual_plots(evaluation: Evaluation, target: str) -> list[str]:
+    """Residuals (actual − predicted) against predicted price, and their histogram."""
+    names = list(evaluation.models)
+    residuals = {n: evaluation.y_test - m.test_predictions for n, m in evaluation.models.items()}
+
+    def scatter(axes: Axes, name: str) -> None:
+        predicted = evaluation.models[name].test_predictions
+        axes.scatter(predicted, residuals[name], s=12, alpha=0.6, color=MODEL_COLORS.get(name))
+        axes.axhline(0, color="black", lw=1, ls="--")
+        _short_ticks(axes.xaxis, axes.yaxis)
+
+    def histogram(axes: Axes, name: str) -> None:
+        axes.hist(residuals[name], bins="auto", color=MODEL_COLORS.get(name), alpha=0.8)
+        axes.axvline(0, color="black", lw=1, ls="--")
+        _short_ticks(axes.xaxis)
+
+    residual = f"residual (actual − predicted {target})"
+    return [
+        _panels(names, scatter, f"predicted {target}", residual),
+        _panels(names, histogram, residual, "test rows"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML page.
+
+
+class _Html(str):
+    """Markup built here from escaped parts; _table passes it through unescaped."""
+
+
+def _e(value: Any) -> str:
+    return html.escape(_format_value(value))
+
+
+def _table(headers: list[str], rows: Iterable[list[Any]]) -> _Html:
+    """An HTML table; every cell is escaped unless it is _Html built by this module."""
+    cell = lambda v: v if isinstance(v, _Html) else _e(v)  # noqa: E731
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return _Html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def _section(anchor: str, title: str, *parts: str) -> str:
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{"".join(parts)}</section>'
+
+
+def _badge(ok: bool, yes: str, no: str) -> _Html:
+    return _Html(
+        f'<span class="badge {"ok" if ok else "bad"}">{html.escape(yes if ok else no)}</span>'
+    )
+
+
+def _image(uri: str, alt: str) -> str:
+    return f'<figure><img src="{uri}" alt="{html.escape(alt)}"></figure>'
+
+
+def _header(inputs: ReportInputs) -> str:
+    ok, verdict = _verdict(inputs)
+    facts = {
+        "created": inputs.created_at.isoformat(timespec="seconds"),
+        "source": inputs.source,
+        "snapshot": inputs.snapshot_hash,
+    }
+    meta = "".join(f"<dt>{_e(k)}</dt><dd><code>{_e(v)}</code></dd>" for k, v in facts.items())
+    return (
+        f"<header><h1>House-price run {_e(inputs.run_id)}</h1><dl>{meta}</dl>"
+        f'<p class="verdict {"ok" if ok else "bad"}">{_e(verdict)}</p></header>'
+    )
+
+
+def _data_section(inputs: ReportInputs) -> str:
+    data, prep = inputs.data, inputs.features.preprocessor
+    shape = (
+        f"<p>{data.rows:,} rows × {data.columns:,} columns; target <code>{_e(data.target)}</code>"
+        f"{' (modelled as log)' if prep.log_target else ''}. {len(prep.numeric_features)} numeric "
+        f"and {len(prep.categorical_features)} categorical features give "
+        f"{len(prep.feature_names)} design columns.</p>"
+    )
+    stats = _table(["statistic", data.target], data.target_stats.items())
+    splits = _table(["split", "rows"], data.split_sizes.items())
+    return _section("data", "Data", shape, f'<div class="row">{stats}{splits}</div>')
+
+
+def _validation_section(summary: dict[str, Any]) -> str:
+    status = _badge(bool(summary.get("success")), "passed", "failed")
+    counts = _flatten({k: v for k, v in summary.items() if k not in ("success", "failures")})
+    failures = "".join(f"<li>{_e(failure)}</li>" for failure in summary.get("failures") or [])
+    return _section(
+        "validation",
+        "Data validation",
+        f"<p>Expectation suite {status}</p>",
+        _table(["field", "value"], counts.items()),
+        f"<ul>{failures}</ul>" if failures else "",
+    )
+
+
+def _metrics_section(inputs: ReportInputs) -> str:
+    evaluation = inputs.evaluation
+    rows = map(_metric_cells, metrics_table_rows(evaluation))
+    checks = (_check_cells(*item) for item in evaluation.reference_check.items())
+    return _section(
+        "metrics",
+        "Metrics (price units)",
+        "<p>RMSE and MAE in price units; the last column is each model's RMSE relative to the "
+        "least-squares reference on the same split.</p>",
+        _table(METRIC_HEADERS, rows),
+        "<h3>Reference check</h3><p>Each trainer against the exact least-squares solution.</p>",
+        _table(CHECK_HEADERS, checks),
+        _agreement(evaluation),
+    )
+
+
+def _agreement(evaluation: Evaluation) -> str:
+    if not evaluation.agreement:
+        return "<p>Only one trainer ran, so there is no framework agreement to show.</p>"
+    first, second = (_label(name) for name in list(evaluation.reference_check)[:2])
+    a = evaluation.agreement
+    return (
+        f"<h3>Framework agreement</h3><p>{_e(first)} and {_e(second)} test predictions differ by "
+        f"at most {_e(a['max_abs_diff'])} (RMS {_e(a['rms_diff'])}, "
+        f"{100 * a['relative_rms_diff']:.2e}% of the mean prediction).</p>"
+    )
+
+
+def _coefficients(inputs: ReportInputs) -> dict[str, dict[str, float]]:
+    """Each model's coefficients per raw feature unit; in log-price units for a log target."""
+    prep = inputs.features.preprocessor
+    if not prep.log_target:
+        return {name: model.coefficients or {} for name, model in inputs.evaluation.models.items()}
+    # log(price) is the same affine map of the raw features as price is without the log, so the
+    # price-unit conversion applies unchanged; only the units of the answer differ.
+    linear = replace(prep, log_target=False)
+    return {
+        name: coefficients_in_original_units(model.model, linear) or {}
+        for name, model in inputs.evaluation.models.items()
+    }
+
+
+def _equation(
+    lhs: str, coefficients: dict[str, float], numeric: list[str], names: list[str]
+) -> str:
+    """'lhs = intercept + a × x + b × [column=level] ...' with indicator columns in brackets."""
+    terms = [_format_number(coefficients["intercept"])]
+    for name in names:
+        value = coefficients[name]
+        term = name if name in numeric else f"[{name}]"
+        terms.append(f"{'−' if value < 0 else '+'} {_format_number(abs(value))} × {term}")
+    return f"{lhs} = " + " ".join(terms)
+
+
+def _equations_section(inputs: ReportInputs) -> str:
+    prep = inputs.features.preprocessor
+    coefficients = _coefficients(inputs)
+    lhs = f"log({prep.target})" if prep.log_target else prep.target
+    equations = "".join(
+        f"<h3>{_e(_label(name))}</h3><p class='equation'>"
+        f"{_e(_equation(lhs, coefs, prep.numeric_features, prep.feature_names))}</p>"
+        for name, coefs in coefficients.items()
+    )
+    note = (
+        f"<p class='warn'>The target is log-transformed: these coefficients are in log-price "
+        f"units, <strong>not price units</strong>. A coefficient b multiplies {_e(prep.target)} "
+        "by exp(b) (about 1 + b when small) per unit of its feature.</p>"
+        if prep.log_target
+        else "<p>Coefficients are in price units per unit of each raw feature.</p>"
+    )
+    levels = ", ".join(f"{column} = {level}" for column, level in prep.reference_levels.items())
+    indicator = (
+        f"<p>[column=level] is 1 for that level and 0 otherwise; the reference levels "
+        f"({_e(levels)}) are part of the intercept.</p>"
+        if prep.categorical_features
+        else ""
+    )
+    names = ["intercept", *prep.feature_names]
+    table = _table(
+        ["term", *map(_label, coefficients)],
+        ([n, *(c[n] for c in coefficients.values())] for n in names),
+    )
+    return _section("equations", "Fitted equations", note, indicator, equations, table)
+
+
+def _plots_section(inputs: ReportInputs) -> str:
+    evaluation, target = inputs.evaluation, inputs.features.preprocessor.target
+    optimum = evaluation.models[REFERENCE].train_mse_scaled
+    parts = []
+    if inputs.results:
+        parts += [
+            "<h3>Loss curves</h3>",
+            _image(_loss_plot(inputs.results, optimum), "loss curves"),
+        ]
+    scatter, histogram = _residual_plots(evaluation, target)
+    parts += [
+        "<h3>Predicted vs actual (test)</h3>",
+        _image(_prediction_plot(evaluation, target), "predicted vs actual"),
+        "<h3>Residuals vs predicted (test)</h3>",
+        _image(scatter, "residuals vs predicted"),
+        "<h3>Residual histogram (test)</h3>",
+        _image(histogram, "residual histogram"),
+    ]
+    return _section("plots", "Plots", *parts)
+
+
+def _training_section(inputs: ReportInputs) -> str:
+    headers = [
+        "framework",
+        "device",
+        "optimizer",
+        "epochs",
+        "stop reason",
+        "fit seconds",
+        "final train MSE",
+        "final validation MSE",
+    ]
+    rows = (
+        [
+            _label(r.framework),
+            inputs.devices[r.framework],
+            r.optimizer,
+            r.epochs,
+            r.stop_reason,
+            f"{r.seconds:.2f}",
+            r.train_loss[-1] if r.train_loss else None,
+            r.val_loss[-1] if r.val_loss else None,
+        ]
+        for r in inputs.results
+    )
+    return _section("training", "Training", _table(headers, rows))
+
+
+def _timings_section(stage_seconds: dict[str, float]) -> str:
+    total = sum(stage_seconds.values())
+    rows = [
+        [stage, f"{s:.2f}", f"{100 * s / total:.0f}%" if total else "—"]
+        for stage, s in stage_seconds.items()
+    ]
+    rows.append([_Html("<strong>total</strong>"), f"{total:.2f}", "100%" if total else "—"])
+    return _section("timings", "Stage timings", _table(["stage", "seconds", "share"], rows))
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested figures as 'outer.inner' keys, so every number gets a table row of its own."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _promotion_section(promotion: dict[str, Any]) -> str:
+    status = _badge(bool(promotion.get("promoted")), "promoted", "not promoted")
+    reason = f"<p>{_e(promotion['reason'])}</p>" if promotion.get("reason") else ""
+    figures = _flatten(promotion.get("figures") or {})
+    others = _flatten(
+        {k: v for k, v in promotion.items() if k not in ("promoted", "reason", "figures")}
+    )
+    tables = [
+        _table([heading, "value"], items.items())
+        for heading, items in (("figure", figures), ("field", others))
+        if items
+    ]
+    return _section("promotion", "Promotion", f"<p>Candidate {status}</p>", reason, *tables)
+
+
+def _drift_section(drift: dict[str, Any]) -> str:
+    threshold, drifted = drift.get("threshold"), set(_drifted_features(drift))
+    rows = [
+        [feature, score, _badge(feature not in drifted, "ok", "drifted")]
+        for feature, score in (drift.get("scores") or {}).items()
+    ]
+    others = _flatten({k: v for k, v in drift.items() if k not in ("scores", "threshold")})
+    return _section(
+        "drift",
+        "Drift",
+        f"<p>Threshold {_e(threshold)}; {len(drifted)} of {len(rows)} features above it.</p>",
+        _table(["feature", "score", "status"], rows),
+        _table(["field", "value"], others.items()) if others else "",
+    )
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1320px;margin:24px auto;
+  padding:0 16px;color:#222}
+h1{font-size:22px;margin-bottom:4px}
+h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:8px 0}
+dt{color:#666}dd{margin:0}
+table{border-collapse:collapse;margin:8px 16px 8px 0;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:3px 8px}th{background:#f4f4f4;text-align:left}
+td:not(:first-child){text-align:right}.row{display:flex;flex-wrap:wrap;align-items:flex-start}
+.verdict{padding:8px 12px;border-radius:4px;font-weight:600}
+.verdict.ok{background:#e6f4ea;color:#1e6b34}.verdict.bad{background:#fdecea;color:#a12622}
+.badge{padding:1px 6px;border-radius:3px;font-weight:600}.badge.ok{background:#e6f4ea;color:#1e6b34}
+.badge.bad{background:#fdecea;color:#a12622}
+.warn{background:#fff4e5;padding:6px 10px;border-radius:4px}
+.equation{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;overflow-wrap:anywhere}
+figure{margin:8px 0}img{max-width:100%}code{font-size:12px}
+"""
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The whole report as one self-contained HTML page (inline CSS, plots as base64 PNG)."""
+    _require_reference(inputs.evaluation)
+    sections = [
+        _header(inputs),
+        _promotion_section(inputs.promotion) if inputs.promotion is not None else "",
+        _data_section(inputs),
+        _validation_section(inputs.validation),
+        _drift_section(inputs.drift) if inputs.drift is not None else "",
+        _metrics_section(inputs),
+        _equations_section(inputs),
+        _plots_section(inputs),
+        _training_section(inputs),
+        _timings_section(inputs.stage_seconds),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>House-price run {_e(inputs.run_id)}</title><style>{CSS}</style></head>"
+        f"<body>{''.join(sections)}</body></html>\n"
+    )
+
+
+@task(name="write-report", cache_policy=NO_CACHE)  # the inputs hold whole datasets: never hash them
+def write_report(inputs: ReportInputs, run: RunPaths) -> Path:
+    """Write report.html and publish the summary and metrics as Prefect artifacts."""
+    path = storage.write_text_atomic(run.report, render_report(inputs))
+    description = f"houseprice run {inputs.run_id}"
+    summary = render_markdown_summary(inputs) + f"\nFull report: `{path}`\n"
+    create_markdown_artifact(summary, key=REPORT_ARTIFACT_KEY, description=description)
+    create_table_artifact(
+        metrics_table_rows(inputs.evaluation), key=METRICS_ARTIFACT_KEY, description=description
+    )
+    get_run_logger().info("report: wrote %s", path)
+    return path

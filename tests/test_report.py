@@ -1,0 +1,259 @@
+"""Report stage: the HTML page and markdown summary on a 40-row synthetic frame."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from prefect import flow
+from prefect.artifacts import Artifact
+
+from houseprice import storage
+from houseprice.config import PipelineConfig
+from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
+from tasks.features import FeatureSet, build_feature_set
+from tasks.report import (
+    METRICS_ARTIFACT_KEY,
+    REPORT_ARTIFACT_KEY,
+    ReportInputs,
+    metrics_table_rows,
+    render_markdown_summary,
+    render_report,
+    summarize_data,
+    write_report,
+)
+from tasks.trainers.common import TrainResult
+
+HOSTILE = "<script>alert(1)</script>"
+PLOTS = 4  # loss curves, predicted vs actual, residuals vs predicted, residual histogram
+IMG = '<img src="data:image/png;base64,'
+
+
+def _frame() -> pd.DataFrame:
+    """40 houses: price linear in area, age and a 3-level kind, plus noise."""
+    rng = np.random.default_rng(7)
+    area = rng.uniform(60, 260, 40)
+    year = rng.integers(1950, 2020, 40).astype("float64")
+    kind = rng.choice(["A", "B", "C"], 40)
+    premium = pd.Series(kind).map({"A": 0.0, "B": 15_000.0, "C": -8_000.0}).to_numpy()
+    price = 40_000 + 1_200 * area + 250 * (year - 1950) + premium + rng.normal(0, 6_000, 40)
+    return pd.DataFrame({HOSTILE: area, "Year_Built": year, "Kind": kind, "Sale_Price": price})
+
+
+def _config(log_target: bool = False) -> PipelineConfig:
+    data = {"numeric_features": [HOSTILE, "Year_Built"], "categorical_features": ["Kind"]}
+    return PipelineConfig.model_validate({"data": data, "features": {"log_target": log_target}})
+
+
+def _train_result(framework: str, features: FeatureSet, perturbation: float) -> TrainResult:
+    """A 'trained' model: the least-squares answer nudged, with a loss curve falling onto it."""
+    training = features.training
+    exact = fit_least_squares(training.x_train, training.y_train)
+    weights = exact.weights * (1 + perturbation)
+    optimum = float(
+        np.mean((training.x_train @ exact.weights + exact.bias - training.y_train) ** 2)
+    )
+    decay = 0.5 ** np.arange(12)
+    return TrainResult(
+        framework=framework,
+        weights=weights,
+        bias=exact.bias,
+        train_loss=(optimum * (1 + 20 * decay)).tolist(),
+        val_loss=(optimum * (1.3 + 20 * decay)).tolist(),
+        device="cpu",
+        device_name="<b>Test CPU</b>",
+        seconds=0.25,
+        epochs=12,
+        optimizer="cg",
+        stop_reason="converged",
+    )
+
+
+def _inputs(log_target: bool = False, tf_perturbation: float = -2e-4, **sections) -> ReportInputs:
+    frame, config = _frame(), _config(log_target)
+    features = build_feature_set(frame, config)
+    results = [
+        _train_result("torch", features, 1e-4),
+        _train_result("tensorflow", features, tf_perturbation),
+    ]
+    evaluation = evaluate_models(features, results, config.evaluation)
+    return ReportInputs(
+        run_id="20250101T000000Z-abc123",
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        source="synthetic test frame",
+        snapshot_hash="ab" * 32,
+        data=summarize_data(frame, features),
+        validation={
+            "success": True,
+            "evaluated": 12,
+            "successful": 12,
+            "failed": 0,
+            "suite": HOSTILE,
+        },
+        features=features,
+        results=results,
+        evaluation=evaluation,
+        stage_seconds={"ingest": 0.4, "validate": 1.1, "features": 0.1, "train": 3.2},
+        **sections,
+    )
+
+
+PROMOTION = {  # the shape of tasks.promote.PromotionDecision.to_dict()
+    "promoted": False,
+    "reason": "no evidence it beats the champion",
+    "framework": "torch",
+    "champion_run_id": "20241231T000000Z-000000",
+    "figures": {"challenger_test": {"rmse": 5100.0}, "comparison": {"relative_change": 0.012}},
+}
+DRIFT = {"threshold": 0.2, "scores": {"Year_Built": 0.05, "Kind": 0.35}, "method": "psi"}
+
+
+@pytest.fixture(scope="module")
+def full() -> tuple[ReportInputs, str]:
+    """Inputs with every optional section, and their page (rendered once: plotting is slow)."""
+    inputs = _inputs(promotion=PROMOTION, drift=DRIFT)
+    return inputs, render_report(inputs)
+
+
+@pytest.fixture(scope="module")
+def log_page() -> str:
+    """A log-target run without the optional sections."""
+    return render_report(_inputs(log_target=True))
+
+
+def test_page_shows_every_models_metrics(full):
+    inputs, page = full
+    for name, label in [
+        (REFERENCE, "least squares (reference)"),
+        ("torch", "PyTorch"),
+        ("tensorflow", "TensorFlow"),
+    ]:
+        model = inputs.evaluation.models[name]
+        assert label in page
+        for metrics in (model.test, model.validation):
+            assert f"{metrics.rmse:,.0f}" in page and f"{metrics.r2:.4f}" in page
+    assert "Reference check" in page and "Framework agreement" in page
+
+
+def test_page_is_self_contained(full):
+    _, page = full
+    sources = re.findall(r"<img[^>]*\ssrc=\"([^\"]*)\"", page)
+    assert len(sources) == page.count(IMG) == PLOTS
+    assert all(source.startswith("data:image/png;base64,") for source in sources)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert plt.get_fignums() == []  # nothing left in pyplot's registry
+
+
+def test_page_escapes_text_from_data_and_config(full):
+    _, page = full
+    assert "<script" not in page and "<b>Test CPU" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_equation_in_price_units(full):
+    _, page = full
+    assert "Sale_Price = " in page
+    assert "[Kind=" in page  # categorical indicators are named as such
+    assert "not price units" not in page
+
+
+def test_log_target_says_coefficients_are_not_price_units(log_page):
+    assert "log(Sale_Price) = " in log_page
+    assert "not price units" in log_page
+
+
+def test_optional_sections_render_only_when_given(full, log_page):
+    _, page = full
+    assert 'id="promotion"' in page and "not promoted" in page
+    assert "<td>challenger_test.rmse</td><td>5,100</td>" in page
+    assert 'id="drift"' in page and "1 of 2 features above it" in page
+    assert "CHECK: drift above threshold in Kind" in page  # drift changes the verdict
+    assert 'id="promotion"' not in log_page and 'id="drift"' not in log_page
+    assert "PASS:" in log_page
+
+
+def test_markdown_summary_has_verdict_and_tables(full):
+    inputs, _ = full
+    summary = render_markdown_summary(replace(inputs, drift=None))
+    assert summary.startswith("**PASS:")
+    assert "| model | split | RMSE |" in summary
+    assert summary.count("| least squares (reference) |") == 2
+    assert "| PyTorch | test |" in summary and "| TensorFlow | validation |" in summary
+    assert "| trainer | test RMSE vs reference |" in summary
+
+
+def test_verdict_names_a_trainer_off_the_reference():
+    summary = render_markdown_summary(_inputs(tf_perturbation=0.05))
+    assert summary.startswith("**CHECK: TensorFlow test RMSE is ")
+    assert "PyTorch test RMSE" not in summary
+    assert "| TensorFlow |" in summary and "| NO |" in summary
+
+
+def test_metrics_table_rows(full):
+    inputs, _ = full
+    rows = metrics_table_rows(inputs.evaluation)
+    assert [(r["model"], r["split"]) for r in rows] == [
+        (m, s) for m in (REFERENCE, "torch", "tensorflow") for s in ("test", "validation")
+    ]
+    assert rows[0]["rmse_gap_pct"] is None
+    torch_test = inputs.evaluation.models["torch"].test
+    assert rows[2]["rmse"] == torch_test.rmse and rows[2]["mape_pct"] == 100 * torch_test.mape
+
+
+def test_missing_reference_is_refused(full):
+    inputs, _ = full
+    models = {k: v for k, v in inputs.evaluation.models.items() if k != REFERENCE}
+    broken = replace(inputs, evaluation=replace(inputs.evaluation, models=models))
+    with pytest.raises(ValueError, match="least-squares reference 'ols'"):
+        render_report(broken)
+    with pytest.raises(ValueError, match="least-squares reference"):
+        render_markdown_summary(broken)
+
+
+def test_collect_reads_the_flows_stage_outputs(full, tmp_path):
+    inputs, _ = full
+    snapshot = storage.Snapshot("cd" * 32, tmp_path / "snapshot.parquet", 40, 4)
+    ingested = SimpleNamespace(frame=_frame(), snapshot=snapshot, source="memory")
+    validation = SimpleNamespace(
+        success=False, evaluated=12, successful=11, failed=1, failures=["x"]
+    )
+    collected = ReportInputs.collect(
+        storage.RunPaths("r1", tmp_path), _config(), ingested, validation,
+        inputs.features, inputs.results, inputs.evaluation, {"ingest": 1.0},
+    )  # fmt: skip
+    assert collected.validation == vars(validation)
+    assert (collected.snapshot_hash, collected.source) == ("cd" * 32, "memory")
+    assert collected.data.rows == 40 and sum(collected.data.split_sizes.values()) == 40
+    assert collected.devices == {
+        "torch": "<b>Test CPU</b> (cpu)",
+        "tensorflow": "<b>Test CPU</b> (cpu)",
+    }
+    summary = render_markdown_summary(collected)
+    assert summary.startswith("**CHECK: data validation failed (1 of 12 expectations)")
+
+
+@pytest.mark.slow
+def test_write_report_writes_page_and_artifacts(full, tmp_path, prefect_harness):
+    inputs, _ = full
+    run = storage.create_run(tmp_path, inputs.run_id)
+
+    @flow
+    def report_flow() -> Path:
+        return write_report(inputs, run)
+
+    path = report_flow()
+    summary = Artifact.get(REPORT_ARTIFACT_KEY)
+    table = Artifact.get(METRICS_ARTIFACT_KEY)
+    assert path == run.report and path.read_text().count(IMG) == PLOTS
+    assert summary.data.startswith("**CHECK: drift above threshold in Kind")
+    assert str(path) in summary.data
+    assert json.loads(table.data)[0]["model"] == REFERENCE
