@@ -1,4 +1,8 @@
-"""What both trainers share: their input, their result, and their errors.
+"""What both trainers share: their input, their result, their errors and their bookkeeping.
+
+The bookkeeping (loss history, convergence, early stopping, divergence) and the conjugate
+gradient's direction algebra work on small numpy vectors; each trainer only supplies its
+framework's autograd cost and gradient, so the two fits follow one algorithm.
 
 This module imports numpy only, so a framework module can be used (e.g. on a GPU box by
 benchmarks/gpu_check.py) without Prefect, pydantic or the other framework installed.
@@ -8,9 +12,13 @@ from __future__ import annotations
 
 import math
 import platform
+import re
+import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,9 +84,21 @@ def describe_cpu() -> str:
 
 
 def describe_load_failure(kind: str, path: object, error: BaseException) -> ModelLoadError:
-    """A ModelLoadError naming the file and the first line of what went wrong, not a traceback."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """A ModelLoadError naming the file and the gist of what went wrong, not a traceback."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # some carry terminal colours
+    # Framework messages run on with advice for their own API; the first sentence says what failed.
+    reason = text.splitlines()[0].split(". ")[0] if text else type(error).__name__
     return ModelLoadError(f"cannot load {kind} from {path}: {reason[:300]}")
+
+
+def check_zip_archive(kind: str, path: Path) -> None:
+    """Raise ModelLoadError unless path is a readable zip archive (.pt, .pt2, .keras all are)."""
+    if not path.is_file():
+        raise describe_load_failure(kind, path, FileNotFoundError("no such file"))
+    if not zipfile.is_zipfile(path):
+        raise describe_load_failure(
+            kind, path, ValueError("not a zip archive (truncated or not a model file)")
+        )
 
 
 # Standard Adam constants (Kingma & Ba); both trainers use them so their Adam fits agree.
@@ -88,6 +108,10 @@ DEFAULT_LEARNING_RATES = {"adam": 0.01, "sgd": 0.05}
 # A training cost this many times the cost at the start (weights zero) has exploded: with
 # standardized data the start cost is about 1, and no useful step makes it 10,000 times worse.
 EXPLOSION_FACTOR = 1e4
+# Converged means this many epochs in a row improved the cost by less than the tolerance: on
+# nearly collinear features conjugate gradient alternates stalls and big steps (clustered
+# eigenvalues), so one flat epoch alone stopped it with coefficients still 0.2% off.
+CONVERGENCE_WINDOW = 2
 
 
 def resolve_learning_rate(optimizer: str, learning_rate: float | None) -> float | None:
@@ -118,6 +142,22 @@ class EpochTracker:
     best_params: np.ndarray | None = None
     best_epoch: int = 0
     _previous_cost: float = float("nan")
+    _flat_epochs: int = 0
+
+    @classmethod
+    def for_settings(
+        cls, framework: str, settings: Any, log: Callable[[str], None]
+    ) -> EpochTracker:
+        """A tracker for one fit with a TrainerConfig (or any object with its fields)."""
+        return cls(
+            framework=framework,
+            optimizer=settings.optimizer,
+            max_epochs=settings.max_epochs,
+            tolerance=settings.tolerance,
+            patience=settings.early_stopping_patience,
+            learning_rate=resolve_learning_rate(settings.optimizer, settings.learning_rate),
+            log=log,
+        )
 
     def start(self, cost: float) -> None:
         """Remember the cost at the starting point, the yardstick for 'exploded'."""
@@ -142,12 +182,13 @@ class EpochTracker:
         self.val_loss.append(float(val_mse))
         improvement = (self._previous_cost - cost) / max(abs(self._previous_cost), 1e-300)
         self._previous_cost = cost
+        self._flat_epochs = self._flat_epochs + 1 if improvement < self.tolerance else 0
         self._log_progress(epoch, train_mse, val_mse)
         if self.best_params is None or val_mse < self.val_loss[self.best_epoch - 1]:
             self.best_params, self.best_epoch = params.copy(), epoch
         if self.patience is not None and epoch - self.best_epoch >= self.patience:
             return "early_stopping"
-        if improvement < self.tolerance:
+        if self._flat_epochs >= CONVERGENCE_WINDOW:
             return "converged"
         return "max_epochs" if epoch >= self.max_epochs else None
 
@@ -157,11 +198,45 @@ class EpochTracker:
             return self.best_params
         return params
 
-    def _check_divergence(self, epoch: int, cost: float, val_mse: float, params: np.ndarray) -> None:
-        exploded = cost > EXPLOSION_FACTOR * max(self.start_cost, 1e-12)
-        if math.isfinite(cost) and math.isfinite(val_mse) and np.isfinite(params).all():
-            if not exploded:
-                return
+    def to_result(
+        self,
+        params: np.ndarray,
+        stop_reason: str,
+        device: tuple[str, str],
+        started: float,
+        extras: dict[str, float | int | str],
+    ) -> TrainResult:
+        """The fit's TrainResult (device is (name, human name)); logs the one-line summary."""
+        extras = {**extras, "best_epoch": self.best_epoch}
+        if self.learning_rate is not None:
+            extras["learning_rate"] = self.learning_rate
+        result = TrainResult(
+            framework=self.framework,
+            weights=np.array(params[:-1], dtype=np.float64),
+            bias=float(params[-1]),
+            train_loss=self.train_loss,
+            val_loss=self.val_loss,
+            device=device[0],
+            device_name=device[1],
+            seconds=time.perf_counter() - started,
+            epochs=len(self.train_loss),
+            optimizer=self.optimizer,
+            stop_reason=stop_reason,
+            extras=extras,
+        )
+        self.log(
+            f"{self.framework} {self.optimizer} stopped ({stop_reason}) after {result.epochs} "
+            f"epochs in {result.seconds:.2f} s on {device[0]} ({device[1]}): train mse "
+            f"{self.train_loss[-1]:.6g}, validation mse {self.val_loss[-1]:.6g}"
+        )
+        return result
+
+    def _check_divergence(
+        self, epoch: int, cost: float, val_mse: float, params: np.ndarray
+    ) -> None:
+        finite = math.isfinite(cost) and math.isfinite(val_mse) and np.isfinite(params).all()
+        if finite and cost <= EXPLOSION_FACTOR * max(self.start_cost, 1e-12):
+            return
         if self.learning_rate is None:
             advice = (
                 f"set {setting_name(self.framework, 'dtype')}='float64' "
@@ -197,18 +272,22 @@ def minimize_conjugate_gradient(
     """Linear conjugate gradient on the quadratic cost; returns (params, stop_reason, gradients).
 
     value_and_grad(params) is the framework's autograd cost and gradient. The Hessian is never
-    formed: along a direction p, H p = grad(params + p) - grad(params) exactly for a quadratic,
-    so each epoch costs one gradient, and the cost at the exact line minimum follows from the
-    quadratic's Taylor expansion. The (size,)-long direction algebra is numpy: it is tiny.
+    formed: the gradient is affine, so H p = grad(w + p) - grad(w) for any w. Taking w = 0 (whose
+    gradient is computed once, exactly) and a unit-length p keeps both gradients O(1), so their
+    difference loses no digits however short the step; each epoch costs one gradient. The cost
+    at the exact line minimum follows from the quadratic's Taylor expansion. The (size,)-long
+    direction algebra runs in numpy: it is tiny.
     """
     params = np.zeros(size)
-    cost, grad = value_and_grad(params)
+    cost, origin_grad = value_and_grad(params)
     tracker.start(cost)
+    grad = origin_grad
     direction, gradients = -grad, 1
     while True:
-        curvature_grad = value_and_grad(params + direction)[1]
+        length = float(np.linalg.norm(direction))
+        unit = direction / length if length > 0 else direction
+        hessian_direction = (value_and_grad(unit)[1] - origin_grad) * length
         gradients += 1
-        hessian_direction = curvature_grad - grad
         curvature = float(direction @ hessian_direction)
         slope = float(grad @ direction)
         # Zero or negative curvature can only be round-off once the gradient has vanished.
@@ -218,7 +297,7 @@ def minimize_conjugate_gradient(
         cost = cost + step * slope + 0.5 * step * step * curvature
         penalty = l2 * float(params[:-1] @ params[:-1])
         stop = tracker.record(params, cost - penalty, validation_mse(params), cost)
-        if stop is None and step == 0.0:
+        if stop is None and step == 0.0:  # the gradient vanished: nothing left to improve
             stop = "converged"
         if stop is not None:
             return tracker.final_params(params, stop), stop, gradients

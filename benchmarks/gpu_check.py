@@ -1,0 +1,115 @@
+"""Check the torch trainer (and TensorFlow's, where installed) on a GPU against lstsq.
+
+    python -m benchmarks.gpu_check [--device cuda|cpu] [--rows 1000000] [--features 20]
+
+Runs with numpy and torch alone (no Prefect, pydantic, pandas or TensorFlow needed), so it can
+be copied onto a bare GPU box. Prints one JSON summary as its last line and exits 0 when every
+fit ran on the asked device and reached the least-squares optimum, 1 when a fit is off, and 2
+when the device is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.training import SplitData, fit_lstsq, fit_trainer, split_rows, training_mse
+from tasks.trainers.common import DeviceUnavailableError
+
+# lstsq's optimum is exact; a converged fit in float64 matches it to about 1e-12, so 1e-4 only
+# fails a fit that did not converge or ran in a lossy dtype.
+MAX_MSE_RATIO = 1.0001
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The trainer settings, spelled out: the pipeline's pydantic config is not installed here."""
+
+    optimizer: str = "cg"
+    learning_rate: float | None = None
+    max_epochs: int = 200
+    batch_size: int = 1024
+    l2: float = 0.0
+    tolerance: float = 1e-12
+    early_stopping_patience: int | None = None
+    device: str = "cuda"
+    threads: int = 1
+    dtype: str = "float64"
+
+
+def check_framework(name: str, settings: CheckSettings, split: SplitData, repeats: int) -> dict:
+    """Fit one framework `repeats` times (the first pays for GPU start-up) and summarize."""
+    if name == "torch":
+        from tasks.trainers.torch_trainer import train_torch as train
+    else:
+        from tasks.trainers.tensorflow_trainer import train_tensorflow as train
+    reference = fit_lstsq(split.x, split.y)
+    optimal = training_mse(split.x, split.y, reference)
+    seconds, ratio, result = [], float("nan"), None
+    for _ in range(repeats):
+        fit, result = fit_trainer(train, settings, 0, *split)
+        seconds.append(round(fit.seconds, 4))
+        ratio = training_mse(split.x, split.y, fit) / optimal
+    return {
+        "device": result.device,
+        "device_name": result.device_name,
+        "seconds": seconds,
+        "lstsq_s": round(reference.seconds, 4),
+        "time_ratio": round(min(seconds) / reference.seconds, 3),
+        "mse_ratio": ratio,
+        "epochs": result.epochs,
+        "stop_reason": result.stop_reason,
+        "dtype": result.extras.get("dtype"),
+    }
+
+
+def run_check(
+    device: str, dtype: str, rows: int, features: int, cond: float, repeats: int
+) -> dict[str, Any]:
+    """Fit each installed framework on `device`; the summary says whether each passed."""
+    split = split_rows(rows, features, cond, seed=0)
+    settings = CheckSettings(device=device, dtype=dtype)
+    summary: dict[str, Any] = {"rows": rows, "features": features, "cond": cond}
+    summary["torch"] = check_framework("torch", settings, split, repeats)
+    if importlib.util.find_spec("tensorflow") is None:
+        summary["tensorflow"] = "not installed"
+    else:
+        summary["tensorflow"] = check_framework("tensorflow", settings, split, repeats)
+    fits = [fit for fit in (summary["torch"], summary["tensorflow"]) if isinstance(fit, dict)]
+    on_device = [("cpu" in fit["device"].lower()) == (device == "cpu") for fit in fits]
+    summary["ok"] = all(on_device) and all(fit["mse_ratio"] <= MAX_MSE_RATIO for fit in fits)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the check, print the JSON summary, return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__)
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--cond", type=float, default=1000.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    arguments = parser.parse_args(argv)
+    try:
+        summary = run_check(
+            arguments.device,
+            arguments.dtype,
+            arguments.rows,
+            arguments.features,
+            arguments.cond,
+            arguments.repeats,
+        )
+    except DeviceUnavailableError as error:
+        print(json.dumps({"ok": False, "error": str(error)}))
+        return 2
+    print(json.dumps(summary))
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

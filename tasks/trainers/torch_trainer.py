@@ -1,0 +1,291 @@
+"""PyTorch trainer: a linear model fitted by torch.autograd gradients, plus its save/load/export.
+
+Imports torch, numpy and common only (settings are typed, never imported), so
+benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+
+from tasks.trainers.common import (
+    ADAM_BETAS,
+    ADAM_EPSILON,
+    DeviceUnavailableError,
+    EpochTracker,
+    TrainingData,
+    TrainResult,
+    check_zip_archive,
+    describe_cpu,
+    describe_load_failure,
+    minimize_conjugate_gradient,
+    setting_name,
+)
+
+if TYPE_CHECKING:
+    from houseprice.config import TrainerConfig
+
+FRAMEWORK = "torch"
+logger = logging.getLogger(__name__)
+
+
+class _Tensors(NamedTuple):
+    """The training data on the training device: x (rows, d), y (rows,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+def train_torch(
+    data: TrainingData,
+    settings: TrainerConfig,
+    seed: int,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Fit y = x @ w + b by minimizing MSE (+ l2 * |w|^2) with torch.autograd gradients."""
+    started = time.perf_counter()
+    device, device_name = resolve_torch_device(settings.device)
+    dtype, extras = _resolve_dtype(settings.dtype, device)
+    tracker = EpochTracker.for_settings(FRAMEWORK, settings, log or logger.info)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)  # process-wide, so restored below
+    try:
+        tensors = _to_tensors(data, device, dtype)
+        if settings.optimizer == "cg":
+            params, stop_reason, gradients = minimize_conjugate_gradient(
+                _cost_and_gradient(tensors.x_train, tensors.y_train, settings.l2),
+                _mse_at(tensors.x_val, tensors.y_val),
+                data.x_train.shape[1] + 1,
+                settings.l2,
+                tracker,
+            )
+            extras["gradient_evaluations"] = gradients
+        else:
+            params, stop_reason = _minimize_minibatch(tensors, settings, seed, tracker)
+    finally:
+        torch.set_num_threads(previous_threads)
+    extras["threads"] = settings.threads
+    return tracker.to_result(params, stop_reason, (str(device), device_name), started, extras)
+
+
+def resolve_torch_device(requested: str) -> tuple[torch.device, str]:
+    """Map 'auto'/'cpu'/'cuda'/'mps' to an available torch device and its human-readable name."""
+    mps_available = torch.backends.mps.is_available()
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "mps" if mps_available else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                f"{setting_name(FRAMEWORK, 'device')} is 'cuda' but torch {torch.__version__} "
+                "sees no CUDA GPU here; set it to 'auto' or 'cpu'"
+            )
+        index = torch.cuda.current_device()
+        return torch.device("cuda", index), torch.cuda.get_device_name(index)
+    if requested == "mps":
+        if not mps_available:
+            raise DeviceUnavailableError(
+                f"{setting_name(FRAMEWORK, 'device')} is 'mps' but this machine has no Apple "
+                "GPU that torch can use; set it to 'auto' or 'cpu'"
+            )
+        return torch.device("mps"), "Apple GPU (MPS)"
+    if requested != "cpu":
+        raise DeviceUnavailableError(f"unknown {setting_name(FRAMEWORK, 'device')} {requested!r}")
+    return torch.device("cpu"), describe_cpu()
+
+
+def _resolve_dtype(
+    requested: str, device: torch.device
+) -> tuple[torch.dtype, dict[str, float | int | str]]:
+    """The torch dtype to train in; MPS has no float64, so it falls back to float32 there."""
+    if device.type == "mps" and requested == "float64":
+        return torch.float32, {"dtype": "float32", "dtype_fallback": "MPS has no float64"}
+    return getattr(torch, requested), {"dtype": requested}
+
+
+def _to_tensors(data: TrainingData, device: torch.device, dtype: torch.dtype) -> _Tensors:
+    """Wrap the numpy arrays without copying when dtype and device allow (float64 on CPU)."""
+
+    def convert(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.to(device=device, dtype=dtype)
+
+    return _Tensors(*(convert(array) for array in data))
+
+
+def _cost_and_gradient(
+    x: torch.Tensor, y: torch.Tensor, l2: float
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The full-batch cost MSE + l2 * |w|^2 and its autograd gradient, at numpy parameters."""
+    features = x.shape[1]
+
+    def cost_and_gradient(params_np: np.ndarray) -> tuple[float, np.ndarray]:
+        params = torch.tensor(params_np, dtype=x.dtype, device=x.device, requires_grad=True)
+        cost = _cost(x, y, params, features, l2)
+        (gradient,) = torch.autograd.grad(cost, params)
+        return cost.item(), gradient.cpu().numpy().astype(np.float64)
+
+    return cost_and_gradient
+
+
+def _cost(
+    x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, features: int, l2: float
+) -> torch.Tensor:
+    """MSE of x @ w + b against y, plus the ridge penalty on w (never on b)."""
+    # addmv fuses the bias, the product and the subtraction into one pass over x.
+    residual = torch.addmv(params[features] - y, x, params[:features])
+    weights = params[:features]
+    return residual.dot(residual) / x.shape[0] + l2 * weights.dot(weights)
+
+
+def _mse_at(x: torch.Tensor, y: torch.Tensor) -> Callable[[np.ndarray], float]:
+    """The MSE at numpy parameters, without building an autograd graph."""
+    features = x.shape[1]
+
+    def mse_at(params_np: np.ndarray) -> float:
+        params = torch.as_tensor(params_np, dtype=x.dtype, device=x.device)
+        with torch.no_grad():
+            return _cost(x, y, params, features, 0.0).item()
+
+    return mse_at
+
+
+def _minimize_minibatch(
+    tensors: _Tensors, settings: TrainerConfig, seed: int, tracker: EpochTracker
+) -> tuple[np.ndarray, str]:
+    """Mini-batch Adam or SGD over seeded shuffles; one epoch is one pass over the rows."""
+    x, y = tensors.x_train, tensors.y_train
+    rows, features = x.shape
+    params = torch.zeros(features + 1, dtype=x.dtype, device=x.device, requires_grad=True)
+    moments = (torch.zeros_like(params), torch.zeros_like(params))
+    full_mse = _mse_at(x, y)
+    validation_mse = _mse_at(tensors.x_val, tensors.y_val)
+    tracker.start(full_mse(np.zeros(features + 1)))
+    # numpy draws the order so both frameworks see the same batches for the same seed.
+    generator = np.random.default_rng(seed)
+    step = 0
+    while True:
+        order = torch.from_numpy(generator.permutation(rows)).to(x.device)
+        for batch in order.split(settings.batch_size):
+            cost = _cost(
+                x.index_select(0, batch), y.index_select(0, batch), params, features, settings.l2
+            )
+            (gradient,) = torch.autograd.grad(cost, params)
+            step += 1
+            with torch.no_grad():
+                if settings.optimizer == "adam":
+                    _adam_update(params, gradient, moments, step, tracker.learning_rate)
+                else:
+                    params.sub_(gradient, alpha=tracker.learning_rate)
+        current = params.detach().cpu().numpy().astype(np.float64)
+        train_mse = full_mse(current)
+        penalty = settings.l2 * float(current[:-1] @ current[:-1])
+        stop = tracker.record(current, train_mse, validation_mse(current), train_mse + penalty)
+        if stop is not None:
+            return tracker.final_params(current, stop), stop
+
+
+def _adam_update(
+    params: torch.Tensor,
+    gradient: torch.Tensor,
+    moments: tuple[torch.Tensor, torch.Tensor],
+    step: int,
+    learning_rate: float,
+) -> None:
+    """One Adam step in place, torch.optim.Adam's formula written out.
+
+    Written out rather than torch.optim.Adam because the first optimizer.step() imports
+    torch._dynamo (about 1.5 s per process), and so both frameworks share one formula.
+    """
+    beta1, beta2 = ADAM_BETAS
+    first, second = moments
+    first.mul_(beta1).add_(gradient, alpha=1 - beta1)
+    second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+    denominator = (second / (1 - beta2**step)).sqrt_().add_(ADAM_EPSILON)
+    params.addcdiv_(first, denominator, value=-learning_rate / (1 - beta1**step))
+
+
+def _linear_module(result: TrainResult) -> torch.nn.Linear:
+    """The fitted model as torch.nn.Linear(d, 1) in float64, on the CPU."""
+    features = result.weights.shape[0]
+    layer = torch.nn.Linear(features, 1, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(np.asarray(result.weights, dtype=np.float64))[None])
+        layer.bias.fill_(result.bias)
+    return layer.eval()
+
+
+def save_torch_model(result: TrainResult, path: Path) -> None:
+    """Save the model's state_dict (weight (1, d), bias (1,)); storage makes the write atomic."""
+    torch.save(_linear_module(result).state_dict(), path)
+
+
+def load_torch_model(path: Path) -> torch.nn.Linear:
+    """Load a state_dict saved by save_torch_model, refusing anything but a (d -> 1) Linear."""
+    check_zip_archive("torch model", Path(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only met something other than tensors
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        what = f"a {found.group(1)} object" if found else "objects other than tensors"
+        problem = ValueError(f"it holds {what}, which loading with weights_only refuses")
+        raise describe_load_failure("torch model", path, problem) from None
+    except Exception as error:  # torch raises a different type for each way a file is broken
+        raise describe_load_failure("torch model", path, error) from None
+    weight, bias = _check_state(state, path)
+    layer = torch.nn.Linear(weight.shape[1], 1, dtype=weight.dtype)
+    layer.load_state_dict({"weight": weight, "bias": bias})
+    return layer.eval()
+
+
+def _check_state(state: object, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of a state_dict, or ModelLoadError saying what is wrong with it."""
+    if not isinstance(state, dict) or set(state) != {"weight", "bias"}:
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        problem = f"expected a state_dict with 'weight' and 'bias', found {keys}"
+    else:
+        weight, bias = state["weight"], state["bias"]
+        if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (weight, bias)):
+            problem = "weight and bias must be floating-point tensors"
+        elif weight.ndim != 2 or weight.shape[0] != 1 or tuple(bias.shape) != (1,):
+            shapes = f"{tuple(weight.shape)} and {tuple(bias.shape)}"
+            problem = f"expected weight (1, d) and bias (1,), found {shapes}"
+        elif not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+            problem = "weight or bias holds NaN or infinite values"
+        else:
+            return weight, bias.to(weight.dtype)
+    raise describe_load_failure("torch model", path, ValueError(problem))
+
+
+def export_torch_model(result: TrainResult, path: Path) -> None:
+    """Export the model with torch.export (.pt2), any batch size, for serving without this code."""
+    module = _linear_module(result)
+    example = torch.zeros(2, result.weights.shape[0], dtype=torch.float64)
+    program = torch.export.export(
+        module, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)
+    )
+    torch.export.save(program, path)
+
+
+def load_torch_export(path: Path) -> torch.nn.Module:
+    """Load a .pt2 from export_torch_model: a module mapping (rows, d) to (rows, 1)."""
+    check_zip_archive("torch export", Path(path))
+    export_logger = logging.getLogger("torch.export")
+    level = export_logger.level
+    export_logger.setLevel(logging.ERROR)  # it logs a traceback before raising; we explain instead
+    try:
+        return torch.export.load(path).module()
+    except Exception as error:  # a broken archive fails deep inside the deserializer
+        raise describe_load_failure("torch export", path, error) from None
+    finally:
+        export_logger.setLevel(level)

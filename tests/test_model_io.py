@@ -1,0 +1,157 @@
+"""Saved, loaded and exported models predict exactly what the model in memory predicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from tasks.trainers import tensorflow_trainer, torch_trainer
+from tasks.trainers.common import ModelLoadError, TrainResult
+
+
+@pytest.fixture
+def result() -> TrainResult:
+    """A fitted-looking model with 4 features and awkward (non-round) numbers."""
+    rng = np.random.default_rng(0)
+    return TrainResult(
+        framework="torch",
+        weights=rng.normal(size=4),
+        bias=0.123456789,
+        train_loss=[0.5],
+        val_loss=[0.6],
+        device="cpu",
+        device_name="test CPU",
+        seconds=0.0,
+        epochs=1,
+        optimizer="cg",
+        stop_reason="converged",
+    )
+
+
+@pytest.fixture
+def rows() -> np.ndarray:
+    """Seven rows to predict, an odd batch size unlike the export's example input."""
+    return np.random.default_rng(1).normal(size=(7, 4))
+
+
+def _truncate(path, keep=0.5):
+    payload = path.read_bytes()
+    path.write_bytes(payload[: int(len(payload) * keep)])
+
+
+def test_torch_state_dict_round_trip(tmp_path, result, rows):
+    torch_trainer.save_torch_model(result, tmp_path / "model.pt")
+    model = torch_trainer.load_torch_model(tmp_path / "model.pt")
+    assert isinstance(model, torch.nn.Linear) and model.in_features == 4
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(rows)).numpy()[:, 0]
+    np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
+
+
+def test_torch_export_round_trip(tmp_path, result, rows):
+    torch_trainer.export_torch_model(result, tmp_path / "model.pt2")
+    module = torch_trainer.load_torch_export(tmp_path / "model.pt2")
+    for batch in (rows, rows[:1]):
+        predicted = module(torch.from_numpy(batch)).detach().numpy()[:, 0]
+        np.testing.assert_allclose(predicted, result.predict(batch), rtol=1e-12)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_broken_torch_files_raise_model_load_error(tmp_path, result, damage):
+    path = tmp_path / "model.pt"
+    torch_trainer.save_torch_model(result, path)
+    if damage == "truncated":
+        _truncate(path)
+    elif damage == "garbage":
+        path.write_bytes(b"not a model at all" * 10)
+    else:
+        path.unlink()
+    with pytest.raises(ModelLoadError, match=r"cannot load torch model from .*model\.pt"):
+        torch_trainer.load_torch_model(path)
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, r"weight \(1, d\)"),
+        ({"weight": torch.zeros(1, 4)}, "'weight' and 'bias'"),
+        ({"weight": torch.full((1, 4), float("nan")), "bias": torch.zeros(1)}, "NaN"),
+    ],
+)
+def test_wrong_torch_state_raises_model_load_error(tmp_path, state, problem):
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(ModelLoadError, match=problem):
+        torch_trainer.load_torch_model(tmp_path / "model.pt")
+
+
+def test_truncated_torch_export_raises_model_load_error(tmp_path, result):
+    torch_trainer.export_torch_model(result, tmp_path / "model.pt2")
+    _truncate(tmp_path / "model.pt2")
+    with pytest.raises(ModelLoadError, match=r"model\.pt2"):
+        torch_trainer.load_torch_export(tmp_path / "model.pt2")
+
+
+def test_keras_round_trip(tmp_path, result, rows):
+    tensorflow_trainer.save_keras_model(result, tmp_path / "model.keras")
+    model = tensorflow_trainer.load_keras_model(tmp_path / "model.keras")
+    predicted = model(rows).numpy()[:, 0]
+    np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
+
+
+def test_tensorflow_export_round_trip(tmp_path, result, rows):
+    tensorflow_trainer.export_tensorflow_model(result, tmp_path / "saved")
+    restored = tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")
+    predicted = restored.serve(tf.constant(rows)).numpy()[:, 0]
+    np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_broken_keras_files_raise_model_load_error(tmp_path, result, damage):
+    path = tmp_path / "model.keras"
+    tensorflow_trainer.save_keras_model(result, path)
+    if damage == "truncated":
+        _truncate(path)
+    elif damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 50)
+    else:
+        path.unlink()
+    with pytest.raises(ModelLoadError, match=r"cannot load keras model from .*model\.keras"):
+        tensorflow_trainer.load_keras_model(path)
+
+
+def test_keras_model_of_the_wrong_shape_raises_model_load_error(tmp_path):
+    import keras
+
+    wide = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    wide.save(tmp_path / "model.keras")
+    with pytest.raises(ModelLoadError, match="expected one Dense"):
+        tensorflow_trainer.load_keras_model(tmp_path / "model.keras")
+
+
+def test_broken_tensorflow_export_raises_model_load_error(tmp_path, result):
+    tensorflow_trainer.export_tensorflow_model(result, tmp_path / "saved")
+    (tmp_path / "saved" / "saved_model.pb").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="saved"):
+        tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")
+
+
+class _Payload:
+    """Stands for code an attacker pickled into a model file."""
+
+
+def test_torch_file_with_a_pickled_object_is_refused(tmp_path):
+    state = {"weight": torch.zeros(1, 4), "bias": torch.zeros(1), "extra": _Payload()}
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(ModelLoadError, match=r"model\.pt: it holds a .*_Payload object"):
+        torch_trainer.load_torch_model(tmp_path / "model.pt")
+
+
+def test_keras_file_with_code_in_it_is_refused(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x[:, :1] * 2)])
+    model.save(tmp_path / "model.keras")
+    with pytest.raises(ModelLoadError, match=r"model\.keras: .*Lambda"):
+        tensorflow_trainer.load_keras_model(tmp_path / "model.keras")
