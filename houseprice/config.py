@@ -58,6 +58,19 @@ class DataConfig(_Section):
     max_missing_fraction: float = Field(0.2, ge=0, le=1)
     # Known plausible ranges, e.g. {"Year_Built": [1800, 2100]}; either bound may be null.
     value_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    # Scheduled mode: new CSV/Parquet files dropped here are validated one by one and appended
+    # to a versioned dataset under data_dir; `source` seeds its first version.
+    landing_dir: Path | None = None
+    # Optional rolling window: train on rows whose time_column is within `window` of the
+    # newest row (same units as the column: years for a year column, days for dates).
+    time_column: str | None = None
+    window: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_window(self) -> DataConfig:
+        if self.window is not None and self.time_column is None:
+            raise ValueError("window needs time_column")
+        return self
 
     @model_validator(mode="after")
     def _check_columns(self) -> DataConfig:
@@ -67,6 +80,8 @@ class DataConfig(_Section):
             raise ValueError(f"features listed more than once: {duplicated}")
         if self.target in listed:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
+        if "intercept" in listed:  # metrics.json keeps the intercept beside the coefficients
+            raise ValueError("a feature named 'intercept' would clash with the model's intercept")
         return self
 
     @property
@@ -106,10 +121,13 @@ class TrainerConfig(_Section):
     optimizer: Literal["cg", "adam", "sgd"] = "cg"
     # None picks a per-optimizer default (Adam 0.01, SGD 0.05); CG computes its own step.
     learning_rate: float | None = Field(None, gt=0)
+    # CG converges in about d + 3 epochs (23 at 20 features, measured); the cap binds Adam/SGD.
     max_epochs: int = Field(200, ge=1)
     batch_size: int = Field(1024, ge=1)
-    l2: float = Field(0.0, ge=0, description="Ridge penalty added to the MSE cost.")
-    # Stop once an epoch improves the training loss by less than this fraction.
+    l2: float = Field(0.0, ge=0, description="Ridge penalty l2 * |w|^2 added to the MSE cost.")
+    # Stop once two epochs in a row improve the training cost by less than this fraction (CG can
+    # stall one epoch on collinear features, then take a big step); 1e-12 leaves float64 CG
+    # within about 1e-12 of the least-squares MSE.
     tolerance: float = Field(1e-12, ge=0)
     # Off by default: the goal is the least-squares optimum, which early stopping would miss.
     early_stopping_patience: int | None = Field(None, ge=1)
@@ -158,6 +176,16 @@ class PromotionConfig(_Section):
     seed: int = 0
 
 
+class DriftConfig(_Section):
+    """Drift between new data and the champion's training data, per feature."""
+
+    # Population stability index: < 0.1 stable, 0.1–0.25 moderate, > 0.25 a major shift.
+    max_psi: float = Field(0.25, gt=0)
+    # A major shift in any feature stops promotion until a person has looked at the data.
+    block_promotion: bool = True
+    bins: int = Field(10, ge=2, le=100)
+
+
 class PathsConfig(_Section):
     """The two folders the pipeline writes to."""
 
@@ -174,7 +202,10 @@ class PipelineConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    # How long a run waits for another retrain on the same folders before giving up.
+    lock_timeout_s: float = Field(3600, ge=0)
 
     @model_validator(mode="after")
     def _check_split(self) -> PipelineConfig:

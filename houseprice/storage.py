@@ -7,6 +7,7 @@ renamed over the final name, so a crash (even SIGKILL) never leaves a half-writt
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,169 @@ def open_run(artifacts_dir: Path, run_id: str) -> RunPaths:
     if not root.is_dir():
         raise FileNotFoundError(f"no run {run_id!r} under {runs_dir(artifacts_dir)}")
     return RunPaths(run_id, root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset versions (landing mode): data/versions/v000001.parquet, v000002.parquet, ... each with
+# its manifest (v000001.json), and data/versions/current.json naming the current one. Replacing
+# current.json (one atomic rename) is the commit point: a version exists once current.json names
+# it. Landing files move to data/accepted/<version>/ or data/quarantine/<batch>/ (with their
+# validation report), so no file is ingested twice.
+
+VERSION_WIDTH = 6
+
+
+@dataclass
+class LandedFile:
+    """One file taken from the landing folder, accepted or quarantined."""
+
+    name: str
+    sha256: str
+    rows: int | None  # None when the file could not be read as a table
+    stored_as: str  # where it was moved, relative to data_dir
+    reason: str | None = None  # why it was quarantined; None for an accepted file
+
+
+@dataclass
+class DatasetVersion:
+    """A committed version of the dataset: its parent plus the files accepted into it."""
+
+    version: str
+    parent: str | None
+    rows: int
+    content_hash: str
+    created_at: str
+    source: str  # the seed source for the first version, "landing" for later ones
+    rows_added: int  # new rows after dropping exact duplicates
+    accepted: list[LandedFile] = field(default_factory=list)
+    quarantined: list[LandedFile] = field(default_factory=list)  # refused in the same batch
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, as the manifest stores it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> DatasetVersion:
+        """Rebuild from to_dict() output."""
+        files = {key: [LandedFile(**item) for item in payload[key]] for key in _FILE_LISTS}
+        return cls(**{**payload, **files})
+
+
+_FILE_LISTS = ("accepted", "quarantined")
+
+
+def versions_dir(data_dir: Path) -> Path:
+    """Folder of dataset versions, their manifests, the pointer and the learned suite."""
+    return Path(data_dir) / "versions"
+
+
+def version_name(number: int) -> str:
+    """'v000001' for 1: zero-padded so names sort in order."""
+    return f"v{number:0{VERSION_WIDTH}d}"
+
+
+def next_version_name(current: DatasetVersion | None) -> str:
+    """The name the next committed version gets."""
+    return version_name(1 if current is None else int(current.version[1:]) + 1)
+
+
+def version_data_path(data_dir: Path, version: str) -> Path:
+    """A version's rows, as Parquet."""
+    return versions_dir(data_dir) / f"{version}.parquet"
+
+
+def current_version_path(data_dir: Path) -> Path:
+    """The pointer: a copy of the current version's manifest."""
+    return versions_dir(data_dir) / "current.json"
+
+
+def learned_suite_path(data_dir: Path) -> Path:
+    """The GX suite learned from the first version; people may edit it."""
+    return versions_dir(data_dir) / "suite.json"
+
+
+def accepted_dir(data_dir: Path, version: str) -> Path:
+    """Where the landing files merged into a version are kept."""
+    return Path(data_dir) / "accepted" / version
+
+
+def quarantine_dir(data_dir: Path, batch: str) -> Path:
+    """Where one run's refused landing files are kept, each beside its validation report."""
+    return Path(data_dir) / "quarantine" / batch
+
+
+def read_current_version(data_dir: Path) -> DatasetVersion | None:
+    """The current dataset version, or None before the first one is committed."""
+    path = current_version_path(data_dir)
+    return DatasetVersion.from_dict(read_json(path)) if path.exists() else None
+
+
+def load_dataset_version(data_dir: Path, version: str) -> pd.DataFrame:
+    """A committed version's rows."""
+    return pd.read_parquet(version_data_path(data_dir, version))
+
+
+def commit_dataset_version(data_dir: Path, frame: pd.DataFrame, version: DatasetVersion) -> None:
+    """Write the version's rows and manifest, then point current.json at it (the commit)."""
+    write_parquet_atomic(version_data_path(data_dir, version.version), frame)
+    write_json_atomic(versions_dir(data_dir) / f"{version.version}.json", version.to_dict())
+    write_json_atomic(current_version_path(data_dir), version.to_dict())
+
+
+def list_landing_files(landing_dir: Path) -> list[Path]:
+    """Files waiting in the landing folder, by name; hidden ones are uploads still in progress."""
+    landing_dir = Path(landing_dir)
+    landing_dir.mkdir(parents=True, exist_ok=True)  # so people see where to drop files
+    return sorted(p for p in landing_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def move_file(source: Path, destination: Path) -> Path:
+    """Move a file so that destination appears whole or not at all, even across filesystems."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, destination)  # same filesystem: one atomic rename
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        with atomic_path(destination) as temporary:  # another filesystem: copy, then rename
+            shutil.copyfile(source, temporary)
+        Path(source).unlink()
+    return destination
+
+
+def quarantine_file(source: Path, data_dir: Path, batch: str, report: dict[str, Any]) -> Path:
+    """Move a refused landing file into quarantine, its validation report written first."""
+    folder = quarantine_dir(data_dir, batch)
+    # Report first: a crash in between leaves the file in landing, to be checked again.
+    write_json_atomic(folder / f"{Path(source).name}.validation.json", report)
+    return move_file(source, folder / Path(source).name)
+
+
+def settle_accepted_files(landing_dir: Path, data_dir: Path, version: DatasetVersion) -> list[Path]:
+    """Move the version's accepted files out of landing; also finishes a commit cut short.
+
+    A file still in landing whose bytes match a file the committed version lists was merged
+    already (the run stopped between the commit and the move), so it is moved, not re-read.
+    """
+    moved = []
+    for record in version.accepted:
+        source = Path(landing_dir) / record.name
+        if not source.is_file() or file_sha256(source) != record.sha256:
+            continue
+        destination = Path(data_dir) / record.stored_as
+        if destination.exists():  # the copy landed before the crash; drop the original
+            source.unlink()
+        else:
+            move_file(source, destination)
+        moved.append(destination)
+    return moved

@@ -47,6 +47,7 @@ _BETWEEN = "expect_column_values_to_be_between"
 _NOT_NULL = "expect_column_values_to_not_be_null"
 _TYPE_LIST = "expect_column_values_to_be_in_type_list"
 _EXISTS = "expect_column_to_exist"
+_COLUMN_SET = "expect_table_columns_to_match_set"
 
 
 @dataclass
@@ -222,6 +223,123 @@ def build_bundled_suite() -> dict[str, Any]:
     return {"name": "ames", "expectations": expectations, "meta": {}, "notes": notes}
 
 
+# ---------------------------------------------------------------------------------------------
+# A suite learned from trusted data (landing mode keeps it in data/versions/suite.json).
+
+# Bounds are the observed range widened by this share of it on each side: next year's slightly
+# bigger house passes, a unit error (cents for dollars, m² for ft²) is off by far more.
+LEARNED_RANGE_MARGIN = 0.1
+# A file may bring a few rows of a level never seen (a new neighborhood) without being refused;
+# a larger share suggests a recoding, whose levels would silently become new categories.
+LEARNED_NEW_LEVEL_SHARE = 0.1
+# A column's null rate may rise this far above the trusted data's before a file is refused.
+LEARNED_NULL_HEADROOM = 0.05
+# More distinct values than this is an identifier or free text, not a category worth listing.
+LEARNED_MAX_LEVELS = 100
+_IN_SET = "expect_column_values_to_be_in_set"
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+def build_learned_suite(
+    frame: pd.DataFrame, target: str, time_column: str | None = None
+) -> dict[str, Any]:
+    """GX suite JSON profiling trusted data: its columns, types, widened ranges, levels, nulls.
+
+    The target keeps a floor above zero and the time column gets no upper bound (new data is
+    newer by nature). Each learned bound notes what was observed, for the person who edits it.
+    """
+    columns = [str(column) for column in frame.columns]
+    expectations = [_expect(_COLUMN_SET, column_set=columns, exact_match=True)]
+    for column in columns:
+        expectations += _learned_checks(frame[column], column, target, time_column)
+    notes = (
+        f"Learned from {len(frame):,} trusted rows by tasks/validate.py:build_learned_suite. "
+        "Edit freely: landing files are validated against this file, which is never regenerated."
+    )
+    return {"name": "learned", "expectations": expectations, "meta": {}, "notes": notes}
+
+
+def _learned_checks(
+    values: pd.Series, column: str, target: str, time_column: str | None
+) -> list[dict[str, Any]]:
+    checks = [_learned_not_null(values, column, column == target)]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        checks += [_expect(_TYPE_LIST, column=column, type_list=NUMERIC_TYPES), _finite(column)]
+        if values.notna().any():
+            checks.append(_learned_range(values, column, column == target, column == time_column))
+    elif not pd.api.types.is_datetime64_any_dtype(values):
+        levels = sorted(values.dropna().unique().tolist(), key=str)
+        if len(levels) <= LEARNED_MAX_LEVELS:
+            checks.append(
+                _expect(
+                    _IN_SET,
+                    notes=f"{len(levels)} levels seen; up to {LEARNED_NEW_LEVEL_SHARE:.0%} of a "
+                    "file's values may be new ones",
+                    column=column,
+                    value_set=levels,
+                    mostly=round(1 - LEARNED_NEW_LEVEL_SHARE, 10),
+                )
+            )
+    return [check for check in checks if check is not None]
+
+
+def _learned_not_null(values: pd.Series, column: str, is_target: bool) -> dict[str, Any] | None:
+    if is_target:
+        return _expect(_NOT_NULL, column=column)
+    rate = float(values.isna().mean())
+    # Floored to 4 digits so the rounding never makes the check stricter than intended.
+    mostly = math.floor((1 - rate - LEARNED_NULL_HEADROOM) * 10_000) / 10_000
+    if mostly <= 0:
+        return None
+    return _expect(
+        _NOT_NULL, notes=f"{rate:.1%} null in trusted data", column=column, mostly=mostly
+    )
+
+
+def _learned_range(
+    values: pd.Series, column: str, is_target: bool, open_ended: bool
+) -> dict[str, Any]:
+    low, high = float(values.min()), float(values.max())
+    span = (high - low) or abs(high) or 1.0
+    margin = LEARNED_RANGE_MARGIN * span
+    # Rounded outward to 3 significant digits of the range, so the JSON reads well when edited.
+    places = 2 - math.floor(math.log10(span))
+    if pd.api.types.is_integer_dtype(values):
+        places = min(places, 0)
+
+    def outward(value: float, rounding: Any) -> float | int:
+        rounded = round(rounding(value * 10.0**places) / 10.0**places, max(places, 0))
+        return int(rounded) if places <= 0 else rounded
+
+    min_value = outward(low - margin, math.floor)
+    max_value = None if open_ended else outward(high + margin, math.ceil)
+    strict_min = None
+    if low >= 0 and min_value <= 0:  # never seen negative: stays non-negative; a price positive
+        min_value, strict_min = 0, (True if is_target else None)
+    notes = f"observed {low:g} to {high:g}, widened by {LEARNED_RANGE_MARGIN:.0%} of the range"
+    if open_ended:
+        notes += "; no upper bound on the time column, new rows are newer"
+    return _expect(
+        _BETWEEN,
+        notes=notes,
+        column=column,
+        min_value=min_value,
+        max_value=max_value,
+        strict_min=strict_min,
+    )
+
+
+def build_landing_suite(data: DataConfig, learned: dict[str, Any]) -> dict[str, Any]:
+    """The suite one landing file must pass: the learned suite plus the config's checks.
+
+    The table's minimum row count is dropped: a file may hold one day's few sales, and the
+    dataset they join is checked against the minimum before training.
+    """
+    suite = build_expectation_suite(data, learned)
+    suite["expectations"] = [e for e in suite["expectations"] if e["type"] != _ROW_COUNT]
+    return suite
+
+
 def _expect(kind: str, notes: str | None = None, **kwargs: Any) -> dict[str, Any]:
     # None-valued kwargs are dropped so a config-derived copy equals the bundled one it duplicates.
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
@@ -370,6 +488,12 @@ def _describe_failure(
     error = _exception_message(entry.get("exception_info"))
     if kind == _EXISTS:
         text = f"column {column!r} is missing"
+    elif kind == _COLUMN_SET and not error:
+        mismatched = (outcome.get("details") or {}).get("mismatched") or {}
+        parts = [
+            f"{key} {mismatched[key]}" for key in ("missing", "unexpected") if key in mismatched
+        ]
+        text = "columns differ from the suite's: " + ("; ".join(parts) or f"observed {sample}")
     elif column is not None and column not in columns:
         text = f"not evaluated, column {column!r} is missing"
     elif error and column in mistyped and kind != _TYPE_LIST:
@@ -457,9 +581,17 @@ def _json_safe(value: Any) -> Any:
 # and an explicit value is not overridden by PREFECT_TASK_DEFAULT_RETRIES. No cache: a cached
 # result would skip writing this run's validation files.
 @task(name="validate-data", retries=0, cache_policy=NO_CACHE)
-def validate_data(frame: pd.DataFrame, data: DataConfig, run: storage.RunPaths) -> ValidationReport:
+def validate_data(
+    frame: pd.DataFrame,
+    data: DataConfig,
+    run: storage.RunPaths,
+    learned: dict[str, Any] | None = None,
+) -> ValidationReport:
     """Check the data against its expectation suite; stop the run if it fails."""
-    base = storage.read_json(storage.BUNDLED_SUITE) if data.source == BUNDLED_SOURCE else None
+    # Landing mode passes the suite learned from its first version; bundled data has its own.
+    base = learned
+    if base is None and data.source == BUNDLED_SOURCE:
+        base = storage.read_json(storage.BUNDLED_SUITE)
     report = run_validation(frame, build_expectation_suite(data, base), run.data_docs)
     storage.write_json_atomic(run.validation, report.to_dict())
     get_run_logger().info("%s; Data Docs: %s", report.summary(), report.docs_index)

@@ -16,9 +16,12 @@ from tasks.validate import (
     DataValidationError,
     build_bundled_suite,
     build_expectation_suite,
+    build_landing_suite,
+    build_learned_suite,
     run_validation,
     validate_data,
 )
+from tests.conftest import make_houses
 
 
 def houses_config(**changes) -> DataConfig:
@@ -186,3 +189,86 @@ def test_task_raises_after_writing_result(houses, tmp_path):
     written = json.loads(run.validation.read_text(), parse_constant=pytest.fail)
     assert written["success"] is False
     assert written["failures"][0]["sample"] == ["inf"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A suite learned from trusted data.
+
+
+@pytest.fixture(scope="module")
+def learned():
+    """The suite learned from 200 trusted houses, with year as the time column."""
+    return build_learned_suite(make_houses(rows=200, seed=0), target="price", time_column="year")
+
+
+def learned_check(suite, kind, column):
+    """The kwargs of the learned expectation (the one with a note) of a kind on a column."""
+    [found] = [
+        e["kwargs"]
+        for e in suite["expectations"]
+        if e["type"] == kind and e["kwargs"].get("column") == column and e["meta"].get("notes")
+    ]
+    return found
+
+
+def test_learned_suite_profiles_columns_ranges_levels_and_nulls(learned):
+    trusted = make_houses(rows=200, seed=0)
+    area = learned_check(learned, "expect_column_values_to_be_between", "area")
+    low, high = trusted["area"].min(), trusted["area"].max()
+    assert area["min_value"] == pytest.approx(low - 0.1 * (high - low), rel=0.01)
+    assert area["max_value"] == pytest.approx(high + 0.1 * (high - low), rel=0.01)
+    price = learned_check(learned, "expect_column_values_to_be_between", "price")
+    assert price["min_value"] == 0 and price["strict_min"] is True  # a price stays above zero
+    year = learned_check(learned, "expect_column_values_to_be_between", "year")
+    assert "max_value" not in year  # the time column: new rows are newer
+    hood = learned_check(learned, "expect_column_values_to_be_in_set", "hood")
+    assert hood == {"column": "hood", "value_set": ["East", "North", "South"], "mostly": 0.9}
+    assert learned_check(learned, "expect_column_values_to_not_be_null", "area")["mostly"] == 0.95
+    assert run_validation(trusted, learned).success
+
+
+def test_similar_data_passes_the_learned_suite_with_a_few_new_levels(learned):
+    fresh = make_houses(rows=30, seed=7).assign(year=2031)  # newer than anything seen: fine
+    fresh.loc[0, "hood"] = "West"  # a new neighborhood, 1 row of 30
+    report = run_validation(fresh, build_landing_suite(houses_config(), learned))
+    assert report.success, failure_lines(report)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda f: f.assign(area=f["area"] * 10.76),
+            "expect_column_values_to_be_between on 'area'",
+        ),
+        (lambda f: f.assign(area=f["area"].astype(str)), "in_type_list on 'area'"),
+        (lambda f: f.assign(hood="Elsewhere"), "6 of 6 values are not known levels"),
+        (lambda f: f.assign(agent="X"), "columns differ from the suite's: unexpected ['agent']"),
+    ],
+)
+def test_out_of_range_or_new_type_data_fails_the_learned_suite(learned, change, expected):
+    report = run_validation(change(make_houses(rows=6, seed=7)), learned)
+    assert not report.success
+    assert any(expected in line for line in failure_lines(report)), failure_lines(report)
+
+
+def test_learned_suite_is_editable_json(learned, tmp_path):
+    path = storage.write_json_atomic(tmp_path / "suite.json", learned)
+    text = path.read_text()
+    assert '"notes": "observed' in text  # each learned bound says where it came from
+    edited = json.loads(text)
+    learned_check(edited, "expect_column_values_to_be_between", "area")["max_value"] = 1000
+    storage.write_json_atomic(path, edited)
+    again = storage.read_json(path)
+    houses = make_houses(rows=20, seed=7)
+    assert run_validation(houses, storage.read_json(tmp_path / "suite.json")).success is False
+    assert run_validation(houses, learned).success
+    assert again == edited
+
+
+def test_landing_suite_drops_only_the_minimum_row_count(learned):
+    full = build_expectation_suite(houses_config(), learned)
+    landing = build_landing_suite(houses_config(), learned)
+    removed = [e for e in full["expectations"] if e not in landing["expectations"]]
+    assert [e["type"] for e in removed] == ["expect_table_row_count_to_be_between"]
+    assert run_validation(make_houses(rows=3, seed=7), landing).success

@@ -1,0 +1,151 @@
+"""The champion: which run's model is in use, and the history of every promotion decision.
+
+`artifacts/champion.json` names the model in use (run id, framework, model path). It changes
+only by one atomic rename, so a reader sees the old champion or the new one, never a mix, and
+a process killed at any moment leaves a usable champion. Promotion never deletes a file: the
+previous champion's run folder stays where it was, and `houseprice promote RUN_ID` can put it
+back. `artifacts/promotions.jsonl` gets one line per decision, promoted or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from houseprice import storage
+from houseprice.runs import COMPLETED, read_status, utc_now
+
+FRAMEWORKS = ("torch", "tensorflow")
+
+
+class RegistryError(RuntimeError):
+    """A champion or run that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model in use."""
+
+    run_id: str
+    framework: str
+    model_path: str  # relative to the artifacts folder
+    promoted_at: str
+    reason: str
+
+
+def champion_path(artifacts_dir: Path) -> Path:
+    """Where the champion record lives."""
+    return Path(artifacts_dir) / "champion.json"
+
+
+def history_path(artifacts_dir: Path) -> Path:
+    """Where the promotion history lives (JSON lines, append-only)."""
+    return Path(artifacts_dir) / "promotions.jsonl"
+
+
+def read_champion(artifacts_dir: Path) -> Champion | None:
+    """The current champion, or None before the first promotion."""
+    path = champion_path(artifacts_dir)
+    if not path.exists():
+        return None
+    try:
+        return Champion(**storage.read_json(path))
+    except (ValueError, TypeError) as error:
+        raise RegistryError(
+            f"{path} is unreadable ({error}); restore it with `houseprice promote`"
+        ) from None
+
+
+def model_file(run: storage.RunPaths, framework: str) -> Path:
+    """The saved model of one framework in a run."""
+    if framework not in FRAMEWORKS:
+        raise RegistryError(f"unknown framework {framework!r}; expected one of {FRAMEWORKS}")
+    return run.torch_model if framework == "torch" else run.keras_model
+
+
+def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:
+    """Paths of a run that finished; an unfinished, failed or killed run is refused."""
+    try:
+        run = storage.open_run(artifacts_dir, run_id)
+    except FileNotFoundError as error:
+        raise RegistryError(str(error)) from None
+    status = read_status(run).get("status")
+    if status != COMPLETED:
+        raise RegistryError(f"run {run_id} is not usable: its status is {status!r}")
+    return run
+
+
+def promote(artifacts_dir: Path, run_id: str, framework: str, reason: str) -> Champion:
+    """Make a completed run's model the champion (one atomic rename) and record it."""
+    run = require_completed(artifacts_dir, run_id)
+    path = model_file(run, framework)
+    if not path.exists():
+        raise RegistryError(f"run {run_id} has no {framework} model at {path}")
+    champion = Champion(
+        run_id=run_id,
+        framework=framework,
+        model_path=str(path.relative_to(artifacts_dir)),
+        promoted_at=utc_now(),
+        reason=reason,
+    )
+    storage.write_json_atomic(champion_path(artifacts_dir), asdict(champion))
+    return champion
+
+
+def append_history(artifacts_dir: Path, entry: dict[str, Any]) -> None:
+    """Append one decision to the history; a single write of one line, flushed to disk."""
+    path = history_path(artifacts_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": utc_now(), **entry}, default=str) + "\n"
+    # O_APPEND makes each line land whole at the end even if two writers race.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line.encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
+    """Every recorded decision, oldest first; a torn last line (crash mid-append) is skipped."""
+    path = history_path(artifacts_dir)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
+def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
+    """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
+    root = storage.runs_dir(artifacts_dir)
+    summaries = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        run = storage.RunPaths(folder.name, folder)
+        status = read_status(run)
+        summary: dict[str, Any] = {
+            "run_id": run.run_id,
+            "status": status.get("status"),
+            "started_at": status.get("started_at"),
+            "error": status.get("error"),
+        }
+        try:
+            metrics = storage.read_json(run.metrics)
+        except (OSError, ValueError):
+            metrics = {}
+        selected = metrics.get("selected_model")
+        summary["snapshot"] = metrics.get("snapshot")
+        summary["selected_model"] = selected
+        summary["test"] = metrics.get(selected, {}).get("test") if selected else None
+        summary["promotion"] = metrics.get("promotion")
+        summaries.append(summary)
+    return summaries

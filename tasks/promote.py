@@ -1,0 +1,246 @@
+"""Promotion gate: the challenger replaces the champion only on evidence.
+
+The rule, in order:
+1. A run's challenger is its trainer with the lowest validation RMSE among those whose test
+   RMSE is within the evaluation tolerance of the least-squares optimum (torch wins ties).
+2. It must clear the absolute limits (PromotionConfig: minimum R², maximum RMSE / MAPE).
+3. With no champion yet (or one that can no longer be loaded or score today's data), that is
+   enough.
+4. Otherwise both score the same current test rows, each with its own saved preprocessing,
+   and a paired bootstrap gives a confidence interval for the relative RMSE change. The
+   challenger wins only if the interval's upper end is below max_relative_rmse_change
+   (default 0: better beyond noise), so a rerun on the same data never promotes.
+5. Whatever the above says, a major drift (PSI above DriftConfig.max_psi in any feature) stops
+   promotion while DriftConfig.block_promotion is on: a person looks at the data first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import registry, storage
+from houseprice.config import DriftConfig, PromotionConfig
+from tasks.evaluate import REFERENCE, Evaluation, RegressionMetrics, regression_metrics
+from tasks.trainers.common import ModelLoadError
+
+BOOTSTRAP_CHUNK = 200  # resamples drawn at once: bounds memory on large test sets
+
+
+@dataclass
+class PromotionDecision:
+    """Whether the run's model becomes the champion, why, and the numbers behind it."""
+
+    promoted: bool
+    reason: str
+    framework: str | None  # the run's challenger
+    champion_run_id: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for metrics.json, the report and the history."""
+        return asdict(self)
+
+
+def select_run_model(evaluation: Evaluation) -> str | None:
+    """The run's best trainer: lowest validation RMSE among those matching the optimum."""
+    candidates = [
+        name
+        for name, check in evaluation.reference_check.items()
+        if check["within_tolerance"] and name != REFERENCE
+    ]
+    if not candidates:
+        return None
+    order = {"torch": 0, "tensorflow": 1}
+    return min(candidates, key=lambda n: (evaluation.models[n].validation.rmse, order.get(n, 9)))
+
+
+def absolute_limit_failures(metrics: RegressionMetrics, settings: PromotionConfig) -> list[str]:
+    """Each absolute limit the metrics break, as a sentence."""
+    failures = []
+    if settings.min_test_r2 is not None and not metrics.r2 >= settings.min_test_r2:
+        failures.append(f"test R² {metrics.r2:.4f} is below the minimum {settings.min_test_r2}")
+    if settings.max_test_rmse is not None and not metrics.rmse <= settings.max_test_rmse:
+        failures.append(
+            f"test RMSE {metrics.rmse:,.2f} is above the maximum {settings.max_test_rmse:,}"
+        )
+    if settings.max_test_mape is not None and not metrics.mape <= settings.max_test_mape:
+        failures.append(
+            f"test MAPE {metrics.mape:.4f} is above the maximum {settings.max_test_mape}"
+        )
+    return failures
+
+
+def paired_bootstrap_rmse_change(
+    actual: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, float]:
+    """Relative RMSE change (challenger vs champion) with a paired percentile bootstrap interval.
+
+    Both models are scored on the same resampled rows each time, so the interval reflects the
+    difference between them, not the noise both share.
+    """
+    challenger_sq = (challenger - actual) ** 2
+    champion_sq = (champion - actual) ** 2
+    rng = np.random.default_rng(seed)
+    changes = []
+    for start in range(0, samples, BOOTSTRAP_CHUNK):
+        rows = rng.integers(
+            0, len(actual), size=(min(BOOTSTRAP_CHUNK, samples - start), len(actual))
+        )
+        challenger_rmse = np.sqrt(challenger_sq[rows].mean(axis=1))
+        champion_rmse = np.sqrt(champion_sq[rows].mean(axis=1))
+        changes.append(challenger_rmse / champion_rmse - 1)
+    spread = np.concatenate(changes)
+    tail = (1 - confidence) / 2
+    champion_rmse_all = float(np.sqrt(champion_sq.mean()))
+    return {
+        "challenger_rmse": float(np.sqrt(challenger_sq.mean())),
+        "champion_rmse": champion_rmse_all,
+        "relative_change": float(np.sqrt(challenger_sq.mean()) / champion_rmse_all - 1),
+        "ci_low": float(np.quantile(spread, tail)),
+        "ci_high": float(np.quantile(spread, 1 - tail)),
+        "confidence": confidence,
+        "samples": samples,
+    }
+
+
+def decide_promotion(
+    evaluation: Evaluation,
+    champion_predictions: np.ndarray | None,
+    champion_run_id: str | None,
+    champion_problem: str | None,
+    settings: PromotionConfig,
+) -> PromotionDecision:
+    """Apply the promotion rule (module docstring) to one run's evaluation."""
+    framework = select_run_model(evaluation)
+    if framework is None:
+        return PromotionDecision(
+            False, "neither trainer reached the least-squares optimum within tolerance", None
+        )
+    challenger = evaluation.models[framework]
+    figures: dict[str, Any] = {"challenger_test": challenger.test._asdict()}
+    failures = absolute_limit_failures(challenger.test, settings)
+    if failures:
+        return PromotionDecision(False, "; ".join(failures), framework, champion_run_id, figures)
+    if champion_run_id is None:
+        return PromotionDecision(
+            True, "first champion: passes the absolute limits", framework, None, figures
+        )
+    if champion_predictions is None:
+        reason = f"champion {champion_run_id} cannot score the current data ({champion_problem})"
+        return PromotionDecision(True, reason, framework, champion_run_id, figures)
+    comparison = paired_bootstrap_rmse_change(
+        evaluation.y_test,
+        challenger.test_predictions,
+        champion_predictions,
+        settings.bootstrap_samples,
+        settings.confidence,
+        settings.seed,
+    )
+    figures["comparison"] = comparison
+    figures["champion_test"] = regression_metrics(evaluation.y_test, champion_predictions)._asdict()
+    low, high = comparison["ci_low"], comparison["ci_high"]
+    interval = (
+        f"RMSE change {comparison['relative_change']:+.2%} "
+        f"({settings.confidence:.0%} CI {low:+.2%} .. {high:+.2%})"
+    )
+    threshold = settings.max_relative_rmse_change
+    if comparison["ci_high"] < threshold:
+        reason = f"beats champion {champion_run_id}: {interval}, upper end below {threshold:+.2%}"
+        return PromotionDecision(True, reason, framework, champion_run_id, figures)
+    reason = (
+        f"no evidence it beats champion {champion_run_id}: {interval}, "
+        f"upper end not below {threshold:+.2%}"
+    )
+    return PromotionDecision(False, reason, framework, champion_run_id, figures)
+
+
+def drift_block_reason(drift: dict[str, Any] | None, settings: DriftConfig) -> str | None:
+    """Why drift stops promotion, naming each drifted feature and its PSI; None if it does not."""
+    if drift is None or not settings.block_promotion:
+        return None
+    scores = drift.get("scores") or {}
+    drifted = {feature: score for feature, score in scores.items() if score > settings.max_psi}
+    if not drifted:
+        return None
+    largest_first = sorted(drifted.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{feature} (PSI {score:.3f})" for feature, score in largest_first)
+    return f"drift blocks promotion: {listed} above max_psi {settings.max_psi}"
+
+
+def block_on_drift(
+    decision: PromotionDecision, drift: dict[str, Any] | None, settings: DriftConfig
+) -> PromotionDecision:
+    """The decision, turned into a refusal when drift blocks promotion."""
+    blocked = drift_block_reason(drift, settings)
+    if blocked is None:
+        return decision
+    reason = f"{blocked}; without drift: {decision.reason}"
+    return replace(decision, promoted=False, reason=reason)
+
+
+def score_champion(
+    artifacts_dir: Path, test_rows: pd.DataFrame
+) -> tuple[str | None, np.ndarray | None, str | None]:
+    """The champion's run id, its predictions on test_rows, and why it could not score them."""
+    from houseprice.model import InputSchemaError, load_model
+
+    champion = registry.read_champion(artifacts_dir)
+    if champion is None:
+        return None, None, None
+    try:
+        return champion.run_id, load_model(artifacts_dir).predict(test_rows), None
+    except (ModelLoadError, InputSchemaError, registry.RegistryError) as error:
+        return champion.run_id, None, str(error)
+
+
+@task(name="gate-promotion", cache_policy=NO_CACHE)
+def gate_promotion(
+    evaluation: Evaluation,
+    test_rows: pd.DataFrame,
+    artifacts_dir: Path,
+    settings: PromotionConfig,
+    drift: dict[str, Any] | None = None,
+    drift_settings: DriftConfig | None = None,
+) -> PromotionDecision:
+    """Decide whether this run's best model should replace the champion."""
+    champion_run_id, champion_predictions, problem = score_champion(artifacts_dir, test_rows)
+    if problem:
+        get_run_logger().warning("promotion: champion %s unusable: %s", champion_run_id, problem)
+    decision = decide_promotion(
+        evaluation, champion_predictions, champion_run_id, problem, settings
+    )
+    decision = block_on_drift(decision, drift, drift_settings or DriftConfig())
+    get_run_logger().info(
+        "promotion: %s (%s): %s",
+        "PROMOTE" if decision.promoted else "keep champion",
+        decision.framework,
+        decision.reason,
+    )
+    return decision
+
+
+@task(name="apply-promotion", cache_policy=NO_CACHE)
+def apply_promotion(
+    decision: PromotionDecision, run: storage.RunPaths, artifacts_dir: Path
+) -> None:
+    """Promote the finished run if the gate said so, and record the decision in the history."""
+    if decision.promoted:
+        registry.promote(artifacts_dir, run.run_id, decision.framework, decision.reason)
+        get_run_logger().info(
+            "promotion: %s/%s is now the champion", run.run_id, decision.framework
+        )
+    registry.append_history(
+        artifacts_dir, {"event": "decision", "run_id": run.run_id, **decision.to_dict()}
+    )

@@ -1,0 +1,160 @@
+"""Promotion gate and champion registry: promote on evidence only, atomically, losing nothing."""
+
+import numpy as np
+import pytest
+
+from houseprice import registry, storage
+from houseprice.config import DriftConfig, EvaluationConfig, PromotionConfig
+from houseprice.runs import COMPLETED
+from tasks.evaluate import evaluate_models, fit_least_squares
+from tasks.features import build_feature_set
+from tasks.promote import (
+    block_on_drift,
+    decide_promotion,
+    paired_bootstrap_rmse_change,
+    select_run_model,
+)
+from tasks.trainers.common import TrainResult
+from tests.conftest import make_houses, small_config
+
+
+def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
+    frame = make_houses(rows=400, seed=1)
+    if shuffle:
+        frame["price"] = np.random.default_rng(0).permutation(frame["price"].to_numpy())
+    features = build_feature_set(frame, small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    results = [
+        TrainResult(
+            name,
+            ols.weights * scale,
+            ols.bias,
+            [1.0],
+            [1.0],
+            "cpu",
+            "cpu",
+            0.0,
+            1,
+            "cg",
+            "converged",
+        )
+        for name, scale in (("torch", 1.0), ("tensorflow", scale_tf))
+    ]
+    return evaluate_models(features, results, EvaluationConfig())
+
+
+def test_run_model_is_the_lowest_validation_rmse_at_the_optimum(tmp_path):
+    evaluation = _evaluation(tmp_path, scale_tf=0.5)
+    assert select_run_model(evaluation) == "torch"  # tensorflow is off the optimum
+    evaluation.reference_check["torch"]["within_tolerance"] = False
+    assert select_run_model(evaluation) is None
+
+
+def test_first_run_promotes_when_absolute_limits_pass(tmp_path):
+    decision = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    assert decision.promoted and decision.framework == "torch"
+    assert "first champion" in decision.reason
+
+
+def test_shuffled_labels_fail_the_absolute_limits(tmp_path):
+    decision = decide_promotion(
+        _evaluation(tmp_path, shuffle=True), None, None, None, PromotionConfig()
+    )
+    assert not decision.promoted
+    assert "R² " in decision.reason and "below the minimum 0.5" in decision.reason
+
+
+def test_an_identical_challenger_is_not_promoted(tmp_path):
+    evaluation = _evaluation(tmp_path)
+    same = evaluation.models["torch"].test_predictions.copy()
+    decision = decide_promotion(evaluation, same, "old-run", None, PromotionConfig())
+    assert not decision.promoted
+    assert "no evidence" in decision.reason
+    assert decision.figures["comparison"]["ci_high"] == pytest.approx(0)
+
+
+def test_a_clearly_better_challenger_is_promoted_and_a_worse_one_is_not(tmp_path):
+    evaluation = _evaluation(tmp_path)
+    challenger = evaluation.models["torch"].test_predictions
+    worse_champion = challenger + (challenger - evaluation.y_test) * 0.5 + 3000
+    better = decide_promotion(evaluation, worse_champion, "old", None, PromotionConfig())
+    assert better.promoted and "beats champion old" in better.reason
+    better_champion = evaluation.y_test + (challenger - evaluation.y_test) * 0.5
+    worse = decide_promotion(evaluation, better_champion, "old", None, PromotionConfig())
+    assert not worse.promoted
+    tolerant = decide_promotion(
+        evaluation, challenger * 1.0, "old", None, PromotionConfig(max_relative_rmse_change=0.01)
+    )
+    assert tolerant.promoted  # the user accepted "up to 1% worse"
+
+
+def test_unusable_champion_is_replaced_when_limits_pass(tmp_path):
+    decision = decide_promotion(
+        _evaluation(tmp_path), None, "old", "checksum mismatch", PromotionConfig()
+    )
+    assert decision.promoted and "cannot score" in decision.reason
+
+
+def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_path):
+    promoted = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    drift = {"threshold": 0.25, "scores": {"area": 0.31, "year": 0.02, "hood": 0.84}}
+    blocked = block_on_drift(promoted, drift, DriftConfig())
+    assert promoted.promoted and not blocked.promoted
+    assert blocked.reason.startswith(
+        "drift blocks promotion: hood (PSI 0.840), area (PSI 0.310) above max_psi 0.25"
+    )
+    assert "year" not in blocked.reason and promoted.reason in blocked.reason
+    assert blocked.framework == promoted.framework
+
+
+def test_drift_below_the_threshold_or_not_blocking_leaves_the_decision(tmp_path):
+    promoted = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    drift = {"threshold": 0.25, "scores": {"area": 0.31}}
+    assert block_on_drift(promoted, drift, DriftConfig(block_promotion=False)) == promoted
+    assert block_on_drift(promoted, drift, DriftConfig(max_psi=0.5)) == promoted
+    assert block_on_drift(promoted, None, DriftConfig()) == promoted
+
+
+def test_bootstrap_interval_brackets_the_point_estimate():
+    rng = np.random.default_rng(0)
+    actual = rng.normal(0, 1, 500)
+    first, second = actual + rng.normal(0, 1, 500), actual + rng.normal(0, 1.1, 500)
+    figures = paired_bootstrap_rmse_change(actual, first, second, 1000, 0.95, seed=0)
+    assert figures["ci_low"] < figures["relative_change"] < figures["ci_high"]
+    again = paired_bootstrap_rmse_change(actual, first, second, 1000, 0.95, seed=0)
+    assert again == figures  # seeded: the same data gives the same decision
+
+
+def _completed_run(artifacts, run_id):
+    run = storage.create_run(artifacts, run_id)
+    storage.write_json_atomic(run.status, {"status": COMPLETED})
+    storage.write_bytes_atomic(run.torch_model, b"model")
+    return run
+
+
+def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
+    first = _completed_run(tmp_path, "run-1")
+    second = _completed_run(tmp_path, "run-2")
+    registry.promote(tmp_path, "run-1", "torch", "first")
+    registry.promote(tmp_path, "run-2", "torch", "better")
+    assert registry.read_champion(tmp_path).run_id == "run-2"
+    assert first.torch_model.exists() and second.torch_model.exists()
+    registry.promote(tmp_path, "run-1", "torch", "rollback")
+    assert registry.read_champion(tmp_path).run_id == "run-1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]
+
+
+def test_unfinished_runs_cannot_be_promoted(tmp_path):
+    run = storage.create_run(tmp_path, "killed")
+    storage.write_json_atomic(run.status, {"status": "running"})
+    with pytest.raises(registry.RegistryError, match="status is 'running'"):
+        registry.promote(tmp_path, "killed", "torch", "no")
+    with pytest.raises(registry.RegistryError, match="no run 'absent'"):
+        registry.promote(tmp_path, "absent", "torch", "no")
+
+
+def test_history_survives_a_torn_last_line(tmp_path):
+    registry.append_history(tmp_path, {"run_id": "a", "promoted": True})
+    with open(registry.history_path(tmp_path), "a") as handle:
+        handle.write('{"run_id": "b", "prom')  # a crash mid-append
+    assert [entry["run_id"] for entry in registry.read_history(tmp_path)] == ["a"]
