@@ -130,9 +130,8 @@ def resolve_feature_kinds(frame: pd.DataFrame, data: DataConfig) -> DataConfig:
             or not pd.api.types.is_numeric_dtype(frame[column])
         )
         (categorical if is_categorical else numeric).append(column)
-    return data.model_copy(
-        update={"numeric_features": numeric, "categorical_features": categorical, "features": []}
-    )
+    resolved = {"numeric_features": numeric, "categorical_features": categorical, "features": []}
+    return DataConfig.model_validate({**data.model_dump(), **resolved})  # re-run the checks
 
 
 class IngestResult(NamedTuple):

@@ -1,4 +1,4 @@
-"""Record: write the run's metrics.json and the fitted preprocessing beside the models."""
+"""Record: write the run's metrics.json, the fitted preprocessing and the model checksums."""
 
 from __future__ import annotations
 
@@ -9,16 +9,28 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
+from houseprice.model import file_sha256
 from tasks.evaluate import Evaluation
 from tasks.features import Preprocessor
+from tasks.promote import PromotionDecision
 from tasks.trainers.common import TrainResult
 
 
 def build_metrics(
-    run_id: str, snapshot_hash: str, evaluation: Evaluation, results: list[TrainResult]
+    run_id: str,
+    snapshot_hash: str,
+    evaluation: Evaluation,
+    results: list[TrainResult],
+    decision: PromotionDecision,
 ) -> dict[str, Any]:
-    """The metrics.json document: scores per model plus how each trainer ran."""
-    payload = {"run_id": run_id, "snapshot": snapshot_hash, **evaluation.metrics_payload()}
+    """The metrics.json document: scores per model, how each trainer ran, the promotion."""
+    payload = {
+        "run_id": run_id,
+        "snapshot": snapshot_hash,
+        "selected_model": decision.framework,
+        **evaluation.metrics_payload(),
+        "promotion": decision.to_dict(),
+    }
     for result in results:
         training = asdict(result)
         for bulky in ("weights", "bias", "train_loss", "val_loss"):
@@ -31,11 +43,12 @@ def build_metrics(
 
 @task(name="record-metrics", cache_policy=NO_CACHE)
 def record_metrics(
-    run: storage.RunPaths,
-    preprocessor: Preprocessor,
-    metrics: dict[str, Any],
+    run: storage.RunPaths, preprocessor: Preprocessor, metrics: dict[str, Any]
 ) -> None:
-    """Write metrics.json and the preprocessing the saved models need."""
+    """Write the preprocessing, the checksums of every model file, and metrics.json."""
     storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())
+    model_files = [run.preprocessing, run.torch_model, run.keras_model]
+    checksums = {str(path.relative_to(run.root)): file_sha256(path) for path in model_files}
+    storage.write_json_atomic(run.model_manifest, checksums)
     storage.write_json_atomic(run.metrics, metrics)
     get_run_logger().info("record: wrote %s", run.metrics)

@@ -1,0 +1,119 @@
+"""The retrain flow: collect → ingest → validate → drift → features → train (torch ∥ TF) → evaluate
+→ gate → record → report → promote. Collect runs only in landing mode (data.landing_dir set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ProcessPoolTaskRunner
+
+from houseprice.config import PipelineConfig
+from houseprice.locking import retrain_lock
+from houseprice.runs import recorded_run, start_run
+from tasks.collect import (
+    CollectResult,
+    announce_no_retrain,
+    collect_data,
+    no_retrain_reason,
+    select_training_rows,
+)
+from tasks.drift import check_drift
+from tasks.evaluate import evaluate
+from tasks.features import build_features
+from tasks.ingest import IngestResult, ingest_data
+from tasks.promote import apply_promotion, gate_promotion
+from tasks.record import build_metrics, record_metrics
+from tasks.report import ReportInputs, write_report
+from tasks.train import train_tensorflow_model, train_torch_model
+from tasks.validate import validate_data
+
+
+# Two worker processes: the trainers run side by side, each with its own framework and threads.
+@flow(name="retrain", task_runner=ProcessPoolTaskRunner(max_workers=2))
+def retrain(config: PipelineConfig | None = None) -> str:
+    """Retrain both models; return the run folder, or why nothing new needed training."""
+    config = config or PipelineConfig()
+    paths = config.paths
+    with retrain_lock(
+        paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info
+    ):
+        return _retrain_locked(config)
+
+
+def _retrain_locked(config: PipelineConfig) -> str:
+    """The stages, run while this process holds the retrain lock."""
+    paths = config.paths
+    # Landing mode: new files are validated one by one into the next dataset version. A run
+    # with nothing new stops here, before it makes a run folder (run folders hold models).
+    collected = _collect(config)
+    if collected and (reason := no_retrain_reason(collected, config)):
+        return announce_no_retrain(reason, collected)
+    run = start_run(config)
+    get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
+    with recorded_run(run, config, get_run_logger().info) as recorder:
+        with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
+            ingested = _training_rows(config, collected)
+            recorder.lineage["snapshot"] = ingested.snapshot.content_hash
+            recorder.lineage["dataset"] = collected.lineage() if collected else None
+            config = recorder.config = config.model_copy(update={"data": ingested.data})
+        with recorder.stage("validate"):  # raises, and stops the run, when the suite fails
+            learned = collected.suite if collected else None
+            validation = validate_data(ingested.frame, config.data, run, learned)
+        with recorder.stage("drift"):  # new rows against the champion's training rows
+            new_rows = collected.new_rows if collected else ingested.frame
+            drift = check_drift(new_rows, config.data, config.drift, paths).to_dict()
+        with recorder.stage("features"):
+            features = build_features(ingested.frame, config)
+        with recorder.stage("train"):
+            seed = config.training.seed
+            torch_fit = train_torch_model.submit(
+                features.training, config.training.torch, seed, run
+            )
+            tf_fit = train_tensorflow_model.submit(
+                features.training, config.training.tensorflow, seed, run
+            )
+            results = [torch_fit.result(), tf_fit.result()]
+            recorder.lineage["devices"] = {
+                r.framework: f"{r.device} ({r.device_name})" for r in results
+            }
+        with recorder.stage("evaluate"):
+            evaluation = evaluate(features, results, config.evaluation)
+        with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
+            test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
+            decision = gate_promotion(
+                evaluation, test_rows, artifacts_dir, config.promotion, drift, config.drift
+            )
+        with recorder.stage("record"):
+            metrics = build_metrics(
+                run.run_id, ingested.snapshot.content_hash, evaluation, results, decision
+            )
+            metrics.update(drift=drift, dataset=recorder.lineage["dataset"])
+            record_metrics(run, features.preprocessor, metrics)
+        with recorder.stage("report"):
+            report = ReportInputs.collect(
+                run, config, ingested, validation, features, results, evaluation, recorder.timings
+            )
+            write_report(replace(report, promotion=decision.to_dict(), drift=drift), run)
+    # Only a run marked completed can become champion, so this comes after the block above.
+    apply_promotion(decision, run, paths.artifacts_dir)
+    return str(run.root)
+
+
+def _collect(config: PipelineConfig) -> CollectResult | None:
+    """Landing mode: this run's new files, validated into the current dataset version."""
+    if config.data.landing_dir is None:
+        return None
+    return collect_data(config.data, config.paths.data_dir, config.paths.artifacts_dir)
+
+
+def _training_rows(config: PipelineConfig, collected: CollectResult | None) -> IngestResult:
+    """The current dataset version in landing mode, else the source; in its window if one is set."""
+    data, data_dir = config.data, config.paths.data_dir
+    if collected is not None:
+        return select_training_rows(collected.frame, collected.source, data, data_dir)
+    ingested = ingest_data(data, data_dir)
+    if data.window is None:
+        return ingested
+    return select_training_rows(ingested.frame, ingested.source, data, data_dir)

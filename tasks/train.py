@@ -1,0 +1,66 @@
+"""Training tasks: one per framework, same signature, same kind of result.
+
+Each task imports its framework inside the function, so only the worker process that runs it
+pays for (and holds) torch or TensorFlow; the flow process imports neither. Each task saves its
+own model there too, atomically, so a diverged (raised) fit never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import storage
+from houseprice.config import TrainerConfig
+from tasks.trainers.common import TrainingData, TrainResult
+
+
+def _log_result(result: TrainResult) -> None:
+    get_run_logger().info(
+        "train %s: %s on %s (%s), %d epochs in %.2f s, stopped: %s",
+        result.framework,
+        result.optimizer,
+        result.device,
+        result.device_name,
+        result.epochs,
+        result.seconds,
+        result.stop_reason,
+    )
+
+
+# Inputs are large arrays: hashing them for a cache key would cost more than it could save.
+@task(name="train-torch", cache_policy=NO_CACHE)
+def train_torch_model(
+    data: TrainingData, settings: TrainerConfig, seed: int, run: storage.RunPaths
+) -> TrainResult:
+    """Fit the PyTorch linear model and save its state_dict and torch.export program."""
+    from tasks.trainers import torch_trainer
+
+    result = torch_trainer.train_torch(data, settings, seed, log=get_run_logger().info)
+    storage.write_with_atomic(
+        run.torch_model, lambda path: torch_trainer.save_torch_model(result, path)
+    )
+    storage.write_with_atomic(
+        run.exports / "torch_model.pt2", lambda path: torch_trainer.export_torch_model(result, path)
+    )
+    _log_result(result)
+    return result
+
+
+@task(name="train-tensorflow", cache_policy=NO_CACHE)
+def train_tensorflow_model(
+    data: TrainingData, settings: TrainerConfig, seed: int, run: storage.RunPaths
+) -> TrainResult:
+    """Fit the TensorFlow/Keras linear model and save it as .keras and as a SavedModel."""
+    from tasks.trainers import tensorflow_trainer
+
+    result = tensorflow_trainer.train_tensorflow(data, settings, seed, log=get_run_logger().info)
+    storage.write_with_atomic(
+        run.keras_model, lambda path: tensorflow_trainer.save_keras_model(result, path)
+    )
+    storage.write_with_atomic(
+        run.exports / "tensorflow_savedmodel",
+        lambda path: tensorflow_trainer.export_tensorflow_model(result, path),
+    )
+    _log_result(result)
+    return result

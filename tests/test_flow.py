@@ -1,0 +1,239 @@
+"""The retrain flow under Prefect, end to end, on small data in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from houseprice import registry, storage
+from houseprice.model import load_model
+from tasks.evaluate import regression_metrics
+from tasks.features import split_data
+from tasks.validate import DataValidationError
+from tests.conftest import make_houses, small_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A CSV of 400 houses and a config that writes only under a temporary folder."""
+    root = tmp_path_factory.mktemp("flow")
+    source = root / "houses.csv"
+    make_houses(rows=400, seed=2).to_csv(source, index=False)
+    return root, small_config(root, data={"source": str(source)})
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace, prefect_harness):
+    """One real flow run; several tests read what it left behind."""
+    from flows.retrain import retrain
+
+    _, config = workspace
+    folder = Path(retrain(config))
+    return storage.RunPaths(folder.name, folder)
+
+
+def test_run_folder_holds_every_artifact(first_run):
+    for path in (
+        first_run.metrics,
+        first_run.report,
+        first_run.validation,
+        first_run.preprocessing,
+        first_run.torch_model,
+        first_run.keras_model,
+        first_run.model_manifest,
+        first_run.lineage,
+        first_run.exports / "torch_model.pt2",
+    ):
+        assert path.exists(), path
+    assert (first_run.data_docs / "index.html").exists()
+    assert json.loads(first_run.status.read_text())["status"] == "completed"
+    assert first_run.report.read_text().count("data:image/png;base64,") >= 4
+
+
+def test_both_frameworks_match_least_squares(first_run):
+    metrics = storage.read_json(first_run.metrics)
+    ols_rmse = metrics["ols"]["test"]["rmse"]
+    for framework in ("torch", "tensorflow"):
+        assert set(metrics[framework]["test"]) == {"rmse", "mae", "r2", "mape"}
+        assert metrics[framework]["test"]["rmse"] == pytest.approx(ols_rmse, rel=1e-3)
+        assert metrics[framework]["coefficients"]["area"] == pytest.approx(95, rel=0.05)
+        assert "intercept" in metrics[framework]["coefficients"]
+        assert metrics["reference_check"][framework]["within_tolerance"]
+
+
+def test_lineage_records_data_devices_versions_and_timings(first_run):
+    lineage = storage.read_json(first_run.lineage)
+    metrics = storage.read_json(first_run.metrics)
+    assert lineage["snapshot"] == metrics["snapshot"]
+    assert set(lineage["devices"]) == {"torch", "tensorflow"}
+    assert {"prefect", "torch", "pandas"} <= set(lineage["packages"])
+    assert {"ingest", "validate", "features", "train", "evaluate", "report"} <= set(
+        lineage["stage_seconds"]
+    )
+    assert lineage["config"]["data"]["target"] == "price"
+
+
+def test_first_run_is_champion_and_predict_reproduces_its_metrics(first_run, workspace, tmp_path):
+    root, config = workspace
+    champion = registry.read_champion(config.paths.artifacts_dir)
+    assert champion.run_id == first_run.run_id
+    frame = pd.read_csv(root / "houses.csv")
+    test_rows = split_data(frame, config.split).test
+    predictions = load_model(config.paths.artifacts_dir).predict(test_rows)
+    recorded = storage.read_json(first_run.metrics)[champion.framework]["test"]
+    reproduced = regression_metrics(test_rows["price"].to_numpy(dtype=float), predictions)
+    assert reproduced.rmse == pytest.approx(recorded["rmse"], rel=1e-6)
+    assert reproduced.r2 == pytest.approx(recorded["r2"], rel=1e-6)
+
+
+def test_second_run_on_the_same_data_does_not_promote_on_noise(first_run, workspace):
+    from flows.retrain import retrain
+
+    _, config = workspace
+    second = storage.read_json(f"{retrain(config)}/metrics.json")
+    assert second["promotion"]["promoted"] is False
+    assert "no evidence" in second["promotion"]["reason"]
+    assert registry.read_champion(config.paths.artifacts_dir).run_id == first_run.run_id
+
+
+def test_shuffled_prices_are_not_promoted_and_the_report_says_why(first_run, workspace):
+    from flows.retrain import retrain
+
+    root, config = workspace
+    shuffled = make_houses(rows=400, seed=2)
+    shuffled["price"] = np.random.default_rng(1).permutation(shuffled["price"].to_numpy())
+    shuffled.to_csv(root / "shuffled.csv", index=False)
+    data = config.data.model_copy(update={"source": str(root / "shuffled.csv")})
+    folder = retrain(config.model_copy(update={"data": data}))
+    metrics = storage.read_json(f"{folder}/metrics.json")
+    assert metrics["promotion"]["promoted"] is False
+    assert "below the minimum" in metrics["promotion"]["reason"]
+    report = Path(folder, "report.html").read_text()
+    assert "below the minimum" in report
+    assert registry.read_champion(config.paths.artifacts_dir).run_id == first_run.run_id
+
+
+def test_failing_suite_stops_before_training(tmp_path, prefect_harness):
+    from flows.retrain import retrain
+
+    frame = make_houses(rows=60)
+    frame.loc[3, "price"] = -5.0
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    config = small_config(tmp_path, data={"source": str(tmp_path / "bad.csv")})
+    with pytest.raises(DataValidationError, match="price") as caught:
+        retrain(config)
+    assert "-5.0" in str(caught.value)
+    (run_folder,) = storage.runs_dir(config.paths.artifacts_dir).iterdir()
+    run = storage.RunPaths(run_folder.name, run_folder)
+    assert json.loads(run.status.read_text())["status"] == "failed"
+    assert run.validation.exists()
+    assert not run.torch_model.exists() and not run.keras_model.exists()
+    assert registry.read_champion(config.paths.artifacts_dir) is None
+
+
+def test_cli_predict_writes_prices_and_model_id(first_run, workspace, tmp_path, capsys):
+    from houseprice.cli import main
+
+    root, config = workspace
+    artifacts = str(config.paths.artifacts_dir)
+    output = tmp_path / "scored.parquet"
+    assert (
+        main(
+            [
+                "predict",
+                "--input",
+                str(root / "houses.csv"),
+                "--output",
+                str(output),
+                "--artifacts-dir",
+                artifacts,
+            ]
+        )
+        == 0
+    )
+    scored = pd.read_parquet(output)
+    assert len(scored) == 400 and scored["prediction"].notna().all()
+    assert set(scored["model_id"]) == {
+        f"{first_run.run_id}/{storage.read_json(first_run.metrics)['selected_model']}"
+    }
+    by_run = tmp_path / "by_run.csv"
+    argv = [
+        "predict",
+        "--input",
+        str(root / "houses.csv"),
+        "--output",
+        str(by_run),
+        "--artifacts-dir",
+        artifacts,
+    ]
+    assert main([*argv, "--run", first_run.run_id]) == 0
+    assert len(pd.read_csv(by_run)) == 400
+
+
+def test_cli_predict_refuses_bad_columns_and_tolerates_new_levels(
+    first_run, workspace, tmp_path, capsys
+):
+    from houseprice.cli import main
+
+    _, config = workspace
+    artifacts = str(config.paths.artifacts_dir)
+    houses = make_houses(rows=4).drop(columns=["year"])
+    houses.to_csv(tmp_path / "missing.csv", index=False)
+    argv = ["predict", "--output", str(tmp_path / "o.csv"), "--artifacts-dir", artifacts]
+    assert main([*argv, "--input", str(tmp_path / "missing.csv")]) == 1
+    assert "lacks the model's columns: ['year']" in capsys.readouterr().err
+    typed = make_houses(rows=4).astype({"area": str})
+    typed.loc[0, "area"] = "big"
+    typed.to_csv(tmp_path / "typed.csv", index=False)
+    assert main([*argv, "--input", str(tmp_path / "typed.csv")]) == 1
+    assert "'area' must be numeric" in capsys.readouterr().err
+    unseen = make_houses(rows=4).assign(hood="Atlantis")
+    unseen.to_csv(tmp_path / "unseen.csv", index=False)
+    assert main([*argv, "--input", str(tmp_path / "unseen.csv")]) == 0
+    assert "Atlantis" in capsys.readouterr().out
+
+
+def test_cli_history_and_manual_promotion(first_run, workspace, capsys):
+    from houseprice.cli import main
+
+    _, config = workspace
+    artifacts = str(config.paths.artifacts_dir)
+    assert main(["history", "--artifacts-dir", artifacts]) == 0
+    listing = capsys.readouterr().out
+    assert first_run.run_id in listing and "current champion" in listing
+    assert (
+        main(
+            [
+                "promote",
+                first_run.run_id,
+                "--artifacts-dir",
+                artifacts,
+                "--reason",
+                "rollback drill",
+            ]
+        )
+        == 0
+    )
+    assert registry.read_history(config.paths.artifacts_dir)[-1]["event"] == "manual"
+    assert main(["promote", "no-such-run", "--artifacts-dir", artifacts]) == 1
+
+
+def test_tampered_champion_gives_a_clear_error(first_run, workspace, tmp_path):
+    import shutil
+
+    from tasks.trainers.common import ModelLoadError
+
+    _, config = workspace
+    copy = tmp_path / "artifacts"
+    shutil.copytree(config.paths.artifacts_dir, copy)
+    champion = registry.read_champion(copy)
+    model_path = copy / champion.model_path
+    model_path.write_bytes(model_path.read_bytes()[:-10])  # truncated
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(copy)
