@@ -43,7 +43,11 @@ def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
     position = row_hashes / np.float64(2**64)  # uniform in [0, 1)
     test_cut = split.test_fraction
     val_cut = test_cut + split.validation_fraction
-    parts = [position < test_cut, (position >= test_cut) & (position < val_cut), position >= val_cut]
+    parts = [
+        position < test_cut,
+        (test_cut <= position) & (position < val_cut),
+        val_cut <= position,
+    ]
     if min(part.sum() for part in parts) == 0:
         ranks = np.empty(len(frame), dtype=int)
         ranks[np.argsort(position, kind="stable")] = np.arange(len(frame))
