@@ -140,5 +140,6 @@ def recorded_run(
         yield recorder
     except BaseException as error:
         recorder.finish(FAILED, error)
+        error.add_note(f"run folder: {run.root}")  # the CLI prints notes under the message
         raise
     recorder.finish(COMPLETED)

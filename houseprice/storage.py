@@ -262,8 +262,8 @@ def open_run(artifacts_dir: Path, run_id: str) -> RunPaths:
 # Dataset versions (landing mode): data/versions/v000001.parquet, v000002.parquet, ... each with
 # its manifest (v000001.json), and data/versions/current.json naming the current one. Replacing
 # current.json (one atomic rename) is the commit point: a version exists once current.json names
-# it. Landing files move to data/accepted/<version>/ or data/quarantine/<batch>/ (with their
-# validation report), so no file is ingested twice.
+# it. Landing files move to data/versions/accepted/<version>/ or data/quarantine/<batch>/ (with
+# their validation report), so no file is ingested twice.
 
 VERSION_WIDTH = 6
 
@@ -338,8 +338,8 @@ def learned_suite_path(data_dir: Path) -> Path:
 
 
 def accepted_dir(data_dir: Path, version: str) -> Path:
-    """Where the landing files merged into a version are kept."""
-    return Path(data_dir) / "accepted" / version
+    """Where a version's accepted landing files are kept (under versions/, ignored by git)."""
+    return versions_dir(data_dir) / "accepted" / version
 
 
 def quarantine_dir(data_dir: Path, batch: str) -> Path:

@@ -229,10 +229,16 @@ def build_bundled_suite() -> dict[str, Any]:
 # Bounds are the observed range widened by this share of it on each side: next year's slightly
 # bigger house passes, a unit error (cents for dollars, m² for ft²) is off by far more.
 LEARNED_RANGE_MARGIN = 0.1
+# A column never seen at or below zero may fall to this share of its smallest value, no lower,
+# however wide its range: a unit slip (hundreds of dollars for dollars, m² for ft²) lands far
+# below it, while the range margin alone would let a skewed column such as price reach zero.
+LEARNED_POSITIVE_FLOOR = 0.5
 # A file may bring a few rows of a level never seen (a new neighborhood) without being refused;
 # a larger share suggests a recoding, whose levels would silently become new categories.
 LEARNED_NEW_LEVEL_SHARE = 0.1
-# A column's null rate may rise this far above the trusted data's before a file is refused.
+# A column's null rate may rise by this much plus half its trusted rate before a file is
+# refused: a common null varies more between small files (a 40-row Ames sample of a column
+# 61% null often shows 70%), while a column that is never null may gain only a few.
 LEARNED_NULL_HEADROOM = 0.05
 # More distinct values than this is an identifier or free text, not a category worth listing.
 LEARNED_MAX_LEVELS = 100
@@ -287,8 +293,8 @@ def _learned_not_null(values: pd.Series, column: str, is_target: bool) -> dict[s
     if is_target:
         return _expect(_NOT_NULL, column=column)
     rate = float(values.isna().mean())
-    # Floored to 4 digits so the rounding never makes the check stricter than intended.
-    mostly = math.floor((1 - rate - LEARNED_NULL_HEADROOM) * 10_000) / 10_000
+    # Floored to 4 digits (after rounding off float noise), so it is never stricter than meant.
+    mostly = math.floor(round((1 - 1.5 * rate - LEARNED_NULL_HEADROOM) * 10_000, 6)) / 10_000
     if mostly <= 0:
         return None
     return _expect(
@@ -312,11 +318,15 @@ def _learned_range(
         return int(rounded) if places <= 0 else rounded
 
     min_value = outward(low - margin, math.floor)
+    if low > 0:
+        min_value = max(min_value, outward(low * LEARNED_POSITIVE_FLOOR, math.floor))
     max_value = None if open_ended else outward(high + margin, math.ceil)
     strict_min = None
     if low >= 0 and min_value <= 0:  # never seen negative: stays non-negative; a price positive
         min_value, strict_min = 0, (True if is_target else None)
     notes = f"observed {low:g} to {high:g}, widened by {LEARNED_RANGE_MARGIN:.0%} of the range"
+    if low > 0:
+        notes += f" but not below {LEARNED_POSITIVE_FLOOR:g}× the smallest value"
     if open_ended:
         notes += "; no upper bound on the time column, new rows are newer"
     return _expect(

@@ -215,9 +215,13 @@ def test_learned_suite_profiles_columns_ranges_levels_and_nulls(learned):
     trusted = make_houses(rows=200, seed=0)
     area = learned_check(learned, "expect_column_values_to_be_between", "area")
     low, high = trusted["area"].min(), trusted["area"].max()
-    assert area["min_value"] == pytest.approx(low - 0.1 * (high - low), rel=0.01)
-    assert area["max_value"] == pytest.approx(high + 0.1 * (high - low), rel=0.01)
+    margin, step = 0.1 * (high - low), 0.01 * (high - low)  # rounded outward by under a step
+    assert low - margin - step <= area["min_value"] <= low - margin
+    assert high + margin <= area["max_value"] <= high + margin + step
     price = learned_check(learned, "expect_column_values_to_be_between", "price")
+    assert price["min_value"] >= trusted["price"].min() / 2  # a price in $100s would fail
+    skewed = build_learned_suite(pd.DataFrame({"price": [1.0, 1000.0]}), target="price")
+    price = learned_check(skewed, "expect_column_values_to_be_between", "price")
     assert price["min_value"] == 0 and price["strict_min"] is True  # a price stays above zero
     year = learned_check(learned, "expect_column_values_to_be_between", "year")
     assert "max_value" not in year  # the time column: new rows are newer
@@ -272,3 +276,14 @@ def test_landing_suite_drops_only_the_minimum_row_count(learned):
     removed = [e for e in full["expectations"] if e not in landing["expectations"]]
     assert [e["type"] for e in removed] == ["expect_table_row_count_to_be_between"]
     assert run_validation(make_houses(rows=3, seed=7), landing).success
+
+
+def test_learned_null_headroom_grows_with_the_trusted_null_rate():
+    trusted = make_houses(rows=20, seed=0)
+    trusted.loc[:7, "hood"] = None  # 40% null
+    suite = build_learned_suite(trusted, target="price")
+    assert learned_check(suite, "expect_column_values_to_not_be_null", "hood")["mostly"] == 0.35
+    for nulls, passes in ((12, True), (14, False)):  # 60% is within the headroom, 70% is not
+        fresh = make_houses(rows=20, seed=1)
+        fresh.loc[: nulls - 1, "hood"] = None
+        assert run_validation(fresh, suite).success is passes

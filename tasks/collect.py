@@ -1,0 +1,368 @@
+"""Collect (landing mode): validate each new landing file, then append the good ones to the dataset.
+
+Producers drop CSV/Parquet files into `data.landing_dir`, written under a hidden name (leading
+dot) and renamed when complete: hidden files are uploads in progress and are left alone. Each
+file is checked on its own against the suite learned from the first dataset version plus the
+config's checks. A file that cannot be read, has other columns, or fails the suite moves to
+data/quarantine/<batch>/ beside its validation report and holds nothing else up. The accepted
+ones join the previous version, exact duplicate rows dropped, as the next version; the first
+version is seeded from `data.source`. houseprice/storage.py has the commit order that keeps a
+file either in landing or recorded in a committed version, whenever a run stops.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import yaml
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import registry, storage
+from houseprice.config import BUNDLED_SOURCE, DataConfig, PipelineConfig
+from houseprice.runs import utc_now
+from houseprice.storage import DatasetVersion, LandedFile
+from tasks.ingest import (
+    IngestResult,
+    SourceError,
+    is_transient_error,
+    read_source,
+    resolve_feature_kinds,
+    resolve_source,
+)
+from tasks.validate import (
+    DataValidationError,
+    build_expectation_suite,
+    build_landing_suite,
+    build_learned_suite,
+    run_validation,
+)
+
+NO_RETRAIN_ARTIFACT_KEY = "houseprice-no-retrain"
+REASON_FAILURES = 3  # failed expectations quoted in a quarantine reason; the report has all
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure steps.
+
+
+def merge_rows(previous: pd.DataFrame, additions: list[pd.DataFrame]) -> pd.DataFrame:
+    """previous plus the additions (in previous's column order), exact duplicate rows dropped."""
+    aligned = [frame[list(previous.columns)] for frame in additions]
+    return pd.concat([previous, *aligned], ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+def rows_not_in(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows of frame that reference does not hold (compared on every column)."""
+    columns = list(frame.columns)
+    if list(reference.columns) != columns:
+        return frame
+    # Numbers compared as float64: a file with a decimal price turns an int column into floats.
+    numeric = {c: "float64" for c in columns if pd.api.types.is_numeric_dtype(frame[c])}
+    numeric = {c: kind for c, kind in numeric.items() if not pd.api.types.is_bool_dtype(frame[c])}
+    left, right = frame.astype(numeric), reference.astype(numeric).drop_duplicates()
+    marked = left.merge(right, on=columns, how="left", indicator=True)
+    return frame[(marked["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
+
+
+def apply_window(
+    frame: pd.DataFrame, time_column: str | None, window: float | None
+) -> pd.DataFrame:
+    """Rows whose time_column is within `window` of the newest (column units; days for dates).
+
+    Rows without a time cannot be placed in the window and are left out.
+    """
+    if time_column is None or window is None:
+        return frame
+    if time_column not in frame.columns:
+        raise ValueError(f"time_column {time_column!r} is not a column of the data")
+    times = frame[time_column]
+    if pd.api.types.is_datetime64_any_dtype(times):
+        span: Any = pd.Timedelta(days=window)
+    elif pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
+        span = window
+    else:
+        raise ValueError(
+            f"time_column {time_column!r} must be numeric or datetime, not {times.dtype}"
+        )
+    return frame[(times >= times.max() - span).to_numpy()].reset_index(drop=True)
+
+
+class ChampionBasis(NamedTuple):
+    """What the champion was trained on: its dataset version and its settings."""
+
+    run_id: str
+    dataset_version: str | None  # None for a champion trained outside landing mode
+    dataset_hash: str | None
+    config: dict[str, Any]  # its config.yaml
+
+
+@dataclass
+class CollectResult:
+    """The dataset version this run trains on, and what this run changed about it."""
+
+    version: DatasetVersion  # current after this run
+    frame: pd.DataFrame  # all of its rows
+    source: str  # where those rows are stored
+    # Rows the champion has not trained on, for the drift check: those added since its dataset
+    # version, else those added by this run, else every row.
+    new_rows: pd.DataFrame
+    suite: dict[str, Any]  # the learned suite, for validating the training rows
+    champion: ChampionBasis | None
+    rows_added: int = 0  # by this run, after dropping duplicates
+    accepted: list[LandedFile] = field(default_factory=list)  # this run's files
+    quarantined: list[LandedFile] = field(default_factory=list)
+
+    def lineage(self) -> dict[str, Any]:
+        """The run's lineage and metrics entry: which version, and what this run added."""
+        return {
+            "version": self.version.version,
+            "parent": self.version.parent,
+            "content_hash": self.version.content_hash,
+            "rows": self.version.rows,
+            "rows_added": self.rows_added,
+            "unseen_by_champion": len(self.new_rows),
+            "accepted": [item.name for item in self.accepted],
+            "quarantined": {item.name: item.reason for item in self.quarantined},
+        }
+
+
+def no_retrain_reason(collected: CollectResult, config: PipelineConfig) -> str | None:
+    """Why this run need not train (the champion's data and settings, unchanged), or None."""
+    champion, version = collected.champion, collected.version
+    if champion is None or champion.dataset_hash != version.content_hash:
+        return None
+    # Same data but other settings (features, window, training) is worth a run.
+    if champion.config != config.model_dump(mode="json"):
+        return None
+    return (
+        f"nothing new: dataset {version.version} ({version.rows:,} rows) with these settings is "
+        f"what champion {champion.run_id} was trained on"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset update, reading and writing through houseprice.storage.
+
+
+@dataclass
+class FileCheck:
+    """One landing file: its rows when readable, and the verdict."""
+
+    path: Path
+    sha256: str
+    frame: pd.DataFrame | None
+    report: dict[str, Any]  # ValidationReport.to_dict(), or {"success": False, "error": ...}
+    reason: str | None  # why it is refused; None when accepted
+
+
+def check_landing_file(path: Path, suite: dict[str, Any]) -> FileCheck:
+    """Read one landing file and validate it; an unreadable file is refused, not raised."""
+    digest = storage.file_sha256(path)
+    try:
+        frame = read_source(str(path))
+    except SourceError as error:
+        return FileCheck(path, digest, None, {"success": False, "error": str(error)}, str(error))
+    report = run_validation(frame, suite)
+    if report.success:
+        return FileCheck(path, digest, frame, report.to_dict(), None)
+    reason = "; ".join(str(failure) for failure in report.failures[:REASON_FAILURES])
+    if len(report.failures) > REASON_FAILURES:
+        reason += f"; and {len(report.failures) - REASON_FAILURES} more"
+    return FileCheck(path, digest, frame, report.to_dict(), reason)
+
+
+def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
+    """Version 1 from data.source, once it passes validation; its profile becomes the suite."""
+    frame = merge_rows(read_source(data.source), [])
+    suite_path = storage.learned_suite_path(data_dir)
+    learned = storage.read_json(suite_path) if suite_path.exists() else None  # a person's edits
+    base = learned
+    if base is None and data.source == BUNDLED_SOURCE:
+        base = storage.read_json(storage.BUNDLED_SUITE)
+    report = run_validation(frame, build_expectation_suite(data, base))
+    if not report.success:
+        raise DataValidationError(report)
+    if learned is None:
+        suite = build_learned_suite(frame, data.target, data.time_column)
+        storage.write_json_atomic(suite_path, suite)
+    version = DatasetVersion(
+        version=storage.next_version_name(None),
+        parent=None,
+        rows=len(frame),
+        content_hash=storage.hash_frame(frame),
+        created_at=utc_now(),
+        source=resolve_source(data.source),
+        rows_added=len(frame),
+    )
+    storage.commit_dataset_version(data_dir, frame, version)
+    return version
+
+
+def update_dataset(
+    data: DataConfig, data_dir: Path, champion: ChampionBasis | None = None
+) -> CollectResult:
+    """Seed the dataset if needed, then take in the landing folder's files as the next version."""
+    if data.landing_dir is None:
+        raise ValueError("update_dataset needs data.landing_dir (landing mode)")
+    landing = Path(data.landing_dir)
+    current = storage.read_current_version(data_dir) or seed_first_version(data, data_dir)
+    storage.settle_accepted_files(landing, data_dir, current)  # a commit a crash cut short
+    learned = storage.read_json(storage.learned_suite_path(data_dir))
+    suite = build_landing_suite(data, learned)
+    checks = [check_landing_file(path, suite) for path in storage.list_landing_files(landing)]
+    batch = storage.new_run_id()
+    quarantined = [_quarantine(check, data_dir, batch) for check in checks if check.reason]
+    good = [check for check in checks if check.reason is None]
+    previous = frame = storage.load_dataset_version(data_dir, current.version)
+    if good:
+        frame = merge_rows(previous, [check.frame for check in good])
+        current = _commit(frame, current, good, quarantined, data_dir)
+        storage.settle_accepted_files(landing, data_dir, current)
+    return CollectResult(
+        version=current,
+        frame=frame,
+        source=str(storage.version_data_path(data_dir, current.version)),
+        new_rows=_unseen_rows(frame, previous if good else None, champion, data_dir),
+        suite=learned,
+        champion=champion,
+        rows_added=len(frame) - len(previous),
+        accepted=current.accepted if good else [],
+        quarantined=quarantined,
+    )
+
+
+def _quarantine(check: FileCheck, data_dir: Path, batch: str) -> LandedFile:
+    stored = storage.quarantine_file(check.path, data_dir, batch, check.report)
+    rows = None if check.frame is None else len(check.frame)
+    relative = str(stored.relative_to(data_dir))
+    return LandedFile(check.path.name, check.sha256, rows, relative, check.reason)
+
+
+def _commit(
+    frame: pd.DataFrame,
+    previous: DatasetVersion,
+    good: list[FileCheck],
+    quarantined: list[LandedFile],
+    data_dir: Path,
+) -> DatasetVersion:
+    name = storage.next_version_name(previous)
+    folder = storage.accepted_dir(data_dir, name).relative_to(data_dir)
+    accepted = [
+        LandedFile(c.path.name, c.sha256, len(c.frame), str(folder / c.path.name)) for c in good
+    ]
+    version = DatasetVersion(
+        version=name,
+        parent=previous.version,
+        rows=len(frame),
+        content_hash=storage.hash_frame(frame),
+        created_at=utc_now(),
+        source="landing",
+        rows_added=len(frame) - previous.rows,
+        accepted=accepted,
+        quarantined=quarantined,
+    )
+    storage.commit_dataset_version(data_dir, frame, version)
+    return version
+
+
+def _unseen_rows(
+    frame: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    champion: ChampionBasis | None,
+    data_dir: Path,
+) -> pd.DataFrame:
+    version = champion.dataset_version if champion else None
+    if version and storage.version_data_path(data_dir, version).exists():
+        return rows_not_in(frame, storage.load_dataset_version(data_dir, version))
+    return frame if previous is None else rows_not_in(frame, previous)
+
+
+def read_champion_basis(artifacts_dir: Path) -> ChampionBasis | None:
+    """The champion's dataset version and settings, from its run folder; None without one."""
+    champion = registry.read_champion(artifacts_dir)
+    if champion is None:
+        return None
+    run = storage.open_run(artifacts_dir, champion.run_id)
+    dataset = storage.read_json(run.lineage).get("dataset") or {}
+    config = yaml.safe_load(run.config.read_text()) or {}
+    return ChampionBasis(
+        champion.run_id, dataset.get("version"), dataset.get("content_hash"), config
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks.
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only errors that may be transient."""
+    return is_transient_error(state.result(raise_on_failure=False))
+
+
+# Retrying is safe: a committed version is current, and its files are settled before anything
+# is read again.
+@task(
+    name="collect-data",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+)
+def collect_data(data: DataConfig, data_dir: Path, artifacts_dir: Path) -> CollectResult:
+    """Validate each new landing file and append the accepted ones as a new dataset version."""
+    log = get_run_logger()
+    try:
+        champion = read_champion_basis(artifacts_dir)
+    except (OSError, ValueError, yaml.YAMLError, registry.RegistryError) as error:
+        log.warning("collect: cannot read what the champion trained on (%s); will train", error)
+        champion = None
+    collected = update_dataset(data, data_dir, champion)
+    for item in collected.quarantined:
+        log.warning("collect: quarantined %s -> %s: %s", item.name, item.stored_as, item.reason)
+    log.info(
+        "collect: dataset %s has %d rows; this run accepted %d file(s), %+d rows",
+        collected.version.version,
+        collected.version.rows,
+        len(collected.accepted),
+        collected.rows_added,
+    )
+    return collected
+
+
+@task(name="select-training-rows", cache_policy=NO_CACHE)
+def select_training_rows(
+    frame: pd.DataFrame, source: str, data: DataConfig, data_dir: Path
+) -> IngestResult:
+    """Keep the rolling window's rows, store them as the run's snapshot, and type the features."""
+    rows = apply_window(frame, data.time_column, data.window)
+    snapshot = storage.store_snapshot(rows, data_dir)
+    window = f"{data.time_column} within {data.window:g} of the newest" if data.window else "all"
+    get_run_logger().info(
+        "training rows: %d of %d (%s) -> snapshot %s",
+        len(rows),
+        len(frame),
+        window,
+        snapshot.content_hash[:12],
+    )
+    return IngestResult(rows, snapshot, source, resolve_feature_kinds(rows, data))
+
+
+@task(name="announce-no-retrain", cache_policy=NO_CACHE)
+def announce_no_retrain(reason: str, collected: CollectResult) -> str:
+    """Say in the log and in a Prefect artifact why this run trained nothing; return the line."""
+    lines = [f"**No retrain.** {html.escape(reason)}.", ""]
+    lines += [
+        f"- quarantined `{html.escape(item.name)}`: {html.escape(item.reason or '')}"
+        for item in collected.quarantined
+    ]
+    create_markdown_artifact(
+        "\n".join(lines) + "\n", key=NO_RETRAIN_ARTIFACT_KEY, description="houseprice retrain"
+    )
+    get_run_logger().info("no retrain: %s", reason)
+    return f"no retrain: {reason}"

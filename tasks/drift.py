@@ -1,0 +1,199 @@
+"""Drift: how far new data has moved from the rows the champion was trained on, per feature.
+
+The population stability index (PSI) compares the share of rows in each bin: quantile bins of
+the reference for numeric features, levels for categorical ones (the bins - 1 most frequent,
+the rest pooled), and missing values as a bin of their own. PSI = Σ (new - ref) · ln(new / ref);
+below 0.1 is stable, above 0.25 a major shift. Numeric features also get the two-sample
+Kolmogorov–Smirnov statistic (largest gap between the two empirical CDFs, 0 to 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import yaml
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import registry, storage
+from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
+from tasks.features import split_data
+
+# An empty bin would make ln(new / ref) infinite; a floor this small still scores a level that
+# vanished (or appeared) as a large shift (about 0.1 · ln(0.1 / 1e-4) ≈ 0.7 for a 10% bin).
+EMPTY_SHARE = 1e-4
+OTHER_LEVEL = "<other>"
+MISSING_LEVEL = "<missing>"
+
+
+def _psi(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
+    reference = np.maximum(reference_shares, EMPTY_SHARE)
+    current = np.maximum(current_shares, EMPTY_SHARE)
+    return float(np.sum((current - reference) * np.log(current / reference)))
+
+
+def _shares(codes: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes, minlength=size) / max(len(codes), 1)
+
+
+def numeric_psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
+    """PSI over quantile bins of the reference, with missing values as one more bin."""
+    reference, current = np.asarray(reference, "float64"), np.asarray(current, "float64")
+    known = reference[~np.isnan(reference)]
+    # Inner edges only; repeated quantiles (a discrete column) merge into one bin.
+    edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1])) if known.size else []
+    size = len(edges) + 2  # the bins between the edges, plus the missing bin
+
+    def codes(values: np.ndarray) -> np.ndarray:
+        found = np.searchsorted(edges, values, side="right")
+        return np.where(np.isnan(values), size - 1, found)
+
+    return _psi(_shares(codes(reference), size), _shares(codes(current), size))
+
+
+def categorical_psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
+    """PSI over the reference's bins - 1 most frequent levels; others (new ones too) pooled."""
+    reference, current = _levels(reference), _levels(current)
+    kept = list(reference.value_counts().index[: bins - 1])
+    categories = [*kept, OTHER_LEVEL, MISSING_LEVEL]
+
+    def shares(values: pd.Series) -> np.ndarray:
+        pooled = values.where(values.isin(kept) | (values == MISSING_LEVEL), OTHER_LEVEL)
+        counts = pooled.value_counts().reindex(categories, fill_value=0).to_numpy()
+        return counts / max(len(values), 1)
+
+    return _psi(shares(reference), shares(current))
+
+
+def _levels(values: pd.Series) -> pd.Series:
+    return values.astype("object").where(values.notna(), MISSING_LEVEL).astype(str)
+
+
+def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical CDFs."""
+    reference = np.sort(np.asarray(reference, "float64")[~np.isnan(reference)])
+    current = np.sort(np.asarray(current, "float64")[~np.isnan(current)])
+    if not reference.size or not current.size:
+        return float("nan")
+    pooled = np.concatenate([reference, current])
+    gaps = (
+        np.searchsorted(reference, pooled, side="right") / reference.size
+        - np.searchsorted(current, pooled, side="right") / current.size
+    )
+    return float(np.max(np.abs(gaps)))
+
+
+def min_rows_for_psi(bins: int, max_psi: float) -> int:
+    """Fewest new rows for which sampling noise alone stays well below the PSI threshold.
+
+    With k bins and no real shift, PSI averages about (k - 1) · (1/n_ref + 1/n_new), so a
+    handful of rows always looks drifted. At this size noise averages about half the threshold
+    and seldom crosses it.
+    """
+    return math.ceil(2 * bins / max_psi)
+
+
+@dataclass
+class DriftReport:
+    """Per-feature drift of the new data from the champion's training rows."""
+
+    checked: bool
+    threshold: float
+    note: str
+    scores: dict[str, float] = field(default_factory=dict)  # PSI per feature
+    ks: dict[str, float] = field(default_factory=dict)  # numeric features only
+    champion_run_id: str | None = None
+    reference_rows: int = 0
+    current_rows: int = 0
+
+    @property
+    def drifted(self) -> list[str]:
+        """Features whose PSI is above the threshold, largest first."""
+        over = [name for name, score in self.scores.items() if score > self.threshold]
+        return sorted(over, key=lambda name: -self.scores[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape the report's drift section and the promotion gate read."""
+        return {
+            "threshold": self.threshold,
+            "scores": self.scores,
+            "drifted": self.drifted,
+            "ks": self.ks,
+            "checked": self.checked,
+            "note": self.note,
+            "champion_run_id": self.champion_run_id,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+        }
+
+
+def measure_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, data: DataConfig, settings: DriftConfig
+) -> DriftReport:
+    """PSI for every feature (and KS for numeric ones) of current against reference."""
+    needed = min_rows_for_psi(settings.bins, settings.max_psi)
+    if len(current) < needed:
+        note = f"not checked: {len(current)} new rows, fewer than the {needed} a PSI needs"
+        return DriftReport(False, settings.max_psi, note, current_rows=len(current))
+    scores, ks = {}, {}
+    for column in data.numeric_features:
+        old, new = (frame[column].astype("float64").to_numpy() for frame in (reference, current))
+        scores[column] = numeric_psi(old, new, settings.bins)
+        ks[column] = ks_statistic(old, new)
+    for column in data.categorical_features:
+        scores[column] = categorical_psi(reference[column], current[column], settings.bins)
+    report = DriftReport(True, settings.max_psi, "", scores, ks)
+    report.reference_rows, report.current_rows = len(reference), len(current)
+    drifted = ", ".join(report.drifted) or "none"
+    report.note = f"{len(current)} new rows against {len(reference)}; PSI above it: {drifted}"
+    return report
+
+
+class ChampionRows(NamedTuple):
+    """The champion's run id and the rows it was trained on."""
+
+    run_id: str
+    train: pd.DataFrame
+
+
+def load_champion_training_rows(artifacts_dir: Path, data_dir: Path) -> ChampionRows | None:
+    """The champion's training rows: its snapshot, split with its own split settings."""
+    champion = registry.read_champion(artifacts_dir)
+    if champion is None:
+        return None
+    run = storage.open_run(artifacts_dir, champion.run_id)
+    frame = storage.load_snapshot(data_dir, storage.read_json(run.lineage)["snapshot"])
+    split = SplitConfig.model_validate(yaml.safe_load(run.config.read_text())["split"])
+    return ChampionRows(champion.run_id, split_data(frame, split).train)
+
+
+# What a champion whose run folder or snapshot is missing or damaged raises on the way in.
+_UNREADABLE = (OSError, KeyError, TypeError, ValueError, yaml.YAMLError, registry.RegistryError)
+
+
+@task(name="check-drift", cache_policy=NO_CACHE)  # inputs are whole frames: never hash them
+def check_drift(
+    current: pd.DataFrame,
+    data: DataConfig,
+    settings: DriftConfig,
+    paths: PathsConfig,
+) -> DriftReport:
+    """Compare the new rows with the champion's training rows, feature by feature."""
+    try:
+        champion = load_champion_training_rows(paths.artifacts_dir, paths.data_dir)
+    except _UNREADABLE as error:
+        # Not evidence of drift: the gate goes on, and the report says drift went unchecked.
+        get_run_logger().warning("drift: cannot load the champion's training rows: %s", error)
+        return DriftReport(False, settings.max_psi, f"not checked: {error}")
+    if champion is None:
+        get_run_logger().info("drift: no champion yet, nothing to compare with")
+        return DriftReport(False, settings.max_psi, "not checked: no champion yet")
+    report = measure_drift(champion.train, current, data, settings)
+    report.champion_run_id = champion.run_id
+    get_run_logger().info("drift vs champion %s: %s", champion.run_id, report.note)
+    return report

@@ -1,0 +1,230 @@
+"""Collect: landing files become dataset versions; bad ones are quarantined, none taken twice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from houseprice import registry, storage
+from tasks.collect import (
+    ChampionBasis,
+    apply_window,
+    no_retrain_reason,
+    rows_not_in,
+    update_dataset,
+)
+from tasks.validate import DataValidationError
+from tests.conftest import make_houses, small_config
+
+
+@pytest.fixture
+def landing(tmp_path):
+    """A seed CSV of 60 houses and a landing-mode config writing under tmp_path."""
+    source = tmp_path / "seed.csv"
+    make_houses(rows=60, seed=0).to_csv(source, index=False)
+    config = small_config(
+        tmp_path, data={"source": str(source), "landing_dir": str(tmp_path / "landing")}
+    )
+    return config, tmp_path / "landing", config.paths.data_dir
+
+
+def drop(folder: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Put a file in the landing folder the way a producer would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    storage.write_table_atomic(folder / name, frame)
+    return folder / name
+
+
+def test_first_version_is_seeded_from_the_source_and_learns_the_suite(landing):
+    config, folder, data_dir = landing
+    collected = update_dataset(config.data, data_dir)
+    assert collected.version.version == "v000001" and collected.version.parent is None
+    assert collected.version.rows == len(collected.frame) == 60
+    assert storage.read_current_version(data_dir) == collected.version
+    assert collected.version.content_hash == storage.hash_frame(collected.frame)
+    suite = storage.read_json(storage.learned_suite_path(data_dir))
+    assert suite == collected.suite
+    assert any(e["kwargs"].get("column") == "hood" for e in suite["expectations"])
+    assert folder.is_dir() and collected.accepted == collected.quarantined == []
+
+
+def test_a_seed_that_fails_validation_commits_nothing(landing):
+    config, _, data_dir = landing
+    make_houses(rows=60).assign(price=-1.0).to_csv(config.data.source, index=False)
+    with pytest.raises(DataValidationError, match="'price'"):
+        update_dataset(config.data, data_dir)
+    assert storage.read_current_version(data_dir) is None
+    assert not storage.learned_suite_path(data_dir).exists()
+
+
+def test_a_good_file_appends_without_duplicate_rows(landing):
+    config, folder, data_dir = landing
+    update_dataset(config.data, data_dir)
+    overlap = make_houses(rows=60, seed=0).head(10)  # already in version 1
+    path = drop(folder, "batch.csv", pd.concat([overlap, make_houses(rows=20, seed=1)]))
+    digest = storage.file_sha256(path)
+    collected = update_dataset(config.data, data_dir)
+    version = collected.version
+    assert (version.version, version.parent, version.rows) == ("v000002", "v000001", 80)
+    assert collected.rows_added == version.rows_added == 20 and len(collected.new_rows) == 20
+    assert not collected.frame.duplicated().any()
+    [record] = version.accepted
+    assert (record.name, record.sha256, record.rows) == ("batch.csv", digest, 30)
+    assert storage.file_sha256(data_dir / record.stored_as) == digest
+    assert list(folder.iterdir()) == []
+
+
+def test_bad_files_are_quarantined_with_reports_and_the_good_one_is_accepted(landing):
+    config, folder, data_dir = landing
+    update_dataset(config.data, data_dir)
+    drop(folder, "good.parquet", make_houses(rows=20, seed=1))
+    drop(folder, "negative.csv", make_houses(rows=20, seed=2).assign(price=-5.0))
+    drop(folder, "extra.csv", make_houses(rows=20, seed=3).assign(agent="X"))
+    (folder / "broken.parquet").write_bytes(b"not parquet")
+    collected = update_dataset(config.data, data_dir)
+    assert [item.name for item in collected.accepted] == ["good.parquet"]
+    reasons = {item.name: item.reason for item in collected.quarantined}
+    assert set(reasons) == {"negative.csv", "extra.csv", "broken.parquet"}
+    assert "'price'" in reasons["negative.csv"] and "agent" in reasons["extra.csv"]
+    assert "cannot read" in reasons["broken.parquet"]
+    assert collected.version.quarantined == collected.quarantined
+    for item in collected.quarantined:
+        stored = data_dir / item.stored_as
+        assert stored.is_file() and stored.parent.parent.name == "quarantine"
+        report = storage.read_json(stored.with_name(f"{item.name}.validation.json"))
+        assert report["success"] is False
+    assert collected.version.rows == 80 and list(folder.iterdir()) == []
+
+
+def test_only_bad_files_leave_the_dataset_untouched(landing):
+    config, folder, data_dir = landing
+    first = update_dataset(config.data, data_dir).version
+    drop(folder, "strings.csv", make_houses(rows=20, seed=2).assign(area="big"))
+    collected = update_dataset(config.data, data_dir)
+    assert collected.version == first == storage.read_current_version(data_dir)
+    [refused] = collected.quarantined
+    assert refused.reason.startswith("expect_column_values_to_be_in_type_list on 'area'")
+    assert not storage.version_data_path(data_dir, "v000002").exists()
+
+
+def test_an_empty_landing_folder_makes_no_new_version(landing):
+    config, _, data_dir = landing
+    first = update_dataset(config.data, data_dir)
+    again = update_dataset(config.data, data_dir)
+    assert again.version == first.version and again.rows_added == 0
+    assert sorted(p.name for p in storage.versions_dir(data_dir).iterdir()) == [
+        "current.json",
+        "suite.json",
+        "v000001.json",
+        "v000001.parquet",
+    ]
+
+
+@pytest.mark.parametrize("dies_writing", ["v000002.parquet", "v000002.json", "current.json"])
+def test_a_crash_before_the_commit_leaves_the_file_in_landing(landing, monkeypatch, dies_writing):
+    config, folder, data_dir = landing
+    update_dataset(config.data, data_dir)
+    drop(folder, "batch.csv", make_houses(rows=20, seed=1))
+    real_atomic_path = storage.atomic_path
+
+    def killed_while_writing(destination):
+        if Path(destination).name == dies_writing:
+            raise KeyboardInterrupt(f"killed while writing {dies_writing}")
+        return real_atomic_path(destination)
+
+    monkeypatch.setattr(storage, "atomic_path", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        update_dataset(config.data, data_dir)
+    assert storage.read_current_version(data_dir).version == "v000001"
+    assert [p.name for p in folder.iterdir()] == ["batch.csv"]
+    assert not [p for p in storage.versions_dir(data_dir).iterdir() if p.name.startswith(".")]
+    monkeypatch.undo()
+    assert update_dataset(config.data, data_dir).version.rows == 80
+
+
+def test_a_crash_after_the_commit_is_finished_not_ingested_twice(landing):
+    config, folder, data_dir = landing
+    update_dataset(config.data, data_dir)
+    batch = drop(folder, "batch.csv", make_houses(rows=20, seed=1))
+    content = batch.read_bytes()
+    committed = update_dataset(config.data, data_dir).version
+    batch.write_bytes(content)  # as if the run died between the commit and the move
+    again = update_dataset(config.data, data_dir)
+    assert again.version == committed and again.accepted == []
+    assert list(folder.iterdir()) == []
+
+
+def test_rows_not_in_compares_whole_rows_including_missing_values():
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": ["x", "y", None]})
+    reference = frame.iloc[[1]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        rows_not_in(frame, reference), frame.iloc[[0, 2]].reset_index(drop=True)
+    )
+    assert rows_not_in(frame, frame).empty
+
+
+def test_rolling_window_keeps_recent_rows_in_the_columns_units():
+    years = pd.DataFrame({"year": [2000, 2004, 2005, 2010, np.nan], "price": [1, 2, 3, 4, 5]})
+    assert apply_window(years, "year", 5)["price"].tolist() == [3, 4]
+    assert apply_window(years, None, None) is years
+    days = pd.DataFrame({"sold": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-03-10"])})
+    assert len(apply_window(days, "sold", 30)) == 2
+
+
+def test_rolling_window_refuses_a_text_or_missing_time_column():
+    frame = pd.DataFrame({"sold": ["2024-01-01"], "price": [1.0]})
+    with pytest.raises(ValueError, match="numeric or datetime"):
+        apply_window(frame, "sold", 30)
+    with pytest.raises(ValueError, match="not a column"):
+        apply_window(frame, "year", 5)
+
+
+def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
+    config, _, data_dir = landing
+    collected = update_dataset(config.data, data_dir)
+    settings = config.model_dump(mode="json")
+    same = ChampionBasis("run-1", "v000001", collected.version.content_hash, settings)
+    reason = no_retrain_reason(replace(collected, champion=same), config)
+    assert reason.startswith("nothing new: dataset v000001 (60 rows)") and "run-1" in reason
+    older = same._replace(dataset_hash="another version's hash")
+    changed = same._replace(config={**settings, "lock_timeout_s": 1})
+    for champion in (None, older, changed):
+        assert no_retrain_reason(replace(collected, champion=champion), config) is None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, prefect_harness):
+    from flows.retrain import retrain
+
+    source = tmp_path / "seed.csv"
+    make_houses(rows=300, seed=2).to_csv(source, index=False)
+    folder = tmp_path / "landing"
+    config = small_config(tmp_path, data={"source": str(source), "landing_dir": str(folder)})
+    artifacts = config.paths.artifacts_dir
+
+    first = Path(retrain(config))
+    assert registry.read_champion(artifacts).run_id == first.name
+    assert storage.read_json(first / "lineage.json")["dataset"]["version"] == "v000001"
+
+    message = retrain(config)  # nothing new: no run folder, no new version
+    assert message.startswith("no retrain: nothing new")
+    assert [p.name for p in storage.runs_dir(artifacts).iterdir()] == [first.name]
+
+    drop(folder, "batch.csv", make_houses(rows=120, seed=5))
+    drop(folder, "bad.csv", make_houses(rows=20, seed=6).assign(price=-1.0))
+    third = Path(retrain(config))
+    dataset = storage.read_json(third / "lineage.json")["dataset"]
+    assert (dataset["version"], dataset["rows"], dataset["rows_added"]) == ("v000002", 420, 120)
+    assert dataset["accepted"] == ["batch.csv"] and list(dataset["quarantined"]) == ["bad.csv"]
+    metrics = storage.read_json(third / "metrics.json")
+    assert metrics["dataset"] == dataset
+    assert metrics["drift"]["checked"] and metrics["drift"]["champion_run_id"] == first.name
+    assert set(metrics["drift"]["scores"]) == {"area", "year", "hood"}
+    assert list(folder.iterdir()) == []

@@ -1,0 +1,135 @@
+"""Drift: PSI and KS are ~0 on the same data, large on shifted data, and agree with the formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from prefect.logging import disable_run_logger
+
+from houseprice import registry, storage
+from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
+from houseprice.runs import COMPLETED
+from tasks.drift import (
+    EMPTY_SHARE,
+    categorical_psi,
+    check_drift,
+    ks_statistic,
+    measure_drift,
+    min_rows_for_psi,
+    numeric_psi,
+)
+from tasks.features import split_data
+from tests.conftest import make_houses
+
+DATA = DataConfig(target="price", numeric_features=["area", "year"], categorical_features=["hood"])
+
+
+def test_identical_data_has_no_drift():
+    houses = make_houses(rows=400, seed=0)
+    report = measure_drift(houses, houses, DATA, DriftConfig())
+    assert report.checked and report.drifted == []
+    assert report.scores == pytest.approx({"area": 0, "year": 0, "hood": 0}, abs=1e-12)
+    assert report.ks == pytest.approx({"area": 0, "year": 0})
+
+
+def test_shifted_area_is_flagged_by_psi_and_ks():
+    reference = make_houses(rows=400, seed=0)
+    bigger = make_houses(rows=200, seed=1).assign(area=lambda f: f["area"] + 800)
+    report = measure_drift(reference, bigger, DATA, DriftConfig())
+    assert report.scores["area"] > 0.25 and report.ks["area"] > 0.3
+    assert report.drifted == ["area"]
+    payload = report.to_dict()
+    assert payload["threshold"] == 0.25 and payload["drifted"] == ["area"]
+    assert payload["scores"]["area"] == report.scores["area"]
+
+
+def test_a_shift_in_category_shares_is_flagged():
+    reference = make_houses(rows=300, seed=0)
+    mostly_north = make_houses(rows=300, seed=1).assign(hood=["North"] * 250 + ["South"] * 50)
+    report = measure_drift(reference, mostly_north, DATA, DriftConfig())
+    assert report.scores["hood"] > 0.25 and report.drifted == ["hood"]
+
+
+def test_too_few_new_rows_are_not_scored():
+    houses = make_houses(rows=400, seed=0)
+    assert min_rows_for_psi(10, 0.25) == 80
+    report = measure_drift(houses, houses.head(79), DATA, DriftConfig())
+    assert not report.checked and report.scores == {}
+    assert "79 new rows, fewer than the 80 a PSI needs" in report.note
+    assert measure_drift(houses, houses.head(80), DATA, DriftConfig()).checked
+
+
+def test_at_the_minimum_size_sampling_noise_stays_below_the_threshold():
+    # The reason for the minimum: same distribution, no drift, yet small samples score high.
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=2000)
+    needed = min_rows_for_psi(10, 0.25)
+    at_minimum = [numeric_psi(reference, rng.normal(size=needed), 10) for _ in range(200)]
+    assert np.mean(at_minimum) == pytest.approx(0.25 / 2, rel=0.2)
+    assert np.quantile(at_minimum, 0.9) < 0.25
+    smaller = [numeric_psi(reference, rng.normal(size=needed // 4), 10) for _ in range(200)]
+    assert np.median(smaller) > 0.25
+
+
+def test_psi_matches_the_formula_on_hand_counted_bins():
+    # Reference quartiles split 1..8 into [1,2] [3,4] [5,6] [7,8]; current puts 3 of 4 in the top.
+    reference, current = np.arange(1.0, 9.0), np.array([1.0, 7.0, 8.0, 8.0])
+    expected = np.array([0.25, 0.25, 0.25, 0.25])
+    actual = np.array([0.25, EMPTY_SHARE, EMPTY_SHARE, 0.75])
+    by_hand = float(np.sum((actual - expected) * np.log(actual / expected)))
+    assert numeric_psi(reference, current, bins=4) == pytest.approx(by_hand)
+    levels = pd.Series(["a", "a", "b", "b"])
+    shifted = pd.Series(["a", "a", "a", "b"])
+    by_hand = (0.75 - 0.5) * np.log(0.75 / 0.5) + (0.25 - 0.5) * np.log(0.25 / 0.5)
+    assert categorical_psi(levels, shifted, bins=10) == pytest.approx(by_hand)
+
+
+def test_ks_matches_a_brute_force_cdf_gap():
+    rng = np.random.default_rng(3)
+    reference, current = rng.normal(size=50), rng.normal(0.5, 1, size=30)
+    grid = np.concatenate([reference, current])
+    gaps = [abs((reference <= x).mean() - (current <= x).mean()) for x in grid]
+    assert ks_statistic(reference, current) == pytest.approx(max(gaps))
+
+
+def test_without_a_champion_drift_is_not_checked_and_says_so(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    with disable_run_logger():
+        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+    assert not report.checked and report.note == "not checked: no champion yet"
+
+
+def _champion(paths: PathsConfig, frame: pd.DataFrame, split: SplitConfig) -> str:
+    """A completed, promoted run that trained on frame with the given split settings."""
+    run = storage.create_run(paths.artifacts_dir, "champion-run")
+    snapshot = storage.store_snapshot(frame, paths.data_dir)
+    storage.write_json_atomic(run.lineage, {"snapshot": snapshot.content_hash})
+    run.config.write_text(yaml.safe_dump({"split": split.model_dump()}))
+    storage.write_json_atomic(run.status, {"status": COMPLETED})
+    storage.write_bytes_atomic(run.torch_model, b"model")
+    registry.promote(paths.artifacts_dir, run.run_id, "torch", "test")
+    return run.run_id
+
+
+def test_drift_compares_with_the_champions_training_part_only(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    trained_on, split = make_houses(rows=300, seed=0), SplitConfig(seed=7)
+    run_id = _champion(paths, trained_on, split)
+    shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
+    with disable_run_logger():
+        report = check_drift.fn(shifted, DATA, DriftConfig(), paths)
+    assert report.checked and report.champion_run_id == run_id
+    assert report.reference_rows == len(split_data(trained_on, split).train) < 300
+    assert report.drifted == ["year"]
+
+
+def test_a_champion_without_its_snapshot_leaves_drift_unchecked(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
+    for snapshot in storage.snapshots_dir(paths.data_dir).iterdir():
+        snapshot.unlink()
+    with disable_run_logger():
+        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+    assert not report.checked and report.note.startswith("not checked: no data snapshot")
