@@ -149,3 +149,13 @@ def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
         summary["promotion"] = metrics.get("promotion")
         summaries.append(summary)
     return summaries
+
+
+def latest_completed_run(artifacts_dir: Path) -> str | None:
+    """The newest run whose status is completed (run ids sort by start time)."""
+    root = storage.runs_dir(artifacts_dir)
+    for folder in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        run = storage.RunPaths(folder.name, folder)
+        if folder.is_dir() and read_status(run).get("status") == COMPLETED:
+            return folder.name
+    return None

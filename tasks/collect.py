@@ -13,7 +13,7 @@ file either in landing or recorded in a committed version, whenever a run stops.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -93,8 +93,8 @@ def apply_window(
     return frame[(times >= times.max() - span).to_numpy()].reset_index(drop=True)
 
 
-class ChampionBasis(NamedTuple):
-    """What the champion was trained on: its dataset version and its settings."""
+class RunBasis(NamedTuple):
+    """What a run (the champion, or the latest) was trained on: dataset version and settings."""
 
     run_id: str
     dataset_version: str | None  # None for a champion trained outside landing mode
@@ -113,7 +113,8 @@ class CollectResult:
     # version, else those added by this run, else every row.
     new_rows: pd.DataFrame
     suite: dict[str, Any]  # the learned suite, for validating the training rows
-    champion: ChampionBasis | None
+    champion: RunBasis | None
+    latest: RunBasis | None = None  # the newest completed run, promoted or not
     rows_added: int = 0  # by this run, after dropping duplicates
     accepted: list[LandedFile] = field(default_factory=list)  # this run's files
     quarantined: list[LandedFile] = field(default_factory=list)
@@ -133,16 +134,21 @@ class CollectResult:
 
 
 def no_retrain_reason(collected: CollectResult, config: PipelineConfig) -> str | None:
-    """Why this run need not train (the champion's data and settings, unchanged), or None."""
-    champion, version = collected.champion, collected.version
-    if champion is None or champion.dataset_hash != version.content_hash:
+    """Why this run need not train (the latest run's data and settings, unchanged), or None.
+
+    Compared with the latest completed run, not only the champion: training is deterministic,
+    so retraining what a run was not promoted for would only repeat its decision every night.
+    """
+    latest, version = collected.latest or collected.champion, collected.version
+    if latest is None or latest.dataset_hash != version.content_hash:
         return None
     # Same data but other settings (features, window, training) is worth a run.
-    if champion.config != config.model_dump(mode="json"):
+    if latest.config != config.model_dump(mode="json"):
         return None
+    champion = collected.champion.run_id if collected.champion else "none yet"
     return (
         f"nothing new: dataset {version.version} ({version.rows:,} rows) with these settings is "
-        f"what champion {champion.run_id} was trained on"
+        f"what run {latest.run_id} was trained on (champion: {champion})"
     )
 
 
@@ -205,7 +211,7 @@ def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
 
 
 def update_dataset(
-    data: DataConfig, data_dir: Path, champion: ChampionBasis | None = None
+    data: DataConfig, data_dir: Path, champion: RunBasis | None = None
 ) -> CollectResult:
     """Seed the dataset if needed, then take in the landing folder's files as the next version."""
     if data.landing_dir is None:
@@ -274,7 +280,7 @@ def _commit(
 def _unseen_rows(
     frame: pd.DataFrame,
     previous: pd.DataFrame | None,
-    champion: ChampionBasis | None,
+    champion: RunBasis | None,
     data_dir: Path,
 ) -> pd.DataFrame:
     version = champion.dataset_version if champion else None
@@ -283,17 +289,24 @@ def _unseen_rows(
     return frame if previous is None else rows_not_in(frame, previous)
 
 
-def read_champion_basis(artifacts_dir: Path) -> ChampionBasis | None:
-    """The champion's dataset version and settings, from its run folder; None without one."""
-    champion = registry.read_champion(artifacts_dir)
-    if champion is None:
-        return None
-    run = storage.open_run(artifacts_dir, champion.run_id)
+def read_run_basis(artifacts_dir: Path, run_id: str) -> RunBasis:
+    """A run's dataset version and settings, from its run folder."""
+    run = storage.open_run(artifacts_dir, run_id)
     dataset = storage.read_json(run.lineage).get("dataset") or {}
     config = yaml.safe_load(run.config.read_text()) or {}
-    return ChampionBasis(
-        champion.run_id, dataset.get("version"), dataset.get("content_hash"), config
-    )
+    return RunBasis(run_id, dataset.get("version"), dataset.get("content_hash"), config)
+
+
+def read_champion_basis(artifacts_dir: Path) -> RunBasis | None:
+    """The champion's dataset version and settings; None without a champion."""
+    champion = registry.read_champion(artifacts_dir)
+    return read_run_basis(artifacts_dir, champion.run_id) if champion else None
+
+
+def read_latest_basis(artifacts_dir: Path) -> RunBasis | None:
+    """The newest completed run's dataset version and settings; None before the first."""
+    run_id = registry.latest_completed_run(artifacts_dir)
+    return read_run_basis(artifacts_dir, run_id) if run_id else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,11 +331,11 @@ def collect_data(data: DataConfig, data_dir: Path, artifacts_dir: Path) -> Colle
     """Validate each new landing file and append the accepted ones as a new dataset version."""
     log = get_run_logger()
     try:
-        champion = read_champion_basis(artifacts_dir)
+        champion, latest = read_champion_basis(artifacts_dir), read_latest_basis(artifacts_dir)
     except (OSError, ValueError, yaml.YAMLError, registry.RegistryError) as error:
-        log.warning("collect: cannot read what the champion trained on (%s); will train", error)
-        champion = None
-    collected = update_dataset(data, data_dir, champion)
+        log.warning("collect: cannot read what earlier runs trained on (%s); will train", error)
+        champion = latest = None
+    collected = replace(update_dataset(data, data_dir, champion), latest=latest)
     for item in collected.quarantined:
         log.warning("collect: quarantined %s -> %s: %s", item.name, item.stored_as, item.reason)
     log.info(

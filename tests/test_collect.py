@@ -11,7 +11,7 @@ import pytest
 
 from houseprice import registry, storage
 from tasks.collect import (
-    ChampionBasis,
+    RunBasis,
     apply_window,
     no_retrain_reason,
     rows_not_in,
@@ -187,9 +187,13 @@ def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
     config, _, data_dir = landing
     collected = update_dataset(config.data, data_dir)
     settings = config.model_dump(mode="json")
-    same = ChampionBasis("run-1", "v000001", collected.version.content_hash, settings)
+    same = RunBasis("run-1", "v000001", collected.version.content_hash, settings)
     reason = no_retrain_reason(replace(collected, champion=same), config)
     assert reason.startswith("nothing new: dataset v000001 (60 rows)") and "run-1" in reason
+    # A later run that was not promoted trained on it too: repeating it would change nothing.
+    not_promoted = same._replace(run_id="run-2")
+    reason = no_retrain_reason(replace(collected, champion=None, latest=not_promoted), config)
+    assert "run run-2" in reason and "champion: none yet" in reason
     older = same._replace(dataset_hash="another version's hash")
     changed = same._replace(config={**settings, "lock_timeout_s": 1})
     for champion in (None, older, changed):
