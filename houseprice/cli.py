@@ -205,17 +205,29 @@ def command_serve(args: argparse.Namespace) -> int:
     """Serve the retrain flow on a schedule (nightly by default) until interrupted."""
     config = config_from_arguments(args)
     landing = args.landing_dir or config.data.landing_dir or DEFAULT_LANDING_DIR
-    config = build_config(merge_nested(config.model_dump(), {"data": {"landing_dir": landing}}))
+    data: dict[str, Any] = {"landing_dir": landing}
+    if config.data.source == BUNDLED_SOURCE and config.data.time_column is None:
+        # As in prefect.yaml: the sale year keeps growing, so its learned range stays open.
+        data["time_column"] = "Year_Sold"
+    config = build_config(merge_nested(config.model_dump(), {"data": data}))
+    from prefect.settings import PREFECT_API_URL
+
     from flows import serve  # imported late: Prefect start-up is slow
 
+    # A temporary server runs no scheduler service: the schedule would never fire.
+    if not PREFECT_API_URL.value():
+        return _fail(
+            "serve needs a Prefect server to schedule its runs: start one with "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
+            code=2,
+        )
     try:
         schedule = serve.nightly_schedule(
             args.cron or serve.NIGHTLY_CRON, args.timezone or serve.AMES_TIMEZONE
         )
     except ValueError as error:
         return _fail(str(error), code=2)
-    with prefect_api():
-        serve.serve_retrain(config, schedule)
+    serve.serve_retrain(config, schedule)
     return 0
 
 
