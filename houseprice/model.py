@@ -10,7 +10,6 @@ torch loads with weights_only=True and Keras in safe mode, so nothing pickled ev
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +26,6 @@ class InputSchemaError(ValueError):
     """Input rows the model cannot score: a column missing or of the wrong type."""
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_checksums(run: storage.RunPaths, paths: list[Path]) -> None:
     """Refuse files that differ from what the run recorded (truncated or tampered with)."""
     try:
@@ -50,7 +40,7 @@ def verify_checksums(run: storage.RunPaths, paths: list[Path]) -> None:
             raise ModelLoadError(f"{path} is not listed in the run's model manifest")
         if not path.exists():
             raise ModelLoadError(f"model file {path} is missing")
-        if file_sha256(path) != recorded[name]:
+        if storage.file_sha256(path) != recorded[name]:
             raise ModelLoadError(
                 f"model file {path} does not match the checksum recorded when run {run.run_id} "
                 "finished: it was truncated or modified. Retrain, or promote another run."

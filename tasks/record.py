@@ -9,7 +9,6 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
-from houseprice.model import file_sha256
 from tasks.evaluate import Evaluation
 from tasks.features import Preprocessor
 from tasks.promote import PromotionDecision
@@ -48,7 +47,7 @@ def record_metrics(
     """Write the preprocessing, the checksums of every model file, and metrics.json."""
     storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())
     model_files = [run.preprocessing, run.torch_model, run.keras_model]
-    checksums = {str(path.relative_to(run.root)): file_sha256(path) for path in model_files}
+    checksums = {str(path.relative_to(run.root)): storage.file_sha256(path) for path in model_files}
     storage.write_json_atomic(run.model_manifest, checksums)
     storage.write_json_atomic(run.metrics, metrics)
     get_run_logger().info("record: wrote %s", run.metrics)
