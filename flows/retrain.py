@@ -29,12 +29,15 @@ from tasks.report import ReportInputs, write_report
 from tasks.train import train_tensorflow_model, train_torch_model
 from tasks.validate import validate_data
 
+# The defaults as the flow parameter's default, so the Prefect UI shows the whole form filled in.
+# Never mutated: stages derive changed copies with model_copy.
+DEFAULT_CONFIG = PipelineConfig()
+
 
 # Two worker processes: the trainers run side by side, each with its own framework and threads.
 @flow(name="retrain", task_runner=ProcessPoolTaskRunner(max_workers=2))
-def retrain(config: PipelineConfig | None = None) -> str:
+def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
     """Retrain both models; return the run folder, or why nothing new needed training."""
-    config = config or PipelineConfig()
     paths = config.paths
     with retrain_lock(
         paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info

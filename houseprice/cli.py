@@ -139,41 +139,52 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decision_text(run: dict[str, Any]) -> str:
+    """What became of a run: its promotion decision, or the error that stopped it."""
+    promotion = run["promotion"]
+    if not promotion:
+        return (run["error"] or "").partition("\n")[0]  # the first line says what failed
+    verdict = "promoted" if promotion.get("promoted") else "not promoted"
+    return f"{verdict}: {promotion.get('reason', '')}"
+
+
 def command_history(args: argparse.Namespace) -> int:
-    """Print every run and every champion change."""
+    """Print every run (time, data, metrics, decision) and every champion change."""
     from houseprice import registry
 
     runs = registry.list_runs(args.artifacts_dir)
     if not runs:
         print(f"no runs under {args.artifacts_dir}")
         return 0
-    header = ("run", "status", "snapshot", "model", "test RMSE", "R2")
-    print("{:<24} {:<10} {:<12} {:<10} {:>11} {:>7}  decision".format(*header))
+    row = "{:<24} {:<25} {:<10} {:<12} {:<10} {:>11} {:>7}  {}"
+    print(
+        row.format("run", "started", "status", "snapshot", "model", "test RMSE", "R2", "decision")
+    )
     for run in runs:
         test = run["test"] or {}
-        promotion = run["promotion"] or {}
-        decision = (
-            ("promoted: " if promotion.get("promoted") else "kept champion: ")
-            + str(promotion.get("reason", ""))
-            if promotion
-            else (run["error"] or "")
-        )
-        rmse = f"{test['rmse']:,.0f}" if "rmse" in test else "-"
-        r2 = f"{test['r2']:.3f}" if "r2" in test else "-"
         print(
-            f"{run['run_id']:<24} {run['status'] or '?':<10} {(run['snapshot'] or '-')[:12]:<12} "
-            f"{run['selected_model'] or '-':<10} {rmse:>11} {r2:>7}  {decision}"
+            row.format(
+                run["run_id"],
+                run["started_at"] or "-",
+                run["status"] or "?",
+                (run["snapshot"] or "-")[:12],
+                run["selected_model"] or "-",
+                f"{test['rmse']:,.0f}" if "rmse" in test else "-",
+                f"{test['r2']:.3f}" if "r2" in test else "-",
+                _decision_text(run),
+            )
         )
     print("\nchampion changes:")
     changes = [e for e in registry.read_history(args.artifacts_dir) if e.get("promoted")]
-    for entry in changes or [{"time": "-", "run_id": "none yet", "framework": "", "reason": ""}]:
+    for entry in changes:
         framework = entry.get("framework") or ""
-        print(f"  {entry['time']}  {entry['run_id']} {framework}: {entry['reason']}")
+        print(f"  {entry['time']}  {entry['run_id']}/{framework}: {entry['reason']}")
     champion = registry.read_champion(args.artifacts_dir)
-    if champion:
-        print(
-            f"current champion: {champion.run_id}/{champion.framework} since {champion.promoted_at}"
-        )
+    if champion is None:
+        print("current champion: none yet")
+    else:
+        model = f"{champion.run_id}/{champion.framework}"
+        print(f"current champion: {model}, since {champion.promoted_at}")
     return 0
 
 

@@ -119,7 +119,7 @@ def test_shuffled_prices_are_not_promoted_and_the_report_says_why(first_run, wor
     assert registry.read_champion(config.paths.artifacts_dir).run_id == first_run.run_id
 
 
-def test_failing_suite_stops_before_training(tmp_path, prefect_harness):
+def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
     from flows.retrain import retrain
 
     frame = make_houses(rows=60)
@@ -135,6 +135,11 @@ def test_failing_suite_stops_before_training(tmp_path, prefect_harness):
     assert run.validation.exists()
     assert not run.torch_model.exists() and not run.keras_model.exists()
     assert registry.read_champion(config.paths.artifacts_dir) is None
+    from houseprice.cli import main
+
+    assert main(["history", "--artifacts-dir", str(config.paths.artifacts_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert "failed" in listing and "DataValidationError" in listing and "none yet" in listing
 
 
 def test_cli_predict_writes_prices_and_model_id(first_run, workspace, tmp_path, capsys):
