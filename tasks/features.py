@@ -139,7 +139,15 @@ class Preprocessor:
 
 
 def _category_strings(column: pd.Series) -> np.ndarray:
-    """Categorical values as strings, with missing values as their own level."""
+    """Categorical values as strings, with missing values as their own level.
+
+    Whole numbers in a float column (a zip code column with a gap reads as 50010.0) are written
+    as integers, so they match the same codes read from a column without gaps.
+    """
+    if pd.api.types.is_float_dtype(column):
+        values = column.dropna()
+        if np.isfinite(values).all() and (values == np.round(values)).all():
+            column = column.astype("Int64")
     return column.astype("object").where(column.notna(), MISSING_LEVEL).astype(str).to_numpy()
 
 

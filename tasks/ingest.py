@@ -113,16 +113,54 @@ def is_transient_error(error: BaseException) -> bool:
     return isinstance(error, OSError | TimeoutError | urllib.error.URLError)
 
 
-def resolve_feature_kinds(frame: pd.DataFrame, data: DataConfig) -> DataConfig:
+# With every column taken as a feature, a text column with more levels than this share of the
+# rows (and more than the floor) is an identifier or free text, not a category worth a weight.
+MAX_LEVEL_SHARE = 0.1
+MIN_LEVELS_TO_SKIP = 50
+
+
+def unusable_auto_feature(values: pd.Series, time_column: str | None) -> str | None:
+    """Why a column should not become a feature when no feature was named, or None if usable."""
+    if values.name == time_column:
+        return "it is the time column"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "dates are not linear features (set data.time_column to window on it)"
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    text = values.dropna().astype(str)
+    sample = text.head(200)
+    if len(sample) and not sample.str.fullmatch(r"[+-]?\d+(\.\d*)?").all():  # plain numbers
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.9:
+            return "its values are dates (set data.time_column to window on it)"
+    levels = text.nunique()
+    if levels > max(MIN_LEVELS_TO_SKIP, MAX_LEVEL_SHARE * len(values)):
+        return f"{levels} distinct values look like identifiers or free text"
+    return None
+
+
+def resolve_feature_kinds(
+    frame: pd.DataFrame, data: DataConfig, skipped: dict[str, str] | None = None
+) -> DataConfig:
     """Give every untyped feature a kind read off the data, so later stages see only typed lists.
 
     Numeric dtypes (bool excluded) become numeric features, anything else categorical. With no
-    feature named at all, every column except the target is used. A listed column that the
-    data lacks stays in the numeric list, so validation reports it as missing.
+    feature named at all, every column except the target is used, except dates and identifier-
+    like text (listed with the reason in `skipped` when given). A listed column that the data
+    lacks stays in the numeric list, so validation reports it as missing.
     """
     untyped = list(data.features)
     if not data.feature_columns:
-        untyped = [column for column in frame.columns if column != data.target]
+        for column in frame.columns:
+            reason = (
+                None
+                if column == data.target
+                else unusable_auto_feature(frame[column], data.time_column)
+            )
+            if column != data.target and reason is None:
+                untyped.append(column)
+            elif reason is not None and skipped is not None:
+                skipped[column] = reason
     numeric, categorical = list(data.numeric_features), list(data.categorical_features)
     for column in untyped:
         is_categorical = column in frame.columns and (
@@ -166,7 +204,10 @@ def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:
         data.source,
         snapshot.content_hash[:12],
     )
-    resolved = resolve_feature_kinds(frame, data)
+    skipped: dict[str, str] = {}
+    resolved = resolve_feature_kinds(frame, data, skipped)
+    for column, reason in skipped.items():
+        get_run_logger().warning("ingest: not using column %r as a feature: %s", column, reason)
     if resolved != data:
         get_run_logger().info(
             "ingest: numeric features %s, categorical features %s",

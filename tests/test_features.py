@@ -98,3 +98,15 @@ def test_preprocessor_survives_json(tmp_path, houses):
     np.testing.assert_array_equal(reloaded.transform(houses), preprocessor.transform(houses))
     with pytest.raises(ValueError, match="unsupported preprocessing format"):
         Preprocessor.from_dict({**preprocessor.to_dict(), "format": 99})
+
+
+def test_number_coded_categories_match_with_and_without_gaps(tmp_path):
+    frame = make_houses(rows=30).assign(hood=[50010, 50011, 50012] * 10)
+    config = small_config(tmp_path)
+    preprocessor = fit_preprocessor(frame, config.data, config.features)
+    with_gap = frame.head(3).astype({"hood": "float64"})
+    with_gap.loc[0, "hood"] = np.nan  # the column now reads as floats: 50011.0, ...
+    assert preprocessor.unseen_categories(with_gap) == {"hood": ["<missing>"]}
+    np.testing.assert_array_equal(
+        preprocessor.encode(with_gap)[1:], preprocessor.encode(frame.head(3))[1:]
+    )

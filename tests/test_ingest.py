@@ -4,6 +4,7 @@ import http.server
 import threading
 import urllib.error
 
+import pandas as pd
 import pytest
 
 from houseprice.config import DataConfig
@@ -87,3 +88,26 @@ def test_feature_kinds_are_read_off_the_data(houses):
     )
     assert everything.numeric_features == ["area", "year"]
     assert everything.categorical_features == ["hood"]
+
+
+def test_all_columns_mode_skips_dates_and_identifiers(houses):
+    frame = houses.assign(
+        sold=[f"2024-01-{day:02d}" for day in range(1, 21)],
+        listing_id=[f"L{i}" for i in range(20)],
+        zip_text=["50010", "50011"] * 10,
+    )
+    frame.loc[0, "listing_id"] = None
+    skipped: dict[str, str] = {}
+    everything = DataConfig(target="price", numeric_features=[], categorical_features=[])
+    resolved = resolve_feature_kinds(frame, everything, skipped)
+    assert resolved.categorical_features == ["hood", "listing_id", "zip_text"]
+    assert set(skipped) == {"sold"}  # 20 distinct ids in 20 rows: under the 50-level floor
+    assert "dates" in skipped["sold"]
+    many = pd.concat([frame] * 10, ignore_index=True).assign(
+        listing_id=[f"L{i}" for i in range(200)]
+    )
+    skipped = {}
+    resolve_feature_kinds(many, everything, skipped)
+    assert "identifiers" in skipped["listing_id"]
+    named = DataConfig(target="price", numeric_features=[], categorical_features=["sold"])
+    assert resolve_feature_kinds(frame, named).categorical_features == ["sold"]  # user's choice
