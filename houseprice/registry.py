@@ -9,8 +9,6 @@ back. `artifacts/promotions.jsonl` gets one line per decision, promoted or not.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -96,31 +94,13 @@ def promote(artifacts_dir: Path, run_id: str, framework: str, reason: str) -> Ch
 
 
 def append_history(artifacts_dir: Path, entry: dict[str, Any]) -> None:
-    """Append one decision to the history; a single write of one line, flushed to disk."""
-    path = history_path(artifacts_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"time": utc_now(), **entry}, default=str) + "\n"
-    # O_APPEND makes each line land whole at the end even if two writers race.
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line.encode("utf-8"))
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    """Append one decision, stamped with the time, to the promotion history."""
+    storage.append_jsonl(history_path(artifacts_dir), {"time": utc_now(), **entry})
 
 
 def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
-    """Every recorded decision, oldest first; a torn last line (crash mid-append) is skipped."""
-    path = history_path(artifacts_dir)
-    if not path.exists():
-        return []
-    entries = []
-    for line in path.read_text().splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries
+    """Every recorded decision, oldest first (a line torn by a crash is skipped)."""
+    return storage.read_jsonl(history_path(artifacts_dir))
 
 
 def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
@@ -159,3 +139,27 @@ def latest_completed_run(artifacts_dir: Path) -> str | None:
         if folder.is_dir() and read_status(run).get("status") == COMPLETED:
             return folder.name
     return None
+
+
+def interrupted_promotion(artifacts_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """The latest completed run, if its gate said promote but the promotion never happened.
+
+    A run is marked completed before it is promoted (only completed runs may be champions), so
+    a crash between the two leaves a decision that was never applied: no history entry for the
+    run, and the champion still the one the gate compared it with.
+    """
+    run_id = latest_completed_run(artifacts_dir)
+    if run_id is None:
+        return None
+    try:
+        promotion = storage.read_json(storage.open_run(artifacts_dir, run_id).metrics)["promotion"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not promotion or not promotion.get("promoted"):
+        return None
+    if any(entry.get("run_id") == run_id for entry in read_history(artifacts_dir)):
+        return None
+    champion = read_champion(artifacts_dir)
+    if (champion.run_id if champion else None) != promotion.get("champion_run_id"):
+        return None  # the champion changed since (e.g. by hand): the decision is stale
+    return run_id, promotion

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _UMASK = os.umask(0)
@@ -110,6 +111,41 @@ def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file (safe loader: plain data only); an empty file reads as {}."""
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def append_jsonl(path: Path, entry: dict[str, Any]) -> None:
+    """Append one JSON line with a single write, flushed to disk.
+
+    O_APPEND makes each line land whole at the end even if two writers race; a crash can at
+    worst leave a torn last line, which read_jsonl skips.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(entry, default=_json_default) + "\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(descriptor, line.encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every whole JSON line of a file, oldest first; missing file → []; torn lines skipped."""
+    if not Path(path).exists():
+        return []
+    entries = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
 
 
 def _json_default(value: Any) -> Any:
