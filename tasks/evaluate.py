@@ -9,7 +9,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice.config import EvaluationConfig
+from houseprice.config import EvaluationConfig, TrainingConfig
 from tasks.features import FeatureSet, Preprocessor
 from tasks.trainers.common import TrainResult
 
@@ -74,11 +74,26 @@ class Evaluation:
         return payload
 
 
-def fit_least_squares(x: np.ndarray, y: np.ndarray) -> LinearModel:
-    """The exact minimizer of the MSE, by numpy's SVD-based least squares (the reference)."""
+def fit_least_squares(x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> LinearModel:
+    """The exact minimizer of MSE + l2 * |w|^2 (bias unpenalized), by numpy's SVD least squares.
+
+    The ridge penalty is written as extra rows sqrt(n * l2) * I with target 0, so the same
+    lstsq call gives the trainers' exact optimum whatever their l2 setting.
+    """
     design = np.hstack([x, np.ones((len(x), 1))])
-    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    target = y
+    if l2 > 0:
+        penalty = np.hstack([np.sqrt(len(x) * l2) * np.eye(x.shape[1]), np.zeros((x.shape[1], 1))])
+        design, target = np.vstack([design, penalty]), np.concatenate([y, np.zeros(x.shape[1])])
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
     return LinearModel(solution[:-1], float(solution[-1]))
+
+
+def _ratio(value: float, reference: float) -> float:
+    """value / reference, with 0/0 = 1 (both exact) instead of a ZeroDivisionError."""
+    if reference == 0:
+        return 1.0 if value == 0 else float("inf")
+    return value / reference
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionMetrics:
@@ -135,33 +150,33 @@ def compare_predictions(first: np.ndarray, second: np.ndarray) -> dict[str, floa
 
 
 def evaluate_models(
-    features: FeatureSet, results: list[TrainResult], settings: EvaluationConfig
+    features: FeatureSet,
+    results: list[TrainResult],
+    settings: EvaluationConfig,
+    penalties: dict[str, float] | None = None,
 ) -> Evaluation:
-    """Score the trained models and the least-squares reference, and check them against it."""
-    training = features.training
-    models = {
-        REFERENCE: _evaluate_model(
-            REFERENCE, fit_least_squares(training.x_train, training.y_train), features
-        )
-    }
+    """Score the trained models and the least-squares reference, and check each against its optimum.
+
+    The optimum of a trainer with a ridge penalty (penalties: framework → l2) is the exact
+    ridge solution with that penalty, not plain least squares.
+    """
+    training, penalties = features.training, penalties or {}
+    ols = fit_least_squares(training.x_train, training.y_train)
+    models = {REFERENCE: _evaluate_model(REFERENCE, ols, features)}
     for result in results:
         models[result.framework] = _evaluate_model(
             result.framework, LinearModel(result.weights, result.bias), features
         )
-    reference = models[REFERENCE]
     reference_check = {}
     for result in results:
-        evaluation = models[result.framework]
-        rmse_ratio = evaluation.test.rmse / reference.test.rmse
-        reference_check[result.framework] = {
-            "test_rmse_ratio": rmse_ratio,
-            "train_mse_ratio": evaluation.train_mse_scaled / reference.train_mse_scaled,
-            "max_weight_diff_scaled": float(
-                np.max(np.abs(evaluation.model.weights - reference.model.weights))
-            ),
-            "within_tolerance": bool(abs(rmse_ratio - 1) <= settings.reference_tolerance),
-            "tolerance": settings.reference_tolerance,
-        }
+        l2 = penalties.get(result.framework, 0.0)
+        optimum = models[REFERENCE]
+        if l2 > 0:
+            ridge = fit_least_squares(training.x_train, training.y_train, l2)
+            optimum = _evaluate_model(f"ridge l2={l2:g}", ridge, features)
+        reference_check[result.framework] = _check_against(
+            models[result.framework], optimum, settings
+        )
     trained = [models[result.framework] for result in results]
     agreement = (
         compare_predictions(trained[0].test_predictions, trained[1].test_predictions)
@@ -171,13 +186,34 @@ def evaluate_models(
     return Evaluation(models, features.y_test, agreement, reference_check)
 
 
+def _check_against(
+    model: ModelEvaluation, optimum: ModelEvaluation, settings: EvaluationConfig
+) -> dict[str, Any]:
+    """How far a trained model is from the exact optimum of the cost it minimized."""
+    rmse_ratio = _ratio(model.test.rmse, optimum.test.rmse)
+    return {
+        "reference": optimum.name,
+        "test_rmse_ratio": rmse_ratio,
+        "train_mse_ratio": _ratio(model.train_mse_scaled, optimum.train_mse_scaled),
+        "max_weight_diff_scaled": float(np.max(np.abs(model.model.weights - optimum.model.weights)))
+        if len(model.model.weights)
+        else 0.0,
+        "within_tolerance": bool(abs(rmse_ratio - 1) <= settings.reference_tolerance),
+        "tolerance": settings.reference_tolerance,
+    }
+
+
 @task(name="evaluate-models", cache_policy=NO_CACHE)
 def evaluate(
-    features: FeatureSet, results: list[TrainResult], settings: EvaluationConfig
+    features: FeatureSet,
+    results: list[TrainResult],
+    settings: EvaluationConfig,
+    training: TrainingConfig,
 ) -> Evaluation:
     """Score torch, TensorFlow and the least-squares reference on the test part."""
     logger = get_run_logger()
-    evaluation = evaluate_models(features, results, settings)
+    penalties = {"torch": training.torch.l2, "tensorflow": training.tensorflow.l2}
+    evaluation = evaluate_models(features, results, settings, penalties)
     for name, model in evaluation.models.items():
         logger.info(
             "evaluate: %-10s test RMSE %.2f  MAE %.2f  R2 %.4f  MAPE %.2f%%",
@@ -190,9 +226,10 @@ def evaluate(
     for name, check in evaluation.reference_check.items():
         if not check["within_tolerance"]:
             logger.warning(
-                "evaluate: %s test RMSE is %.4f%% off the least-squares optimum (tolerance %.4f%%)",
+                "evaluate: %s test RMSE is %.4f%% off its exact optimum, %s (tolerance %.4f%%)",
                 name,
                 100 * abs(check["test_rmse_ratio"] - 1),
+                check["reference"],
                 100 * check["tolerance"],
             )
     return evaluation

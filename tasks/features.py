@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
 from tasks.trainers.common import TrainingData
@@ -39,7 +40,9 @@ def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
     if len(frame) < 3:
         raise ValueError(f"need at least 3 rows to split, got {len(frame)}")
     hash_key = f"{split.seed:016d}"[-16:]  # pandas wants exactly 16 characters
-    row_hashes = pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy()
+    row_hashes = pd.util.hash_pandas_object(
+        _comparable_values(frame), index=False, hash_key=hash_key
+    ).to_numpy()
     position = row_hashes / np.float64(2**64)  # uniform in [0, 1)
     test_cut = split.test_fraction
     val_cut = test_cut + split.validation_fraction
@@ -56,6 +59,19 @@ def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
         parts = [ranks < n_test, (ranks >= n_test) & (ranks < n_val_end), ranks >= n_val_end]
     test, val, train = (frame[part].reset_index(drop=True) for part in parts)
     return DataSplit(train, val, test)
+
+
+def _comparable_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with dtype differences erased: numbers as float64, everything else as text.
+
+    A merge that turns an int column into floats (one new row with a gap or a decimal) must
+    not change which part a row hashes to.
+    """
+    columns = {}
+    for name, values in frame.items():
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        columns[name] = values.astype("float64") if numeric else values.astype("object").astype(str)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 @dataclass
@@ -93,7 +109,7 @@ class Preprocessor:
             for column in self.numeric_features
         ]
         for column in self.categorical_features:
-            values = _category_strings(frame[column])
+            values = category_strings(frame[column])
             blocks.append(np.stack([values == level for level in self.levels[column]], axis=1))
         if not blocks:
             return np.empty((len(frame), 0))
@@ -119,7 +135,7 @@ class Preprocessor:
         unseen = {}
         for column in self.categorical_features:
             known = {*self.levels[column], self.reference_levels[column]}
-            values = set(_category_strings(frame[column]).tolist()) - known
+            values = set(category_strings(frame[column]).tolist()) - known
             if values:
                 unseen[column] = sorted(values)
         return unseen
@@ -138,7 +154,7 @@ class Preprocessor:
         return cls(**payload)
 
 
-def _category_strings(column: pd.Series) -> np.ndarray:
+def category_strings(column: pd.Series) -> np.ndarray:
     """Categorical values as strings, with missing values as their own level.
 
     Whole numbers in a float column (a zip code column with a gap reads as 50010.0) are written
@@ -161,7 +177,7 @@ def fit_preprocessor(
         medians[column] = 0.0 if np.isnan(median) else float(median)
     levels, reference_levels = {}, {}
     for column in data.categorical_features:
-        counts = pd.Series(_category_strings(train[column])).value_counts()
+        counts = pd.Series(category_strings(train[column])).value_counts()
         # Most frequent first, ties by name, so the reference level is deterministic.
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         reference_levels[column] = ordered[0][0]
@@ -220,7 +236,7 @@ def build_feature_set(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSet
     return FeatureSet(preprocessor, training, preprocessor.transform(parts.test), y_test, parts)
 
 
-@task(name="build-features")
+@task(name="build-features", cache_policy=NO_CACHE)  # hashing whole frames costs more than it saves
 def build_features(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSet:
     """Split the data and fit scaling and encoding on the training part."""
     feature_set = build_feature_set(frame, config)

@@ -46,11 +46,14 @@ def test_coefficients_are_in_price_units(tmp_path):
     # make_houses: price = 20000 + 95*area + 300*(year-1950) + hood premium + noise(sd 2000)
     assert coefficients["area"] == pytest.approx(95, rel=0.02)
     assert coefficients["year"] == pytest.approx(300, rel=0.05)
-    # Levels are relative to the most frequent one (a tie here, so the first by name: East).
-    assert features.preprocessor.reference_levels["hood"] == "East"
-    assert coefficients["hood=South"] == pytest.approx(15000 - (-8000), abs=1000)
-    assert coefficients["hood=North"] == pytest.approx(0 - (-8000), abs=1000)
-    assert coefficients["intercept"] == pytest.approx(20000 - 8000 - 300 * 1950, abs=15000)
+    # Levels are relative to the most frequent training level, the reference.
+    premium = {"North": 0.0, "South": 15000.0, "East": -8000.0}
+    reference = features.preprocessor.reference_levels["hood"]
+    for level in set(premium) - {reference}:
+        expected = premium[level] - premium[reference]
+        assert coefficients[f"hood={level}"] == pytest.approx(expected, abs=1000)
+    expected_intercept = 20000 + premium[reference] - 300 * 1950
+    assert coefficients["intercept"] == pytest.approx(expected_intercept, abs=15000)
     assert evaluation.models["torch"].test.r2 > 0.95
 
 
@@ -79,3 +82,29 @@ def test_log_target_reports_no_price_coefficients(tmp_path):
 def test_compare_predictions():
     agreement = compare_predictions(np.array([100.0, 200.0]), np.array([101.0, 199.0]))
     assert agreement == {"max_abs_diff": 1.0, "rms_diff": 1.0, "relative_rms_diff": 1 / 150}
+
+
+def test_a_ridge_trainer_is_checked_against_the_exact_ridge_optimum(tmp_path):
+    features = build_feature_set(make_houses(rows=300), small_config(tmp_path))
+    x, y = features.training.x_train, features.training.y_train
+    ridge = fit_least_squares(x, y, l2=0.5)
+    # The ridge optimum zeroes the gradient of MSE + l2 |w|^2 (bias unpenalized).
+    residual = x @ ridge.weights + ridge.bias - y
+    gradient = 2 * x.T @ residual / len(x) + 2 * 0.5 * ridge.weights
+    np.testing.assert_allclose(gradient, 0, atol=1e-10)
+    ols = fit_least_squares(x, y)
+    results = [_result("torch", ridge), _result("tensorflow", ols)]
+    evaluation = evaluate_models(
+        features, results, EvaluationConfig(), {"torch": 0.5, "tensorflow": 0.5}
+    )
+    assert evaluation.reference_check["torch"]["within_tolerance"]
+    assert evaluation.reference_check["torch"]["reference"] == "ridge l2=0.5"
+    assert not evaluation.reference_check["tensorflow"]["within_tolerance"]
+
+
+def test_a_constant_target_does_not_divide_by_zero(tmp_path):
+    frame = make_houses(rows=60).assign(price=200000.0)
+    features = build_feature_set(frame, small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    evaluation = evaluate_models(features, [_result("torch", ols)], EvaluationConfig())
+    assert evaluation.reference_check["torch"]["test_rmse_ratio"] == 1.0

@@ -57,7 +57,7 @@ def test_scaler_is_fitted_on_training_rows_only(tmp_path, houses):
     assert features.preprocessor.means[0] == pytest.approx(train_area.mean())
     assert features.training.x_train[:, 0].mean() == pytest.approx(0, abs=1e-12)
     assert features.training.x_train[:, 0].std() == pytest.approx(1)
-    assert features.x_test.shape == (3, features.training.x_train.shape[1])
+    assert features.x_test.shape == (len(features.split.test), features.training.x_train.shape[1])
 
 
 def test_unseen_and_missing_values_do_not_crash(tmp_path, houses):
@@ -110,3 +110,11 @@ def test_number_coded_categories_match_with_and_without_gaps(tmp_path):
     np.testing.assert_array_equal(
         preprocessor.encode(with_gap)[1:], preprocessor.encode(frame.head(3))[1:]
     )
+
+
+def test_split_ignores_dtype_changes_from_a_merge():
+    frame = make_houses(rows=400, seed=3)
+    as_floats = frame.astype({"year": "float64"})  # what appending a row with a gap does
+    original = split_data(frame, SplitConfig(seed=3))
+    widened = split_data(as_floats, SplitConfig(seed=3))
+    assert set(original.test["price"]) == set(widened.test["price"])
