@@ -23,7 +23,7 @@ from tasks.drift import check_drift
 from tasks.evaluate import evaluate
 from tasks.features import build_features
 from tasks.ingest import IngestResult, ingest_data
-from tasks.promote import apply_promotion, gate_promotion
+from tasks.promote import apply_promotion, finish_interrupted_promotion, gate_promotion
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_report
 from tasks.train import train_tensorflow_model, train_torch_model
@@ -48,6 +48,7 @@ def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
 def _retrain_locked(config: PipelineConfig) -> str:
     """The stages, run while this process holds the retrain lock."""
     paths = config.paths
+    finish_interrupted_promotion(paths.artifacts_dir)  # a crash after the last run completed
     # Landing mode: new files are validated one by one into the next dataset version. A run
     # with nothing new stops here, before it makes a run folder (run folders hold models).
     collected = _collect(config)
@@ -82,7 +83,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
                 r.framework: f"{r.device} ({r.device_name})" for r in results
             }
         with recorder.stage("evaluate"):
-            evaluation = evaluate(features, results, config.evaluation)
+            evaluation = evaluate(features, results, config.evaluation, config.training)
         with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
             test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
             decision = gate_promotion(

@@ -54,7 +54,9 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
         data["source"] = args.source
     if args.target:
         data["target"] = args.target
-    if args.features is not None or args.categorical is not None:
+    if args.categorical is not None and args.features is None:
+        raise ConfigError("--categorical names which of --features are categorical: give --features")
+    if args.features is not None:
         categorical = args.categorical or []
         data["categorical_features"] = categorical
         data["numeric_features"] = []
@@ -81,7 +83,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tasks.ingest import SourceError
     from tasks.trainers.common import ModelLoadError
 
-    return (SourceError, InputSchemaError, RegistryError, ModelLoadError, FileNotFoundError)
+    return (
+        SourceError,
+        InputSchemaError,
+        RegistryError,
+        ModelLoadError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+    )
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -190,6 +200,23 @@ def command_history(args: argparse.Namespace) -> int:
 
 def command_promote(args: argparse.Namespace) -> int:
     """Make an earlier run the champion again."""
+    from houseprice.locking import RunLockedError, retrain_lock
+
+    # Wait for a retrain in progress: its own promotion would silently undo this one.
+    try:
+        with retrain_lock(args.artifacts_dir, args.artifacts_dir, args.wait, _notify):
+            return _promote_run(args)
+    except RunLockedError as error:
+        return _fail(str(error))
+
+
+def _notify(message: str, *values: object) -> None:
+    """Tell the person at the terminal what the command is waiting for."""
+    print(message % values, file=sys.stderr)
+
+
+def _promote_run(args: argparse.Namespace) -> int:
+    """Promote one completed run (the caller holds the retrain lock)."""
     from houseprice import registry, storage
 
     run = registry.require_completed(args.artifacts_dir, args.run_id)
@@ -267,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("run_id")
     promote.add_argument("--framework", choices=["torch", "tensorflow"])
     promote.add_argument("--reason", help="note kept in the promotion history")
+    promote.add_argument(
+        "--wait", type=float, default=3600, help="seconds to wait for a running retrain"
+    )
     promote.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
     promote.set_defaults(handler=command_promote)
 

@@ -245,6 +245,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, binary file
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
     return loaded or {}

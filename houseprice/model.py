@@ -117,6 +117,11 @@ def load_run_model(
     """Load one framework's model from a completed run (its selected model by default)."""
     run = registry.require_completed(artifacts_dir, run_id)
     framework = framework or storage.read_json(run.metrics).get("selected_model")
+    if framework is None:
+        raise registry.RegistryError(
+            f"run {run_id} selected no model (neither trainer matched least squares); "
+            "see its report.html"
+        )
     path = registry.model_file(run, framework)
     verify_checksums(run, [run.preprocessing, path])
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,8 @@ from houseprice.config import DriftConfig, PromotionConfig
 from tasks.evaluate import REFERENCE, Evaluation, RegressionMetrics, regression_metrics
 from tasks.trainers.common import ModelLoadError
 
-BOOTSTRAP_CHUNK = 200  # resamples drawn at once: bounds memory on large test sets
+# Resampled row indices held at once (~80 MB): bounds memory however large the test set.
+BOOTSTRAP_CHUNK_ELEMENTS = 10_000_000
 
 
 @dataclass
@@ -93,11 +94,10 @@ def paired_bootstrap_rmse_change(
     challenger_sq = (challenger - actual) ** 2
     champion_sq = (champion - actual) ** 2
     rng = np.random.default_rng(seed)
+    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // len(actual))
     changes = []
-    for start in range(0, samples, BOOTSTRAP_CHUNK):
-        rows = rng.integers(
-            0, len(actual), size=(min(BOOTSTRAP_CHUNK, samples - start), len(actual))
-        )
+    for start in range(0, samples, chunk):
+        rows = rng.integers(0, len(actual), size=(min(chunk, samples - start), len(actual)))
         challenger_rmse = np.sqrt(challenger_sq[rows].mean(axis=1))
         champion_rmse = np.sqrt(champion_sq[rows].mean(axis=1))
         changes.append(challenger_rmse / champion_rmse - 1)
@@ -115,12 +115,20 @@ def paired_bootstrap_rmse_change(
     }
 
 
+class ChampionScore(NamedTuple):
+    """The champion's predictions on the current test rows, or why it has none."""
+
+    run_id: str
+    predictions: np.ndarray | None
+    problem: str | None = None
+    # True when its files no longer load (truncated, tampered, missing): production has no
+    # working model, so a challenger that clears the absolute limits may replace it. False
+    # when it loads but cannot score today's columns: a different experiment, not a successor.
+    broken: bool = False
+
+
 def decide_promotion(
-    evaluation: Evaluation,
-    champion_predictions: np.ndarray | None,
-    champion_run_id: str | None,
-    champion_problem: str | None,
-    settings: PromotionConfig,
+    evaluation: Evaluation, champion: ChampionScore | None, settings: PromotionConfig
 ) -> PromotionDecision:
     """Apply the promotion rule (module docstring) to one run's evaluation."""
     framework = select_run_model(evaluation)
@@ -130,16 +138,24 @@ def decide_promotion(
         )
     challenger = evaluation.models[framework]
     figures: dict[str, Any] = {"challenger_test": challenger.test._asdict()}
+    champion_run_id = champion.run_id if champion else None
     failures = absolute_limit_failures(challenger.test, settings)
     if failures:
         return PromotionDecision(False, "; ".join(failures), framework, champion_run_id, figures)
-    if champion_run_id is None:
+    if champion is None:
         return PromotionDecision(
             True, "first champion: passes the absolute limits", framework, None, figures
         )
-    if champion_predictions is None:
-        reason = f"champion {champion_run_id} cannot score the current data ({champion_problem})"
-        return PromotionDecision(True, reason, framework, champion_run_id, figures)
+    if champion.predictions is None:
+        if champion.broken:
+            reason = f"champion {champion.run_id} no longer loads ({champion.problem})"
+            return PromotionDecision(True, reason, framework, champion.run_id, figures)
+        reason = (
+            f"champion {champion.run_id} cannot score this run's data ({champion.problem}), so "
+            f"they cannot be compared; promote by hand if this model should replace it"
+        )
+        return PromotionDecision(False, reason, framework, champion.run_id, figures)
+    champion_predictions = champion.predictions
     comparison = paired_bootstrap_rmse_change(
         evaluation.y_test,
         challenger.test_predictions,
@@ -190,19 +206,19 @@ def block_on_drift(
     return replace(decision, promoted=False, reason=reason)
 
 
-def score_champion(
-    artifacts_dir: Path, test_rows: pd.DataFrame
-) -> tuple[str | None, np.ndarray | None, str | None]:
-    """The champion's run id, its predictions on test_rows, and why it could not score them."""
+def score_champion(artifacts_dir: Path, test_rows: pd.DataFrame) -> ChampionScore | None:
+    """The champion's predictions on test_rows, or why it cannot make them; None without one."""
     from houseprice.model import InputSchemaError, load_model
 
     champion = registry.read_champion(artifacts_dir)
     if champion is None:
-        return None, None, None
+        return None
     try:
-        return champion.run_id, load_model(artifacts_dir).predict(test_rows), None
-    except (ModelLoadError, InputSchemaError, registry.RegistryError) as error:
-        return champion.run_id, None, str(error)
+        return ChampionScore(champion.run_id, load_model(artifacts_dir).predict(test_rows))
+    except InputSchemaError as error:
+        return ChampionScore(champion.run_id, None, str(error), broken=False)
+    except (ModelLoadError, registry.RegistryError) as error:
+        return ChampionScore(champion.run_id, None, str(error), broken=True)
 
 
 @task(name="gate-promotion", cache_policy=NO_CACHE)
@@ -215,12 +231,12 @@ def gate_promotion(
     drift_settings: DriftConfig | None = None,
 ) -> PromotionDecision:
     """Decide whether this run's best model should replace the champion."""
-    champion_run_id, champion_predictions, problem = score_champion(artifacts_dir, test_rows)
-    if problem:
-        get_run_logger().warning("promotion: champion %s unusable: %s", champion_run_id, problem)
-    decision = decide_promotion(
-        evaluation, champion_predictions, champion_run_id, problem, settings
-    )
+    champion = score_champion(artifacts_dir, test_rows)
+    if champion and champion.problem:
+        get_run_logger().warning(
+            "promotion: champion %s cannot be compared: %s", champion.run_id, champion.problem
+        )
+    decision = decide_promotion(evaluation, champion, settings)
     decision = block_on_drift(decision, drift, drift_settings or DriftConfig())
     get_run_logger().info(
         "promotion: %s (%s): %s",
@@ -244,3 +260,18 @@ def apply_promotion(
     registry.append_history(
         artifacts_dir, {"event": "decision", "run_id": run.run_id, **decision.to_dict()}
     )
+
+
+@task(name="finish-interrupted-promotion", cache_policy=NO_CACHE)
+def finish_interrupted_promotion(artifacts_dir: Path) -> None:
+    """Apply a promotion that a crash cut short after its run completed."""
+    pending = registry.interrupted_promotion(artifacts_dir)
+    if pending is None:
+        return
+    run_id, promotion = pending
+    reason = f"{promotion['reason']} (applied by a later run: the first attempt was interrupted)"
+    registry.promote(artifacts_dir, run_id, promotion["framework"], reason)
+    registry.append_history(
+        artifacts_dir, {"event": "recovered", "run_id": run_id, **promotion, "reason": reason}
+    )
+    get_run_logger().warning("promotion: finished the interrupted promotion of run %s", run_id)

@@ -1,7 +1,8 @@
 """Training tasks: one per framework, same signature, same kind of result.
 
 Each task imports its framework inside the function, so only the worker process that runs it
-pays for (and holds) torch or TensorFlow; the flow process imports neither. Each task saves its
+pays for (and holds) torch or TensorFlow; the flow process imports one only when the promotion
+gate loads the champion's saved model. Each task saves its
 own model there too, atomically, so a diverged (raised) fit never leaves a file behind.
 """
 

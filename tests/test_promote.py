@@ -9,6 +9,7 @@ from houseprice.runs import COMPLETED
 from tasks.evaluate import evaluate_models, fit_least_squares
 from tasks.features import build_feature_set
 from tasks.promote import (
+    ChampionScore,
     block_on_drift,
     decide_promotion,
     paired_bootstrap_rmse_change,
@@ -51,15 +52,13 @@ def test_run_model_is_the_lowest_validation_rmse_at_the_optimum(tmp_path):
 
 
 def test_first_run_promotes_when_absolute_limits_pass(tmp_path):
-    decision = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    decision = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
     assert decision.promoted and decision.framework == "torch"
     assert "first champion" in decision.reason
 
 
 def test_shuffled_labels_fail_the_absolute_limits(tmp_path):
-    decision = decide_promotion(
-        _evaluation(tmp_path, shuffle=True), None, None, None, PromotionConfig()
-    )
+    decision = decide_promotion(_evaluation(tmp_path, shuffle=True), None, PromotionConfig())
     assert not decision.promoted
     assert "R² " in decision.reason and "below the minimum 0.5" in decision.reason
 
@@ -67,7 +66,7 @@ def test_shuffled_labels_fail_the_absolute_limits(tmp_path):
 def test_an_identical_challenger_is_not_promoted(tmp_path):
     evaluation = _evaluation(tmp_path)
     same = evaluation.models["torch"].test_predictions.copy()
-    decision = decide_promotion(evaluation, same, "old-run", None, PromotionConfig())
+    decision = decide_promotion(evaluation, ChampionScore("old-run", same), PromotionConfig())
     assert not decision.promoted
     assert "no evidence" in decision.reason
     assert decision.figures["comparison"]["ci_high"] == pytest.approx(0)
@@ -77,26 +76,31 @@ def test_a_clearly_better_challenger_is_promoted_and_a_worse_one_is_not(tmp_path
     evaluation = _evaluation(tmp_path)
     challenger = evaluation.models["torch"].test_predictions
     worse_champion = challenger + (challenger - evaluation.y_test) * 0.5 + 3000
-    better = decide_promotion(evaluation, worse_champion, "old", None, PromotionConfig())
+    better = decide_promotion(evaluation, ChampionScore("old", worse_champion), PromotionConfig())
     assert better.promoted and "beats champion old" in better.reason
     better_champion = evaluation.y_test + (challenger - evaluation.y_test) * 0.5
-    worse = decide_promotion(evaluation, better_champion, "old", None, PromotionConfig())
+    worse = decide_promotion(evaluation, ChampionScore("old", better_champion), PromotionConfig())
     assert not worse.promoted
     tolerant = decide_promotion(
-        evaluation, challenger * 1.0, "old", None, PromotionConfig(max_relative_rmse_change=0.01)
+        evaluation,
+        ChampionScore("old", challenger * 1.0),
+        PromotionConfig(max_relative_rmse_change=0.01),
     )
     assert tolerant.promoted  # the user accepted "up to 1% worse"
 
 
-def test_unusable_champion_is_replaced_when_limits_pass(tmp_path):
-    decision = decide_promotion(
-        _evaluation(tmp_path), None, "old", "checksum mismatch", PromotionConfig()
-    )
-    assert decision.promoted and "cannot score" in decision.reason
+def test_broken_champion_is_replaced_but_an_incompatible_one_is_not(tmp_path):
+    evaluation = _evaluation(tmp_path)
+    broken = ChampionScore("old", None, "checksum mismatch", broken=True)
+    decision = decide_promotion(evaluation, broken, PromotionConfig())
+    assert decision.promoted and "no longer loads" in decision.reason
+    other_data = ChampionScore("old", None, "input lacks the model's columns: ['sqft']")
+    decision = decide_promotion(evaluation, other_data, PromotionConfig())
+    assert not decision.promoted and "promote by hand" in decision.reason
 
 
 def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_path):
-    promoted = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
     drift = {"threshold": 0.25, "scores": {"area": 0.31, "year": 0.02, "hood": 0.84}}
     blocked = block_on_drift(promoted, drift, DriftConfig())
     assert promoted.promoted and not blocked.promoted
@@ -108,7 +112,7 @@ def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_pa
 
 
 def test_drift_below_the_threshold_or_not_blocking_leaves_the_decision(tmp_path):
-    promoted = decide_promotion(_evaluation(tmp_path), None, None, None, PromotionConfig())
+    promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
     drift = {"threshold": 0.25, "scores": {"area": 0.31}}
     assert block_on_drift(promoted, drift, DriftConfig(block_promotion=False)) == promoted
     assert block_on_drift(promoted, drift, DriftConfig(max_psi=0.5)) == promoted
@@ -158,3 +162,56 @@ def test_history_survives_a_torn_last_line(tmp_path):
     with open(registry.history_path(tmp_path), "a") as handle:
         handle.write('{"run_id": "b", "prom')  # a crash mid-append
     assert [entry["run_id"] for entry in registry.read_history(tmp_path)] == ["a"]
+
+
+def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
+    run = _completed_run(artifacts, run_id)
+    promotion = {
+        "promoted": promoted,
+        "framework": "torch",
+        "reason": "beats it",
+        "champion_run_id": champion_run_id,
+    }
+    storage.write_json_atomic(run.metrics, {"promotion": promotion})
+    return run
+
+
+def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
+    from prefect.logging import disable_run_logger
+
+    from tasks.promote import finish_interrupted_promotion
+
+    _decided_run(tmp_path, "run-1", promoted=True)  # completed, then killed before promoting
+    assert registry.interrupted_promotion(tmp_path)[0] == "run-1"
+    with disable_run_logger():
+        finish_interrupted_promotion.fn(tmp_path)
+    assert registry.read_champion(tmp_path).run_id == "run-1"
+    assert registry.read_history(tmp_path)[-1]["event"] == "recovered"
+    assert registry.interrupted_promotion(tmp_path) is None  # done once, not again
+
+
+def test_no_recovery_for_applied_refused_or_stale_decisions(tmp_path):
+    _decided_run(tmp_path, "run-1", promoted=False)
+    assert registry.interrupted_promotion(tmp_path) is None
+    _decided_run(tmp_path, "run-2", promoted=True, champion_run_id="run-0")
+    assert registry.interrupted_promotion(tmp_path) is None  # champion is no longer run-0
+    registry.promote(tmp_path, "run-1", "torch", "by hand")
+    _decided_run(tmp_path, "run-3", promoted=True, champion_run_id="run-1")
+    registry.append_history(tmp_path, {"event": "decision", "run_id": "run-3", "promoted": True})
+    assert registry.interrupted_promotion(tmp_path) is None  # it was applied
+
+
+def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
+    from houseprice.cli import main
+    from houseprice.locking import retrain_lock
+
+    _completed_run(tmp_path, "run-1")
+    storage.write_json_atomic(
+        storage.open_run(tmp_path, "run-1").metrics, {"selected_model": "torch"}
+    )
+    argv = ["promote", "run-1", "--artifacts-dir", str(tmp_path), "--wait", "0"]
+    with retrain_lock(tmp_path / "data", tmp_path, 0, print):
+        assert main(argv) == 1
+    assert "another retrain holds" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert registry.read_champion(tmp_path).run_id == "run-1"
