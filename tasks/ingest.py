@@ -73,20 +73,43 @@ def _read_table_file(path: Path) -> pd.DataFrame:
 
 
 def _read_folder(folder: Path) -> pd.DataFrame:
-    """Concatenate every CSV/Parquet file in the folder, in name order; columns must agree."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    """Concatenate every CSV/Parquet file in the folder, in name order; columns must agree.
+
+    Hidden files (an upload in progress, macOS's ._ files) are skipped.
+    """
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
+    )
     if not files:
         raise SourceError(f"folder {folder} holds no .csv or .parquet files")
     frames = [_read_table_file(path) for path in files]
-    expected = set(frames[0].columns)
+    first = frames[0]
     for path, frame in zip(files[1:], frames[1:], strict=True):
-        if set(frame.columns) != expected:
-            missing, extra = expected - set(frame.columns), set(frame.columns) - expected
+        if set(frame.columns) != set(first.columns):
+            missing, extra = (
+                set(first.columns) - set(frame.columns),
+                set(frame.columns) - set(first.columns),
+            )
             raise SourceError(
                 f"{path} does not match {files[0].name}: missing {sorted(missing)}, "
                 f"extra {sorted(extra)}"
             )
+        for column in first.columns:
+            if _is_number(first[column]) != _is_number(frame[column]):
+                raise SourceError(
+                    f"column {column!r} holds numbers in {files[0].name} but not in {path.name} "
+                    f"(e.g. {frame[column].dropna().head(3).tolist()}); fix the file"
+                )
     return pd.concat(frames, ignore_index=True)
+
+
+def _is_number(values: pd.Series) -> bool:
+    """Whether a column is numeric (an all-empty column counts as numeric: it holds no text)."""
+    if values.isna().all():
+        return True
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _read_url(url: str) -> pd.DataFrame:
@@ -139,6 +162,28 @@ def unusable_auto_feature(values: pd.Series, time_column: str | None) -> str | N
     return None
 
 
+# A text column whose values are numbers this often is a numeric column with a few bad cells.
+MOSTLY_NUMERIC = 0.9
+
+
+def _refuse_mostly_numeric_text(values: pd.Series) -> None:
+    """Raise SourceError for a numeric column spoilt by a few text cells ('n/a', '1,200').
+
+    Read as text, it would silently become a category with one level per distinct number.
+    """
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    present = values.dropna()
+    parsed = pd.to_numeric(present, errors="coerce")
+    if len(present) and MOSTLY_NUMERIC <= parsed.notna().mean() < 1:
+        bad = present[parsed.isna()]
+        raise SourceError(
+            f"column {values.name!r} holds numbers except in {len(bad)} rows, e.g. "
+            f"{bad.unique()[:5].tolist()}: fix those cells (or list the column with "
+            "--categorical if it really is a category)"
+        )
+
+
 def resolve_feature_kinds(
     frame: pd.DataFrame, data: DataConfig, skipped: dict[str, str] | None = None
 ) -> DataConfig:
@@ -163,6 +208,8 @@ def resolve_feature_kinds(
                 skipped[column] = reason
     numeric, categorical = list(data.numeric_features), list(data.categorical_features)
     for column in untyped:
+        if column in frame.columns:
+            _refuse_mostly_numeric_text(frame[column])
         is_categorical = column in frame.columns and (
             pd.api.types.is_bool_dtype(frame[column])
             or not pd.api.types.is_numeric_dtype(frame[column])

@@ -111,3 +111,22 @@ def test_all_columns_mode_skips_dates_and_identifiers(houses):
     assert "identifiers" in skipped["listing_id"]
     named = DataConfig(target="price", numeric_features=[], categorical_features=["sold"])
     assert resolve_feature_kinds(frame, named).categorical_features == ["sold"]  # user's choice
+
+
+def test_a_numeric_column_with_a_few_text_cells_is_refused_by_name(houses):
+    spoilt = houses.astype({"area": "object"})
+    spoilt.loc[4, "area"] = "n/a"
+    everything = DataConfig(target="price", numeric_features=[], categorical_features=[])
+    with pytest.raises(SourceError, match=r"'area' holds numbers except in 1 rows, e.g. \['n/a'\]"):
+        resolve_feature_kinds(spoilt, everything)
+    forced = DataConfig(target="price", numeric_features=[], categorical_features=["area"])
+    assert resolve_feature_kinds(spoilt, forced).categorical_features[0] == "area"
+
+
+def test_folder_files_must_agree_on_column_kinds_and_hidden_files_are_skipped(tmp_path, houses):
+    houses.to_csv(tmp_path / "1.csv", index=False)
+    houses.assign(year="unknown").to_csv(tmp_path / "2.csv", index=False)
+    with pytest.raises(SourceError, match=r"'year' holds numbers in 1\.csv but not in 2\.csv"):
+        read_source(str(tmp_path))
+    (tmp_path / "2.csv").rename(tmp_path / ".2.csv")
+    assert len(read_source(str(tmp_path))) == len(houses)
