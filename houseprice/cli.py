@@ -55,7 +55,7 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
     if args.target:
         data["target"] = args.target
     if args.categorical is not None and args.features is None:
-        raise ConfigError("--categorical names which of --features are categorical: give --features")
+        raise ConfigError("--categorical says which of --features are categorical: add --features")
     if args.features is not None:
         categorical = args.categorical or []
         data["categorical_features"] = categorical

@@ -76,4 +76,4 @@ def test_predict_without_a_champion_is_one_clear_line(tmp_path, capsys):
 
 def test_categorical_without_features_is_refused(capsys):
     assert main(["retrain", "--source", "x.csv", "--categorical", "zip"]) == 2
-    assert "give --features" in capsys.readouterr().err
+    assert "add --features" in capsys.readouterr().err
