@@ -30,10 +30,10 @@ from houseprice.storage import DatasetVersion, LandedFile
 from tasks.ingest import (
     IngestResult,
     SourceError,
-    is_transient_error,
     read_source,
     resolve_feature_kinds,
     resolve_source,
+    retry_transient,
 )
 from tasks.validate import (
     DataValidationError,
@@ -45,6 +45,7 @@ from tasks.validate import (
 
 NO_RETRAIN_ARTIFACT_KEY = "houseprice-no-retrain"
 REASON_FAILURES = 3  # failed expectations quoted in a quarantine reason; the report has all
+BAD_TIMES_QUOTED = 3  # values quoted when a time column holds text that is not a date
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,22 +76,39 @@ def apply_window(
 ) -> pd.DataFrame:
     """Rows whose time_column is within `window` of the newest (column units; days for dates).
 
-    Rows without a time cannot be placed in the window and are left out.
+    Rows without a time cannot be placed in the window and are left out. Dates stored as text
+    (every CSV's) are parsed for the comparison only; the rows keep their text.
     """
     if time_column is None or window is None:
         return frame
     if time_column not in frame.columns:
         raise ValueError(f"time_column {time_column!r} is not a column of the data")
     times = frame[time_column]
-    if pd.api.types.is_datetime64_any_dtype(times):
-        span: Any = pd.Timedelta(days=window)
-    elif pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
-        span = window
+    if pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
+        span: Any = window
     else:
-        raise ValueError(
-            f"time_column {time_column!r} must be numeric or datetime, not {times.dtype}"
-        )
+        times, span = _parse_times(times, time_column), pd.Timedelta(days=window)
     return frame[(times >= times.max() - span).to_numpy()].reset_index(drop=True)
+
+
+def _parse_times(values: pd.Series, name: str) -> pd.Series:
+    """A datetime column as it is; text parsed as dates, refused if any value is not one."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_bool_dtype(values):
+        raise ValueError(f"time_column {name!r} must hold numbers or dates, not bool")
+    # utc=True: a file mixing time zones (or zones and none) parses instead of raising.
+    parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    given = values.notna() & values.astype(str).str.strip().ne("")
+    bad = parsed.isna() & given
+    if not bad.any():
+        return parsed
+    quoted = ", ".join(repr(str(v)) for v in values[bad].unique()[:BAD_TIMES_QUOTED])
+    if bad.sum() <= given.sum() / 2:  # mostly dates, a few malformed
+        problem = f"has {bad.sum()} values that are not dates: {quoted}"
+    else:
+        problem = f"must hold numbers or dates, not text such as {quoted}"
+    raise ValueError(f"time_column {name!r} {problem}")
 
 
 class RunBasis(NamedTuple):
@@ -293,7 +311,7 @@ def read_run_basis(artifacts_dir: Path, run_id: str) -> RunBasis:
     """A run's dataset version and settings, from its run folder."""
     run = storage.open_run(artifacts_dir, run_id)
     dataset = storage.read_json(run.lineage).get("dataset") or {}
-    config = yaml.safe_load(run.config.read_text()) or {}
+    config = storage.read_yaml(run.config)
     return RunBasis(run_id, dataset.get("version"), dataset.get("content_hash"), config)
 
 
@@ -313,18 +331,13 @@ def read_latest_basis(artifacts_dir: Path) -> RunBasis | None:
 # Tasks.
 
 
-def _retry_transient(task, task_run, state) -> bool:
-    """Prefect retry condition: retry only errors that may be transient."""
-    return is_transient_error(state.result(raise_on_failure=False))
-
-
 # Retrying is safe: a committed version is current, and its files are settled before anything
 # is read again.
 @task(
     name="collect-data",
     retries=2,
     retry_delay_seconds=[5, 30],
-    retry_condition_fn=_retry_transient,
+    retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
 def collect_data(data: DataConfig, data_dir: Path, artifacts_dir: Path) -> CollectResult:

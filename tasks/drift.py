@@ -5,6 +5,10 @@ the reference for numeric features, levels for categorical ones (the bins - 1 mo
 the rest pooled), and missing values as a bin of their own. PSI = Σ (new - ref) · ln(new / ref);
 below 0.1 is stable, above 0.25 a major shift. Numeric features also get the two-sample
 Kolmogorov–Smirnov statistic (largest gap between the two empirical CDFs, 0 to 1).
+
+A feature is compared only when both frames have it with the same kind (numeric or not, read off
+the data as ingest does); the others are listed as not comparable, with the reason. Drift is
+advisory, so no single feature can stop the run.
 """
 
 from __future__ import annotations
@@ -22,13 +26,12 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-from tasks.features import split_data
+from tasks.features import MISSING_LEVEL, category_strings, split_data
 
 # An empty bin would make ln(new / ref) infinite; a floor this small still scores a level that
 # vanished (or appeared) as a large shift (about 0.1 · ln(0.1 / 1e-4) ≈ 0.7 for a 10% bin).
 EMPTY_SHARE = 1e-4
 OTHER_LEVEL = "<other>"
-MISSING_LEVEL = "<missing>"
 
 
 def _psi(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
@@ -58,7 +61,8 @@ def numeric_psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
 
 def categorical_psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
     """PSI over the reference's bins - 1 most frequent levels; others (new ones too) pooled."""
-    reference, current = _levels(reference), _levels(current)
+    # The levels the model's encoder sees: a zip code read as 50010.0 is level 50010.
+    reference, current = (pd.Series(category_strings(values)) for values in (reference, current))
     kept = list(reference.value_counts().index[: bins - 1])
     categories = [*kept, OTHER_LEVEL, MISSING_LEVEL]
 
@@ -68,10 +72,6 @@ def categorical_psi(reference: pd.Series, current: pd.Series, bins: int) -> floa
         return counts / max(len(values), 1)
 
     return _psi(shares(reference), shares(current))
-
-
-def _levels(values: pd.Series) -> pd.Series:
-    return values.astype("object").where(values.notna(), MISSING_LEVEL).astype(str)
 
 
 def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
@@ -110,6 +110,7 @@ class DriftReport:
     champion_run_id: str | None = None
     reference_rows: int = 0
     current_rows: int = 0
+    not_comparable: dict[str, str] = field(default_factory=dict)  # feature → why not scored
 
     @property
     def drifted(self) -> list[str]:
@@ -129,7 +130,33 @@ class DriftReport:
             "champion_run_id": self.champion_run_id,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
+            "not_comparable": self.not_comparable,
         }
+
+
+def _data_kind(values: pd.Series) -> str:
+    """'numeric' or 'categorical', read off the dtype the way ingest types features."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    return "numeric" if numeric else "categorical"
+
+
+def _not_comparable(column: str, reference: pd.DataFrame, current: pd.DataFrame) -> str | None:
+    """Why a feature cannot be compared between the two frames; None when it can."""
+    for frame, rows in ((reference, "the champion's training rows"), (current, "the new rows")):
+        if column not in frame.columns:
+            return f"not in {rows}"
+    then, now = _data_kind(reference[column]), _data_kind(current[column])
+    return None if then == now else f"{then} for the champion, {now} now"
+
+
+def _score_feature(
+    old: pd.Series, new: pd.Series, numeric: bool, bins: int
+) -> tuple[float, float | None]:
+    """PSI, and KS for a numeric feature (None for a categorical one)."""
+    if not numeric:
+        return categorical_psi(old, new, bins), None
+    old, new = (values.astype("float64").to_numpy() for values in (old, new))
+    return numeric_psi(old, new, bins), ks_statistic(old, new)
 
 
 def measure_drift(
@@ -140,17 +167,27 @@ def measure_drift(
     if len(current) < needed:
         note = f"not checked: {len(current)} new rows, fewer than the {needed} a PSI needs"
         return DriftReport(False, settings.max_psi, note, current_rows=len(current))
-    scores, ks = {}, {}
-    for column in data.numeric_features:
-        old, new = (frame[column].astype("float64").to_numpy() for frame in (reference, current))
-        scores[column] = numeric_psi(old, new, settings.bins)
-        ks[column] = ks_statistic(old, new)
-    for column in data.categorical_features:
-        scores[column] = categorical_psi(reference[column], current[column], settings.bins)
-    report = DriftReport(True, settings.max_psi, "", scores, ks)
-    report.reference_rows, report.current_rows = len(reference), len(current)
+    report = DriftReport(
+        True, settings.max_psi, "", reference_rows=len(reference), current_rows=len(current)
+    )
+    for column in [*data.numeric_features, *data.categorical_features]:
+        reason = _not_comparable(column, reference, current)
+        if reason is not None:
+            report.not_comparable[column] = reason
+            continue
+        numeric = column in data.numeric_features
+        try:
+            psi, ks = _score_feature(reference[column], current[column], numeric, settings.bins)
+        except Exception as error:  # advisory: one odd column must not stop the retrain
+            report.not_comparable[column] = f"could not be scored: {error}"
+            continue
+        report.scores[column] = psi
+        if ks is not None:
+            report.ks[column] = ks
     drifted = ", ".join(report.drifted) or "none"
     report.note = f"{len(current)} new rows against {len(reference)}; PSI above it: {drifted}"
+    if report.not_comparable:
+        report.note += f"; not comparable: {', '.join(report.not_comparable)}"
     return report
 
 
@@ -168,11 +205,12 @@ def load_champion_training_rows(artifacts_dir: Path, data_dir: Path) -> Champion
         return None
     run = storage.open_run(artifacts_dir, champion.run_id)
     frame = storage.load_snapshot(data_dir, storage.read_json(run.lineage)["snapshot"])
-    split = SplitConfig.model_validate(yaml.safe_load(run.config.read_text())["split"])
+    split = SplitConfig.model_validate(storage.read_yaml(run.config)["split"])
     return ChampionRows(champion.run_id, split_data(frame, split).train)
 
 
-# What a champion whose run folder or snapshot is missing or damaged raises on the way in.
+# What a champion whose run folder or snapshot is missing or damaged raises on the way in
+# (storage.read_yaml lets yaml.YAMLError through).
 _UNREADABLE = (OSError, KeyError, TypeError, ValueError, yaml.YAMLError, registry.RegistryError)
 
 
@@ -195,5 +233,8 @@ def check_drift(
         return DriftReport(False, settings.max_psi, "not checked: no champion yet")
     report = measure_drift(champion.train, current, data, settings)
     report.champion_run_id = champion.run_id
-    get_run_logger().info("drift vs champion %s: %s", champion.run_id, report.note)
+    log = get_run_logger()
+    log.info("drift vs champion %s: %s", champion.run_id, report.note)
+    for column, reason in report.not_comparable.items():
+        log.warning("drift: %s not compared with the champion's rows: %s", column, reason)
     return report

@@ -228,7 +228,7 @@ class IngestResult(NamedTuple):
     data: DataConfig  # the data section with every feature typed
 
 
-def _retry_transient(task, task_run, state) -> bool:
+def retry_transient(task, task_run, state) -> bool:
     """Prefect retry condition: retry only errors that may be transient."""
     return is_transient_error(state.result(raise_on_failure=False))
 
@@ -237,7 +237,7 @@ def _retry_transient(task, task_run, state) -> bool:
     name="ingest-data",
     retries=3,
     retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=_retry_transient,
+    retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,  # the source may change under the same name; always read it
 )
 def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:

@@ -21,6 +21,7 @@ from tasks.drift import (
     numeric_psi,
 )
 from tasks.features import split_data
+from tasks.promote import drift_block_reason
 from tests.conftest import make_houses
 
 DATA = DataConfig(target="price", numeric_features=["area", "year"], categorical_features=["hood"])
@@ -50,6 +51,51 @@ def test_a_shift_in_category_shares_is_flagged():
     mostly_north = make_houses(rows=300, seed=1).assign(hood=["North"] * 250 + ["South"] * 50)
     report = measure_drift(reference, mostly_north, DATA, DriftConfig())
     assert report.scores["hood"] > 0.25 and report.drifted == ["hood"]
+
+
+def test_features_missing_on_one_side_or_of_another_kind_are_listed_not_compared():
+    # The champion trained before `garage` existed, with `lot` since dropped, `zip` as text
+    # and `year` as numbers; a crash here would stop the whole retrain at the drift stage.
+    reference = make_houses(rows=300, seed=0).assign(lot=1.0, zip=["a", "b", "c"] * 100)
+    current = make_houses(rows=200, seed=1).assign(
+        area=lambda f: f["area"] + 800, garage=1.0, zip=np.arange(200) % 3 * 1.0
+    )
+    current["year"] = current["year"].astype(str)
+    data = DataConfig(
+        target="price",
+        numeric_features=["area", "garage", "lot", "zip"],
+        categorical_features=["hood", "year"],
+    )
+    report = measure_drift(reference, current, data, DriftConfig())
+    assert report.checked and set(report.scores) == {"area", "hood"} and set(report.ks) == {"area"}
+    assert report.not_comparable == {
+        "garage": "not in the champion's training rows",
+        "lot": "not in the new rows",
+        "zip": "categorical for the champion, numeric now",
+        "year": "numeric for the champion, categorical now",
+    }
+    assert report.note.endswith("PSI above it: area; not comparable: garage, lot, zip, year")
+    payload = report.to_dict()
+    assert payload["not_comparable"] == report.not_comparable and payload["drifted"] == ["area"]
+    # The gate reads scores only: a feature left out neither blocks nor counts as stable.
+    assert drift_block_reason(payload, DriftConfig()).startswith("drift blocks promotion: area")
+
+
+def test_a_feature_that_fails_to_score_is_listed_and_the_others_are_still_scored():
+    houses = make_houses(rows=200, seed=0).assign(area="big")  # text where numbers are listed
+    report = measure_drift(houses, houses, DATA, DriftConfig())
+    assert report.checked and set(report.scores) == {"year", "hood"}
+    assert report.not_comparable["area"].startswith("could not be scored: ")
+    assert "'big'" in report.not_comparable["area"]
+
+
+def test_whole_number_codes_with_a_gap_are_the_same_levels_as_without():
+    # New rows with one missing zip read as floats (50010.0); the model's encoder sees 50010.
+    codes = pd.Series([50010, 50011, 50012, 50013] * 50)
+    with_gap = codes.astype("float64").mask(codes.index == 0)
+    as_nullable_ints = codes.astype("Int64").mask(codes.index == 0)
+    psi = categorical_psi(codes, with_gap, bins=10)
+    assert psi == pytest.approx(categorical_psi(codes, as_nullable_ints, bins=10)) and psi < 0.1
 
 
 def test_too_few_new_rows_are_not_scored():
@@ -123,6 +169,27 @@ def test_drift_compares_with_the_champions_training_part_only(tmp_path):
     assert report.checked and report.champion_run_id == run_id
     assert report.reference_rows == len(split_data(trained_on, split).train) < 300
     assert report.drifted == ["year"]
+
+
+def test_a_champion_trained_on_other_columns_is_compared_on_the_shared_ones(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
+    data = DATA.model_copy(update={"numeric_features": ["area", "year", "garage"]})
+    with disable_run_logger():
+        report = check_drift.fn(
+            make_houses(rows=100).assign(garage=2.0), data, DriftConfig(), paths
+        )
+    assert report.checked and set(report.scores) == {"area", "year", "hood"}
+    assert report.not_comparable == {"garage": "not in the champion's training rows"}
+
+
+def test_a_champion_with_a_damaged_config_leaves_drift_unchecked(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    run_id = _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
+    storage.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
+    with disable_run_logger():
+        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+    assert not report.checked and report.note.startswith("not checked: while parsing")
 
 
 def test_a_champion_without_its_snapshot_leaves_drift_unchecked(tmp_path):
