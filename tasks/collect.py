@@ -35,13 +35,8 @@ from tasks.ingest import (
     resolve_source,
     retry_transient,
 )
-from tasks.validate import (
-    DataValidationError,
-    build_expectation_suite,
-    build_landing_suite,
-    build_learned_suite,
-    run_validation,
-)
+from tasks.suites import build_expectation_suite, build_landing_suite, build_learned_suite
+from tasks.validate import DataValidationError, run_validation
 
 NO_RETRAIN_ARTIFACT_KEY = "houseprice-no-retrain"
 REASON_FAILURES = 3  # failed expectations quoted in a quarantine reason; the report has all

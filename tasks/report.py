@@ -1,17 +1,17 @@
 """Report: one self-contained HTML page, plus Prefect artifacts, to judge a run's models by.
 
-The page needs nothing but itself (inline CSS, plots as base64 PNG, no scripts), so it can be
-mailed, attached to a ticket or opened from an archived run folder years later.
+Owns what the report shows (ReportInputs), its tables and verdict, the HTML page, the markdown
+summary and the write-report task; the figures are drawn by tasks/plots.py. The page needs nothing
+but itself (inline CSS, plots as base64 PNG, no scripts), so it can be mailed, attached to a
+ticket or opened from an archived run folder years later.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -30,6 +27,7 @@ from houseprice import storage
 from houseprice.storage import RunPaths
 from tasks.evaluate import REFERENCE, Evaluation, coefficients_in_original_units
 from tasks.features import FeatureSet
+from tasks.plots import loss_plot, model_label, prediction_plot, residual_plots
 from tasks.trainers.common import TrainResult
 
 if TYPE_CHECKING:
@@ -39,12 +37,6 @@ if TYPE_CHECKING:
 # Stable keys, so the Prefect UI keeps every run's artifact as a version of the same entry.
 REPORT_ARTIFACT_KEY = "houseprice-report"
 METRICS_ARTIFACT_KEY = "houseprice-metrics"
-MODEL_LABELS = {
-    REFERENCE: "least squares (reference)",
-    "torch": "PyTorch",
-    "tensorflow": "TensorFlow",
-}
-MODEL_COLORS = {REFERENCE: "#555555", "torch": "#d62728", "tensorflow": "#1f77b4"}
 VALIDATION_FIELDS = ("success", "evaluated", "successful", "failed", "suite", "failures")
 
 
@@ -174,7 +166,7 @@ def _metric_cells(row: dict[str, Any]) -> list[str]:
     """A metrics row as display strings, in METRIC_HEADERS order."""
     gap = "reference" if row["rmse_gap_pct"] is None else f"{row['rmse_gap_pct']:+.3g}%"
     return [
-        _label(row["model"]),
+        model_label(row["model"]),
         row["split"],
         _format_number(row["rmse"]),
         _format_number(row["mae"]),
@@ -187,7 +179,7 @@ def _metric_cells(row: dict[str, Any]) -> list[str]:
 def _check_cells(name: str, check: dict[str, Any]) -> list[str]:
     """A reference-check entry as display strings, in CHECK_HEADERS order."""
     return [
-        _label(name),
+        model_label(name),
         f"{100 * (check['test_rmse_ratio'] - 1):+.3g}%",
         f"{100 * (check['train_mse_ratio'] - 1):+.3g}%",
         f"±{100 * check['tolerance']:g}%",
@@ -215,21 +207,17 @@ def _verdict(inputs: ReportInputs) -> tuple[bool, str]:
         if not check["within_tolerance"]:
             gap = 100 * abs(check["test_rmse_ratio"] - 1)
             problems.append(
-                f"{_label(name)} test RMSE is {gap:.4f}% off the least-squares reference"
+                f"{model_label(name)} test RMSE is {gap:.4f}% off the least-squares reference"
             )
     if inputs.drift and (drifted := _drifted_features(inputs.drift)):
         problems.append(f"drift above threshold in {', '.join(drifted)}")
     if problems:
         return False, "CHECK: " + "; ".join(problems) + "."
-    trainers = " and ".join(_label(name) for name in checks)
+    trainers = " and ".join(model_label(name) for name in checks)
     return (
         True,
         f"PASS: {trainers} match the least-squares reference and the data passed validation.",
     )
-
-
-def _label(name: str) -> str:
-    return MODEL_LABELS.get(name, name)
 
 
 def _format_number(value: float | None) -> str:
@@ -286,106 +274,6 @@ def _markdown_table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
 def _md(text: str) -> str:
     """Keep a value (a feature name, say) from breaking out of its cell or injecting HTML."""
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("`", "'")
-
-
-# ---------------------------------------------------------------------------------------------
-# Plots: every figure is a row of panels drawn by one small function per plot kind.
-
-
-def _png_data_uri(figure: Figure) -> str:
-    """Render a figure to an inline PNG."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _panels(names: list[str], draw: Callable[[Axes, str], None], xlabel: str, ylabel: str) -> str:
-    """One panel per name, drawn by draw(axes, name), as an inline PNG.
-
-    A bare Figure (not pyplot) is never registered in pyplot's global figure list, so nothing
-    leaks between runs and rendering is safe in Prefect's worker threads.
-    """
-    figure = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
-    for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names, strict=True):
-        draw(axes, name)
-        axes.set(title=_label(name), xlabel=_plain(xlabel), ylabel=_plain(ylabel))
-        axes.grid(alpha=0.3)
-    return _png_data_uri(figure)
-
-
-def _plain(text: str) -> str:
-    """Stop matplotlib reading '$...$' in a column name as mathtext."""
-    return text.replace("$", r"\$")
-
-
-def _short_number(value: float, _position: object = None) -> str:
-    """Tick label short enough not to collide with its neighbours: 250k, 1.2M, 0.35."""
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
-def _short_ticks(*axes: Any, minor: bool = False) -> None:
-    for axis in axes:
-        axis.set_major_formatter(FuncFormatter(_short_number))
-        if minor:  # log axes label some minor ticks; keep them plain numbers, not 6×10⁻¹
-            axis.set_minor_formatter(FuncFormatter(_short_number))
-
-
-def _loss_plot(results: list[TrainResult], optimum: float) -> str:
-    """Train and validation MSE per epoch for each framework, against the least-squares optimum."""
-    by_name = {result.framework: result for result in results}
-
-    def draw(axes: Axes, name: str) -> None:
-        result = by_name[name]
-        epochs = np.arange(1, len(result.train_loss) + 1)
-        axes.plot(epochs, result.train_loss, color=MODEL_COLORS.get(name), label="train")
-        axes.plot(epochs, result.val_loss, color=MODEL_COLORS.get(name), ls=":", label="validation")
-        axes.axhline(optimum, color="black", ls="--", lw=1, label="least-squares train optimum")
-        axes.set_yscale("log")
-        _short_ticks(axes.yaxis, minor=True)
-        axes.legend(fontsize="small")
-
-    return _panels(list(by_name), draw, "epoch", "MSE (scaled target)")
-
-
-def _prediction_plot(evaluation: Evaluation, target: str) -> str:
-    """Predicted against actual test prices, one panel per model, with the y = x line."""
-    actual = evaluation.y_test
-    low, high = float(actual.min()), float(actual.max())
-
-    def draw(axes: Axes, name: str) -> None:
-        predicted = evaluation.models[name].test_predictions
-        axes.scatter(actual, predicted, s=12, alpha=0.6, color=MODEL_COLORS.get(name))
-        axes.plot([low, high], [low, high], color="black", lw=1, ls="--", label="y = x")
-        axes.legend(fontsize="small")
-        _short_ticks(axes.xaxis, axes.yaxis)
-
-    return _panels(list(evaluation.models), draw, f"actual {target}", f"predicted {target}")
-
-
-def _residual_plots(evaluation: Evaluation, target: str) -> list[str]:
-    """Residuals (actual − predicted) against predicted price, and their histogram."""
-    names = list(evaluation.models)
-    residuals = {n: evaluation.y_test - m.test_predictions for n, m in evaluation.models.items()}
-
-    def scatter(axes: Axes, name: str) -> None:
-        predicted = evaluation.models[name].test_predictions
-        axes.scatter(predicted, residuals[name], s=12, alpha=0.6, color=MODEL_COLORS.get(name))
-        axes.axhline(0, color="black", lw=1, ls="--")
-        _short_ticks(axes.xaxis, axes.yaxis)
-
-    def histogram(axes: Axes, name: str) -> None:
-        axes.hist(residuals[name], bins="auto", color=MODEL_COLORS.get(name), alpha=0.8)
-        axes.axvline(0, color="black", lw=1, ls="--")
-        _short_ticks(axes.xaxis)
-
-    residual = f"residual (actual − predicted {target})"
-    return [
-        _panels(names, scatter, f"predicted {target}", residual),
-        _panels(names, histogram, residual, "test rows"),
-    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,7 +369,7 @@ def _metrics_section(inputs: ReportInputs) -> str:
 def _agreement(evaluation: Evaluation) -> str:
     if not evaluation.agreement:
         return "<p>Only one trainer ran, so there is no framework agreement to show.</p>"
-    first, second = (_label(name) for name in list(evaluation.reference_check)[:2])
+    first, second = (model_label(name) for name in list(evaluation.reference_check)[:2])
     a = evaluation.agreement
     return (
         f"<h3>Framework agreement</h3><p>{_e(first)} and {_e(second)} test predictions differ by "
@@ -521,7 +409,7 @@ def _equations_section(inputs: ReportInputs) -> str:
     coefficients = _coefficients(inputs)
     lhs = f"log({prep.target})" if prep.log_target else prep.target
     equations = "".join(
-        f"<h3>{_e(_label(name))}</h3><p class='equation'>"
+        f"<h3>{_e(model_label(name))}</h3><p class='equation'>"
         f"{_e(_equation(lhs, coefs, prep.numeric_features, prep.feature_names))}</p>"
         for name, coefs in coefficients.items()
     )
@@ -541,7 +429,7 @@ def _equations_section(inputs: ReportInputs) -> str:
     )
     names = ["intercept", *prep.feature_names]
     table = _table(
-        ["term", *map(_label, coefficients)],
+        ["term", *map(model_label, coefficients)],
         ([n, *(c[n] for c in coefficients.values())] for n in names),
     )
     return _section("equations", "Fitted equations", note, indicator, equations, table)
@@ -554,12 +442,12 @@ def _plots_section(inputs: ReportInputs) -> str:
     if inputs.results:
         parts += [
             "<h3>Loss curves</h3>",
-            _image(_loss_plot(inputs.results, optimum), "loss curves"),
+            _image(loss_plot(inputs.results, optimum), "loss curves"),
         ]
-    scatter, histogram = _residual_plots(evaluation, target)
+    scatter, histogram = residual_plots(evaluation, target)
     parts += [
         "<h3>Predicted vs actual (test)</h3>",
-        _image(_prediction_plot(evaluation, target), "predicted vs actual"),
+        _image(prediction_plot(evaluation, target), "predicted vs actual"),
         "<h3>Residuals vs predicted (test)</h3>",
         _image(scatter, "residuals vs predicted"),
         "<h3>Residual histogram (test)</h3>",
@@ -581,7 +469,7 @@ def _training_section(inputs: ReportInputs) -> str:
     ]
     rows = (
         [
-            _label(r.framework),
+            model_label(r.framework),
             inputs.devices[r.framework],
             r.optimizer,
             r.epochs,
@@ -637,11 +525,14 @@ def _drift_section(drift: dict[str, Any]) -> str:
         [feature, score, _badge(feature not in drifted, "ok", "drifted")]
         for feature, score in (drift.get("scores") or {}).items()
     ]
+    # Not-comparable features have no score, so the count leaves them out; they are listed, with
+    # their reasons, among the other fields as not_comparable.<feature> rows.
     others = _flatten({k: v for k, v in drift.items() if k not in ("scores", "threshold")})
     return _section(
         "drift",
         "Drift",
-        f"<p>Threshold {_e(threshold)}; {len(drifted)} of {len(rows)} features above it.</p>",
+        f"<p>Threshold {_e(threshold)}; "
+        f"{len(drifted)} of {len(rows)} compared features above it.</p>",
         _table(["feature", "score", "status"], rows),
         _table(["field", "value"], others.items()) if others else "",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import replace
@@ -18,6 +19,7 @@ from prefect.artifacts import Artifact
 
 from houseprice import storage
 from houseprice.config import PipelineConfig
+from tasks.drift import DriftReport
 from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
 from tasks.features import FeatureSet, build_feature_set
 from tasks.report import (
@@ -175,10 +177,25 @@ def test_optional_sections_render_only_when_given(full, log_page):
     _, page = full
     assert 'id="promotion"' in page and "not promoted" in page
     assert "<td>challenger_test.rmse</td><td>5,100</td>" in page
-    assert 'id="drift"' in page and "1 of 2 features above it" in page
+    assert 'id="drift"' in page and "1 of 2 compared features above it" in page
     assert "CHECK: drift above threshold in Kind" in page  # drift changes the verdict
     assert 'id="promotion"' not in log_page and 'id="drift"' not in log_page
     assert "PASS:" in log_page
+
+
+def test_drift_counts_compared_features_and_lists_the_others_with_reasons():
+    reason = "not in the champion's training rows"
+    drift = DriftReport(
+        checked=True,
+        threshold=0.2,
+        note="40 new rows against 40",
+        scores={"Year_Built": 0.05, "Kind": 0.35},
+        not_comparable={"Lot_Area": reason},
+    ).to_dict()
+    page = render_report(_inputs(drift=drift))
+    assert "1 of 2 compared features above it" in page
+    assert f"<td>not_comparable.Lot_Area</td><td>{html.escape(reason)}</td>" in page
+    assert "CHECK: drift above threshold in Kind." in page  # an uncompared feature is no drift
 
 
 def test_markdown_summary_has_verdict_and_tables(full):

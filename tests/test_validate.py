@@ -12,15 +12,13 @@ from prefect.logging import disable_run_logger
 
 from houseprice import storage
 from houseprice.config import DataConfig
-from tasks.validate import (
-    DataValidationError,
+from tasks.suites import (
     build_bundled_suite,
     build_expectation_suite,
     build_landing_suite,
     build_learned_suite,
-    run_validation,
-    validate_data,
 )
+from tasks.validate import DataValidationError, run_validation, validate_data
 from tests.conftest import make_houses
 
 
