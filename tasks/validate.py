@@ -174,7 +174,8 @@ def _build_docs(context: AbstractDataContext, docs_dir: Path) -> Path:
             "show_how_to_buttons": False,
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(folder),
+                # GX refuses a relative base_directory (the default artifacts folder is one).
+                "base_directory": str(Path(folder).resolve()),
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }
