@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 
 from houseprice.config import PipelineConfig, build_config
+from houseprice.synthetic import SyntheticSpec, make_synthetic_data
+from tasks.trainers.common import TrainingData
 
 NEIGHBORHOODS = ["North", "South", "East"]
 
@@ -63,3 +65,13 @@ def prefect_harness():
 
     with prefect_test_harness():
         yield
+
+
+def standardized_data(rows=3000, features=5, cond=30.0, noise=20_000.0, seed=0) -> TrainingData:
+    """Synthetic data split 80/20 and z-scored with training statistics, as the pipeline does."""
+    data = make_synthetic_data(SyntheticSpec(rows, features, cond, noise, seed))
+    cut = rows * 4 // 5
+    mean, scale = data.x[:cut].mean(axis=0), data.x[:cut].std(axis=0)
+    y_mean, y_scale = data.y[:cut].mean(), data.y[:cut].std()
+    x, y = (data.x - mean) / scale, (data.y - y_mean) / y_scale
+    return TrainingData(x[:cut], y[:cut], x[cut:], y[cut:])
