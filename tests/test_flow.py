@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from houseprice import registry, storage
+from houseprice.config import PipelineConfig
 from houseprice.model import load_model
 from tasks.evaluate import regression_metrics
 from tasks.features import split_data
@@ -256,4 +257,20 @@ def test_readme_first_command_on_the_bundled_data(tmp_path, monkeypatch, prefect
     for framework in ("torch", "tensorflow"):  # the bar: within 0.1% of least squares
         assert metrics[framework]["test"]["rmse"] == pytest.approx(reference_rmse, rel=1e-3)
     assert (run_folder / "validation" / "data_docs" / "index.html").exists()
-    assert registry.read_champion(tmp_path / "artifacts").run_id == run_folder.name
+    champion = registry.read_champion(tmp_path / "artifacts")
+    assert champion.run_id == run_folder.name
+    # `houseprice predict` on the bundled data reproduces the champion's recorded test metrics.
+    assert (
+        main(["predict", "--input", str(storage.BUNDLED_DATA), "--output", "scored.parquet"]) == 0
+    )
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    houses = pd.read_parquet(storage.BUNDLED_DATA)
+    test_houses = split_data(houses, PipelineConfig().split).test
+    test_rows = test_houses.merge(scored, on=list(houses.columns), how="left")
+    assert len(test_rows) == len(test_houses) and test_rows["prediction"].notna().all()
+    recorded = metrics[champion.framework]["test"]
+    reproduced = regression_metrics(
+        test_rows["Sale_Price"].to_numpy(float), test_rows["prediction"].to_numpy()
+    )
+    assert reproduced.rmse == pytest.approx(recorded["rmse"], rel=1e-9)
+    assert reproduced.mape == pytest.approx(recorded["mape"], rel=1e-9)
