@@ -58,16 +58,21 @@ def test_torch_export_round_trip(tmp_path, result, rows):
         np.testing.assert_allclose(predicted, result.predict(batch), rtol=1e-12)
 
 
+def _damage(path, damage: str, garbage: bytes) -> None:
+    """Break a saved model file the way disks and people do: cut short, overwritten, deleted."""
+    if damage == "truncated":
+        _truncate(path)
+    elif damage == "garbage":
+        path.write_bytes(garbage)
+    else:
+        path.unlink()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
 def test_broken_torch_files_raise_model_load_error(tmp_path, result, damage):
     path = tmp_path / "model.pt"
     torch_trainer.save_torch_model(result, path)
-    if damage == "truncated":
-        _truncate(path)
-    elif damage == "garbage":
-        path.write_bytes(b"not a model at all" * 10)
-    else:
-        path.unlink()
+    _damage(path, damage, garbage=b"not a model at all" * 10)
     with pytest.raises(ModelLoadError, match=r"cannot load torch model from .*model\.pt"):
         torch_trainer.load_torch_model(path)
 
@@ -111,12 +116,7 @@ def test_tensorflow_export_round_trip(tmp_path, result, rows):
 def test_broken_keras_files_raise_model_load_error(tmp_path, result, damage):
     path = tmp_path / "model.keras"
     tensorflow_trainer.save_keras_model(result, path)
-    if damage == "truncated":
-        _truncate(path)
-    elif damage == "garbage":
-        path.write_bytes(b"\x00garbage" * 50)
-    else:
-        path.unlink()
+    _damage(path, damage, garbage=b"\x00garbage" * 50)
     with pytest.raises(ModelLoadError, match=r"cannot load keras model from .*model\.keras"):
         tensorflow_trainer.load_keras_model(path)
 
