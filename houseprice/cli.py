@@ -78,10 +78,10 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or files: reported in one line, no traceback."""
+    from houseprice.errors import ModelLoadError
     from houseprice.model import InputSchemaError
     from houseprice.registry import RegistryError
     from tasks.ingest import SourceError
-    from tasks.trainers.common import ModelLoadError
 
     return (
         SourceError,

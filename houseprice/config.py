@@ -44,27 +44,48 @@ class DataConfig(_Section):
         "or 'synthetic:rows=N,features=D,...'.",
     )
     target: str = Field("Sale_Price", min_length=1, description="Column to predict (price).")
-    numeric_features: list[str] = Field(default_factory=lambda: list(DEFAULT_NUMERIC_FEATURES))
-    categorical_features: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CATEGORICAL_FEATURES)
+    numeric_features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NUMERIC_FEATURES),
+        description="Columns used as numbers (gaps filled with the training median).",
     )
-    # Features whose kind is read off the data at ingest: numeric dtype → numeric, else
-    # categorical. When this and both lists above are empty, every column but the target is used.
-    features: list[str] = Field(default_factory=list)
+    categorical_features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CATEGORICAL_FEATURES),
+        description="Columns used as categories, one-hot encoded against the most frequent level.",
+    )
+    # When this and both lists above are empty, every column but the target is used.
+    features: list[str] = Field(
+        default_factory=list,
+        description="Columns whose kind is read off the data: numbers are numeric, anything "
+        "else categorical. With all three lists empty, every column but the target is used.",
+    )
     # Fewer rows than this cannot support a train/validation/test split with stable metrics.
-    min_rows: int = Field(30, ge=10)
+    min_rows: int = Field(30, ge=10, description="Fewest rows a run accepts.")
     # Feature values may be missing (numeric ones are imputed with the training median,
     # categorical ones become their own level), but a column mostly empty is a broken file.
-    max_missing_fraction: float = Field(0.2, ge=0, le=1)
-    # Known plausible ranges, e.g. {"Year_Built": [1800, 2100]}; either bound may be null.
-    value_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
-    # Scheduled mode: new CSV/Parquet files dropped here are validated one by one and appended
-    # to a versioned dataset under data_dir; `source` seeds its first version.
-    landing_dir: Path | None = None
-    # Optional rolling window: train on rows whose time_column is within `window` of the
-    # newest row (same units as the column: years for a year column, days for dates).
-    time_column: str | None = None
-    window: float | None = Field(None, gt=0)
+    max_missing_fraction: float = Field(
+        0.2, ge=0, le=1, description="Largest share of empty cells a feature column may have."
+    )
+    value_ranges: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict,
+        description='Plausible ranges checked by validation, e.g. {"Year_Built": [1800, 2100]}; '
+        "either bound may be null.",
+    )
+    # Scheduled mode: new files are validated one by one and appended to a versioned dataset.
+    landing_dir: Path | None = Field(
+        None,
+        description="Landing folder for scheduled runs: CSV/Parquet files dropped here are "
+        "validated one by one and appended to the dataset; `source` seeds its first version.",
+    )
+    time_column: str | None = Field(
+        None, description="Column giving each sale's time (a year or a date), for `window`."
+    )
+    # Same units as the column: years for a year column, days for dates.
+    window: float | None = Field(
+        None,
+        gt=0,
+        description="Train only on rows within this much of the newest time_column value "
+        "(years for a year column, days for dates).",
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> DataConfig:
@@ -99,18 +120,22 @@ class SplitConfig(_Section):
     """Deterministic train/validation/test split."""
 
     # 70/15/15: validation drives early stopping and model choice, test is touched only for metrics.
-    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    seed: int = 42
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of rows for validation (model choice)."
+    )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of rows for the test metrics."
+    )
+    seed: int = Field(42, description="Seed of the content hash that assigns rows to parts.")
 
 
 class FeatureConfig(_Section):
     """Feature scaling and target transform."""
 
     # Standardizing makes gradient descent well-posed: one learning rate suits every feature.
-    standardize: bool = True
+    standardize: bool = Field(True, description="Z-score features and target before training.")
     # log(price) often fits better, but then coefficients are no longer in price units.
-    log_target: bool = False
+    log_target: bool = Field(False, description="Fit log(price) instead of price.")
 
 
 class TrainerConfig(_Section):
@@ -118,32 +143,54 @@ class TrainerConfig(_Section):
 
     # Full-batch conjugate gradient reaches the least-squares optimum in about d passes,
     # whatever the conditioning; Adam and SGD are the tutorial's mini-batch recipes.
-    optimizer: Literal["cg", "adam", "sgd"] = "cg"
-    # None picks a per-optimizer default (Adam 0.01, SGD 0.05); CG computes its own step.
-    learning_rate: float | None = Field(None, gt=0)
+    optimizer: Literal["cg", "adam", "sgd"] = Field(
+        "cg",
+        description="cg: full-batch conjugate gradient, reaches the exact optimum; "
+        "adam/sgd: mini-batch recipes.",
+    )
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Step size for adam/sgd; empty picks Adam 0.01, SGD 0.05. CG needs none.",
+    )
     # CG converges in about d + 3 epochs (23 at 20 features, measured); the cap binds Adam/SGD.
-    max_epochs: int = Field(200, ge=1)
-    batch_size: int = Field(1024, ge=1)
+    max_epochs: int = Field(200, ge=1, description="Most passes over the training rows.")
+    batch_size: int = Field(1024, ge=1, description="Rows per step for adam/sgd.")
     l2: float = Field(0.0, ge=0, description="Ridge penalty l2 * |w|^2 added to the MSE cost.")
-    # Stop once two epochs in a row improve the training cost by less than this fraction (CG can
-    # stall one epoch on collinear features, then take a big step); 1e-12 leaves float64 CG
-    # within about 1e-12 of the least-squares MSE.
-    tolerance: float = Field(1e-12, ge=0)
+    # CG can stall one epoch on collinear features, then take a big step; 1e-12 leaves float64
+    # CG within about 1e-12 of the least-squares MSE.
+    tolerance: float = Field(
+        1e-12,
+        ge=0,
+        description="Stop once two epochs in a row improve the cost by less than this fraction.",
+    )
     # Off by default: the goal is the least-squares optimum, which early stopping would miss.
-    early_stopping_patience: int | None = Field(None, ge=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many epochs without a better validation loss (off if empty).",
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto: CUDA, else MPS (torch only), else CPU."
+    )
     # One thread each: the two trainers run side by side and must not fight over the cores.
-    threads: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1, description="CPU threads this trainer may use.")
     # float64 keeps badly-conditioned problems exact; float32 is faster on GPUs.
-    dtype: Literal["float32", "float64"] = "float64"
+    dtype: Literal["float32", "float64"] = Field(
+        "float64", description="Floating-point precision of training."
+    )
 
 
 class TrainingConfig(_Section):
     """Training settings per framework, plus the seed they share."""
 
-    seed: int = 0
-    torch: TrainerConfig = Field(default_factory=TrainerConfig)
-    tensorflow: TrainerConfig = Field(default_factory=TrainerConfig)
+    seed: int = Field(0, description="Seed for initial weights and mini-batch shuffling.")
+    torch: TrainerConfig = Field(
+        default_factory=TrainerConfig, description="The PyTorch trainer's settings."
+    )
+    tensorflow: TrainerConfig = Field(
+        default_factory=TrainerConfig, description="The TensorFlow trainer's settings."
+    )
 
     @field_validator("tensorflow")
     @classmethod
@@ -156,56 +203,91 @@ class TrainingConfig(_Section):
 class EvaluationConfig(_Section):
     """How the trained models are judged."""
 
-    # Each trainer's test RMSE must be this close (relative) to the least-squares reference.
-    reference_tolerance: float = Field(0.001, gt=0)
+    reference_tolerance: float = Field(
+        0.001,
+        gt=0,
+        description="How close (relative) each trainer's test RMSE must be to the exact "
+        "least-squares reference for its model to be used.",
+    )
 
 
 class PromotionConfig(_Section):
     """When a run's model replaces the champion (see README: "Champion and challenger")."""
 
-    # Absolute floors any model must clear, the first one included; None switches one off.
     # R² 0.5 rejects models that explain little (shuffled labels score about 0).
-    min_test_r2: float | None = Field(0.5, le=1)
-    max_test_rmse: float | None = Field(None, gt=0)
-    max_test_mape: float | None = Field(None, gt=0)
-    # The upper end of the bootstrap interval of (challenger RMSE - champion RMSE) / champion
-    # RMSE must be below this. 0 means "better, beyond noise"; 0.01 accepts up to 1% worse.
-    max_relative_rmse_change: float = Field(0.0, gt=-1, lt=1)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    bootstrap_samples: int = Field(2000, ge=100, le=100_000)
-    seed: int = 0
+    min_test_r2: float | None = Field(
+        0.5, le=1, description="Lowest test R² a model may be promoted with (off if empty)."
+    )
+    max_test_rmse: float | None = Field(
+        None, gt=0, description="Highest test RMSE, in price units, for promotion (off if empty)."
+    )
+    max_test_mape: float | None = Field(
+        None, gt=0, description="Highest test MAPE (0.1 = 10%) for promotion (off if empty)."
+    )
+    # 0 means "better, beyond noise"; 0.01 accepts up to 1% worse.
+    max_relative_rmse_change: float = Field(
+        0.0,
+        gt=-1,
+        lt=1,
+        description="The bootstrap interval's upper end of the challenger's relative RMSE "
+        "change against the champion must be below this (0: better beyond noise).",
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="Confidence level of that bootstrap interval."
+    )
+    bootstrap_samples: int = Field(
+        2000, ge=100, le=100_000, description="Resamples of the paired bootstrap."
+    )
+    seed: int = Field(0, description="Seed of the bootstrap resampling.")
 
 
 class DriftConfig(_Section):
     """Drift between new data and the champion's training data, per feature."""
 
     # Population stability index: < 0.1 stable, 0.1–0.25 moderate, > 0.25 a major shift.
-    max_psi: float = Field(0.25, gt=0)
+    max_psi: float = Field(
+        0.25, gt=0, description="Population stability index above which a feature has drifted."
+    )
     # A major shift in any feature stops promotion until a person has looked at the data.
-    block_promotion: bool = True
-    bins: int = Field(10, ge=2, le=100)
+    block_promotion: bool = Field(True, description="Refuse to promote when a feature drifted.")
+    bins: int = Field(10, ge=2, le=100, description="Bins per numeric feature for the PSI.")
 
 
 class PathsConfig(_Section):
     """The two folders the pipeline writes to."""
 
-    data_dir: Path = Path("data")
-    artifacts_dir: Path = Path("artifacts")
+    data_dir: Path = Field(
+        Path("data"), description="Snapshots, dataset versions, landing and quarantine."
+    )
+    artifacts_dir: Path = Field(
+        Path("artifacts"), description="Run folders, the champion and promotion history."
+    )
 
 
 class PipelineConfig(_Section):
     """Everything one retrain run needs."""
 
-    data: DataConfig = Field(default_factory=DataConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    drift: DriftConfig = Field(default_factory=DriftConfig)
-    paths: PathsConfig = Field(default_factory=PathsConfig)
-    # How long a run waits for another retrain on the same folders before giving up.
-    lock_timeout_s: float = Field(3600, ge=0)
+    data: DataConfig = Field(default_factory=DataConfig, description="Data source and columns.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train/validation/test.")
+    features: FeatureConfig = Field(
+        default_factory=FeatureConfig, description="Scaling and target transform."
+    )
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="Trainer settings."
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="Checks against least squares."
+    )
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig, description="When a model becomes champion."
+    )
+    drift: DriftConfig = Field(default_factory=DriftConfig, description="Data drift checks.")
+    paths: PathsConfig = Field(default_factory=PathsConfig, description="Output folders.")
+    lock_timeout_s: float = Field(
+        3600,
+        ge=0,
+        description="Seconds a run waits for another retrain on the same folders before failing.",
+    )
 
     @model_validator(mode="after")
     def _check_split(self) -> PipelineConfig:

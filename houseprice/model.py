@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from houseprice import registry, storage
-from tasks.features import Preprocessor
-from tasks.trainers.common import ModelLoadError
+from houseprice.errors import ModelLoadError
+from houseprice.preprocessing import Preprocessor
 
 
 class InputSchemaError(ValueError):

@@ -26,7 +26,8 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-from tasks.features import MISSING_LEVEL, category_strings, split_data
+from houseprice.preprocessing import MISSING_LEVEL, category_strings
+from tasks.features import split_data
 
 # An empty bin would make ln(new / ref) infinite; a floor this small still scores a level that
 # vanished (or appeared) as a large shift (about 0.1 · ln(0.1 / 1e-4) ≈ 0.7 for a 10% bin).

@@ -10,7 +10,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import EvaluationConfig, TrainingConfig
-from tasks.features import FeatureSet, Preprocessor
+from houseprice.preprocessing import Preprocessor
+from tasks.features import FeatureSet
 from tasks.trainers.common import TrainResult
 
 REFERENCE = "ols"

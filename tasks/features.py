@@ -6,8 +6,7 @@ later without the training run, and without unpickling anything.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,10 +14,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
+from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
 from tasks.trainers.common import TrainingData
-
-MISSING_LEVEL = "<missing>"
-PREPROCESSOR_FORMAT = 1
 
 
 class DataSplit(NamedTuple):
@@ -74,99 +71,6 @@ def _comparable_values(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-@dataclass
-class Preprocessor:
-    """Turns raw rows into the scaled design matrix, and the target into the scaled target.
-
-    Categorical features are one-hot encoded without their most frequent training level, which
-    is the reference: a category never seen in training scores as that reference level.
-    """
-
-    target: str
-    numeric_features: list[str]
-    categorical_features: list[str]
-    medians: dict[str, float]  # imputation values for missing numeric inputs
-    levels: dict[str, list[str]]  # one design column per level listed here
-    reference_levels: dict[str, str]
-    means: list[float]  # per design column
-    scales: list[float]
-    log_target: bool
-    target_mean: float
-    target_scale: float
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Design-matrix column names: numeric columns, then 'column=level' indicators."""
-        names = list(self.numeric_features)
-        for column in self.categorical_features:
-            names += [f"{column}={level}" for level in self.levels[column]]
-        return names
-
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """Impute and one-hot encode, before scaling; shape (rows, design columns)."""
-        blocks = [
-            frame[column].astype("float64").fillna(self.medians[column]).to_numpy()[:, None]
-            for column in self.numeric_features
-        ]
-        for column in self.categorical_features:
-            values = category_strings(frame[column])
-            blocks.append(np.stack([values == level for level in self.levels[column]], axis=1))
-        if not blocks:
-            return np.empty((len(frame), 0))
-        return np.hstack([block.astype("float64").reshape(len(frame), -1) for block in blocks])
-
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Scaled design matrix (rows, design columns), float64."""
-        return (self.encode(frame) - np.asarray(self.means)) / np.asarray(self.scales)
-
-    def transform_target(self, target: pd.Series | np.ndarray) -> np.ndarray:
-        """Price → the scaled space the trainers fit."""
-        values = np.asarray(target, dtype="float64")
-        values = np.log(values) if self.log_target else values
-        return (values - self.target_mean) / self.target_scale
-
-    def inverse_target(self, scaled: np.ndarray) -> np.ndarray:
-        """Scaled target → price units."""
-        values = np.asarray(scaled, dtype="float64") * self.target_scale + self.target_mean
-        return np.exp(values) if self.log_target else values
-
-    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, list[str]]:
-        """Categorical values absent from training (scored as the reference level)."""
-        unseen = {}
-        for column in self.categorical_features:
-            known = {*self.levels[column], self.reference_levels[column]}
-            values = set(category_strings(frame[column]).tolist()) - known
-            if values:
-                unseen[column] = sorted(values)
-        return unseen
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with a format number for future migrations."""
-        return {"format": PREPROCESSOR_FORMAT, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> Preprocessor:
-        """Rebuild from to_dict() output; refuses unknown formats."""
-        payload = dict(payload)
-        version = payload.pop("format", None)
-        if version != PREPROCESSOR_FORMAT:
-            raise ValueError(f"unsupported preprocessing format {version!r}")
-        return cls(**payload)
-
-
-def category_strings(column: pd.Series) -> np.ndarray:
-    """Categorical values as strings, with missing values as their own level.
-
-    Whole numbers in a float column (a zip code column with a gap reads as 50010.0) are written
-    as integers, so they match the same codes read from a column without gaps.
-    """
-    if pd.api.types.is_float_dtype(column):
-        values = column.dropna()
-        if np.isfinite(values).all() and (values == np.round(values)).all():
-            column = column.astype("Int64")
-    return column.astype("object").where(column.notna(), MISSING_LEVEL).astype(str).to_numpy()
-
-
 def fit_preprocessor(
     train: pd.DataFrame, data: DataConfig, features: FeatureConfig
 ) -> Preprocessor:
@@ -196,20 +100,15 @@ def fit_preprocessor(
         scales=[],
         log_target=features.log_target,
         target_mean=float(target.mean()) if features.standardize else 0.0,
-        target_scale=_safe_scale(target.std()) if features.standardize else 1.0,
+        target_scale=safe_scale(target.std()) if features.standardize else 1.0,
     )
     encoded = preprocessor.encode(train)
     width = encoded.shape[1]
     preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
     preprocessor.scales = (
-        [_safe_scale(s) for s in encoded.std(axis=0)] if features.standardize else [1.0] * width
+        [safe_scale(s) for s in encoded.std(axis=0)] if features.standardize else [1.0] * width
     )
     return preprocessor
-
-
-def _safe_scale(std: float) -> float:
-    """A constant column keeps scale 1 rather than dividing by zero."""
-    return float(std) if std > 1e-12 else 1.0
 
 
 class FeatureSet(NamedTuple):

@@ -27,8 +27,8 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
 from houseprice.config import DriftConfig, PromotionConfig
+from houseprice.errors import ModelLoadError
 from tasks.evaluate import REFERENCE, Evaluation, RegressionMetrics, regression_metrics
-from tasks.trainers.common import ModelLoadError
 
 # Resampled row indices held at once (~80 MB): bounds memory however large the test set.
 BOOTSTRAP_CHUNK_ELEMENTS = 10_000_000

@@ -9,8 +9,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
+from houseprice.preprocessing import Preprocessor
 from tasks.evaluate import Evaluation
-from tasks.features import Preprocessor
 from tasks.promote import PromotionDecision
 from tasks.trainers.common import TrainResult
 

@@ -51,3 +51,17 @@ def test_missing_or_malformed_file_is_a_config_error(tmp_path):
 def test_paths_are_paths():
     config = build_config({"paths": {"data_dir": "/tmp/x"}})
     assert config.paths.data_dir == Path("/tmp/x")
+
+
+def _fields(model: type, prefix: str = ""):
+    """Every (dotted name, field) of a pydantic model, nested sections included."""
+    for name, field in model.model_fields.items():
+        yield prefix + name, field
+        annotation = field.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            yield from _fields(annotation, f"{prefix}{name}.")
+
+
+def test_every_config_field_explains_itself_in_the_prefect_form():
+    undescribed = [name for name, field in _fields(PipelineConfig) if not field.description]
+    assert undescribed == []

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from houseprice.config import FeatureConfig, SplitConfig
-from tasks.features import Preprocessor, build_feature_set, fit_preprocessor, split_data
+from houseprice.preprocessing import Preprocessor
+from tasks.features import build_feature_set, fit_preprocessor, split_data
 from tests.conftest import make_houses, small_config
 
 

@@ -233,7 +233,7 @@ def test_cli_history_and_manual_promotion(first_run, workspace, capsys):
 def test_tampered_champion_gives_a_clear_error(first_run, workspace, tmp_path):
     import shutil
 
-    from tasks.trainers.common import ModelLoadError
+    from houseprice.errors import ModelLoadError
 
     _, config = workspace
     copy = tmp_path / "artifacts"

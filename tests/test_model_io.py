@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 import torch
 
+from houseprice.errors import ModelLoadError
 from tasks.trainers import tensorflow_trainer, torch_trainer
-from tasks.trainers.common import ModelLoadError, TrainResult
+from tasks.trainers.common import TrainResult
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from houseprice.errors import ModelLoadError
+
 
 class TrainingData(NamedTuple):
     """Scaled design matrices and targets; x is (rows, features), y is (rows,), float64."""
@@ -56,10 +58,6 @@ class TrainResult:
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN, infinite or exploded; the message names the setting to change."""
-
-
-class ModelLoadError(RuntimeError):
-    """A saved model file is missing, truncated, tampered with or has the wrong shape."""
 
 
 class DeviceUnavailableError(RuntimeError):
