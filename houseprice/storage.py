@@ -295,11 +295,16 @@ def open_run(artifacts_dir: Path, run_id: str) -> RunPaths:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dataset versions (landing mode): data/versions/v000001.parquet, v000002.parquet, ... each with
-# its manifest (v000001.json), and data/versions/current.json naming the current one. Replacing
-# current.json (one atomic rename) is the commit point: a version exists once current.json names
-# it. Landing files move to data/versions/accepted/<version>/ or data/quarantine/<batch>/ (with
-# their validation report), so no file is ingested twice.
+# Dataset versions (landing mode). A version is a manifest (data/versions/v000002.json) listing
+# immutable, content-addressed part files (data/versions/parts/<sha256>.parquet): the first
+# version's rows, then the new rows of each later version. Appending a day's sales writes only
+# those rows, so a version costs disk in proportion to what it adds, not to the history.
+# data/versions/current.json names the current version; replacing it (one atomic rename) is the
+# commit point: a version exists once current.json names it. Landing files move to
+# data/versions/accepted/<version>/ or data/quarantine/<batch>/ (with their validation report),
+# so no file is ingested twice. Versions written before parts existed (one whole
+# v000001.parquet each, no `parts` in the manifest) still load, and the next commit on top of
+# one stores its rows once as a part.
 
 VERSION_WIDTH = 6
 
@@ -328,6 +333,9 @@ class DatasetVersion:
     rows_added: int  # new rows after dropping exact duplicates
     accepted: list[LandedFile] = field(default_factory=list)
     quarantined: list[LandedFile] = field(default_factory=list)  # refused in the same batch
+    # Content hashes of the part files whose rows, in order, make up this version. Empty for a
+    # version written in the old whole-file format (v000001.parquet).
+    parts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, as the manifest stores it."""
@@ -359,8 +367,23 @@ def next_version_name(current: DatasetVersion | None) -> str:
 
 
 def version_data_path(data_dir: Path, version: str) -> Path:
-    """A version's rows, as Parquet."""
+    """A version's rows as one whole Parquet file: the format before part files."""
     return versions_dir(data_dir) / f"{version}.parquet"
+
+
+def version_manifest_path(data_dir: Path, version: str) -> Path:
+    """A version's manifest: what it holds and which part files make it up."""
+    return versions_dir(data_dir) / f"{version}.json"
+
+
+def parts_dir(data_dir: Path) -> Path:
+    """Folder of content-addressed part files shared by the dataset versions."""
+    return versions_dir(data_dir) / "parts"
+
+
+def part_path(data_dir: Path, part_hash: str) -> Path:
+    """One part file's path, from its content hash."""
+    return parts_dir(data_dir) / f"{part_hash}.parquet"
 
 
 def current_version_path(data_dir: Path) -> Path:
@@ -389,15 +412,49 @@ def read_current_version(data_dir: Path) -> DatasetVersion | None:
     return DatasetVersion.from_dict(read_json(path)) if path.exists() else None
 
 
+def dataset_version_exists(data_dir: Path, version: str) -> bool:
+    """Whether a version was committed (in either format)."""
+    return version_manifest_path(data_dir, version).exists()
+
+
 def load_dataset_version(data_dir: Path, version: str) -> pd.DataFrame:
-    """A committed version's rows."""
-    return pd.read_parquet(version_data_path(data_dir, version))
+    """A committed version's rows: its part files in order, or its one file in the old format."""
+    manifest = DatasetVersion.from_dict(read_json(version_manifest_path(data_dir, version)))
+    if not manifest.parts:
+        return pd.read_parquet(version_data_path(data_dir, version))
+    frames = []
+    for part_hash in manifest.parts:
+        path = part_path(data_dir, part_hash)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset version {version} lacks its part file {path}")
+        frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def commit_dataset_version(data_dir: Path, frame: pd.DataFrame, version: DatasetVersion) -> None:
-    """Write the version's rows and manifest, then point current.json at it (the commit)."""
-    write_parquet_atomic(version_data_path(data_dir, version.version), frame)
-    write_json_atomic(versions_dir(data_dir) / f"{version.version}.json", version.to_dict())
+def store_dataset_part(data_dir: Path, rows: pd.DataFrame) -> str:
+    """Store rows as an immutable part file named by their content hash; return the hash."""
+    part_hash = hash_frame(rows)
+    path = part_path(data_dir, part_hash)
+    if not path.exists():  # the same rows are never stored twice
+        write_parquet_atomic(path, rows)
+    return part_hash
+
+
+def chain_hash(parent_hash: str, part_hash: str) -> str:
+    """A version's content hash from its parent's and its new part's: no need to reread history."""
+    return hashlib.sha256(f"{parent_hash}+{part_hash}".encode()).hexdigest()
+
+
+def commit_dataset_version(data_dir: Path, version: DatasetVersion) -> None:
+    """Write the version's manifest, then point current.json at it (the commit).
+
+    Its part files must be stored first (store_dataset_part): a crash before the pointer moves
+    leaves at most an unreferenced part, never a version with missing rows.
+    """
+    missing = [h for h in version.parts if not part_path(data_dir, h).exists()]
+    if missing:
+        raise FileNotFoundError(f"version {version.version} names part files not stored: {missing}")
+    write_json_atomic(version_manifest_path(data_dir, version.version), version.to_dict())
     write_json_atomic(current_version_path(data_dir), version.to_dict())
 
 

@@ -210,16 +210,18 @@ def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
     if learned is None:
         suite = build_learned_suite(frame, data.target, data.time_column)
         storage.write_json_atomic(suite_path, suite)
+    part = storage.store_dataset_part(data_dir, frame)
     version = DatasetVersion(
         version=storage.next_version_name(None),
         parent=None,
         rows=len(frame),
-        content_hash=storage.hash_frame(frame),
+        content_hash=part,  # the first version is its one part
         created_at=utc_now(),
         source=resolve_source(data.source),
         rows_added=len(frame),
+        parts=[part],
     )
-    storage.commit_dataset_version(data_dir, frame, version)
+    storage.commit_dataset_version(data_dir, version)
     return version
 
 
@@ -241,12 +243,12 @@ def update_dataset(
     previous = frame = storage.load_dataset_version(data_dir, current.version)
     if good:
         frame = merge_rows(previous, [check.frame for check in good])
-        current = _commit(frame, current, good, quarantined, data_dir)
+        current = _commit(frame, current, previous, good, quarantined, data_dir)
         storage.settle_accepted_files(landing, data_dir, current)
     return CollectResult(
         version=current,
         frame=frame,
-        source=str(storage.version_data_path(data_dir, current.version)),
+        source=str(storage.version_manifest_path(data_dir, current.version)),
         new_rows=_unseen_rows(frame, previous if good else None, champion, data_dir),
         suite=learned,
         champion=champion,
@@ -266,27 +268,38 @@ def _quarantine(check: FileCheck, data_dir: Path, batch: str) -> LandedFile:
 def _commit(
     frame: pd.DataFrame,
     previous: DatasetVersion,
+    previous_frame: pd.DataFrame,
     good: list[FileCheck],
     quarantined: list[LandedFile],
     data_dir: Path,
 ) -> DatasetVersion:
+    """Store only the rows this batch adds as a new part, then commit the version naming it."""
     name = storage.next_version_name(previous)
     folder = storage.accepted_dir(data_dir, name).relative_to(data_dir)
     accepted = [
         LandedFile(c.path.name, c.sha256, len(c.frame), str(folder / c.path.name)) for c in good
     ]
+    # merge_rows keeps the previous rows first and in order, so what follows them is new.
+    added = frame.iloc[len(previous_frame) :].reset_index(drop=True)
+    # An old-format parent (one whole file) is stored once as a part, so it converts as it grows.
+    parts = previous.parts or [storage.store_dataset_part(data_dir, previous_frame)]
+    content_hash = previous.content_hash  # files of rows already held: same data, same hash
+    if len(added):
+        part = storage.store_dataset_part(data_dir, added)
+        parts, content_hash = [*parts, part], storage.chain_hash(previous.content_hash, part)
     version = DatasetVersion(
         version=name,
         parent=previous.version,
         rows=len(frame),
-        content_hash=storage.hash_frame(frame),
+        content_hash=content_hash,
         created_at=utc_now(),
         source="landing",
-        rows_added=len(frame) - previous.rows,
+        rows_added=len(added),
         accepted=accepted,
         quarantined=quarantined,
+        parts=parts,
     )
-    storage.commit_dataset_version(data_dir, frame, version)
+    storage.commit_dataset_version(data_dir, version)
     return version
 
 
@@ -297,7 +310,7 @@ def _unseen_rows(
     data_dir: Path,
 ) -> pd.DataFrame:
     version = champion.dataset_version if champion else None
-    if version and storage.version_data_path(data_dir, version).exists():
+    if version and storage.dataset_version_exists(data_dir, version):
         return rows_not_in(frame, storage.load_dataset_version(data_dir, version))
     return frame if previous is None else rows_not_in(frame, previous)
 

@@ -18,6 +18,7 @@ from tasks.collect import (
     update_dataset,
 )
 from tasks.ingest import read_source
+from tasks.suites import build_learned_suite
 from tasks.validate import DataValidationError
 from tests.conftest import make_houses, small_config
 
@@ -109,7 +110,7 @@ def test_only_bad_files_leave_the_dataset_untouched(landing):
     assert collected.version == first == storage.read_current_version(data_dir)
     [refused] = collected.quarantined
     assert refused.reason.startswith("expect_column_values_to_be_in_type_list on 'area'")
-    assert not storage.version_data_path(data_dir, "v000002").exists()
+    assert not storage.dataset_version_exists(data_dir, "v000002")
 
 
 def test_an_empty_landing_folder_makes_no_new_version(landing):
@@ -119,13 +120,13 @@ def test_an_empty_landing_folder_makes_no_new_version(landing):
     assert again.version == first.version and again.rows_added == 0
     assert sorted(p.name for p in storage.versions_dir(data_dir).iterdir()) == [
         "current.json",
+        "parts",
         "suite.json",
         "v000001.json",
-        "v000001.parquet",
     ]
 
 
-@pytest.mark.parametrize("dies_writing", ["v000002.parquet", "v000002.json", "current.json"])
+@pytest.mark.parametrize("dies_writing", ["the new part", "v000002.json", "current.json"])
 def test_a_crash_before_the_commit_leaves_the_file_in_landing(landing, monkeypatch, dies_writing):
     config, folder, data_dir = landing
     update_dataset(config.data, data_dir)
@@ -133,7 +134,9 @@ def test_a_crash_before_the_commit_leaves_the_file_in_landing(landing, monkeypat
     real_atomic_path = storage.atomic_path
 
     def killed_while_writing(destination):
-        if Path(destination).name == dies_writing:
+        destination = Path(destination)  # the first version's part exists: only v2's is written
+        name = "the new part" if destination.parent.name == "parts" else destination.name
+        if name == dies_writing:
             raise KeyboardInterrupt(f"killed while writing {dies_writing}")
         return real_atomic_path(destination)
 
@@ -157,6 +160,64 @@ def test_a_crash_after_the_commit_is_finished_not_ingested_twice(landing):
     again = update_dataset(config.data, data_dir)
     assert again.version == committed and again.accepted == []
     assert list(folder.iterdir()) == []
+
+
+def _parquet_bytes(data_dir: Path) -> dict[str, int]:
+    """Size of every Parquet file the dataset versions keep, by path."""
+    versions = storage.versions_dir(data_dir)
+    return {
+        str(p.relative_to(versions)): p.stat().st_size
+        for p in versions.rglob("*.parquet")
+        if "accepted" not in p.parts
+    }
+
+
+def test_a_new_version_stores_only_the_rows_it_adds(tmp_path):
+    source = tmp_path / "seed.csv"
+    make_houses(rows=2000, seed=0).to_csv(source, index=False)
+    landing_dir = tmp_path / "landing"
+    config = small_config(tmp_path, data={"source": str(source), "landing_dir": str(landing_dir)})
+    data_dir = config.paths.data_dir
+    first = update_dataset(config.data, data_dir)
+    before = _parquet_bytes(data_dir)
+    drop(landing_dir, "day.csv", make_houses(rows=10, seed=7))
+    second = update_dataset(config.data, data_dir)
+    written = {path: size for path, size in _parquet_bytes(data_dir).items() if path not in before}
+    [(new_part, new_bytes)] = written.items()  # one new file: the day's rows, no copy of history
+    assert new_part == f"parts/{second.version.parts[-1]}.parquet"
+    assert second.version.parts == [*first.version.parts, second.version.parts[-1]]
+    assert new_bytes < sum(before.values()) / 5  # Parquet has a ~2 KB floor per file
+    assert pd.read_parquet(storage.versions_dir(data_dir) / new_part).shape[0] == 10
+    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000002"), second.frame)
+    assert len(storage.load_dataset_version(data_dir, "v000001")) == 2000
+
+
+def test_a_file_of_rows_already_held_keeps_the_content_hash(landing):
+    config, folder, data_dir = landing
+    first = update_dataset(config.data, data_dir).version
+    drop(folder, "again.csv", make_houses(rows=60, seed=0).head(5))
+    second = update_dataset(config.data, data_dir).version
+    assert second.rows_added == 0 and second.parts == first.parts
+    assert second.content_hash == first.content_hash
+
+
+def test_versions_in_the_old_whole_file_format_load_and_grow_as_parts(landing):
+    config, folder, data_dir = landing
+    seed = read_source(config.data.source)
+    legacy = storage.DatasetVersion(
+        "v000001", None, len(seed), storage.hash_frame(seed), "2026-01-01T00:00:00Z", "x", 60
+    )  # as the first release wrote it: one whole file, no parts in the manifest
+    storage.write_parquet_atomic(storage.version_data_path(data_dir, "v000001"), seed)
+    manifest = {k: v for k, v in legacy.to_dict().items() if k != "parts"}
+    storage.write_json_atomic(storage.version_manifest_path(data_dir, "v000001"), manifest)
+    storage.write_json_atomic(storage.current_version_path(data_dir), manifest)
+    suite = build_learned_suite(seed, "price", None)
+    storage.write_json_atomic(storage.learned_suite_path(data_dir), suite)
+    drop(folder, "day.csv", make_houses(rows=20, seed=1))
+    grown = update_dataset(config.data, data_dir)
+    assert grown.version.version == "v000002" and len(grown.version.parts) == 2
+    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000002"), grown.frame)
+    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000001"), seed)
 
 
 def test_rows_not_in_compares_whole_rows_including_missing_values():
