@@ -1,0 +1,231 @@
+"""Scale benchmark: the retrain flow beside the plain script a user might write instead.
+
+    python -m benchmarks.scale --rows 1000000 [--features 20] [--engine local]
+
+The data is a partitioned Parquet dataset of known-answer synthetic rows (one file per million
+rows), written once under data/bench/ (ignored by git) and reused by later calls. Then, each in
+a process of its own, it runs:
+
+- the retrain flow (`houseprice retrain --source <that folder> --target price`), in temporary
+  data and artifacts folders, with a Prefect home of the benchmark's own (warmed by the floor
+  run, so the figures leave out the first-start database migration);
+- the same flow on the first 1,000 rows: the memory floor (server, workers, frameworks);
+- the peer: pandas reads the dataset, splits 70/15/15 at random and fits numpy.linalg.lstsq
+  (numpy rather than scikit-learn's LinearRegression, which uses the same LAPACK solver, so
+  the project gains no dependency for a benchmark).
+
+Memory is the resident set of the whole process tree (the flow, its Prefect server and its
+training workers), sampled from /proc every 0.1 s. The last line printed is one JSON object:
+rows, features, engine, raw_mb, flow_s, flow_peak_rss_mb, floor_rss_mb, peer_s,
+peer_peak_rss_mb, stage_s (per stage, from the run's lineage.json) and coef_max_rel_diff (the
+trainers' coefficients against the least-squares reference's, in price units).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROWS_PER_PART = 1_000_000
+FLOOR_ROWS = 1_000
+BENCH_DIR = Path("data") / "bench"
+SAMPLE_SECONDS = 0.1
+
+# The peer, as a user would write it; run with `python -c PEER <dataset folder>`.
+PEER = """
+import json, sys, time
+import numpy as np, pandas as pd
+started = time.perf_counter()
+frame = pd.read_parquet(sys.argv[1])
+order = np.random.default_rng(0).permutation(len(frame))
+train = frame.iloc[order[: int(0.7 * len(frame))]]
+test = frame.iloc[order[int(0.85 * len(frame)) :]]
+x = train.drop(columns="price").to_numpy(dtype="float64")
+design = np.column_stack([x, np.ones(len(x))])
+solution = np.linalg.lstsq(design, train["price"].to_numpy(dtype="float64"), rcond=None)[0]
+x_test = test.drop(columns="price").to_numpy(dtype="float64")
+error = x_test @ solution[:-1] + solution[-1] - test["price"].to_numpy()
+rmse = float(np.sqrt(np.mean(error**2)))
+print(json.dumps({"seconds": time.perf_counter() - started, "test_rmse": rmse}))
+"""
+
+
+def dataset_dir(rows: int, features: int) -> Path:
+    """Where the dataset of this size lives (reused across calls)."""
+    return BENCH_DIR / f"synthetic-{rows}x{features}"
+
+
+def write_dataset(rows: int, features: int, seed: int = 0) -> Path:
+    """Write the partitioned dataset unless it is there already; return its folder.
+
+    Each part is drawn from its own seeded generator with the same coefficients, so memory is
+    bounded by one part and the data is the same whoever generates it.
+    """
+    folder = dataset_dir(rows, features)
+    done = folder / "_complete"
+    if done.exists():
+        return folder
+    import pandas as pd
+
+    from houseprice import storage
+
+    rng = np.random.default_rng(seed)
+    # Correlated columns in very different units (areas, counts, years), each moving the price by
+    # about 20,000/sqrt(features) per standard deviation: prices stay far above zero.
+    mixing = rng.standard_normal((features, features)) / np.sqrt(features) + np.eye(features)
+    scales = rng.uniform(1, 1000, features)
+    coefficients = rng.uniform(-1, 1, features) * 20_000 / (scales * np.sqrt(features))
+    intercept = 200_000 - 3.0 * scales @ coefficients  # the mean price is 200,000
+    names = [f"x{i:02d}" for i in range(1, features + 1)]
+    for index, start in enumerate(range(0, rows, ROWS_PER_PART)):
+        count = min(ROWS_PER_PART, rows - start)
+        part_rng = np.random.default_rng([seed, index + 1])
+        x = (part_rng.standard_normal((count, features)) @ mixing + 3.0) * scales
+        price = intercept + x @ coefficients + part_rng.normal(0, 10_000, count)
+        frame = pd.DataFrame(x, columns=names).assign(price=price)
+        storage.write_parquet_atomic(folder / f"part-{index:05d}.parquet", frame)
+        print(f"wrote {folder}/part-{index:05d}.parquet ({start + count:,} of {rows:,} rows)")
+    done.touch()
+    return folder
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of pid, from /proc (every thread's children file)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of pid and all its descendants, in MB."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+        pending += _children(current)
+    return total / 1e6
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run command; return its wall seconds, peak process-tree RSS (MB) and its output."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peak = 0.0
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    while process.poll() is None:
+        peak = max(peak, tree_rss_mb(process.pid))
+        time.sleep(SAMPLE_SECONDS)
+    reader.join()
+    seconds = time.perf_counter() - started
+    text = "".join(output)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited {process.returncode}:\n{text[-3000:]}")
+    return seconds, peak, text
+
+
+def run_flow(source: Path, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Retrain on source in fresh folders under workdir: wall, peak RSS, stages, coefficients."""
+    houseprice = Path(sys.executable).with_name("houseprice")
+    artifacts = workdir / "artifacts"
+    command = [str(houseprice), "retrain", "--source", str(source), "--target", "price"]
+    command += ["--data-dir", str(workdir / "data"), "--artifacts-dir", str(artifacts)]
+    seconds, peak, _ = run_measured(command, env)
+    [run] = (artifacts / "runs").iterdir()
+    lineage = json.loads((run / "lineage.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "stage_s": lineage.get("stage_seconds", {}),
+        "coef_max_rel_diff": coefficient_gap(metrics),
+    }
+
+
+def coefficient_gap(metrics: dict[str, Any]) -> float | None:
+    """Largest relative difference between a trainer's coefficient and the reference's."""
+    models = metrics.get("models", metrics)
+    reference = (models.get("ols") or {}).get("coefficients")
+    if not isinstance(reference, dict):
+        return None
+    gaps = []
+    for name in ("torch", "tensorflow"):
+        trained = (models.get(name) or {}).get("coefficients") or {}
+        for term, value in reference.items():
+            if isinstance(value, int | float) and isinstance(trained.get(term), int | float):
+                gaps.append(abs(trained[term] - value) / max(abs(value), 1e-12))
+    return max(gaps) if gaps else None
+
+
+def floor_source(source: Path, workdir: Path) -> Path:
+    """The first FLOOR_ROWS rows of the dataset, as a file of their own."""
+    import pyarrow.parquet as pq
+
+    first = sorted(source.glob("part-*.parquet"))[0]
+    path = workdir / "floor.parquet"
+    pq.write_table(pq.read_table(first).slice(0, FLOOR_ROWS), path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate (once), run flow, floor and peer, print the figures and the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate")
+    parser.add_argument("--features", type=int, default=20, help="numeric feature columns")
+    # The Dask engine (issue 12) is not built yet; the flag names what is measured.
+    parser.add_argument("--engine", choices=["local"], default="local", help="flow engine")
+    args = parser.parse_args(argv)
+    source = write_dataset(args.rows, args.features)
+    raw_mb = args.rows * (args.features + 1) * 8 / 1e6
+    with tempfile.TemporaryDirectory(prefix="houseprice-scale-") as temporary:
+        workdir = Path(temporary)
+        env = {**os.environ, "PREFECT_HOME": str(BENCH_DIR / "prefect-home")}
+        env.pop("PREFECT_API_URL", None)
+        (workdir / "floor").mkdir()
+        floor = run_flow(floor_source(source, workdir), workdir / "floor", env)
+        print(f"floor ({FLOOR_ROWS} rows): {floor['seconds']:.1f} s, {floor['peak_rss_mb']:.0f} MB")
+        (workdir / "flow").mkdir()
+        flow = run_flow(source, workdir / "flow", env)
+        print(f"flow: {flow['seconds']:.1f} s, {flow['peak_rss_mb']:.0f} MB, {flow['stage_s']}")
+    peer_s, peer_peak, _ = run_measured([sys.executable, "-c", PEER, str(source)], dict(os.environ))
+    print(f"peer (pandas + numpy lstsq): {peer_s:.1f} s, {peer_peak:.0f} MB")
+    summary = {
+        "rows": args.rows,
+        "features": args.features,
+        "engine": args.engine,
+        "raw_mb": round(raw_mb, 1),
+        "flow_s": round(flow["seconds"], 2),
+        "flow_peak_rss_mb": round(flow["peak_rss_mb"]),
+        "floor_rss_mb": round(floor["peak_rss_mb"]),
+        "peer_s": round(peer_s, 2),
+        "peer_peak_rss_mb": round(peer_peak),
+        "stage_s": flow["stage_s"],
+        "coef_max_rel_diff": flow["coef_max_rel_diff"],
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
