@@ -469,9 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="show full tracebacks, also for errors in your data or files",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add = lambda name, summary, **kw: commands.add_parser(  # noqa: E731
-        name, help=summary, description=summary, parents=[common], formatter_class=_HelpFormatter
-    )
+
+    def add(name: str, summary: str, **extra: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            parents=[common],
+            formatter_class=_HelpFormatter,
+            **extra,
+        )
+
     retrain = add(
         "retrain",
         "Validate the data, train the PyTorch and TensorFlow models, check them against the "
