@@ -11,7 +11,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
-from houseprice.runs import recorded_run, start_run
+from houseprice.runs import RunRecorder, recorded_run, start_run
 from tasks.collect import (
     CollectResult,
     announce_no_retrain,
@@ -25,7 +25,7 @@ from tasks.features import build_features
 from tasks.ingest import IngestResult, ingest_data
 from tasks.promote import apply_promotion, finish_interrupted_promotion, gate_promotion
 from tasks.record import build_metrics, record_metrics
-from tasks.report import ReportInputs, write_report
+from tasks.report import ReportInputs, write_failure_report, write_report
 from tasks.train import train_tensorflow_model, train_torch_model
 from tasks.validate import validate_data
 
@@ -56,7 +56,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
         return announce_no_retrain(reason, collected)
     run = start_run(config)
     get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
-    with recorded_run(run, config, get_run_logger().info) as recorder:
+    # A stage that raises still leaves report.html and an artifact saying where and why.
+    with recorded_run(run, config, get_run_logger().info, _report_failure) as recorder:
         with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
             ingested = _training_rows(config, collected)
             recorder.lineage["snapshot"] = ingested.snapshot.content_hash
@@ -103,6 +104,11 @@ def _retrain_locked(config: PipelineConfig) -> str:
     # Only a run marked completed can become champion, so this comes after the block above.
     apply_promotion(decision, run, paths.artifacts_dir)
     return str(run.root)
+
+
+def _report_failure(recorder: RunRecorder, error: BaseException) -> None:
+    """Write the failed run's report: the stage that stopped it and why."""
+    write_failure_report(recorder.run, recorder.failed_stage, error, recorder.timings)
 
 
 def _collect(config: PipelineConfig) -> CollectResult | None:

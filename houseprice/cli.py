@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
+import textwrap
+import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +35,46 @@ def _comma_list(text: str) -> list[str]:
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that builds a PipelineConfig."""
-    parser.add_argument("--config", type=Path, help="YAML file holding a PipelineConfig")
-    parser.add_argument("--source", help="CSV/Parquet file, folder, http(s) URL, or synthetic:...")
-    parser.add_argument("--target", help="column to predict")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML file with any part of the configuration (see the README); flags win over it",
+    )
+    parser.add_argument(
+        "--source",
+        help="the data: a CSV or Parquet file, a folder of them, an http(s) URL, or "
+        "synthetic:rows=N,features=D (default: the bundled Ames house sales)",
+    )
+    parser.add_argument(
+        "--target", help="the price column to predict (default: Sale_Price; price for synthetic)"
+    )
     parser.add_argument(
         "--features",
         type=_comma_list,
-        help="feature columns, comma-separated (kinds read off the data)",
+        metavar="COLUMNS",
+        help="columns to predict from, comma-separated; numbers are used as numbers, anything "
+        "else as categories (default: the Ames columns for the bundled data, every usable "
+        "column for another source)",
     )
     parser.add_argument(
-        "--categorical", type=_comma_list, help="feature columns to treat as categorical"
+        "--categorical",
+        type=_comma_list,
+        metavar="COLUMNS",
+        help="which of --features are categories even though they hold numbers (zip codes)",
     )
-    parser.add_argument("--data-dir", type=Path, help="folder for data snapshots")
-    parser.add_argument("--artifacts-dir", type=Path, help="folder for run outputs")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where snapshots of the data are kept (default: data)",
+    )
+    parser.add_argument(
+        "--artifacts-dir",
+        type=Path,
+        metavar="DIR",
+        help="where runs, reports and the champion are kept (default: artifacts)",
+    )
 
 
 def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
@@ -79,12 +111,20 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or files: reported in one line, no traceback."""
     from houseprice.errors import ModelLoadError
+    from houseprice.locking import RunLockedError
     from houseprice.model import InputSchemaError
     from houseprice.registry import RegistryError
     from tasks.ingest import SourceError
+    from tasks.trainers.common import DeviceUnavailableError, TrainingDivergedError
+    from tasks.validate import DataValidationError
 
     return (
+        ConfigError,
         SourceError,
+        DataValidationError,
+        TrainingDivergedError,
+        DeviceUnavailableError,
+        RunLockedError,
         InputSchemaError,
         RegistryError,
         ModelLoadError,
@@ -123,19 +163,125 @@ def prefect_api() -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
 
 
-def command_retrain(args: argparse.Namespace) -> int:
-    """Run the retrain flow once and print the run folder."""
-    config = config_from_arguments(args)
-    from flows.retrain import retrain  # imported late: Prefect start-up is slow
+# Exit codes of `houseprice retrain`, so that a scheduler or a shell can tell outcomes apart
+# (README: "Exit codes"). The other commands use 0, 1 and 2 the same way.
+EXIT_PROMOTED = 0  # completed, verdict PASS, and this run's model is now the champion
+EXIT_FAILED = 1  # failed: bad data, a missing file, another retrain holding the lock, a bug
+EXIT_REFUSED = 2  # the configuration (or a command-line value) was refused before anything ran
+EXIT_KEPT = 3  # completed, verdict PASS, champion kept (not better beyond noise; nothing new)
+EXIT_CHECK = 4  # completed, but the verdict is CHECK: read the report before trusting the run
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
+
+@dataclass
+class RetrainOutcome:
+    """What a completed run amounts to: the closing lines of `retrain` and its exit code."""
+
+    run_folder: Path
+    passed: bool
+    verdict: str  # "PASS: ..." or "CHECK: ..."
+    promoted: bool
+    decision: str  # the promotion decision and its reason
+    champion: str  # the champion now
+
+    @property
+    def exit_code(self) -> int:
+        """EXIT_CHECK before anything else: a run that needs a look must not pass silently."""
+        if not self.passed:
+            return EXIT_CHECK
+        return EXIT_PROMOTED if self.promoted else EXIT_KEPT
+
+    def lines(self) -> list[str]:
+        """The closing lines, one fact each."""
+        return [
+            f"run:       {self.run_folder}",
+            f"verdict:   {self.verdict}",
+            f"promotion: {self.decision}",
+            f"champion:  {self.champion}",
+            f"report:    {self.run_folder / 'report.html'}",
+        ]
+
+
+def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
+    """Read a completed run's verdict and promotion back from what it wrote."""
+    from houseprice import registry, storage
+    from tasks.plots import model_label
+    from tasks.report import run_verdict
+
+    metrics = storage.read_json(run_folder / "metrics.json")
     try:
-        with prefect_api():
-            run_folder = retrain(config)
-    except Exception as error:
-        notes = "".join(f"\n  {note}" for note in getattr(error, "__notes__", []))
-        return _fail(f"retrain failed: {error}{notes}")
-    print(run_folder)
-    return 0
+        validation = storage.read_json(run_folder / "validation" / "result.json")
+    except (OSError, ValueError):  # a completed run passed validation: it stops a run otherwise
+        validation = {"success": True}
+    passed, verdict = run_verdict(validation, metrics["reference_check"], metrics.get("drift"))
+    promotion = metrics.get("promotion") or {}
+    champion = registry.read_champion(artifacts_dir)
+    promoted = champion is not None and champion.run_id == run_folder.name
+    model = f" ({model_label(promotion['framework'])})" if promotion.get("framework") else ""
+    decision = f"{'promoted' if promoted else 'not promoted'}{model}: {promotion.get('reason')}"
+    return RetrainOutcome(
+        run_folder, passed, verdict, promoted, decision, _champion_text(champion, run_folder.name)
+    )
+
+
+def _champion_text(champion: Any, this_run: str | None = None) -> str:
+    """The champion in one line: run/framework, and whether it is this run's model."""
+    if champion is None:
+        return "none yet"
+    mine = " (this run)" if champion.run_id == this_run else ""
+    return f"{champion.run_id}/{champion.framework}{mine}, since {champion.promoted_at}"
+
+
+def command_retrain(args: argparse.Namespace) -> int:
+    """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
+    config = config_from_arguments(args)
+    from houseprice.console import brief_prefect_console
+
+    with brief_prefect_console(args.verbose):
+        from flows.retrain import retrain  # imported late: Prefect start-up is slow
+
+        try:
+            with prefect_api():
+                result = retrain(config)
+        except Exception as error:
+            return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
+    artifacts_dir = config.paths.artifacts_dir
+    if not Path(result).is_dir():  # landing mode with nothing new: the flow says why
+        print(result)
+        print(f"champion:  {_champion_text(_read_champion(artifacts_dir))}")
+        return EXIT_KEPT
+    outcome = read_outcome(Path(result), artifacts_dir)
+    print("\n".join(outcome.lines()))
+    return outcome.exit_code
+
+
+def _read_champion(artifacts_dir: Path) -> Any:
+    from houseprice import registry
+
+    return registry.read_champion(artifacts_dir)
+
+
+def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> int:
+    """Say why the run failed and where its report is; a traceback only for a bug or verbose."""
+    from houseprice import runs, storage
+
+    expected = isinstance(error, _user_errors())
+    if verbose or not expected:
+        traceback.print_exception(error)
+        if not expected:
+            print("houseprice: this looks like a bug; the traceback is above", file=sys.stderr)
+    folder = runs.run_folder_of(error)
+    status = runs.read_status(storage.RunPaths(folder.name, folder)) if folder else {}
+    where = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
+    lines = [f"houseprice: retrain failed{where}: {error}"]
+    if folder is not None:
+        lines.append(f"run:       {folder}")
+        if (folder / "report.html").exists():
+            lines.append(f"report:    {folder / 'report.html'}")
+    with contextlib.suppress(Exception):  # an unreadable champion must not hide the failure
+        lines.append(f"champion:  {_champion_text(_read_champion(artifacts_dir))} (unchanged)")
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_FAILED
 
 
 def command_predict(args: argparse.Namespace) -> int:
@@ -150,51 +296,62 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def _decision_text(run: dict[str, Any]) -> str:
-    """What became of a run: its promotion decision, or the error that stopped it."""
-    promotion = run["promotion"]
-    if not promotion:
-        return (run["error"] or "").partition("\n")[0]  # the first line says what failed
+    """What became of a run: its promotion decision, or what stopped it."""
+    status = run["status"]
+    if status == "failed":
+        stage = f" in stage {run['failed_stage']}" if run.get("failed_stage") else ""
+        return f"failed{stage}: " + (run["error"] or "").partition("\n")[0]
+    if status == "killed":
+        return "killed: stopped before it finished (no process holds its lock)"
+    if status != "completed":
+        return "running now" if status == "running" else f"status {status!r}"
+    promotion = run["promotion"] or {}
     verdict = "promoted" if promotion.get("promoted") else "not promoted"
     return f"{verdict}: {promotion.get('reason', '')}"
 
 
+HISTORY_ROW = "{:<23}  {:<9}  {:<8}  {:<10}  {:>10}  {:>6}"
+MIN_WIDTH, MAX_WIDTH = 80, 100  # fits an 80-column terminal; longer lines are hard to scan
+
+
+def _wrapped(text: str, width: int, indent: str = "    ", max_lines: int = 3) -> list[str]:
+    """text under its row, wrapped to the terminal and cut after max_lines."""
+    return textwrap.wrap(
+        text, width, initial_indent=indent, subsequent_indent=indent, max_lines=max_lines
+    )
+
+
 def command_history(args: argparse.Namespace) -> int:
-    """Print every run (time, data, metrics, decision) and every champion change."""
+    """Print every run (data, model, metrics, decision) and every champion change."""
     from houseprice import registry
 
     runs = registry.list_runs(args.artifacts_dir)
     if not runs:
         print(f"no runs under {args.artifacts_dir}")
         return 0
-    row = "{:<24} {:<25} {:<10} {:<12} {:<10} {:>11} {:>7}  {}"
-    print(
-        row.format("run", "started", "status", "snapshot", "model", "test RMSE", "R2", "decision")
-    )
+    width = min(max(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MIN_WIDTH), MAX_WIDTH)
+    print(HISTORY_ROW.format("run", "status", "snapshot", "model", "test RMSE", "R²"))
     for run in runs:
         test = run["test"] or {}
         print(
-            row.format(
+            HISTORY_ROW.format(
                 run["run_id"],
-                run["started_at"] or "-",
                 run["status"] or "?",
-                (run["snapshot"] or "-")[:12],
+                (run["snapshot"] or "-")[:8],
                 run["selected_model"] or "-",
                 f"{test['rmse']:,.0f}" if "rmse" in test else "-",
                 f"{test['r2']:.3f}" if "r2" in test else "-",
-                _decision_text(run),
-            )
+            ).rstrip()
         )
+        print("\n".join(_wrapped(_decision_text(run), width)))
     print("\nchampion changes:")
     changes = [e for e in registry.read_history(args.artifacts_dir) if e.get("promoted")]
     for entry in changes:
         framework = entry.get("framework") or ""
-        print(f"  {entry['time']}  {entry['run_id']}/{framework}: {entry['reason']}")
+        print(f"  {entry['time']}  {entry['run_id']}/{framework}")
+        print("\n".join(_wrapped(entry.get("reason") or "", width, indent="      ")))
     champion = registry.read_champion(args.artifacts_dir)
-    if champion is None:
-        print("current champion: none yet")
-    else:
-        model = f"{champion.run_id}/{champion.framework}"
-        print(f"current champion: {model}, since {champion.promoted_at}")
+    print(f"current champion: {_champion_text(champion)}")
     return 0
 
 
@@ -269,44 +426,127 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph descriptions; keeps text laid out in lines (the exit codes) as is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text:
+            return super()._fill_text(text, width, indent)
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
+RETRAIN_EPILOG = """\
+The last lines say what happened: the run folder, the verdict (PASS, or CHECK and why), whether
+this run's model was promoted and why, the champion now, and the report's path.
+
+exit codes:
+  0  completed, PASS, and this run's model is now the champion
+  1  failed (bad data, a missing file, another retrain holding the lock, a bug); the run's
+     report.html says which stage stopped it and why
+  2  the configuration was refused before anything ran
+  3  completed, PASS, the champion was kept (or, in landing mode, nothing new to train)
+  4  completed with CHECK: a trainer is off the least-squares answer, or the data drifted
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("houseprice")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface, one subcommand per capability."""
-    parser = argparse.ArgumentParser(prog="houseprice", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    retrain = commands.add_parser("retrain", help="ingest, validate, train, evaluate and report")
+    parser = argparse.ArgumentParser(
+        prog="houseprice",
+        description="Train house-price models on validated data, keep the best one as the "
+        "champion, and price new houses with it.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show full tracebacks, also for errors in your data or files",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, summary: str, **extra: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            parents=[common],
+            formatter_class=_HelpFormatter,
+            **extra,
+        )
+
+    retrain = add(
+        "retrain",
+        "Validate the data, train the PyTorch and TensorFlow models, check them against the "
+        "exact least-squares answer, write a report, and promote the better model if it "
+        "beats the champion.",
+        epilog=RETRAIN_EPILOG,
+    )
     _add_config_arguments(retrain)
     retrain.set_defaults(handler=command_retrain)
 
-    predict = commands.add_parser("predict", help="score a CSV/Parquet file with the champion")
-    predict.add_argument("--input", type=Path, required=True, help="CSV or Parquet file of houses")
+    predict = add("predict", "Price the houses in a CSV or Parquet file with the champion.")
     predict.add_argument(
-        "--output", type=Path, required=True, help="where to write, .csv or .parquet"
+        "--input", type=Path, required=True, metavar="FILE", help="CSV or Parquet file of houses"
     )
-    predict.add_argument("--run", help="score with this run's model instead of the champion")
-    predict.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    predict.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="where to write the houses with a prediction column (.csv or .parquet)",
+    )
+    predict.add_argument(
+        "--run", metavar="RUN_ID", help="use this run's model instead of the champion"
+    )
+    _add_artifacts_argument(predict)
     predict.set_defaults(handler=command_predict)
 
-    history = commands.add_parser("history", help="list runs, metrics and champion changes")
-    history.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    history = add(
+        "history", "List every run with its metrics and decision, and every champion change."
+    )
+    _add_artifacts_argument(history)
     history.set_defaults(handler=command_history)
 
-    promote = commands.add_parser("promote", help="make an earlier run the champion")
-    promote.add_argument("run_id")
-    promote.add_argument("--framework", choices=["torch", "tensorflow"])
-    promote.add_argument("--reason", help="note kept in the promotion history")
-    promote.add_argument(
-        "--wait", type=float, default=3600, help="seconds to wait for a running retrain"
+    promote = add(
+        "promote",
+        "Make an earlier completed run's model the champion (to roll back a promotion).",
     )
-    promote.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    promote.add_argument("run_id", metavar="RUN_ID", help="the run to promote, as in `history`")
+    promote.add_argument(
+        "--framework",
+        choices=["torch", "tensorflow"],
+        help="which of the run's two models (default: the one the run selected)",
+    )
+    promote.add_argument("--reason", help="a note kept with the decision in the history")
+    promote.add_argument(
+        "--wait",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="how long to wait for a retrain in progress to finish (default: %(default).0f)",
+    )
+    _add_artifacts_argument(promote)
     promote.set_defaults(handler=command_promote)
 
-    serve = commands.add_parser(
-        "serve", help="retrain on a schedule from this process (no work pool needed)"
+    serve = add(
+        "serve",
+        "Retrain on a schedule from this process until Ctrl-C (needs a Prefect server; no "
+        "work pool).",
     )
     _add_config_arguments(serve)
     serve.add_argument(
         "--landing-dir",
         type=Path,
+        metavar="DIR",
         help=f"folder where new CSV/Parquet files are dropped (default: {DEFAULT_LANDING_DIR})",
     )
     serve.add_argument("--cron", help="when to retrain, a cron string (default: 0 2 * * *)")
@@ -317,19 +557,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifacts-dir",
+        type=Path,
+        default=Path("artifacts"),
+        metavar="DIR",
+        help="where runs and the champion are kept (default: %(default)s)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `houseprice` console command."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as error:
-        return _fail(str(error), code=2)
+        return _fail(str(error), code=EXIT_REFUSED)
     except Exception as error:
-        if isinstance(error, _user_errors()):
-            return _fail(str(error))
-        raise
+        if not isinstance(error, _user_errors()):
+            raise  # a bug: Python prints the traceback
+        if args.verbose:
+            traceback.print_exception(error)
+        return _fail(str(error))
     except KeyboardInterrupt:
-        return _fail("interrupted", code=130)
+        return _fail("interrupted", code=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,29 @@ DEFAULT_NUMERIC_FEATURES = [
 DEFAULT_CATEGORICAL_FEATURES = ["Neighborhood", "Bldg_Type", "Overall_Cond"]
 
 
+def _schema_defaults(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Put each default_factory's value in the JSON schema, which pydantic leaves out.
+
+    The Prefect UI fills a run form's empty fields from the schema's defaults: without this,
+    list fields (the feature columns) and whole sections would show up blank.
+    """
+    properties = schema.get("properties", {})
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if field.default_factory is None or key not in properties:
+            continue
+        value = field.default_factory()  # type: ignore[call-arg]
+        properties[key].setdefault(
+            "default", value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        )
+
+
 class _Section(BaseModel):
     """Base for every section: unknown keys are errors, so a typo never passes silently."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, json_schema_extra=_schema_defaults
+    )
 
 
 class DataConfig(_Section):

@@ -72,3 +72,21 @@ def retrain_lock(
         for folder in dict.fromkeys(folders):  # the same folder twice would deadlock on itself
             stack.enter_context(_locked_file(folder, timeout_s, log))
         yield
+
+
+def lock_is_held(folder: Path) -> bool:
+    """Whether a live process holds the retrain lock on folder (a killed one holds nothing)."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        handle = open(path)  # noqa: SIM115 (closed below, after the probe)
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            # A shared lock is granted unless someone holds the exclusive one, and is dropped at
+            # once: a retrain starting this very moment waits one poll at most.
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

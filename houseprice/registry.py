@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from houseprice import storage
-from houseprice.runs import COMPLETED, read_status, utc_now
+from houseprice.locking import lock_is_held
+from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
 
 FRAMEWORKS = ("torch", "tensorflow")
+# A run whose run.json still says running while no retrain holds the lock: its process died
+# (SIGKILL, power cut) before it could write anything else.
+KILLED = "killed"
 
 
 class RegistryError(RuntimeError):
@@ -106,17 +110,20 @@ def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
 def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
     """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
     root = storage.runs_dir(artifacts_dir)
+    live = lock_is_held(Path(artifacts_dir).resolve())
     summaries = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
         run = storage.RunPaths(folder.name, folder)
         status = read_status(run)
+        state = status.get("status")
         summary: dict[str, Any] = {
             "run_id": run.run_id,
-            "status": status.get("status"),
+            "status": KILLED if state == RUNNING and not live else state,
             "started_at": status.get("started_at"),
             "error": status.get("error"),
+            "failed_stage": status.get("failed_stage"),
         }
         try:
             metrics = storage.read_json(run.metrics)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +24,8 @@ from houseprice.config import PipelineConfig
 logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+# Set on an error that stopped a run: the run folder it left (read with run_folder_of).
+RUN_FOLDER_ATTRIBUTE = "houseprice_run_folder"
 TRACKED_PACKAGES = (
     "prefect",
     "torch",
@@ -96,6 +99,7 @@ class RunRecorder:
         self.timings: dict[str, float] = {}
         self.lineage: dict[str, Any] = {}
         self.started_at = utc_now()
+        self.failed_stage: str | None = None  # the stage an error left, for the failure report
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -104,6 +108,9 @@ class RunRecorder:
         start = time.perf_counter()
         try:
             yield
+        except BaseException:
+            self.failed_stage = self.failed_stage or name
+            raise
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
         self.log("stage %s: done in %.2f s", name, self.timings[name])
@@ -127,19 +134,38 @@ class RunRecorder:
         }
         if error is not None:
             record["error"] = f"{type(error).__name__}: {error}"
+            record["failed_stage"] = self.failed_stage
         storage.write_json_atomic(self.run.status, record)
 
 
 @contextlib.contextmanager
 def recorded_run(
-    run: storage.RunPaths, config: PipelineConfig, log: Callable[..., None]
+    run: storage.RunPaths,
+    config: PipelineConfig,
+    log: Callable[..., None],
+    on_failure: Callable[[RunRecorder, BaseException], None] | None = None,
 ) -> Iterator[RunRecorder]:
-    """Yield a RunRecorder; mark the run completed on success, failed (and re-raise) on error."""
+    """Yield a RunRecorder; mark the run completed on success, failed (and re-raise) on error.
+
+    on_failure (a failure report, say) runs before run.json is marked failed; an error of its
+    own is logged and never hides the run's.
+    """
     recorder = RunRecorder(run, config, log)
     try:
         yield recorder
     except BaseException as error:
+        if on_failure is not None and isinstance(error, Exception):
+            try:
+                on_failure(recorder, error)
+            except Exception as report_error:
+                logger.warning("could not write the failure report: %r", report_error)
         recorder.finish(FAILED, error)
-        error.add_note(f"run folder: {run.root}")  # the CLI prints notes under the message
+        error.add_note(f"run folder: {run.root}")  # for logs that show only the exception
+        setattr(error, RUN_FOLDER_ATTRIBUTE, run.root)  # where the CLI finds run.json, report
         raise
     recorder.finish(COMPLETED)
+
+
+def run_folder_of(error: BaseException) -> Path | None:
+    """The folder of the run an error stopped, or None if it struck before a run began."""
+    return getattr(error, RUN_FOLDER_ATTRIBUTE, None)

@@ -245,6 +245,11 @@ class RunPaths:
         return self.root / "validation" / "data_docs"
 
     @property
+    def data_docs_static(self) -> Path:
+        """Data Docs' styles and scripts, one folder shared by every run (artifacts/...)."""
+        return self.root.parent.parent / DATA_DOCS_STATIC
+
+    @property
     def preprocessing(self) -> Path:
         return self.root / "model" / "preprocessing.json"
 
@@ -264,6 +269,10 @@ class RunPaths:
     @property
     def exports(self) -> Path:
         return self.root / "exports"
+
+
+# Under the artifacts folder, beside runs/: Data Docs assets, one subfolder per version.
+DATA_DOCS_STATIC = "data_docs_static"
 
 
 def runs_dir(artifacts_dir: Path) -> Path:

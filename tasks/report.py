@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,7 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 # Stable keys, so the Prefect UI keeps every run's artifact as a version of the same entry.
 REPORT_ARTIFACT_KEY = "houseprice-report"
 METRICS_ARTIFACT_KEY = "houseprice-metrics"
+REPORT_LINK_ARTIFACT_KEY = "houseprice-report-link"
 VALIDATION_FIELDS = ("success", "evaluated", "successful", "failed", "suite", "failures")
 
 
@@ -196,11 +202,23 @@ def _drifted_features(drift: dict[str, Any]) -> list[str]:
 
 def _verdict(inputs: ReportInputs) -> tuple[bool, str]:
     """Whether the run looks sound, and one sentence saying why (or what to look at)."""
+    return run_verdict(inputs.validation, inputs.evaluation.reference_check, inputs.drift)
+
+
+def run_verdict(
+    validation: Mapping[str, Any],
+    checks: Mapping[str, dict[str, Any]],
+    drift: dict[str, Any] | None,
+) -> tuple[bool, str]:
+    """PASS or CHECK, and why: the report's headline, also printed by `houseprice retrain`.
+
+    validation is the validation summary ({"success", "failed", "evaluated"}), checks the
+    evaluation's reference_check (per trainer), drift the drift report's dict or None.
+    """
     problems = []
-    if not inputs.validation.get("success", False):
-        failed, evaluated = (inputs.validation.get(k, "?") for k in ("failed", "evaluated"))
+    if not validation.get("success", False):
+        failed, evaluated = (validation.get(k, "?") for k in ("failed", "evaluated"))
         problems.append(f"data validation failed ({failed} of {evaluated} expectations)")
-    checks = inputs.evaluation.reference_check
     if not checks:
         problems.append("no trained model to check against the reference")
     for name, check in checks.items():
@@ -209,7 +227,7 @@ def _verdict(inputs: ReportInputs) -> tuple[bool, str]:
             problems.append(
                 f"{model_label(name)} test RMSE is {gap:.4f}% off the least-squares reference"
             )
-    if inputs.drift and (drifted := _drifted_features(inputs.drift)):
+    if drift and (drifted := _drifted_features(drift)):
         problems.append(f"drift above threshold in {', '.join(drifted)}")
     if problems:
         return False, "CHECK: " + "; ".join(problems) + "."
@@ -249,7 +267,7 @@ def _format_value(value: Any) -> str:
 
 
 def render_markdown_summary(inputs: ReportInputs) -> str:
-    """Verdict, metrics table and reference check in a few lines of markdown."""
+    """Verdict, promotion, drift, metrics table and reference check in markdown."""
     _require_reference(inputs.evaluation)
     _, verdict = _verdict(inputs)
     lines = [
@@ -257,6 +275,8 @@ def render_markdown_summary(inputs: ReportInputs) -> str:
         "",
         f"Run `{_md(inputs.run_id)}` on snapshot `{inputs.snapshot_hash[:12]}`.",
         "",
+        *_promotion_markdown(inputs.promotion),
+        *_drift_markdown(inputs.drift),
         *_markdown_table(METRIC_HEADERS, map(_metric_cells, metrics_table_rows(inputs.evaluation))),
         "",
         *_markdown_table(
@@ -264,6 +284,47 @@ def render_markdown_summary(inputs: ReportInputs) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _promotion_markdown(promotion: dict[str, Any] | None) -> list[str]:
+    """The promotion decision, its reason and its bootstrap interval, as markdown lines."""
+    if promotion is None:
+        return []
+    verdict = "promoted" if promotion.get("promoted") else "not promoted"
+    model = f" ({model_label(promotion['framework'])})" if promotion.get("framework") else ""
+    lines = [f"**Promotion: {verdict}**{_md(model)}: {_md(promotion.get('reason', ''))}", ""]
+    comparison = (promotion.get("figures") or {}).get("comparison") or {}
+    if "relative_change" in comparison:
+        line = (
+            f"Test RMSE change against champion `{_md(promotion.get('champion_run_id'))}`: "
+            f"{comparison['relative_change']:+.2%}"
+        )
+        if {"ci_low", "ci_high"} <= set(comparison):
+            level = f"{comparison['confidence']:.0%} " if "confidence" in comparison else ""
+            samples = f", {comparison['samples']:,} resamples" if "samples" in comparison else ""
+            line += (
+                f", {level}interval {comparison['ci_low']:+.2%} .. {comparison['ci_high']:+.2%} "
+                f"(paired bootstrap{samples})"
+            )
+        lines += [line + ".", ""]
+    return lines
+
+
+def _drift_markdown(drift: dict[str, Any] | None) -> list[str]:
+    """Drift in one markdown line: the features above the threshold, or why none."""
+    if drift is None:
+        return []
+    if not drift.get("checked", True):
+        return [f"**Drift: not checked**: {_md(drift.get('note') or '')}", ""]
+    scores, drifted = drift.get("scores") or {}, _drifted_features(drift)
+    top = sorted(scores.items(), key=lambda item: -item[1])[:3]
+    largest = ", ".join(f"{_md(name)} {score:.3f}" for name, score in top)
+    status = f"above threshold in {_md(', '.join(drifted))}" if drifted else "none above threshold"
+    return [
+        f"**Drift (PSI, threshold {drift.get('threshold')}): {status}**; "
+        f"{len(scores)} features compared, largest {largest or '—'}.",
+        "",
+    ]
 
 
 def _markdown_table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
@@ -555,6 +616,7 @@ td:not(:first-child){text-align:right}.row{display:flex;flex-wrap:wrap;align-ite
 .warn{background:#fff4e5;padding:6px 10px;border-radius:4px}
 .equation{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;overflow-wrap:anywhere}
 figure{margin:8px 0}img{max-width:100%}code{font-size:12px}
+.text td:not(:first-child){text-align:left}
 """
 
 
@@ -580,15 +642,152 @@ def render_report(inputs: ReportInputs) -> str:
     )
 
 
+def rounded_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """metrics_table_rows rounded for reading: whole price units, R² to 4 places, % to 2."""
+    digits = {"rmse": 0, "mae": 0, "r2": 4, "mape_pct": 2, "rmse_gap_pct": 4}
+    return [
+        {
+            key: round(value, digits[key]) if key in digits and value is not None else value
+            for key, value in row.items()
+        }
+        for row in metrics_table_rows(evaluation)
+    ]
+
+
+def _publish_report_link(path: Path, description: str) -> None:
+    """A Prefect link artifact that opens the report from the UI (a file:// address)."""
+    create_link_artifact(
+        Path(path).resolve().as_uri(),
+        link_text=f"report.html of {description}",
+        key=REPORT_LINK_ARTIFACT_KEY,
+        description=description,
+    )
+
+
 @task(name="write-report", cache_policy=NO_CACHE)  # the inputs hold whole datasets: never hash them
 def write_report(inputs: ReportInputs, run: RunPaths) -> Path:
-    """Write report.html and publish the summary and metrics as Prefect artifacts."""
+    """Write report.html and publish the summary, metrics and a link as Prefect artifacts."""
     path = storage.write_text_atomic(run.report, render_report(inputs))
     description = f"houseprice run {inputs.run_id}"
     summary = render_markdown_summary(inputs) + f"\nFull report: `{path}`\n"
     create_markdown_artifact(summary, key=REPORT_ARTIFACT_KEY, description=description)
     create_table_artifact(
-        metrics_table_rows(inputs.evaluation), key=METRICS_ARTIFACT_KEY, description=description
+        rounded_table_rows(inputs.evaluation), key=METRICS_ARTIFACT_KEY, description=description
     )
+    _publish_report_link(path, description)
+    get_run_logger().info("report: wrote %s", path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The report of a failed run: which stage stopped it and why.
+
+
+@dataclass
+class FailureInputs:
+    """What a failed run's report shows."""
+
+    run_id: str
+    stage: str | None  # the stage that raised; None when it failed outside any stage
+    error: str  # "ExceptionType: message"
+    stage_seconds: dict[str, float]
+    validation: dict[str, Any] | None = None  # a failed validation's summary, with failures
+    data_docs: str | None = None  # the Data Docs index, relative to report.html
+
+    @classmethod
+    def from_error(
+        cls, run: RunPaths, stage: str | None, error: BaseException, stage_seconds: dict
+    ) -> FailureInputs:
+        """Read the failure off the error; a failed validation carries its whole report."""
+        report = getattr(error, "report", None)  # DataValidationError; duck-typed, as above
+        validation = report.to_dict() if hasattr(report, "to_dict") else None
+        docs = (validation or {}).get("docs_index")
+        return cls(
+            run_id=run.run_id,
+            stage=stage,
+            error=f"{type(error).__name__}: {error}",
+            stage_seconds=dict(stage_seconds),
+            validation=validation,
+            data_docs=Path(os.path.relpath(docs, run.root)).as_posix() if docs else None,
+        )
+
+    @property
+    def headline(self) -> str:
+        """'FAILED in stage X: the error's first line'."""
+        where = f" in stage {self.stage}" if self.stage else ""
+        return f"FAILED{where}: {self.error.splitlines()[0]}"
+
+
+FAILURE_HEADERS = ["expectation", "column", "sample values", "what failed"]
+
+
+def _failure_cells(failure: dict[str, Any]) -> list[str]:
+    """One failed expectation as display strings, in FAILURE_HEADERS order."""
+    sample = ", ".join(_format_value(value) for value in failure.get("sample") or [])
+    return [
+        failure.get("expectation_type", ""),
+        failure.get("column") or "—",
+        sample or "—",
+        failure.get("description", ""),
+    ]
+
+
+def render_failure_report(inputs: FailureInputs) -> str:
+    """A failed run's page: the stage, the error and, for validation, each failed expectation."""
+    parts = [
+        f"<header><h1>House-price run {_e(inputs.run_id)}</h1>"
+        f'<p class="verdict bad">{_e(inputs.headline)}</p></header>',
+        _section("error", "Error", f"<pre>{html.escape(inputs.error)}</pre>"),
+    ]
+    if inputs.validation is not None:
+        validation = inputs.validation
+        docs = (
+            f'<p>Every expectation, passed and failed: <a href="{html.escape(inputs.data_docs)}">'
+            "Great Expectations Data Docs</a></p>"
+            if inputs.data_docs
+            else ""
+        )
+        parts.append(
+            _section(
+                "validation",
+                "Failed expectations",
+                f"<p>{_e(validation.get('failed'))} of {_e(validation.get('evaluated'))} "
+                f"expectations of suite <code>{_e(validation.get('suite'))}</code> failed.</p>",
+                '<div class="text">'
+                + _table(FAILURE_HEADERS, map(_failure_cells, validation.get("failures") or []))
+                + "</div>",
+                docs,
+            )
+        )
+    parts.append(_timings_section(inputs.stage_seconds))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>House-price run {_e(inputs.run_id)} failed</title><style>{CSS}</style></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
+    )
+
+
+def render_failure_markdown(inputs: FailureInputs) -> str:
+    """The failure in markdown for the Prefect artifact: the same facts as the page."""
+    lines = [f"**{_md(inputs.headline)}**", "", f"Run `{_md(inputs.run_id)}`.", ""]
+    if inputs.validation is not None:
+        failures = inputs.validation.get("failures") or []
+        lines += [*_markdown_table(FAILURE_HEADERS, map(_failure_cells, failures)), ""]
+    else:
+        lines += ["```", inputs.error.replace("`", "'"), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="write-failure-report", cache_policy=NO_CACHE)
+def write_failure_report(
+    run: RunPaths, stage: str | None, error: BaseException, stage_seconds: dict[str, float]
+) -> Path:
+    """Write a failed run's report.html and publish it as Prefect artifacts."""
+    inputs = FailureInputs.from_error(run, stage, error, stage_seconds)
+    path = storage.write_text_atomic(run.report, render_failure_report(inputs))
+    description = f"houseprice run {inputs.run_id} (failed)"
+    summary = render_failure_markdown(inputs) + f"\nFull report: `{path}`\n"
+    create_markdown_artifact(summary, key=REPORT_ARTIFACT_KEY, description=description)
+    _publish_report_link(path, description)
     get_run_logger().info("report: wrote %s", path)
     return path

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
 from houseprice.config import BUNDLED_SOURCE, DataConfig
+from tasks.data_docs import make_offline
 from tasks.suites import (
     BETWEEN,
     COLUMN_SET,
@@ -102,9 +103,16 @@ class DataValidationError(RuntimeError):
 
 
 def run_validation(
-    frame: pd.DataFrame, suite: dict[str, Any], docs_dir: Path | None = None
+    frame: pd.DataFrame,
+    suite: dict[str, Any],
+    docs_dir: Path | None = None,
+    docs_static: Path | None = None,
 ) -> ValidationReport:
-    """Validate frame against a GX suite JSON dict; build Data Docs into docs_dir when given."""
+    """Validate frame against a GX suite JSON dict; build Data Docs into docs_dir when given.
+
+    The docs work offline; their styles and scripts go to docs_static (shared by every run;
+    default: a folder beside docs_dir).
+    """
     gx = _import_gx()
     context = _ephemeral_context(gx)
     gx_suite = context.suites.add(_load_suite(gx, suite))
@@ -118,7 +126,10 @@ def run_validation(
     )
     # SUMMARY: counts plus up to 20 offending values, without COMPLETE's index list of every row.
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    docs_index = _build_docs(context, docs_dir) if docs_dir is not None else None
+    docs_index = None
+    if docs_dir is not None:
+        static = docs_static or Path(docs_dir).parent / storage.DATA_DOCS_STATIC
+        docs_index = _build_docs(context, docs_dir, static)
     order = {expectation.id: i for i, expectation in enumerate(gx_suite.expectations)}
     return _summarize(result.to_json_dict(), order, set(frame.columns), docs_index)
 
@@ -165,7 +176,7 @@ def _load_suite(gx: ModuleType, suite: dict[str, Any]) -> Any:
     return loaded
 
 
-def _build_docs(context: AbstractDataContext, docs_dir: Path) -> Path:
+def _build_docs(context: AbstractDataContext, docs_dir: Path, static: Path) -> Path:
     """Render Data Docs into docs_dir (built beside it, then renamed into place)."""
 
     def build(folder: Path) -> None:
@@ -181,6 +192,7 @@ def _build_docs(context: AbstractDataContext, docs_dir: Path) -> Path:
         }
         context.add_data_docs_site(DOCS_SITE, site)
         context.build_data_docs(site_names=[DOCS_SITE])
+        make_offline(folder, static)  # GX's pages would fetch their styles from CDNs
 
     storage.write_with_atomic(Path(docs_dir), build)
     return Path(docs_dir) / "index.html"
@@ -331,7 +343,8 @@ def validate_data(
     base = learned
     if base is None and data.source == BUNDLED_SOURCE:
         base = storage.read_json(storage.BUNDLED_SUITE)
-    report = run_validation(frame, build_expectation_suite(data, base), run.data_docs)
+    suite = build_expectation_suite(data, base)
+    report = run_validation(frame, suite, run.data_docs, run.data_docs_static)
     storage.write_json_atomic(run.validation, report.to_dict())
     get_run_logger().info("%s; Data Docs: %s", report.summary(), report.docs_index)
     if not report.success:

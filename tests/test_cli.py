@@ -1,8 +1,28 @@
 """The houseprice command: flags build the config; bad input gives one line and a non-zero exit."""
 
+import logging
+import os
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
 import pytest
 
-from houseprice.cli import build_parser, config_from_arguments, main
+from houseprice import registry, storage
+from houseprice.cli import (
+    EXIT_CHECK,
+    EXIT_FAILED,
+    EXIT_KEPT,
+    EXIT_PROMOTED,
+    EXIT_REFUSED,
+    build_parser,
+    config_from_arguments,
+    main,
+    read_outcome,
+)
+from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
+from houseprice.locking import retrain_lock
 
 
 def _config(*argv):
@@ -77,3 +97,177 @@ def test_predict_without_a_champion_is_one_clear_line(tmp_path, capsys):
 def test_categorical_without_features_is_refused(capsys):
     assert main(["retrain", "--source", "x.csv", "--categorical", "zip"]) == 2
     assert "add --features" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# What `retrain` says at the end, and its exit codes (without running the flow).
+
+
+def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted=True):
+    """A run folder holding what a completed run leaves for the closing lines to read."""
+    run = storage.create_run(artifacts, run_id)
+    check = {"test_rmse_ratio": 1.0 if within else 1.2, "train_mse_ratio": 1.0}
+    check |= {"tolerance": 0.001, "within_tolerance": within}
+    reason = "first champion: passes the absolute limits" if promoted else "no evidence it beats"
+    storage.write_json_atomic(
+        run.metrics,
+        {
+            "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
+            "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
+            "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
+            "selected_model": "torch",
+            "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
+        },
+    )
+    storage.write_json_atomic(run.validation, {"success": True, "failed": 0, "evaluated": 9})
+    storage.write_json_atomic(run.status, {"run_id": run_id, "status": "completed"})
+    storage.write_bytes_atomic(run.torch_model, b"weights")
+    if promoted:
+        registry.promote(artifacts, run_id, "torch", reason)
+    return run
+
+
+def test_a_promoted_pass_exits_0_and_names_verdict_promotion_champion_report(tmp_path):
+    run = _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    outcome = read_outcome(run.root, tmp_path)
+    assert outcome.exit_code == EXIT_PROMOTED == 0
+    run_line, verdict, promotion, champion, report = outcome.lines()
+    assert run_line == f"run:       {run.root}"
+    assert verdict.startswith("verdict:   PASS: PyTorch and TensorFlow match the least-squares")
+    assert promotion == "promotion: promoted (PyTorch): first champion: passes the absolute limits"
+    assert champion.startswith("champion:  20260101T000000Z-aaaaaa/torch (this run), since 20")
+    assert report == f"report:    {run.report}"
+
+
+def test_a_kept_champion_exits_3_and_names_the_champion(tmp_path):
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    run = _completed_run(tmp_path, "20260102T000000Z-bbbbbb", promoted=False)
+    outcome = read_outcome(run.root, tmp_path)
+    assert outcome.exit_code == EXIT_KEPT == 3
+    assert outcome.decision == "not promoted (PyTorch): no evidence it beats"
+    assert outcome.champion.startswith("20260101T000000Z-aaaaaa/torch, since ")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"within": False}, "CHECK: PyTorch test RMSE is 20.0000% off the least-squares"),
+        ({"drift_score": 0.4}, "CHECK: drift above threshold in area."),
+    ],
+)
+def test_a_check_exits_4_even_when_a_model_was_promoted(tmp_path, change, reason):
+    run = _completed_run(tmp_path, "20260101T000000Z-aaaaaa", **change)
+    outcome = read_outcome(run.root, tmp_path)
+    assert outcome.exit_code == EXIT_CHECK == 4
+    assert outcome.verdict.startswith(reason)
+    assert outcome.promoted  # said on its own line; the exit code asks for a look first
+
+
+def test_exit_codes_are_distinct_and_documented_in_the_readme_and_help():
+    codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK]
+    assert len(set(codes)) == len(codes)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    help_text = build_parser()._subparsers._group_actions[0].choices["retrain"].format_help()
+    for code in codes:
+        assert re.search(rf"^\| `{code}` \|", readme, flags=re.M), code
+        assert re.search(rf"^  {code}  ", help_text, flags=re.M), code
+
+
+# ---------------------------------------------------------------------------------------------
+# history
+
+
+def test_history_fits_80_columns_and_shows_a_failed_runs_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    failed = storage.create_run(tmp_path, "20260102T000000Z-bbbbbb")
+    # A run that failed after its gate wrote metrics: history shows the error, not the decision.
+    storage.write_json_atomic(failed.metrics, {"promotion": {"promoted": True, "reason": "x"}})
+    error = "DataValidationError: data validation failed: suite 'houseprice' failed\n  - detail"
+    storage.write_json_atomic(
+        failed.status,
+        {"status": "failed", "error": error, "failed_stage": "validate", "started_at": "t"},
+    )
+    assert main(["history", "--artifacts-dir", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert max(map(len, listing.splitlines())) <= 80, listing
+    assert "failed in stage validate: DataValidationError: data validation failed" in listing
+    assert "- detail" not in listing and "promoted: x" not in listing
+    assert "current champion: 20260101T000000Z-aaaaaa/torch" in listing
+
+
+def test_history_shows_a_killed_run_once_its_lock_is_gone(tmp_path, capsys):
+    run = storage.create_run(tmp_path, "20260101T000000Z-dead00")
+    storage.write_json_atomic(run.status, {"run_id": run.run_id, "status": "running"})
+    with retrain_lock(tmp_path, tmp_path, 0, print):  # a live retrain: still running
+        assert registry.list_runs(tmp_path)[0]["status"] == "running"
+    # The holder died (the kernel drops its flock): the record still says running.
+    assert registry.list_runs(tmp_path)[0]["status"] == "killed"
+    assert main(["history", "--artifacts-dir", str(tmp_path)]) == 0
+    assert "killed: stopped before it finished" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# The terminal: no tracebacks for a user's error, help for a user, a version.
+
+
+def _record(message, exc_info=None):
+    return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, message, (), exc_info)
+
+
+def test_prefect_failure_records_lose_their_traceback_on_the_terminal():
+    try:
+        raise ValueError("bad data\n  - price: -5")
+    except ValueError as error:
+        record = _record("Task run failed with exception: %r", sys.exc_info())
+        record.args = (error,)
+    text = BriefFormatter(format="%(levelname)s | %(message)s").format(record)
+    assert "\n" not in text and "Traceback" not in text
+    assert text.startswith("ERROR | Task run failed with exception: ValueError('bad data")
+    assert text.endswith(" …")
+    plain = BriefFormatter(format="%(message)s").format(_record("stage train: done"))
+    assert plain == "stage train: done"
+
+
+def test_brief_console_reaches_worker_processes_and_is_undone(monkeypatch):
+    monkeypatch.delenv(FORMATTER_VARIABLE, raising=False)
+    with brief_prefect_console(verbose=False):
+        assert os.environ[FORMATTER_VARIABLE] == "houseprice.console.BriefFormatter"
+    assert FORMATTER_VARIABLE not in os.environ
+    with brief_prefect_console(verbose=True):
+        assert FORMATTER_VARIABLE not in os.environ
+
+
+def test_a_users_error_is_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):
+    argv = ["predict", "--input", str(tmp_path / "missing.csv"), "--output", "o.csv"]
+    assert main([*argv, "--artifacts-dir", str(tmp_path)]) == 1
+    quiet = capsys.readouterr().err
+    assert len(quiet.splitlines()) == 1 and "Traceback" not in quiet
+    assert main([*argv, "--artifacts-dir", str(tmp_path), "--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_help_describes_commands_and_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["promote", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # as read, whatever the wrapping
+    assert "RUN_ID the run to promote" in text
+    assert "(default: 3600)" in text and "(default: artifacts)" in text
+    for command in ("retrain", "predict", "history", "promote", "serve"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        page = capsys.readouterr().out
+        assert max(map(len, page.splitlines())) <= 100, command
+        assert all(action.help for action in _actions(command)), command
+
+
+def _actions(command):
+    parser = build_parser()._subparsers._group_actions[0].choices[command]
+    return [action for action in parser._actions if action.dest != "help"]
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"houseprice {metadata.version('houseprice')}"

@@ -65,3 +65,34 @@ def _fields(model: type, prefix: str = ""):
 def test_every_config_field_explains_itself_in_the_prefect_form():
     undescribed = [name for name, field in _fields(PipelineConfig) if not field.description]
     assert undescribed == []
+
+
+def test_list_and_section_defaults_fill_the_prefect_form():
+    """Prefect's UI fills a form's empty fields from the schema's defaults, lists included."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.retrain import retrain
+
+    schema = parameter_schema(retrain).model_dump()
+    definitions = schema["definitions"]
+    data = definitions["DataConfig"]["properties"]
+    assert data["numeric_features"]["default"] == PipelineConfig().data.numeric_features
+    assert data["categorical_features"]["default"] == PipelineConfig().data.categorical_features
+    assert data["features"]["default"] == [] and data["value_ranges"]["default"] == {}
+    torch = definitions["TrainingConfig"]["properties"]["torch"]["default"]
+    assert torch == PipelineConfig().training.torch.model_dump(mode="json")
+    missing = [
+        f"{section}.{name}"
+        for section, definition in definitions.items()
+        for name, field in definition.get("properties", {}).items()
+        if "default" not in field and name in _required_free(section)
+    ]
+    assert missing == []
+
+
+def _required_free(section: str) -> set[str]:
+    """The fields of a config section that have a default (all of them, today)."""
+    import houseprice.config as config
+
+    model = getattr(config, section)
+    return {name for name, field in model.model_fields.items() if not field.is_required()}

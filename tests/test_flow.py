@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from prefect.artifacts import Artifact
 
 from houseprice import registry, storage
 from houseprice.config import PipelineConfig
 from houseprice.model import load_model
 from tasks.evaluate import regression_metrics
 from tasks.features import split_data
-from tasks.validate import DataValidationError
+from tasks.report import REPORT_ARTIFACT_KEY
 from tests.conftest import make_houses, small_config
 
 pytestmark = pytest.mark.slow
@@ -93,13 +95,34 @@ def test_first_run_is_champion_and_predict_reproduces_its_metrics(first_run, wor
     assert reproduced.r2 == pytest.approx(recorded["r2"], rel=1e-6)
 
 
-def test_second_run_on_the_same_data_does_not_promote_on_noise(first_run, workspace):
-    from flows.retrain import retrain
+def _config_file(config: PipelineConfig, folder: Path) -> str:
+    """config as a YAML file for `houseprice retrain --config`."""
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return str(path)
+
+
+def test_second_run_on_the_same_data_does_not_promote_on_noise(
+    first_run, workspace, tmp_path, capsys
+):
+    from houseprice.cli import EXIT_KEPT, main
 
     _, config = workspace
-    second = storage.read_json(f"{retrain(config)}/metrics.json")
+    assert main(["retrain", "--config", _config_file(config, tmp_path)]) == EXIT_KEPT
+    closing = capsys.readouterr().out.splitlines()[-5:]
+    assert [line.split(":")[0] for line in closing] == [
+        "run",
+        "verdict",
+        "promotion",
+        "champion",
+        "report",
+    ]
+    second = storage.read_json(Path(closing[0].split(maxsplit=1)[1], "metrics.json"))
     assert second["promotion"]["promoted"] is False
     assert "no evidence" in second["promotion"]["reason"]
+    assert closing[1].startswith("verdict:   PASS: ")
+    assert closing[2].startswith("promotion: not promoted (") and "no evidence" in closing[2]
+    assert closing[3].startswith(f"champion:  {first_run.run_id}/")
     assert registry.read_champion(config.paths.artifacts_dir).run_id == first_run.run_id
 
 
@@ -121,19 +144,28 @@ def test_shuffled_prices_are_not_promoted_and_the_report_says_why(first_run, wor
 
 
 def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
-    from flows.retrain import retrain
+    """Through the command: one reason, no traceback, exit 1, and a report of the failure."""
+    from houseprice.cli import EXIT_FAILED, main
 
     frame = make_houses(rows=60)
     frame.loc[3, "price"] = -5.0
     frame.to_csv(tmp_path / "bad.csv", index=False)
     config = small_config(tmp_path, data={"source": str(tmp_path / "bad.csv")})
-    with pytest.raises(DataValidationError, match="price") as caught:
-        retrain(config)
-    assert "-5.0" in str(caught.value)
+    assert main(["retrain", "--config", _config_file(config, tmp_path)]) == EXIT_FAILED
+    terminal = capsys.readouterr()
+    assert "Traceback" not in terminal.out + terminal.err
+    reason, *details = terminal.err.splitlines()
+    assert reason.startswith("houseprice: retrain failed in stage validate: data validation")
+    assert any("'price'" in line and "-5.0" in line for line in details)
     (run_folder,) = storage.runs_dir(config.paths.artifacts_dir).iterdir()
     run = storage.RunPaths(run_folder.name, run_folder)
-    assert json.loads(run.status.read_text())["status"] == "failed"
+    assert f"report:    {run.report}" in details
+    status = json.loads(run.status.read_text())
+    assert status["status"] == "failed" and status["failed_stage"] == "validate"
     assert run.validation.exists()
+    page = run.report.read_text()
+    assert "FAILED in stage validate" in page and "<td>price</td><td>-5</td>" in page
+    assert Artifact.get(REPORT_ARTIFACT_KEY).data.startswith("**FAILED in stage validate")
     assert not run.torch_model.exists() and not run.keras_model.exists()
     assert registry.read_champion(config.paths.artifacts_dir) is None
     from houseprice.cli import main
@@ -250,8 +282,15 @@ def test_readme_first_command_on_the_bundled_data(tmp_path, monkeypatch, prefect
     from houseprice.cli import main
 
     monkeypatch.chdir(tmp_path)
-    assert main(["retrain"]) == 0
-    run_folder = tmp_path / capsys.readouterr().out.strip()
+    assert main(["retrain"]) == 0  # completed, PASS, promoted
+    closing = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines()[-5:])
+    run_folder = tmp_path / closing["run"].strip()
+    assert closing["verdict"].strip().startswith("PASS: ")
+    assert closing["promotion"].strip().startswith("promoted (")
+    assert closing["champion"].strip().startswith(f"{run_folder.name}/")
+    assert closing["report"].strip() == str(
+        Path("artifacts", "runs", run_folder.name, "report.html")
+    )
     metrics = storage.read_json(run_folder / "metrics.json")
     reference_rmse = metrics["ols"]["test"]["rmse"]
     for framework in ("torch", "tensorflow"):  # the issue's bar: within 0.1% of least squares

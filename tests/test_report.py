@@ -25,11 +25,18 @@ from tasks.features import FeatureSet, build_feature_set
 from tasks.report import (
     METRICS_ARTIFACT_KEY,
     REPORT_ARTIFACT_KEY,
+    REPORT_LINK_ARTIFACT_KEY,
+    FailureInputs,
     ReportInputs,
     metrics_table_rows,
+    render_failure_markdown,
+    render_failure_report,
     render_markdown_summary,
     render_report,
+    rounded_table_rows,
+    run_verdict,
     summarize_data,
+    write_failure_report,
     write_report,
 )
 from tasks.trainers.common import TrainResult
@@ -208,6 +215,79 @@ def test_markdown_summary_has_verdict_and_tables(full):
     assert "| trainer | test RMSE vs reference |" in summary
 
 
+def test_markdown_summary_gives_the_promotion_interval_and_drift(full):
+    inputs, _ = full
+    comparison = {"relative_change": -0.021, "ci_low": -0.034, "ci_high": -0.008}
+    comparison |= {"confidence": 0.95, "samples": 2000}
+    promotion = {**PROMOTION, "promoted": True, "reason": "beats champion", "figures": {}}
+    promotion["figures"] = {"comparison": comparison}
+    summary = render_markdown_summary(replace(inputs, promotion=promotion))
+    assert "**Promotion: promoted** (PyTorch): beats champion" in summary
+    assert "-2.10%, 95% interval -3.40% .. -0.80% (paired bootstrap, 2,000 resamples)" in summary
+    assert "above threshold in Kind**; 2 features compared, largest Kind 0.350" in summary
+
+
+def test_markdown_summary_says_when_drift_was_not_checked(full):
+    inputs, _ = full
+    drift = {"checked": False, "threshold": 0.25, "note": "no champion to compare with"}
+    summary = render_markdown_summary(replace(inputs, drift=drift))
+    assert "**Drift: not checked**: no champion to compare with" in summary
+
+
+def test_table_artifact_rows_are_rounded_for_reading(full):
+    inputs, _ = full
+    exact, rounded = metrics_table_rows(inputs.evaluation), rounded_table_rows(inputs.evaluation)
+    for before, after in zip(exact, rounded, strict=True):
+        assert after["rmse"] == round(before["rmse"]) and after["mae"] == round(before["mae"])
+        assert after["r2"] == round(before["r2"], 4)
+        assert after["mape_pct"] == round(before["mape_pct"], 2)
+        assert (before["rmse_gap_pct"] is None) == (after["rmse_gap_pct"] is None)
+
+
+def test_verdict_from_the_recorded_figures_matches_the_page(full):
+    inputs, page = full
+    ok, verdict = run_verdict(inputs.validation, inputs.evaluation.reference_check, inputs.drift)
+    assert not ok and verdict.startswith("CHECK: drift above threshold in Kind")
+    assert html.escape(verdict) in page
+
+
+class _FailedSuite(RuntimeError):
+    """Stands in for DataValidationError: the report reads its .report duck-typed."""
+
+    def __init__(self, docs: Path) -> None:
+        super().__init__("data validation failed: 1 of 3 expectations failed")
+        failure = {
+            "expectation_type": "expect_column_values_to_be_between",
+            "column": "price",
+            "sample": [-5.0, -12.5],
+            "description": "2 of 60 values outside (0.0, None], e.g. [-5.0, -12.5]",
+        }
+        payload = {"failed": 1, "evaluated": 3, "suite": HOSTILE, "failures": [failure]}
+        self.report = SimpleNamespace(to_dict=lambda: {**payload, "docs_index": str(docs)})
+
+
+def test_failure_report_names_the_stage_and_each_failed_expectation(tmp_path):
+    run = storage.RunPaths("20260101T000000Z-abcdef", tmp_path / "run")
+    error = _FailedSuite(run.data_docs / "index.html")
+    inputs = FailureInputs.from_error(run, "validate", error, {"ingest": 0.5, "validate": 2.0})
+    page = render_failure_report(inputs)
+    assert "FAILED in stage validate: _FailedSuite: data validation failed" in page
+    assert "<td>expect_column_values_to_be_between</td><td>price</td><td>-5, -12.5</td>" in page
+    assert 'href="validation/data_docs/index.html"' in page  # relative: the folder can move
+    assert HOSTILE not in page and html.escape(HOSTILE) in page
+    markdown = render_failure_markdown(inputs)
+    assert markdown.startswith("**FAILED in stage validate: _FailedSuite: data validation")
+    assert "| expect_column_values_to_be_between | price | -5, -12.5 |" in markdown
+
+
+def test_failure_report_of_another_error_shows_the_error():
+    run = storage.RunPaths("r", Path("/nowhere/r"))
+    inputs = FailureInputs.from_error(run, "ingest", FileNotFoundError("no file x.csv"), {})
+    assert inputs.validation is None
+    assert "FileNotFoundError: no file x.csv" in render_failure_report(inputs)
+    assert "```\nFileNotFoundError: no file x.csv\n```" in render_failure_markdown(inputs)
+
+
 def test_verdict_names_a_trainer_off_the_reference():
     summary = render_markdown_summary(_inputs(tf_perturbation=0.05))
     assert summary.startswith("**CHECK: TensorFlow test RMSE is ")
@@ -272,5 +352,26 @@ def test_write_report_writes_page_and_artifacts(full, tmp_path, prefect_harness)
     table = Artifact.get(METRICS_ARTIFACT_KEY)
     assert path == run.report and path.read_text().count(IMG) == PLOTS
     assert summary.data.startswith("**CHECK: drift above threshold in Kind")
+    assert "**Promotion: not promoted** (PyTorch)" in summary.data
     assert str(path) in summary.data
-    assert json.loads(table.data)[0]["model"] == REFERENCE
+    rows = json.loads(table.data)
+    assert rows[0]["model"] == REFERENCE and rows[0]["rmse"] == round(rows[0]["rmse"])
+    link = Artifact.get(REPORT_LINK_ARTIFACT_KEY)
+    assert path.resolve().as_uri() in link.data
+
+
+@pytest.mark.slow
+def test_failed_run_still_writes_its_report_and_artifacts(tmp_path, prefect_harness):
+    run = storage.create_run(tmp_path, "20260101T000000Z-fa11ed")
+    error = _FailedSuite(run.data_docs / "index.html")
+
+    @flow
+    def failing_flow() -> Path:
+        return write_failure_report(run, "validate", error, {"validate": 1.0})
+
+    path = failing_flow()
+    assert path == run.report and "Failed expectations" in path.read_text()
+    summary = Artifact.get(REPORT_ARTIFACT_KEY)
+    assert summary.data.startswith("**FAILED in stage validate")
+    assert "| price |" in summary.data
+    assert path.resolve().as_uri() in Artifact.get(REPORT_LINK_ARTIFACT_KEY).data

@@ -71,6 +71,9 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
         (storage.runs_dir(config.paths.artifacts_dir) / killed / "run.json").read_text()
     )
     assert killed_status["status"] == "running"  # never marked completed
+    # ... but nothing holds its lock any more, so `history` says what became of it.
+    listed = {run["run_id"]: run["status"] for run in registry.list_runs(paths.artifacts_dir)}
+    assert listed[killed] == "killed"
     assert registry.read_champion(config.paths.artifacts_dir) == champion_before
     assert len(load_model(config.paths.artifacts_dir).predict(make_houses(rows=5))) == 5
     with pytest.raises(registry.RegistryError, match="not usable"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,7 +164,38 @@ def test_data_docs_built_without_network(houses, tmp_path, monkeypatch):
     assert report.docs_index == tmp_path / "docs" / "index.html"
     assert "<html" in report.docs_index.read_text().lower()
     assert list((tmp_path / "docs" / "validations").rglob("*.html"))
-    assert [p.name for p in tmp_path.iterdir()] == ["docs"]  # no temporary folder left beside it
+    # No temporary folder left beside it; the styles and scripts in the one shared folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data_docs_static", "docs"]
+
+
+def test_data_docs_load_nothing_from_the_network(houses, tmp_path):
+    report = run_validation(houses, build_expectation_suite(houses_config()), tmp_path / "docs")
+    pages = list((tmp_path / "docs").rglob("*.html"))
+    assert len(pages) >= 3  # index, the suite, the validation result
+    for page in pages:
+        html = page.read_text()
+        assert not re.search(r"<(link|script|img)\b[^>]*(href|src)=\"https?://", html), page
+        assert "https://cdn" not in html and "url('https://" not in html
+        local = re.findall(r"(?:href|src)=\"([^\"#:]+\.(?:css|js|ico|png))\"", html)
+        assert {Path(ref).name for ref in local} >= {"data-docs.css", "data-docs.js"}, page
+        for ref in local:
+            assert (page.parent / ref).resolve().is_file(), (page, ref)
+    assert report.success
+
+
+def test_runs_share_one_copy_of_the_data_docs_assets(houses, tmp_path):
+    suite = build_expectation_suite(houses_config())
+    for run in ("one", "two"):
+        run_validation(houses, suite, tmp_path / run / "docs", tmp_path / "shared")
+        assert not (tmp_path / run / "docs" / "static").exists()  # GX's 4 MB copy is dropped
+    (version,) = (tmp_path / "shared").iterdir()
+    assert {p.name for p in version.iterdir()} == {
+        "data-docs.css",
+        "data-docs.js",
+        "favicon.ico",
+        "logo-long.png",
+    }
+    assert sum(p.stat().st_size for p in version.iterdir()) < 100_000
 
 
 def test_task_writes_result_and_docs(houses, tmp_path):

@@ -1,0 +1,67 @@
+"""What Prefect's own log lines look like on the `houseprice` command's terminal.
+
+Prefect logs every failed task and flow run with its full traceback (60-130 lines) before the
+command can say in one line what went wrong. On the terminal of `houseprice retrain` those
+records keep their first line and lose the traceback; the command then prints the reason itself,
+and a traceback only for a bug or with --verbose. The Prefect server and UI still get every
+traceback: only the console formatter changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from prefect.logging.formatters import PrefectFormatter
+
+# Prefect reads overrides of its logging.yml from PREFECT_LOGGING_<PATH>: this one replaces the
+# factory ("()") of the console's "standard" formatter, in this process and in every worker
+# process it starts (they inherit the environment and configure their logging from it).
+FORMATTER_VARIABLE = "PREFECT_LOGGING_FORMATTERS_STANDARD_"
+FORMATTER_PATH = f"{__name__}.BriefFormatter"
+MAX_MESSAGE_CHARS = 300
+
+
+class BriefFormatter(PrefectFormatter):
+    """Prefect's console format, without tracebacks and with failure messages cut to a line."""
+
+    def formatException(self, ei) -> str:  # logging calls it by this name
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).rstrip()
+        first = text.partition("\n")[0]
+        if not record.exc_info and "\\n" not in first:
+            return text
+        # A failure message holds the whole error (as its repr, newlines escaped): the command
+        # prints the error in full at the end, so here its first line is enough.
+        first = first.split("\\n", 1)[0]
+        if len(first) > MAX_MESSAGE_CHARS:
+            first = first[: MAX_MESSAGE_CHARS - 1] + "…"
+        return first + (" …" if first != text else "")
+
+
+@contextlib.contextmanager
+def brief_prefect_console(verbose: bool) -> Iterator[None]:
+    """Keep tracebacks off the terminal for the duration, unless verbose."""
+    if verbose or os.environ.get(FORMATTER_VARIABLE):
+        yield  # verbose, or someone chose a formatter on purpose: leave Prefect's as it is
+        return
+    os.environ[FORMATTER_VARIABLE] = FORMATTER_PATH
+    # This process may have configured its logging already (Prefect does it on import).
+    swapped = []
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if type(formatter) is PrefectFormatter:
+            brief = BriefFormatter.__new__(BriefFormatter)
+            brief.__dict__.update(formatter.__dict__)
+            handler.setFormatter(brief)
+            swapped.append((handler, formatter))
+    try:
+        yield
+    finally:
+        os.environ.pop(FORMATTER_VARIABLE, None)
+        for handler, formatter in swapped:
+            handler.setFormatter(formatter)
