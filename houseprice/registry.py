@@ -103,6 +103,20 @@ def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
     return storage.read_jsonl(history_path(artifacts_dir))
 
 
+def no_champion_message(artifacts_dir: Path) -> str:
+    """Why there is no champion and what to do: the latest decision's reason, and `--run`."""
+    decisions = [e for e in read_history(artifacts_dir) if e.get("event") == "decision"]
+    latest = decisions[-1] if decisions else None
+    if latest is None or latest.get("promoted"):
+        return f"no champion under {artifacts_dir}: run `houseprice retrain` first"
+    run_id = latest.get("run_id")
+    return (
+        f"no champion under {artifacts_dir}: the latest run, {run_id}, was not promoted: "
+        f"{latest.get('reason')}. Score with that run anyway: `houseprice predict --run "
+        f"{run_id} ...`; or make it the champion: `houseprice promote {run_id}`"
+    )
+
+
 def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
     """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
     root = storage.runs_dir(artifacts_dir)

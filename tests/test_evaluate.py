@@ -72,11 +72,20 @@ def test_reference_check_flags_a_model_off_the_optimum(tmp_path):
     assert set(payload["ols"]["test"]) == {"rmse", "mae", "r2", "mape"}
 
 
-def test_log_target_reports_no_price_coefficients(tmp_path):
+def test_log_target_reports_log_scale_coefficients_equal_to_a_direct_log_fit(tmp_path):
     config = small_config(tmp_path, features={"log_target": True})
     features = build_feature_set(make_houses(rows=60), config)
     evaluation = evaluate_models(features, [], EvaluationConfig())
-    assert evaluation.models["ols"].coefficients is None
+    coefficients = evaluation.models["ols"].coefficients
+    train = features.split.train
+    design = np.column_stack(
+        [np.ones(len(train)), train.area, train.year, train.hood == "East", train.hood == "South"]
+    ).astype(float)
+    direct, *_ = np.linalg.lstsq(design, np.log(train.price.to_numpy()), rcond=None)
+    names = ["intercept", "area", "year", "hood=East", "hood=South"]
+    assert [coefficients[name] for name in names] == pytest.approx(direct, rel=1e-8)
+    assert "semi-elasticities" in evaluation.coefficient_units
+    assert evaluation.metrics_payload()["ols"]["coefficients"] == coefficients
 
 
 def test_compare_predictions():

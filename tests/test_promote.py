@@ -60,7 +60,10 @@ def test_first_run_promotes_when_absolute_limits_pass(tmp_path):
 def test_shuffled_labels_fail_the_absolute_limits(tmp_path):
     decision = decide_promotion(_evaluation(tmp_path, shuffle=True), None, PromotionConfig())
     assert not decision.promoted
-    assert "R² " in decision.reason and "below the minimum 0.5" in decision.reason
+    assert (
+        "R² " in decision.reason
+        and "below the minimum (promotion.min_test_r2 = 0.5)" in decision.reason
+    )
 
 
 def test_an_identical_challenger_is_not_promoted(tmp_path):

@@ -203,7 +203,7 @@ def test_markdown_summary_has_verdict_and_tables(full):
     summary = render_markdown_summary(replace(inputs, drift=None))
     assert summary.startswith("**PASS:")
     assert "| model | split | RMSE |" in summary
-    assert summary.count("| least squares (reference) |") == 2
+    assert summary.count("| least squares (reference) |") == 3  # test, validation, cross-validated
     assert "| PyTorch | test |" in summary and "| TensorFlow | validation |" in summary
     assert "| trainer | test RMSE vs reference |" in summary
 
@@ -219,11 +219,13 @@ def test_metrics_table_rows(full):
     inputs, _ = full
     rows = metrics_table_rows(inputs.evaluation)
     assert [(r["model"], r["split"]) for r in rows] == [
-        (m, s) for m in (REFERENCE, "torch", "tensorflow") for s in ("test", "validation")
+        (m, s)
+        for m in (REFERENCE, "torch", "tensorflow")
+        for s in ("test", "validation", "cross-validated")  # 40 rows: too few to judge by test
     ]
     assert rows[0]["rmse_gap_pct"] is None
     torch_test = inputs.evaluation.models["torch"].test
-    assert rows[2]["rmse"] == torch_test.rmse and rows[2]["mape_pct"] == 100 * torch_test.mape
+    assert rows[3]["rmse"] == torch_test.rmse and rows[3]["mape_pct"] == 100 * torch_test.mape
 
 
 def test_missing_reference_is_refused(full):
