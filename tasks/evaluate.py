@@ -90,7 +90,7 @@ class Evaluation:
         payload: dict[str, Any] = {
             name: {
                 "test": _metrics_dict(evaluation.test, test_rows),
-                "validation": evaluation.validation and evaluation.validation._asdict(),
+                "validation": _metrics_dict(evaluation.validation, None),
                 "in_sample": _metrics_dict(evaluation.in_sample, train_rows),
                 "cross_validated": evaluation.cross_validated
                 and evaluation.cross_validated._asdict(),
@@ -116,14 +116,15 @@ class Evaluation:
         return payload
 
 
-def _metrics_dict(metrics: RegressionMetrics | None, rows: int) -> dict[str, Any] | None:
+def _metrics_dict(metrics: RegressionMetrics | None, rows: int | None) -> dict[str, Any] | None:
     """Metrics as a dict; an undefined R² (prices all equal, or one row) says why it is null."""
     if metrics is None:
         return None
     values: dict[str, Any] = metrics._asdict()
     if not np.isfinite(metrics.r2):
+        scored = "the row(s) scored" if rows is None else f"the {rows} row(s) scored"
         values["null_reasons"] = {
-            "r2": f"undefined: the {rows} row(s) scored all have the same price (no variance)"
+            "r2": f"undefined: {scored} all have the same price (no variance)"
         }
     return values
 

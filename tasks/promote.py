@@ -273,7 +273,9 @@ def score_champion(artifacts_dir: Path, test_rows: pd.DataFrame) -> ChampionScor
     if champion is None:
         return None
     try:
-        return ChampionScore(champion.run_id, load_model(artifacts_dir).predict(test_rows))
+        model = load_model(artifacts_dir)  # loaded even with no rows: a broken one is replaced
+        predictions = model.predict(test_rows) if len(test_rows) else np.empty(0)
+        return ChampionScore(champion.run_id, predictions)
     except InputSchemaError as error:
         return ChampionScore(champion.run_id, None, str(error), broken=False)
     except (ModelLoadError, registry.RegistryError) as error:
