@@ -518,7 +518,7 @@ def _stat(value: float | None, digits: int = 4) -> str:
         return "—"
     if abs(value) >= 10**digits:
         return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+    return f"{value:,.{digits}g}"
 
 
 def _p_value(p: float | None) -> str:
@@ -551,11 +551,13 @@ def _regression_section(inputs: ReportInputs) -> str:
     in_sample = len(inputs.evaluation.y_test) == 0
     rows_text = "all" if in_sample else "the training"
     df1, df2 = fit["f_df"]
+    f_p = _p_value(fit["f_p"])
+    f_p = f_p if f_p.startswith("<") else f"= {f_p}"
     summary = (
         f"<p>n = {fit['n']:,} ({rows_text} rows); R² = {_stat(fit['r2'])}, adjusted R² = "
         f"{_stat(fit['adj_r2'])}; residual standard error {_stat(fit['rse'])} on {df2:,} "
         f"degrees of freedom; F = {_stat(fit['f'])} on {df1} and {df2:,} df, "
-        f"p = {_p_value(fit['f_p'])}.</p>"
+        f"p {html.escape(f_p)}.</p>"
     )
     notes = (
         f"<p>Ordinary least squares of <code>{_e(lhs)}</code> on the raw (unscaled) features "

@@ -276,3 +276,14 @@ def test_write_report_writes_page_and_artifacts(full, tmp_path, prefect_harness)
     assert summary.data.startswith("**CHECK: drift above threshold in Kind")
     assert str(path) in summary.data
     assert json.loads(table.data)[0]["model"] == REFERENCE
+
+
+def test_regression_table_reads_like_regression_output(full, log_page):
+    inputs, page = full
+    assert 'id="regression"' in page and "Regression table (least squares)" in page
+    for header in ("std. error", "HC0 s.e.", "HC1 s.e.", "95% interval"):
+        assert f"<th>{header}</th>" in page
+    fit = inputs.evaluation.regression.fit
+    assert f"n = {fit['n']:,} (the training rows)" in page and "adjusted R²" in page
+    assert "<code>Year_Built</code>" in page and "***" in page  # a strong effect gets its stars
+    assert "semi-elasticities" in log_page and "elasticity" in log_page
