@@ -109,8 +109,9 @@ def fit_preprocessor(
     encoded = preprocessor.encode(train)
     # Aliased columns have no identifiable coefficient: leave them out of the design, so every
     # fit (and every coefficient reported) is unique rather than one of many equally good ones.
-    preprocessor.dropped_columns = find_aliased_columns(encoded, preprocessor.encoded_names)
-    encoded = preprocessor.encode(train)
+    names = preprocessor.encoded_names
+    preprocessor.dropped_columns = find_aliased_columns(encoded, names)
+    encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
     width = encoded.shape[1]
     preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
     preprocessor.scales = (

@@ -162,8 +162,9 @@ def decide_promotion(
     champion_run_id = champion.run_id if champion else None
     if framework is None:
         reason = (
-            "neither trainer reached the least-squares optimum within tolerance "
-            "(evaluation.reference_tolerance); see reference_check in metrics.json"
+            "neither trainer reached the least-squares optimum within "
+            "evaluation.reference_tolerance (see reference_check in metrics.json): use "
+            "optimizer 'cg', or raise training.<framework>.max_epochs"
         )
         return PromotionDecision(False, reason, None, champion_run_id)
     challenger = evaluation.models[framework]
@@ -251,7 +252,10 @@ def drift_block_reason(drift: dict[str, Any] | None, settings: DriftConfig) -> s
         return None
     largest_first = sorted(drifted.items(), key=lambda item: -item[1])
     listed = ", ".join(f"{feature} (PSI {score:.3f})" for feature, score in largest_first)
-    return f"drift blocks promotion: {listed} above max_psi {settings.max_psi}"
+    return (
+        f"drift blocks promotion: {listed} above max_psi {settings.max_psi} (look at the new "
+        "data; drift.block_promotion: false or a higher drift.max_psi lets such runs through)"
+    )
 
 
 def block_on_drift(
