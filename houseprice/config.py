@@ -242,8 +242,8 @@ class EvaluationConfig(_Section):
         "fit) repeated k-fold cross-validation does.",
     )
     cv_folds: int = Field(5, ge=2, le=20, description="Folds of the cross-validation.")
-    # Repeats average out the luck of one fold assignment; above 20,000 rows fewer are run
-    # (at least one), since one pass is already precise and each costs a least-squares fit.
+    # Repeats average out the luck of one fold assignment; above 3,000 rows fewer are run
+    # (at least one), since one pass is already precise there and each refits everything.
     cv_repeats: int = Field(
         10, ge=1, le=100, description="Repetitions of the k-fold split, each freshly shuffled."
     )
