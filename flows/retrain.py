@@ -88,7 +88,13 @@ def _retrain_locked(config: PipelineConfig) -> str:
         with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
             test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
             decision = gate_promotion(
-                evaluation, test_rows, artifacts_dir, config.promotion, drift, config.drift
+                evaluation,
+                test_rows,
+                artifacts_dir,
+                config.promotion,
+                drift,
+                config.drift,
+                run_id=run.run_id,
             )
         with recorder.stage("record"):
             metrics = build_metrics(

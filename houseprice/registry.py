@@ -109,11 +109,13 @@ def no_champion_message(artifacts_dir: Path) -> str:
     latest = decisions[-1] if decisions else None
     if latest is None or latest.get("promoted"):
         return f"no champion under {artifacts_dir}: run `houseprice retrain` first"
-    run_id = latest.get("run_id")
+    run_id, reason = latest.get("run_id"), latest.get("reason") or ""
+    message = f"no champion under {artifacts_dir}: the latest run, {run_id}, was not promoted: "
+    if "--run" in reason:  # the reason already says how to use the run anyway
+        return message + reason
     return (
-        f"no champion under {artifacts_dir}: the latest run, {run_id}, was not promoted: "
-        f"{latest.get('reason')}. Score with that run anyway: `houseprice predict --run "
-        f"{run_id} ...`; or make it the champion: `houseprice promote {run_id}`"
+        f"{message}{reason}; to use it anyway, score with `houseprice predict --run {run_id}` "
+        f"or make it the champion with `houseprice promote {run_id}`"
     )
 
 

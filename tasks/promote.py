@@ -74,11 +74,13 @@ def _choice_rmse(evaluation: Evaluation, name: str) -> float:
     return metrics.rmse if metrics is not None else float("inf")
 
 
-# What to do when a limit stops promotion; every refusal ends with it.
-USE_ANYWAY = (
-    "to use this run anyway, score with `houseprice predict --run <run id>` or make it the "
-    "champion with `houseprice promote <run id>`"
-)
+def use_anyway(run_id: str | None) -> str:
+    """What to do with a run that was not promoted; every refusal by a limit ends with it."""
+    run = run_id or "<run id>"
+    return (
+        f"to use this run anyway, score with `houseprice predict --run {run}` or make it the "
+        f"champion with `houseprice promote {run}`"
+    )
 
 
 def absolute_limit_failures(
@@ -155,9 +157,12 @@ class ChampionScore(NamedTuple):
 
 
 def decide_promotion(
-    evaluation: Evaluation, champion: ChampionScore | None, settings: PromotionConfig
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    settings: PromotionConfig,
+    run_id: str | None = None,
 ) -> PromotionDecision:
-    """Apply the promotion rule (module docstring) to one run's evaluation."""
+    """Apply the promotion rule (module docstring) to one run's evaluation (run run_id)."""
     framework = select_run_model(evaluation)
     champion_run_id = champion.run_id if champion else None
     if framework is None:
@@ -177,7 +182,7 @@ def decide_promotion(
     failures = absolute_limit_failures(judged, settings, evaluation.basis)
     if failures:
         fix = "change the limit named" if len(failures) == 1 else "change the limits named"
-        reason = f"{'; '.join(failures)}; {fix}, or {USE_ANYWAY}"
+        reason = f"{'; '.join(failures)}; {fix}, or {use_anyway(run_id)}"
         return PromotionDecision(False, reason, framework, champion_run_id, figures)
     passes = f"passes the absolute limits ({_basis_text(evaluation)})"
     if champion is None:
@@ -194,7 +199,7 @@ def decide_promotion(
     if len(evaluation.y_test) == 0:
         reason = (
             f"{passes}, but a full-sample fit holds out no rows to compare it with champion "
-            f"{champion.run_id} on; {USE_ANYWAY}"
+            f"{champion.run_id} on; {use_anyway(run_id)}"
         )
         return PromotionDecision(False, reason, framework, champion.run_id, figures)
     champion_predictions = champion.predictions
@@ -220,7 +225,7 @@ def decide_promotion(
     reason = (
         f"no evidence it beats champion {champion_run_id}: {interval} on "
         f"{len(evaluation.y_test)} test rows, upper end not below {threshold:+.2%} "
-        f"(promotion.max_relative_rmse_change); {USE_ANYWAY}"
+        f"(promotion.max_relative_rmse_change); {use_anyway(run_id)}"
     )
     return PromotionDecision(False, reason, framework, champion_run_id, figures)
 
@@ -294,6 +299,7 @@ def gate_promotion(
     settings: PromotionConfig,
     drift: dict[str, Any] | None = None,
     drift_settings: DriftConfig | None = None,
+    run_id: str | None = None,
 ) -> PromotionDecision:
     """Decide whether this run's best model should replace the champion."""
     champion = score_champion(artifacts_dir, test_rows)
@@ -301,7 +307,7 @@ def gate_promotion(
         get_run_logger().warning(
             "promotion: champion %s cannot be compared: %s", champion.run_id, champion.problem
         )
-    decision = decide_promotion(evaluation, champion, settings)
+    decision = decide_promotion(evaluation, champion, settings, run_id)
     decision = block_on_drift(decision, drift, drift_settings or DriftConfig())
     get_run_logger().info(
         "promotion: %s (%s): %s", decision_headline(decision), decision.framework, decision.reason

@@ -225,13 +225,19 @@ def test_predict_without_a_champion_after_a_refused_run_names_the_limit_and_run(
 
     with pytest.raises(registry.RegistryError, match="run `houseprice retrain` first"):
         load_model(tmp_path)
-    refused = decide_promotion(_evaluation(tmp_path, shuffle=True), None, PromotionConfig())
+    evaluation = _evaluation(tmp_path, shuffle=True)
+    refused = decide_promotion(evaluation, None, PromotionConfig(), run_id="run-7")
     registry.append_history(tmp_path, {"event": "decision", "run_id": "run-7", **refused.to_dict()})
     with pytest.raises(registry.RegistryError) as raised:
         load_model(tmp_path)
     message = str(raised.value)
     assert "the latest run, run-7, was not promoted" in message
     assert "promotion.min_test_r2" in message and "houseprice predict --run run-7" in message
+    assert message.count("--run") == 1
+    drifted = {"event": "decision", "run_id": "run-8", "promoted": False, "reason": "drift"}
+    registry.append_history(tmp_path, drifted)
+    with pytest.raises(registry.RegistryError, match=r"drift; .*houseprice predict --run run-8"):
+        load_model(tmp_path)
 
 
 def test_a_full_sample_run_never_replaces_a_champion_by_itself(tmp_path):
