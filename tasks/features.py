@@ -143,7 +143,8 @@ def refit_preprocessor(rows: pd.DataFrame, feature_set: FeatureSet) -> Preproces
             "features": [],
         }
     )
-    return fit_preprocessor(rows, data, config.features)
+    features = config.features.model_copy(update={"log_target": prep.log_target})
+    return fit_preprocessor(rows, data, features)
 
 
 class AliasedFeatureError(ValueError):
