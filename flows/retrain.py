@@ -56,6 +56,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         return announce_no_retrain(reason, collected)
     run = start_run(config)
     get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
+    features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
     # A stage that raises still leaves report.html and an artifact saying where and why.
     with recorded_run(run, config, get_run_logger().info, _report_failure) as recorder:
         with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
@@ -70,7 +71,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
             new_rows = collected.new_rows if collected else ingested.frame
             drift = check_drift(new_rows, config.data, config.drift, paths).to_dict()
         with recorder.stage("features"):
-            features = build_features(ingested.frame, config)
+            features = build_features(ingested.frame, config, features_listed)
         with recorder.stage("train"):
             seed = config.training.seed
             torch_fit = train_torch_model.submit(
@@ -88,7 +89,13 @@ def _retrain_locked(config: PipelineConfig) -> str:
         with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
             test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
             decision = gate_promotion(
-                evaluation, test_rows, artifacts_dir, config.promotion, drift, config.drift
+                evaluation,
+                test_rows,
+                artifacts_dir,
+                config.promotion,
+                drift,
+                config.drift,
+                run_id=run.run_id,
             )
         with recorder.stage("record"):
             metrics = build_metrics(

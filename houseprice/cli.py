@@ -75,6 +75,12 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where runs, reports and the champion are kept (default: artifacts)",
     )
+    parser.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="fit on every row (split fractions 0): in-sample regression table, "
+        "out-of-sample error by cross-validation",
+    )
 
 
 def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
@@ -105,7 +111,10 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
         for key, value in (("data_dir", args.data_dir), ("artifacts_dir", args.artifacts_dir))
         if value is not None
     }
-    return build_config(merge_nested(file_values, {"data": data, "paths": paths}))
+    overrides: dict[str, Any] = {"data": data, "paths": paths}
+    if args.all_rows:
+        overrides["split"] = {"validation_fraction": 0, "test_fraction": 0}
+    return build_config(merge_nested(file_values, overrides))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

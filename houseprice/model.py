@@ -140,7 +140,5 @@ def load_model(
         return load_run_model(Path(artifacts_dir), run_id)
     champion = registry.read_champion(Path(artifacts_dir))
     if champion is None:
-        raise registry.RegistryError(
-            f"no champion under {artifacts_dir}: run `houseprice retrain` first"
-        )
+        raise registry.RegistryError(registry.no_champion_message(Path(artifacts_dir)))
     return load_run_model(Path(artifacts_dir), champion.run_id, champion.framework)

@@ -7,7 +7,7 @@ without the training run, without Prefect, and without unpickling anything. Fitt
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,14 +36,23 @@ class Preprocessor:
     log_target: bool
     target_mean: float
     target_scale: float
+    # Design columns left out because the training rows could not tell them from the others
+    # (aliased: a linear combination of earlier columns), with the reason. Absent from files
+    # written before this existed, hence the default.
+    dropped_columns: dict[str, str] = field(default_factory=dict)
 
     @property
-    def feature_names(self) -> list[str]:
-        """Design-matrix column names: numeric columns, then 'column=level' indicators."""
+    def encoded_names(self) -> list[str]:
+        """Every encoded column: numeric columns, then 'column=level' indicators."""
         names = list(self.numeric_features)
         for column in self.categorical_features:
             names += [f"{column}={level}" for level in self.levels[column]]
         return names
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Design-matrix column names: the encoded columns less the dropped ones."""
+        return [name for name in self.encoded_names if name not in self.dropped_columns]
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """Impute and one-hot encode, before scaling; shape (rows, design columns)."""
@@ -53,10 +62,19 @@ class Preprocessor:
         ]
         for column in self.categorical_features:
             values = category_strings(frame[column])
-            blocks.append(np.stack([values == level for level in self.levels[column]], axis=1))
+            indicators = [values == level for level in self.levels[column]]
+            # Built as (rows, levels) explicitly: a reshape cannot infer it from zero rows.
+            block = np.zeros((len(frame), len(indicators)))
+            for index, indicator in enumerate(indicators):
+                block[:, index] = indicator
+            blocks.append(block)
         if not blocks:
             return np.empty((len(frame), 0))
-        return np.hstack([block.astype("float64").reshape(len(frame), -1) for block in blocks])
+        encoded = np.hstack([block.astype("float64") for block in blocks])
+        if not self.dropped_columns:
+            return encoded
+        keep = [name not in self.dropped_columns for name in self.encoded_names]
+        return encoded[:, keep]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Scaled design matrix (rows, design columns), float64."""

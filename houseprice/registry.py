@@ -107,6 +107,22 @@ def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
     return storage.read_jsonl(history_path(artifacts_dir))
 
 
+def no_champion_message(artifacts_dir: Path) -> str:
+    """Why there is no champion and what to do: the latest decision's reason, and `--run`."""
+    decisions = [e for e in read_history(artifacts_dir) if e.get("event") == "decision"]
+    latest = decisions[-1] if decisions else None
+    if latest is None or latest.get("promoted"):
+        return f"no champion under {artifacts_dir}: run `houseprice retrain` first"
+    run_id, reason = latest.get("run_id"), latest.get("reason") or ""
+    message = f"no champion under {artifacts_dir}: the latest run, {run_id}, was not promoted: "
+    if "--run" in reason:  # the reason already says how to use the run anyway
+        return message + reason
+    return (
+        f"{message}{reason}; to use it anyway, score with `houseprice predict --run {run_id}` "
+        f"or make it the champion with `houseprice promote {run_id}`"
+    )
+
+
 def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
     """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
     root = storage.runs_dir(artifacts_dir)

@@ -61,11 +61,62 @@ def write_text_atomic(destination: Path, text: str) -> Path:
     return write_bytes_atomic(destination, text.encode("utf-8"))
 
 
+# Where a value was NaN or infinite, JSON holds null and this key of the same object says why.
+NULL_REASONS_KEY = "null_reasons"
+
+
 def write_json_atomic(destination: Path, payload: Any) -> Path:
-    """Write JSON (sorted keys, numpy values converted) to destination atomically."""
-    return write_text_atomic(
-        destination, json.dumps(payload, indent=2, default=_json_default) + "\n"
-    )
+    """Write strict JSON (numpy values converted, non-finite numbers as null) atomically.
+
+    Python's json writes NaN and Infinity bare, which strict parsers (browsers, jq, Go, Java)
+    refuse; each is written as null, and the object holding it gains a `null_reasons` entry
+    naming the key and what the value was, unless the payload already gave its own reason.
+    """
+    text = json.dumps(finite_json(payload), indent=2, default=_json_default, allow_nan=False)
+    return write_text_atomic(destination, text + "\n")
+
+
+def finite_json(value: Any) -> Any:
+    """value with every NaN/infinite number replaced by None, reasons kept beside (see above)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        cleaned, reasons = {}, dict(value.get(NULL_REASONS_KEY) or {})
+        for key, item in value.items():
+            if key == NULL_REASONS_KEY:
+                continue
+            cleaned[key] = finite_json(item)
+            problem = _non_finite_description(item)
+            if problem is not None:
+                reasons.setdefault(str(key), problem)
+        if reasons:
+            cleaned[NULL_REASONS_KEY] = reasons
+        return cleaned
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def _non_finite_description(value: Any) -> str | None:
+    """'was NaN' / 'was Infinity' for a non-finite number, or for a list holding some."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return f"was {_non_finite_name(float(value))}: not a number JSON can hold"
+    if isinstance(value, list | tuple):
+        bad = [float(v) for v in value if isinstance(v, float | np.floating) and not np.isfinite(v)]
+        if bad:
+            names = sorted({_non_finite_name(v) for v in bad})
+            return f"{len(bad)} of {len(value)} values were {'/'.join(names)}, written as null"
+    return None
+
+
+def _non_finite_name(value: float) -> str:
+    return "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def write_parquet_atomic(destination: Path, frame: pd.DataFrame) -> Path:

@@ -6,15 +6,24 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import EvaluationConfig, TrainingConfig
 from houseprice.preprocessing import Preprocessor
-from tasks.features import FeatureSet
+from tasks.features import FeatureSet, refit_preprocessor
+from tasks.statistics import RegressionTable, fold_assignments, regression_table
 from tasks.trainers.common import TrainResult
 
 REFERENCE = "ols"
+# What judges a model (its error estimate and the promotion gate's absolute limits).
+BASIS_TEST = "test"
+BASIS_CV = "cross-validation"
+# Rows × repeats the cross-validation may refit on. Each fold refits the preprocessing (pandas,
+# about 0.1 s for 3,000 rows) and a least-squares fit, so above 3,000 rows fewer repeats run (at
+# least one): repeats average out the luck of the fold assignment, which matters on small data.
+CV_ROW_BUDGET = 30_000
 
 
 class LinearModel(NamedTuple):
@@ -39,15 +48,18 @@ class RegressionMetrics(NamedTuple):
 
 @dataclass
 class ModelEvaluation:
-    """One model's scores, coefficients and test predictions."""
+    """One model's scores, coefficients and predictions (price units)."""
 
     name: str
     model: LinearModel
-    test: RegressionMetrics
-    validation: RegressionMetrics
+    test: RegressionMetrics | None  # None: no test rows (a full-sample fit)
+    validation: RegressionMetrics | None  # None: no validation rows
     train_mse_scaled: float  # the cost the trainers minimize; the optimum is the reference's
-    coefficients: dict[str, float] | None  # original units; None when the target is transformed
-    test_predictions: np.ndarray  # price units
+    coefficients: dict[str, float]  # per raw feature unit, in the fitted target's units
+    test_predictions: np.ndarray
+    in_sample: RegressionMetrics | None = None  # on the training rows: optimistic by design
+    train_predictions: np.ndarray | None = None
+    cross_validated: RegressionMetrics | None = None  # mean over the repeats, when run
 
 
 @dataclass
@@ -58,21 +70,76 @@ class Evaluation:
     y_test: np.ndarray
     agreement: dict[str, float]
     reference_check: dict[str, dict[str, Any]]
+    y_train: np.ndarray | None = None  # price units
+    basis: str = BASIS_TEST  # what judges the models: the test part or cross-validation
+    cross_validation: dict[str, Any] | None = None  # folds, repeats, rows, spread per model
+    regression: RegressionTable | None = None  # the reference's table, in fitted units
+    coefficient_units: str = ""
+    dropped_columns: dict[str, str] | None = None  # aliased design columns and why
+
+    def judged(self, name: str) -> RegressionMetrics | None:
+        """The figures a model is judged by: cross-validated, or on the test part."""
+        model = self.models[name]
+        return model.cross_validated if self.basis == BASIS_CV else model.test
 
     def metrics_payload(self) -> dict[str, Any]:
-        """The metrics.json body: per model test/validation metrics and coefficients."""
+        """The metrics.json body: per model metrics and coefficients, the regression table."""
+        test_rows, train_rows = (
+            len(self.y_test),
+            len(self.y_train) if self.y_train is not None else 0,
+        )
         payload: dict[str, Any] = {
             name: {
-                "test": evaluation.test._asdict(),
-                "validation": evaluation.validation._asdict(),
+                "test": _metrics_dict(evaluation.test, test_rows),
+                "validation": _metrics_dict(evaluation.validation, None),
+                "in_sample": _metrics_dict(evaluation.in_sample, train_rows),
+                "cross_validated": evaluation.cross_validated
+                and evaluation.cross_validated._asdict(),
                 "train_mse_scaled": evaluation.train_mse_scaled,
                 "coefficients": evaluation.coefficients,
+                "coefficient_units": self.coefficient_units,
+                "null_reasons": _missing_part_reasons(evaluation),
             }
             for name, evaluation in self.models.items()
+        }
+        if self.regression is not None:
+            payload[REFERENCE]["table"] = self.regression.table
+            payload[REFERENCE]["fit"] = self.regression.fit
+        payload[REFERENCE]["dropped_columns"] = self.dropped_columns or {}
+        payload["evaluation"] = {
+            "basis": self.basis,
+            "test_rows": test_rows,
+            "training_rows": train_rows,
+            "cross_validation": self.cross_validation,
         }
         payload["agreement"] = self.agreement
         payload["reference_check"] = self.reference_check
         return payload
+
+
+def _metrics_dict(metrics: RegressionMetrics | None, rows: int | None) -> dict[str, Any] | None:
+    """Metrics as a dict; an undefined R² (prices all equal, or one row) says why it is null."""
+    if metrics is None:
+        return None
+    values: dict[str, Any] = metrics._asdict()
+    if not np.isfinite(metrics.r2):
+        scored = "the row(s) scored" if rows is None else f"the {rows} row(s) scored"
+        values["null_reasons"] = {
+            "r2": f"undefined: {scored} all have the same price (no variance)"
+        }
+    return values
+
+
+def _missing_part_reasons(evaluation: ModelEvaluation) -> dict[str, str]:
+    """Why a part's metrics are null: the part has no rows, or cross-validation did not run."""
+    reasons = {}
+    if evaluation.test is None:
+        reasons["test"] = "no test rows (a full-sample fit): see in_sample and cross_validated"
+    if evaluation.validation is None:
+        reasons["validation"] = "no validation rows (a full-sample fit)"
+    if evaluation.cross_validated is None:
+        reasons["cross_validated"] = "not run: the test part is large enough to judge by"
+    return reasons
 
 
 def fit_least_squares(x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> LinearModel:
@@ -111,10 +178,12 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionM
 
 def coefficients_in_original_units(
     model: LinearModel, preprocessor: Preprocessor
-) -> dict[str, float] | None:
-    """Price change per unit of each raw feature, plus the intercept (None for a log target)."""
-    if preprocessor.log_target:
-        return None
+) -> dict[str, float]:
+    """Target change per unit of each raw feature, plus the intercept.
+
+    In price units, or in log-price units for a log target (log(price) is the same affine map
+    of the raw features, so the same conversion applies; only the units differ).
+    """
     scales, means = np.asarray(preprocessor.scales), np.asarray(preprocessor.means)
     # y = t_mean + t_scale * (sum_j w_j (x_j - m_j) / s_j + b)
     slopes = preprocessor.target_scale * model.weights / scales
@@ -123,20 +192,91 @@ def coefficients_in_original_units(
     return {**coefficients, "intercept": float(intercept)}
 
 
+def coefficient_units(preprocessor: Preprocessor) -> str:
+    """How to read the coefficients, in one sentence."""
+    target = preprocessor.target
+    if not preprocessor.log_target:
+        return (
+            f"{target} per unit of each feature; an indicator [column=level] is the difference "
+            "from that column's reference level"
+        )
+    return (
+        f"log({target}) per unit of each feature (semi-elasticities): b means about 100·b % "
+        f"more {target} per unit (exactly 100·(exp(b) − 1) %), and for an indicator that much "
+        f"above the reference level; for a feature that is itself a logarithm, b is an "
+        f"elasticity (% change in {target} per 1% change in the feature)"
+    )
+
+
+def _part_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionMetrics | None:
+    """Metrics of a part, or None when the part has no rows."""
+    return regression_metrics(actual, predicted) if len(actual) else None
+
+
 def _evaluate_model(name: str, model: LinearModel, features: FeatureSet) -> ModelEvaluation:
-    """Score one linear model on the validation and test parts in price units."""
+    """Score one linear model on every part in price units (the training rows: in-sample)."""
     prep, training = features.preprocessor, features.training
     y_val = prep.inverse_target(training.y_val)
+    y_train = prep.inverse_target(training.y_train)
     test_predictions = prep.inverse_target(model.predict(features.x_test))
+    train_predictions = prep.inverse_target(model.predict(training.x_train))
     return ModelEvaluation(
         name=name,
         model=model,
-        test=regression_metrics(features.y_test, test_predictions),
-        validation=regression_metrics(y_val, prep.inverse_target(model.predict(training.x_val))),
+        test=_part_metrics(features.y_test, test_predictions),
+        validation=_part_metrics(y_val, prep.inverse_target(model.predict(training.x_val))),
         train_mse_scaled=float(np.mean((model.predict(training.x_train) - training.y_train) ** 2)),
         coefficients=coefficients_in_original_units(model, prep),
         test_predictions=test_predictions,
+        in_sample=_part_metrics(y_train, train_predictions),
+        train_predictions=train_predictions,
     )
+
+
+def reference_regression_table(features: FeatureSet) -> RegressionTable:
+    """The least-squares table on the raw (unscaled) training design, in the fitted units."""
+    prep, train = features.preprocessor, features.split.train
+    target = train[prep.target].astype("float64").to_numpy()
+    target = np.log(target) if prep.log_target else target
+    return regression_table(prep.encode(train), target, prep.feature_names)
+
+
+def cross_validate(
+    features: FeatureSet, penalties: list[float], settings: EvaluationConfig
+) -> tuple[dict[float, RegressionMetrics], dict[str, Any]]:
+    """Repeated k-fold cross-validation of the exact optimum of each cost (ridge penalty l2).
+
+    Every row of the data (all parts) is held out once per repeat. In each fold the whole
+    preprocessing is refitted on the other folds, as a run would, and the exact least-squares
+    (or ridge) solution predicts the held-out rows in price units. Each repeat's pooled
+    out-of-fold predictions give RMSE, MAE, R², MAPE; returned: their mean per penalty, and
+    the settings with the spread (standard deviation over repeats).
+    """
+    rows = pd.concat(list(features.split), ignore_index=True)
+    actual = rows[features.preprocessor.target].astype("float64").to_numpy()
+    folds = min(settings.cv_folds, len(rows))
+    repeats = min(settings.cv_repeats, max(1, CV_ROW_BUDGET // max(len(rows), 1)))
+    runs: dict[float, list[RegressionMetrics]] = {l2: [] for l2 in penalties}
+    for assignment in fold_assignments(len(rows), folds, repeats, settings.cv_seed):
+        predicted = {l2: np.empty(len(rows)) for l2 in penalties}
+        for fold in range(folds):
+            held = assignment == fold
+            kept = rows[~held]
+            prep = refit_preprocessor(kept, features)
+            x, y = prep.transform(kept), prep.transform_target(kept[prep.target])
+            x_held = prep.transform(rows[held])
+            for l2 in penalties:
+                model = fit_least_squares(x, y, l2)
+                predicted[l2][held] = prep.inverse_target(model.predict(x_held))
+        for l2 in penalties:
+            runs[l2].append(regression_metrics(actual, predicted[l2]))
+    means = {l2: RegressionMetrics(*np.mean(runs[l2], axis=0).tolist()) for l2 in penalties}
+    spread = {
+        f"l2={l2:g}": RegressionMetrics(*np.std(runs[l2], axis=0).tolist())._asdict()
+        for l2 in penalties
+    }
+    summary = {"folds": folds, "repeats": repeats, "rows": len(rows), "seed": settings.cv_seed}
+    return means, {**summary, "spread_over_repeats": spread}
 
 
 def compare_predictions(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
@@ -164,6 +304,7 @@ def evaluate_models(
     training, penalties = features.training, penalties or {}
     ols = fit_least_squares(training.x_train, training.y_train)
     models = {REFERENCE: _evaluate_model(REFERENCE, ols, features)}
+    prep = features.preprocessor
     for result in results:
         models[result.framework] = _evaluate_model(
             result.framework, LinearModel(result.weights, result.bias), features
@@ -179,22 +320,72 @@ def evaluate_models(
             models[result.framework], optimum, settings
         )
     trained = [models[result.framework] for result in results]
-    agreement = (
-        compare_predictions(trained[0].test_predictions, trained[1].test_predictions)
-        if len(trained) == 2
-        else {}
+    agreement = _agreement(trained, has_test_rows=len(features.y_test) > 0)
+    evaluation = Evaluation(
+        models,
+        features.y_test,
+        agreement,
+        reference_check,
+        y_train=prep.inverse_target(training.y_train),
+        regression=reference_regression_table(features),
+        coefficient_units=coefficient_units(prep),
+        dropped_columns=dict(prep.dropped_columns),
     )
-    return Evaluation(models, features.y_test, agreement, reference_check)
+    if len(features.y_test) < settings.min_test_rows:
+        _add_cross_validation(evaluation, features, results, penalties, settings)
+    return evaluation
+
+
+def _add_cross_validation(
+    evaluation: Evaluation,
+    features: FeatureSet,
+    results: list[TrainResult],
+    penalties: dict[str, float],
+    settings: EvaluationConfig,
+) -> None:
+    """Judge every model by cross-validation: a trainer by its cost's exact optimum (see README).
+
+    A trainer is used only when it matches that optimum within reference_tolerance on the full
+    fit (select_run_model), so refitting the exact optimum per fold stands for refitting the
+    trainer per fold, at the cost of one least-squares solve instead of a framework fit.
+    """
+    l2_of = {REFERENCE: 0.0} | {r.framework: penalties.get(r.framework, 0.0) for r in results}
+    means, summary = cross_validate(features, sorted(set(l2_of.values())), settings)
+    for name, l2 in l2_of.items():
+        evaluation.models[name].cross_validated = means[l2]
+    evaluation.basis = BASIS_CV
+    evaluation.cross_validation = {**summary, "penalty_per_model": l2_of}
+
+
+def _agreement(trained: list[ModelEvaluation], has_test_rows: bool) -> dict[str, Any]:
+    """How closely the two trainers' predictions agree, on the test rows or else in-sample."""
+    if len(trained) != 2:
+        return {}
+    if has_test_rows:
+        first, second, rows = trained[0].test_predictions, trained[1].test_predictions, "test"
+    else:
+        first, second = trained[0].train_predictions, trained[1].train_predictions
+        rows = "training (in-sample)"
+    return {**compare_predictions(first, second), "rows": rows}
 
 
 def _check_against(
     model: ModelEvaluation, optimum: ModelEvaluation, settings: EvaluationConfig
 ) -> dict[str, Any]:
-    """How far a trained model is from the exact optimum of the cost it minimized."""
-    rmse_ratio = _ratio(model.test.rmse, optimum.test.rmse)
+    """How far a trained model is from the exact optimum of the cost it minimized.
+
+    On the test rows, or, in a full-sample fit without any, on the training rows.
+    """
+    if model.test is not None and optimum.test is not None:
+        rmse_ratio, rows = _ratio(model.test.rmse, optimum.test.rmse), "test"
+    else:
+        rmse_ratio = _ratio(model.in_sample.rmse, optimum.in_sample.rmse)
+        rows = "training (in-sample)"
     return {
         "reference": optimum.name,
-        "test_rmse_ratio": rmse_ratio,
+        "rmse_ratio": rmse_ratio,
+        "rmse_rows": rows,
+        "test_rmse_ratio": rmse_ratio if rows == "test" else None,
         "train_mse_ratio": _ratio(model.train_mse_scaled, optimum.train_mse_scaled),
         "max_weight_diff_scaled": float(np.max(np.abs(model.model.weights - optimum.model.weights)))
         if len(model.model.weights)
@@ -215,21 +406,41 @@ def evaluate(
     logger = get_run_logger()
     penalties = {"torch": training.torch.l2, "tensorflow": training.tensorflow.l2}
     evaluation = evaluate_models(features, results, settings, penalties)
-    for name, model in evaluation.models.items():
+    if evaluation.basis == BASIS_CV:
+        cv = evaluation.cross_validation or {}
         logger.info(
-            "evaluate: %-10s test RMSE %.2f  MAE %.2f  R2 %.4f  MAPE %.2f%%",
-            name,
-            model.test.rmse,
-            model.test.mae,
-            model.test.r2,
-            100 * model.test.mape,
+            "evaluate: %d test rows (fewer than evaluation.min_test_rows %d): judged by "
+            "%d-fold cross-validation repeated %d times on all %d rows",
+            len(evaluation.y_test),
+            settings.min_test_rows,
+            cv.get("folds", 0),
+            cv.get("repeats", 0),
+            cv.get("rows", 0),
         )
+    for name, model in evaluation.models.items():
+        for label, metrics in (
+            ("test", model.test),
+            ("cross-validated", model.cross_validated),
+            ("in-sample", model.in_sample),
+        ):
+            if metrics is not None:
+                logger.info(
+                    "evaluate: %-10s %-15s RMSE %.2f  MAE %.2f  R2 %.4f  MAPE %.2f%%",
+                    name,
+                    label,
+                    metrics.rmse,
+                    metrics.mae,
+                    metrics.r2,
+                    100 * metrics.mape,
+                )
     for name, check in evaluation.reference_check.items():
         if not check["within_tolerance"]:
             logger.warning(
-                "evaluate: %s test RMSE is %.4f%% off its exact optimum, %s (tolerance %.4f%%)",
+                "evaluate: %s RMSE (%s rows) is %.4f%% off its exact optimum, %s "
+                "(tolerance %.4f%%)",
                 name,
-                100 * abs(check["test_rmse_ratio"] - 1),
+                check["rmse_rows"],
+                100 * abs(check["rmse_ratio"] - 1),
                 check["reference"],
                 100 * check["tolerance"],
             )

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
+from tasks.statistics import find_aliased_columns
 from tasks.trainers.common import TrainingData
 
 
@@ -34,6 +35,9 @@ def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
     on rows it trained on, and duplicated rows never straddle train and test. On tiny data,
     where a part could come out empty, the parts are cut by hash rank instead.
     """
+    if split.full_sample:  # fit on every row; nothing is held out
+        empty = frame.iloc[:0].reset_index(drop=True)
+        return DataSplit(frame.reset_index(drop=True), empty, empty.copy())
     if len(frame) < 3:
         raise ValueError(f"need at least 3 rows to split, got {len(frame)}")
     hash_key = f"{split.seed:016d}"[-16:]  # pandas wants exactly 16 characters
@@ -103,6 +107,11 @@ def fit_preprocessor(
         target_scale=safe_scale(target.std()) if features.standardize else 1.0,
     )
     encoded = preprocessor.encode(train)
+    # Aliased columns have no identifiable coefficient: leave them out of the design, so every
+    # fit (and every coefficient reported) is unique rather than one of many equally good ones.
+    names = preprocessor.encoded_names
+    preprocessor.dropped_columns = find_aliased_columns(encoded, names)
+    encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
     width = encoded.shape[1]
     preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
     preprocessor.scales = (
@@ -119,12 +128,64 @@ class FeatureSet(NamedTuple):
     x_test: np.ndarray
     y_test: np.ndarray  # price units, not scaled
     split: DataSplit
+    config: PipelineConfig | None = None  # what made it; cross-validation refits with it
 
 
-def build_feature_set(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSet:
-    """Split, fit the preprocessor on the training part, and transform every part."""
+def refit_preprocessor(rows: pd.DataFrame, feature_set: FeatureSet) -> Preprocessor:
+    """A preprocessor fitted as feature_set's was, on other rows (a cross-validation fold)."""
+    config = feature_set.config or PipelineConfig()
+    prep = feature_set.preprocessor
+    data = config.data.model_copy(
+        update={
+            "target": prep.target,
+            "numeric_features": list(prep.numeric_features),
+            "categorical_features": list(prep.categorical_features),
+            "features": [],
+        }
+    )
+    features = config.features.model_copy(update={"log_target": prep.log_target})
+    return fit_preprocessor(rows, data, features)
+
+
+class AliasedFeatureError(ValueError):
+    """A feature the user named cannot be estimated: the other features explain it entirely."""
+
+
+def redundant_features(preprocessor: Preprocessor) -> dict[str, str]:
+    """Features all of whose design columns were dropped as aliased, with the first reason."""
+    dropped = preprocessor.dropped_columns
+    redundant = {}
+    for column in preprocessor.numeric_features:
+        if column in dropped:
+            redundant[column] = dropped[column]
+    for column in preprocessor.categorical_features:
+        indicators = [f"{column}={level}" for level in preprocessor.levels[column]]
+        if indicators and all(name in dropped for name in indicators):
+            redundant[column] = (
+                f"every level is aliased, e.g. {indicators[0]}: {dropped[indicators[0]]}"
+            )
+    return redundant
+
+
+def build_feature_set(
+    frame: pd.DataFrame, config: PipelineConfig, features_listed: bool = True
+) -> FeatureSet:
+    """Split, fit the preprocessor on the training part, and transform every part.
+
+    features_listed says the user named the features; then a feature that is redundant as a
+    whole is refused (AliasedFeatureError) rather than silently dropped, since the request
+    itself cannot be met. Single aliased design columns (a category level that always
+    coincides with another column's) are dropped either way.
+    """
     parts = split_data(frame, config.split)
     preprocessor = fit_preprocessor(parts.train, config.data, config.features)
+    redundant = redundant_features(preprocessor)
+    if features_listed and redundant:
+        listed = "; ".join(f"{column}: {why}" for column, why in redundant.items())
+        raise AliasedFeatureError(
+            f"features {sorted(redundant)} cannot be estimated beside the other features on "
+            f"the {len(parts.train)} training rows ({listed}); remove them from the features"
+        )
     training = TrainingData(
         x_train=preprocessor.transform(parts.train),
         y_train=preprocessor.transform_target(parts.train[config.data.target]),
@@ -132,13 +193,22 @@ def build_feature_set(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSet
         y_val=preprocessor.transform_target(parts.validation[config.data.target]),
     )
     y_test = parts.test[config.data.target].astype("float64").to_numpy()
-    return FeatureSet(preprocessor, training, preprocessor.transform(parts.test), y_test, parts)
+    x_test = preprocessor.transform(parts.test)
+    return FeatureSet(preprocessor, training, x_test, y_test, parts, config)
 
 
 @task(name="build-features", cache_policy=NO_CACHE)  # hashing whole frames costs more than it saves
-def build_features(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSet:
+def build_features(
+    frame: pd.DataFrame, config: PipelineConfig, features_listed: bool = True
+) -> FeatureSet:
     """Split the data and fit scaling and encoding on the training part."""
-    feature_set = build_feature_set(frame, config)
+    feature_set = build_feature_set(frame, config, features_listed)
+    for column, why in feature_set.preprocessor.dropped_columns.items():
+        get_run_logger().warning(
+            "features: dropped design column %r, its coefficient cannot be estimated: %s",
+            column,
+            why,
+        )
     get_run_logger().info(
         "features: %d design columns; %d train / %d validation / %d test rows",
         feature_set.training.x_train.shape[1],

@@ -3,13 +3,18 @@
 The rule, in order:
 1. A run's challenger is its trainer with the lowest validation RMSE among those whose test
    RMSE is within the evaluation tolerance of the least-squares optimum (torch wins ties).
-2. It must clear the absolute limits (PromotionConfig: minimum R², maximum RMSE / MAPE).
+2. It must clear the absolute limits (PromotionConfig: minimum R², maximum RMSE / MAPE), on
+   the figures the run is judged by: its test part when that has at least
+   evaluation.min_test_rows rows, else repeated k-fold cross-validation (always in a
+   full-sample fit).
 3. With no champion yet (or one that can no longer be loaded or score today's data), that is
    enough.
 4. Otherwise both score the same current test rows, each with its own saved preprocessing,
    and a paired bootstrap gives a confidence interval for the relative RMSE change. The
    challenger wins only if the interval's upper end is below max_relative_rmse_change
-   (default 0: better beyond noise), so a rerun on the same data never promotes.
+   (default 0: better beyond noise), so a rerun on the same data never promotes. A
+   full-sample fit has no held-out rows to compare on, so it never replaces a champion by
+   itself: promote it by hand.
 5. Whatever the above says, a major drift (PSI above DriftConfig.max_psi in any feature) stops
    promotion while DriftConfig.block_promotion is on: a person looks at the data first.
 """
@@ -28,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import registry, storage
 from houseprice.config import DriftConfig, PromotionConfig
 from houseprice.errors import ModelLoadError
-from tasks.evaluate import REFERENCE, Evaluation, RegressionMetrics, regression_metrics
+from tasks.evaluate import BASIS_CV, REFERENCE, Evaluation, RegressionMetrics, regression_metrics
 
 # Resampled row indices held at once (~80 MB): bounds memory however large the test set.
 BOOTSTRAP_CHUNK_ELEMENTS = 10_000_000
@@ -59,21 +64,45 @@ def select_run_model(evaluation: Evaluation) -> str | None:
     if not candidates:
         return None
     order = {"torch": 0, "tensorflow": 1}
-    return min(candidates, key=lambda n: (evaluation.models[n].validation.rmse, order.get(n, 9)))
+    return min(candidates, key=lambda n: (_choice_rmse(evaluation, n), order.get(n, 9)))
 
 
-def absolute_limit_failures(metrics: RegressionMetrics, settings: PromotionConfig) -> list[str]:
-    """Each absolute limit the metrics break, as a sentence."""
+def _choice_rmse(evaluation: Evaluation, name: str) -> float:
+    """The RMSE a trainer is chosen by: validation, else (no validation rows) in-sample."""
+    model = evaluation.models[name]
+    metrics = model.validation or model.in_sample
+    return metrics.rmse if metrics is not None else float("inf")
+
+
+def use_anyway(run_id: str | None) -> str:
+    """What to do with a run that was not promoted; every refusal by a limit ends with it."""
+    run = run_id or "<run id>"
+    return (
+        f"to use this run anyway, score with `houseprice predict --run {run}` or make it the "
+        f"champion with `houseprice promote {run}`"
+    )
+
+
+def absolute_limit_failures(
+    metrics: RegressionMetrics, settings: PromotionConfig, basis: str = "test"
+) -> list[str]:
+    """Each absolute limit the metrics break, as a sentence naming the setting to change."""
+    label = "cross-validated" if basis == BASIS_CV else "test"
     failures = []
     if settings.min_test_r2 is not None and not metrics.r2 >= settings.min_test_r2:
-        failures.append(f"test R² {metrics.r2:.4f} is below the minimum {settings.min_test_r2}")
+        failures.append(
+            f"{label} R² {metrics.r2:.4f} is below the minimum "
+            f"(promotion.min_test_r2 = {settings.min_test_r2})"
+        )
     if settings.max_test_rmse is not None and not metrics.rmse <= settings.max_test_rmse:
         failures.append(
-            f"test RMSE {metrics.rmse:,.2f} is above the maximum {settings.max_test_rmse:,}"
+            f"{label} RMSE {metrics.rmse:,.2f} is above the maximum "
+            f"(promotion.max_test_rmse = {settings.max_test_rmse:,})"
         )
     if settings.max_test_mape is not None and not metrics.mape <= settings.max_test_mape:
         failures.append(
-            f"test MAPE {metrics.mape:.4f} is above the maximum {settings.max_test_mape}"
+            f"{label} MAPE {metrics.mape:.4f} is above the maximum "
+            f"(promotion.max_test_mape = {settings.max_test_mape})"
         )
     return failures
 
@@ -128,24 +157,36 @@ class ChampionScore(NamedTuple):
 
 
 def decide_promotion(
-    evaluation: Evaluation, champion: ChampionScore | None, settings: PromotionConfig
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    settings: PromotionConfig,
+    run_id: str | None = None,
 ) -> PromotionDecision:
-    """Apply the promotion rule (module docstring) to one run's evaluation."""
+    """Apply the promotion rule (module docstring) to one run's evaluation (run run_id)."""
     framework = select_run_model(evaluation)
-    if framework is None:
-        return PromotionDecision(
-            False, "neither trainer reached the least-squares optimum within tolerance", None
-        )
-    challenger = evaluation.models[framework]
-    figures: dict[str, Any] = {"challenger_test": challenger.test._asdict()}
     champion_run_id = champion.run_id if champion else None
-    failures = absolute_limit_failures(challenger.test, settings)
-    if failures:
-        return PromotionDecision(False, "; ".join(failures), framework, champion_run_id, figures)
-    if champion is None:
-        return PromotionDecision(
-            True, "first champion: passes the absolute limits", framework, None, figures
+    if framework is None:
+        reason = (
+            "neither trainer reached the least-squares optimum within "
+            "evaluation.reference_tolerance (see reference_check in metrics.json): use "
+            "optimizer 'cg', or raise training.<framework>.max_epochs"
         )
+        return PromotionDecision(False, reason, None, champion_run_id)
+    challenger = evaluation.models[framework]
+    judged = evaluation.judged(framework)
+    figures: dict[str, Any] = {"basis": evaluation.basis}
+    if challenger.test is not None:
+        figures["challenger_test"] = challenger.test._asdict()
+    if challenger.cross_validated is not None:
+        figures["challenger_cross_validated"] = challenger.cross_validated._asdict()
+    failures = absolute_limit_failures(judged, settings, evaluation.basis)
+    if failures:
+        fix = "change the limit named" if len(failures) == 1 else "change the limits named"
+        reason = f"{'; '.join(failures)}; {fix}, or {use_anyway(run_id)}"
+        return PromotionDecision(False, reason, framework, champion_run_id, figures)
+    passes = f"passes the absolute limits ({_basis_text(evaluation)})"
+    if champion is None:
+        return PromotionDecision(True, f"first champion: {passes}", framework, None, figures)
     if champion.predictions is None:
         if champion.broken:
             reason = f"champion {champion.run_id} no longer loads ({champion.problem})"
@@ -153,6 +194,12 @@ def decide_promotion(
         reason = (
             f"champion {champion.run_id} cannot score this run's data ({champion.problem}), so "
             f"they cannot be compared; promote by hand if this model should replace it"
+        )
+        return PromotionDecision(False, reason, framework, champion.run_id, figures)
+    if len(evaluation.y_test) == 0:
+        reason = (
+            f"{passes}, but a full-sample fit holds out no rows to compare it with champion "
+            f"{champion.run_id} on; {use_anyway(run_id)}"
         )
         return PromotionDecision(False, reason, framework, champion.run_id, figures)
     champion_predictions = champion.predictions
@@ -176,10 +223,28 @@ def decide_promotion(
         reason = f"beats champion {champion_run_id}: {interval}, upper end below {threshold:+.2%}"
         return PromotionDecision(True, reason, framework, champion_run_id, figures)
     reason = (
-        f"no evidence it beats champion {champion_run_id}: {interval}, "
-        f"upper end not below {threshold:+.2%}"
+        f"no evidence it beats champion {champion_run_id}: {interval} on "
+        f"{len(evaluation.y_test)} test rows, upper end not below {threshold:+.2%} "
+        f"(promotion.max_relative_rmse_change); {use_anyway(run_id)}"
     )
     return PromotionDecision(False, reason, framework, champion_run_id, figures)
+
+
+def _basis_text(evaluation: Evaluation) -> str:
+    """What the figures were measured on, in a few words."""
+    if evaluation.basis != BASIS_CV:
+        return f"on {len(evaluation.y_test)} test rows"
+    cv = evaluation.cross_validation or {}
+    return f"{cv.get('folds')}-fold cross-validation × {cv.get('repeats')} on {cv.get('rows')} rows"
+
+
+def decision_headline(decision: PromotionDecision) -> str:
+    """'PROMOTE', 'keep champion <id>' or 'no champion' — never 'keep' when there is none."""
+    if decision.promoted:
+        return "PROMOTE"
+    if decision.champion_run_id:
+        return f"keep champion {decision.champion_run_id}"
+    return "no champion made"
 
 
 def drift_block_reason(drift: dict[str, Any] | None, settings: DriftConfig) -> str | None:
@@ -192,7 +257,10 @@ def drift_block_reason(drift: dict[str, Any] | None, settings: DriftConfig) -> s
         return None
     largest_first = sorted(drifted.items(), key=lambda item: -item[1])
     listed = ", ".join(f"{feature} (PSI {score:.3f})" for feature, score in largest_first)
-    return f"drift blocks promotion: {listed} above max_psi {settings.max_psi}"
+    return (
+        f"drift blocks promotion: {listed} above max_psi {settings.max_psi} (look at the new "
+        "data; drift.block_promotion: false or a higher drift.max_psi lets such runs through)"
+    )
 
 
 def block_on_drift(
@@ -214,7 +282,9 @@ def score_champion(artifacts_dir: Path, test_rows: pd.DataFrame) -> ChampionScor
     if champion is None:
         return None
     try:
-        return ChampionScore(champion.run_id, load_model(artifacts_dir).predict(test_rows))
+        model = load_model(artifacts_dir)  # loaded even with no rows: a broken one is replaced
+        predictions = model.predict(test_rows) if len(test_rows) else np.empty(0)
+        return ChampionScore(champion.run_id, predictions)
     except InputSchemaError as error:
         return ChampionScore(champion.run_id, None, str(error), broken=False)
     except (ModelLoadError, registry.RegistryError) as error:
@@ -229,6 +299,7 @@ def gate_promotion(
     settings: PromotionConfig,
     drift: dict[str, Any] | None = None,
     drift_settings: DriftConfig | None = None,
+    run_id: str | None = None,
 ) -> PromotionDecision:
     """Decide whether this run's best model should replace the champion."""
     champion = score_champion(artifacts_dir, test_rows)
@@ -236,13 +307,10 @@ def gate_promotion(
         get_run_logger().warning(
             "promotion: champion %s cannot be compared: %s", champion.run_id, champion.problem
         )
-    decision = decide_promotion(evaluation, champion, settings)
+    decision = decide_promotion(evaluation, champion, settings, run_id)
     decision = block_on_drift(decision, drift, drift_settings or DriftConfig())
     get_run_logger().info(
-        "promotion: %s (%s): %s",
-        "PROMOTE" if decision.promoted else "keep champion",
-        decision.framework,
-        decision.reason,
+        "promotion: %s (%s): %s", decision_headline(decision), decision.framework, decision.reason
     )
     return decision
 
@@ -256,6 +324,15 @@ def apply_promotion(
         registry.promote(artifacts_dir, run.run_id, decision.framework, decision.reason)
         get_run_logger().info(
             "promotion: %s/%s is now the champion", run.run_id, decision.framework
+        )
+    elif decision.framework is not None:
+        get_run_logger().warning(
+            "promotion: run %s not promoted (%s); to use it anyway: "
+            "`houseprice predict --run %s` or `houseprice promote %s`",
+            run.run_id,
+            decision_headline(decision),
+            run.run_id,
+            run.run_id,
         )
     registry.append_history(
         artifacts_dir, {"event": "decision", "run_id": run.run_id, **decision.to_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -36,6 +37,8 @@ def build_metrics(
             training.pop(bulky)
         training["final_train_loss"] = result.train_loss[-1] if result.train_loss else None
         training["final_val_loss"] = result.val_loss[-1] if result.val_loss else None
+        if result.val_loss and math.isnan(result.val_loss[-1]):
+            training["null_reasons"] = {"final_val_loss": "no validation rows (full-sample fit)"}
         payload[result.framework]["training"] = training
     return payload
 

@@ -141,14 +141,28 @@ def _require_reference(evaluation: Evaluation) -> None:
         )
 
 
+# Each kind of figure: the ModelEvaluation field and its label. In-sample figures are listed only
+# when there is no test part (a full-sample fit), labelled so nobody takes them for test error.
+SPLIT_LABELS = {
+    "test": "test",
+    "validation": "validation",
+    "cross_validated": "cross-validated",
+    "in_sample": "in-sample (training rows)",
+}
+
+
 def metrics_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
     """One row per model and split: RMSE, MAE, R², MAPE % and the RMSE gap to the reference."""
     _require_reference(evaluation)
     reference = evaluation.models[REFERENCE]
     rows = []
     for name, model in evaluation.models.items():
-        for split in ("test", "validation"):
-            metrics, baseline = getattr(model, split), getattr(reference, split)
+        for field_name, split in SPLIT_LABELS.items():
+            metrics, baseline = getattr(model, field_name), getattr(reference, field_name)
+            if metrics is None or baseline is None:
+                continue
+            if field_name == "in_sample" and model.test is not None:
+                continue
             gap = None if name == REFERENCE else 100 * (metrics.rmse / baseline.rmse - 1)
             rows.append(
                 {
@@ -165,7 +179,13 @@ def metrics_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
 
 
 METRIC_HEADERS = ["model", "split", "RMSE", "MAE", "R²", "MAPE %", "RMSE vs reference"]
-CHECK_HEADERS = ["trainer", "test RMSE vs reference", "train MSE vs optimum", "tolerance", "within"]
+CHECK_HEADERS = [
+    "trainer",
+    "test RMSE vs reference",
+    "train MSE vs optimum",
+    "tolerance",
+    "within",
+]
 
 
 def _metric_cells(row: dict[str, Any]) -> list[str]:
@@ -184,9 +204,11 @@ def _metric_cells(row: dict[str, Any]) -> list[str]:
 
 def _check_cells(name: str, check: dict[str, Any]) -> list[str]:
     """A reference-check entry as display strings, in CHECK_HEADERS order."""
+    rows = check.get("rmse_rows", "test")
+    label = "" if rows == "test" else " (in-sample: no test rows)"
     return [
         model_label(name),
-        f"{100 * (check['test_rmse_ratio'] - 1):+.3g}%",
+        f"{100 * (_rmse_ratio(check) - 1):+.3g}%{label}",
         f"{100 * (check['train_mse_ratio'] - 1):+.3g}%",
         f"±{100 * check['tolerance']:g}%",
         "yes" if check["within_tolerance"] else "NO",
@@ -223,9 +245,10 @@ def run_verdict(
         problems.append("no trained model to check against the reference")
     for name, check in checks.items():
         if not check["within_tolerance"]:
-            gap = 100 * abs(check["test_rmse_ratio"] - 1)
+            gap = 100 * abs(_rmse_ratio(check) - 1)
+            rows = "test" if check.get("rmse_rows", "test") == "test" else "in-sample"
             problems.append(
-                f"{model_label(name)} test RMSE is {gap:.4f}% off the least-squares reference"
+                f"{model_label(name)} {rows} RMSE is {gap:.4f}% off the least-squares reference"
             )
     if drift and (drifted := _drifted_features(drift)):
         problems.append(f"drift above threshold in {', '.join(drifted)}")
@@ -236,6 +259,11 @@ def run_verdict(
         True,
         f"PASS: {trainers} match the least-squares reference and the data passed validation.",
     )
+
+
+def _rmse_ratio(check: dict[str, Any]) -> float:
+    """A reference check's RMSE ratio (test rows, or in-sample in a full-sample fit)."""
+    return check["rmse_ratio"] if "rmse_ratio" in check else check["test_rmse_ratio"]
 
 
 def _format_number(value: float | None) -> str:
@@ -420,6 +448,7 @@ def _metrics_section(inputs: ReportInputs) -> str:
         "Metrics (price units)",
         "<p>RMSE and MAE in price units; the last column is each model's RMSE relative to the "
         "least-squares reference on the same split.</p>",
+        _basis_note(evaluation),
         _table(METRIC_HEADERS, rows),
         "<h3>Reference check</h3><p>Each trainer against the exact least-squares solution.</p>",
         _table(CHECK_HEADERS, checks),
@@ -427,13 +456,40 @@ def _metrics_section(inputs: ReportInputs) -> str:
     )
 
 
+def _basis_note(evaluation: Evaluation) -> str:
+    """Which figures judge the models, and why; warns that in-sample figures flatter."""
+    cv = evaluation.cross_validation
+    if cv is None:
+        return f"<p>Judged on the {len(evaluation.y_test):,} test rows.</p>"
+    held = len(evaluation.y_test)
+    why = (
+        "a full-sample fit holds out no rows"
+        if held == 0
+        else f"the test part has only {held:,} rows, too few to judge by"
+    )
+    note = (
+        f"<p>Judged by <strong>cross-validation</strong> ({_e(cv['folds'])}-fold, repeated "
+        f"{_e(cv['repeats'])} times on all {_e(cv['rows'])} rows; the mean over repeats), since "
+        f"{_e(why)}. Each trainer is scored by the exact optimum of its cost refitted per fold, "
+        "which it matches on the full fit (reference check).</p>"
+    )
+    if held == 0:
+        note += (
+            "<p class='warn'>In-sample figures are measured on the rows the model was fitted "
+            "to: they overstate how well it predicts new houses.</p>"
+        )
+    return note
+
+
 def _agreement(evaluation: Evaluation) -> str:
     if not evaluation.agreement:
         return "<p>Only one trainer ran, so there is no framework agreement to show.</p>"
     first, second = (model_label(name) for name in list(evaluation.reference_check)[:2])
     a = evaluation.agreement
+    rows = a.get("rows", "test")
     return (
-        f"<h3>Framework agreement</h3><p>{_e(first)} and {_e(second)} test predictions differ by "
+        f"<h3>Framework agreement</h3><p>{_e(first)} and {_e(second)} predictions on the "
+        f"{_e(rows)} rows differ by "
         f"at most {_e(a['max_abs_diff'])} (RMS {_e(a['rms_diff'])}, "
         f"{100 * a['relative_rms_diff']:.2e}% of the mean prediction).</p>"
     )
@@ -496,6 +552,116 @@ def _equations_section(inputs: ReportInputs) -> str:
     return _section("equations", "Fitted equations", note, indicator, equations, table)
 
 
+def _significance(p: float | None) -> str:
+    """The usual stars: *** p < 0.001, ** < 0.01, * < 0.05, . < 0.1."""
+    if p is None or not math.isfinite(p):
+        return ""
+    return next((mark for limit, mark in SIGNIFICANCE if p < limit), "")
+
+
+SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
+REGRESSION_HEADERS = [
+    "term",
+    "coefficient",
+    "std. error",
+    "HC0 s.e.",
+    "HC1 s.e.",
+    "t",
+    "p",
+    "",
+    "95% interval",
+]
+
+
+def _stat(value: float | None, digits: int = 4) -> str:
+    """A statistic with `digits` significant digits, thousands separated when large."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}g}"
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "< 1e-16" if p < 1e-16 else (f"{p:.3g}" if p < 0.001 else f"{p:.4f}")
+
+
+def _regression_section(inputs: ReportInputs) -> str:
+    """The least-squares fit as regression output: estimate, SEs, t, p, interval; fit summary."""
+    regression = inputs.evaluation.regression
+    if regression is None:
+        return ""
+    prep, fit = inputs.features.preprocessor, regression.fit
+    rows = [
+        [
+            _Html(f"<code>{_e(row['term'])}</code>"),
+            _stat(row["coef"], 6),
+            _stat(row["se"]),
+            _stat(row["se_hc0"]),
+            _stat(row["se_hc1"]),
+            _stat(row["t"]),
+            _p_value(row["p"]),
+            _significance(row["p"]),
+            f"{_stat(row['ci_low'])} .. {_stat(row['ci_high'])}",
+        ]
+        for row in regression.table
+    ]
+    lhs = f"log({prep.target})" if prep.log_target else prep.target
+    in_sample = len(inputs.evaluation.y_test) == 0
+    rows_text = "all" if in_sample else "the training"
+    df1, df2 = fit["f_df"]
+    f_p = _p_value(fit["f_p"])
+    f_p = f_p if f_p.startswith("<") else f"= {f_p}"
+    summary = (
+        f"<p>n = {fit['n']:,} ({rows_text} rows); R² = {_stat(fit['r2'])}, adjusted R² = "
+        f"{_stat(fit['adj_r2'])}; residual standard error {_stat(fit['rse'])} on {df2:,} "
+        f"degrees of freedom; F = {_stat(fit['f'])} on {df1} and {df2:,} df, "
+        f"p {html.escape(f_p)}.</p>"
+    )
+    notes = (
+        f"<p>Ordinary least squares of <code>{_e(lhs)}</code> on the raw (unscaled) features "
+        f"of {rows_text} rows{' (in-sample: a full-sample fit)' if in_sample else ''}. "
+        f"Coefficients: {_e(inputs.evaluation.coefficient_units)}. t, p and the 95% interval "
+        "use the classical standard error; HC0 (White) and HC1 (HC0 × n/(n−k)) are "
+        "heteroskedasticity-robust alternatives: prefer them when the residual spread grows "
+        "with the price. Stars: *** p &lt; 0.001, ** &lt; 0.01, * &lt; 0.05, . &lt; 0.1.</p>"
+    )
+    return _section(
+        "regression",
+        "Regression table (least squares)",
+        notes,
+        _table(REGRESSION_HEADERS, rows),
+        summary,
+        _dropped_note(prep.dropped_columns),
+    )
+
+
+def _dropped_note(dropped: dict[str, str]) -> str:
+    """The aliased design columns left out, and why; nothing when none were."""
+    if not dropped:
+        return ""
+    items = "".join(f"<li><code>{_e(name)}</code>: {_e(why)}</li>" for name, why in dropped.items())
+    return (
+        "<p class='warn'>Left out of the design: these columns are (near) linear combinations "
+        "of the others on the training rows, so no coefficient of theirs could be estimated. "
+        "Their effect is carried by the columns named.</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
+def _plotted_rows(evaluation: Evaluation) -> tuple[Evaluation, str]:
+    """The evaluation whose test rows the plots show, and what they are: test, else in-sample."""
+    if len(evaluation.y_test) or evaluation.y_train is None:
+        return evaluation, "test"
+    models = {
+        name: replace(model, test_predictions=model.train_predictions)
+        for name, model in evaluation.models.items()
+    }
+    return replace(evaluation, models=models, y_test=evaluation.y_train), "in-sample"
+
+
 def _plots_section(inputs: ReportInputs) -> str:
     evaluation, target = inputs.evaluation, inputs.features.preprocessor.target
     optimum = evaluation.models[REFERENCE].train_mse_scaled
@@ -505,13 +671,14 @@ def _plots_section(inputs: ReportInputs) -> str:
             "<h3>Loss curves</h3>",
             _image(loss_plot(inputs.results, optimum), "loss curves"),
         ]
+    evaluation, rows = _plotted_rows(evaluation)
     scatter, histogram = residual_plots(evaluation, target)
     parts += [
-        "<h3>Predicted vs actual (test)</h3>",
+        f"<h3>Predicted vs actual ({rows})</h3>",
         _image(prediction_plot(evaluation, target), "predicted vs actual"),
-        "<h3>Residuals vs predicted (test)</h3>",
+        f"<h3>Residuals vs predicted ({rows})</h3>",
         _image(scatter, "residuals vs predicted"),
-        "<h3>Residual histogram (test)</h3>",
+        f"<h3>Residual histogram ({rows})</h3>",
         _image(histogram, "residual histogram"),
     ]
     return _section("plots", "Plots", *parts)
@@ -630,6 +797,7 @@ def render_report(inputs: ReportInputs) -> str:
         _validation_section(inputs.validation),
         _drift_section(inputs.drift) if inputs.drift is not None else "",
         _metrics_section(inputs),
+        _regression_section(inputs),
         _equations_section(inputs),
         _plots_section(inputs),
         _training_section(inputs),

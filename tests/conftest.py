@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from pathlib import Path
 
 import houseprice  # noqa: F401  (environment defaults before Prefect is imported)
 
@@ -58,12 +60,37 @@ def small_config(tmp_path, **sections) -> PipelineConfig:
     return build_config(values)
 
 
+def _refuse_non_strict(constant: str):
+    raise ValueError(f"{constant} is not JSON (strict parsers refuse it)")
+
+
+def strict_json_problems(root) -> list[str]:
+    """Each metrics.json under root that a strict JSON parser refuses, with the reason."""
+    problems = []
+    for path in sorted(Path(root).rglob("metrics.json")):
+        try:
+            json.loads(path.read_text(), parse_constant=_refuse_non_strict)
+        except ValueError as error:
+            problems.append(f"{path}: {error}")
+    return problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_metrics_json_is_strict_json(tmp_path_factory):
+    """After the session: every metrics.json the tests wrote parses as strict JSON (no NaN)."""
+    yield
+    problems = strict_json_problems(tmp_path_factory.getbasetemp())
+    assert not problems, "metrics.json that strict JSON parsers refuse:\n" + "\n".join(problems)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One temporary Prefect server for the whole session (it takes ~9 s to start)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # The session's PREFECT_HOME is new, so the server's first start runs every database
+    # migration: on two busy cores that takes longer than the harness's default 30 s.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 

@@ -72,11 +72,20 @@ def test_reference_check_flags_a_model_off_the_optimum(tmp_path):
     assert set(payload["ols"]["test"]) == {"rmse", "mae", "r2", "mape"}
 
 
-def test_log_target_reports_no_price_coefficients(tmp_path):
+def test_log_target_reports_log_scale_coefficients_equal_to_a_direct_log_fit(tmp_path):
     config = small_config(tmp_path, features={"log_target": True})
     features = build_feature_set(make_houses(rows=60), config)
     evaluation = evaluate_models(features, [], EvaluationConfig())
-    assert evaluation.models["ols"].coefficients is None
+    coefficients = evaluation.models["ols"].coefficients
+    train = features.split.train
+    design = np.column_stack(
+        [np.ones(len(train)), train.area, train.year, train.hood == "East", train.hood == "South"]
+    ).astype(float)
+    direct, *_ = np.linalg.lstsq(design, np.log(train.price.to_numpy()), rcond=None)
+    names = ["intercept", "area", "year", "hood=East", "hood=South"]
+    assert [coefficients[name] for name in names] == pytest.approx(direct, rel=1e-8)
+    assert "semi-elasticities" in evaluation.coefficient_units
+    assert evaluation.metrics_payload()["ols"]["coefficients"] == coefficients
 
 
 def test_compare_predictions():
@@ -108,3 +117,19 @@ def test_a_constant_target_does_not_divide_by_zero(tmp_path):
     ols = fit_least_squares(features.training.x_train, features.training.y_train)
     evaluation = evaluate_models(features, [_result("torch", ols)], EvaluationConfig())
     assert evaluation.reference_check["torch"]["test_rmse_ratio"] == 1.0
+
+
+def test_a_one_row_part_is_written_as_strict_json_saying_why_r2_is_null(tmp_path):
+    from houseprice import storage
+    from tests.conftest import strict_json_problems
+
+    split = {"test_fraction": 0.05, "validation_fraction": 0.05}
+    features = build_feature_set(make_houses(rows=20), small_config(tmp_path, split=split))
+    assert len(features.split.test) == 1
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    evaluation = evaluate_models(features, [_result("torch", ols)], EvaluationConfig())
+    storage.write_json_atomic(tmp_path / "metrics.json", evaluation.metrics_payload())
+    assert strict_json_problems(tmp_path) == []
+    written = storage.read_json(tmp_path / "metrics.json")
+    assert written["ols"]["test"]["r2"] is None
+    assert "1 row(s) scored all have the same price" in written["ols"]["test"]["null_reasons"]["r2"]

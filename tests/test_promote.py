@@ -60,7 +60,10 @@ def test_first_run_promotes_when_absolute_limits_pass(tmp_path):
 def test_shuffled_labels_fail_the_absolute_limits(tmp_path):
     decision = decide_promotion(_evaluation(tmp_path, shuffle=True), None, PromotionConfig())
     assert not decision.promoted
-    assert "R² " in decision.reason and "below the minimum 0.5" in decision.reason
+    assert (
+        "R² " in decision.reason
+        and "below the minimum (promotion.min_test_r2 = 0.5)" in decision.reason
+    )
 
 
 def test_an_identical_challenger_is_not_promoted(tmp_path):
@@ -215,3 +218,42 @@ def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
     assert "another retrain holds" in capsys.readouterr().err
     assert main(argv) == 0
     assert registry.read_champion(tmp_path).run_id == "run-1"
+
+
+def test_predict_without_a_champion_after_a_refused_run_names_the_limit_and_run(tmp_path):
+    from houseprice.model import load_model
+
+    with pytest.raises(registry.RegistryError, match="run `houseprice retrain` first"):
+        load_model(tmp_path)
+    evaluation = _evaluation(tmp_path, shuffle=True)
+    refused = decide_promotion(evaluation, None, PromotionConfig(), run_id="run-7")
+    registry.append_history(tmp_path, {"event": "decision", "run_id": "run-7", **refused.to_dict()})
+    with pytest.raises(registry.RegistryError) as raised:
+        load_model(tmp_path)
+    message = str(raised.value)
+    assert "the latest run, run-7, was not promoted" in message
+    assert "promotion.min_test_r2" in message and "houseprice predict --run run-7" in message
+    assert message.count("--run") == 1
+    drifted = {"event": "decision", "run_id": "run-8", "promoted": False, "reason": "drift"}
+    registry.append_history(tmp_path, drifted)
+    with pytest.raises(registry.RegistryError, match=r"drift; .*houseprice predict --run run-8"):
+        load_model(tmp_path)
+
+
+def test_a_full_sample_run_never_replaces_a_champion_by_itself(tmp_path):
+    from tasks.evaluate import evaluate_models
+
+    frame = make_houses(rows=400, seed=1)
+    config = small_config(tmp_path, split={"validation_fraction": 0, "test_fraction": 0})
+    features = build_feature_set(frame, config)
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    result = TrainResult(
+        "torch", ols.weights, ols.bias, [1.0], [np.nan], "cpu", "cpu", 0.0, 1, "cg", "converged"
+    )
+    evaluation = evaluate_models(features, [result], EvaluationConfig())
+    assert evaluation.basis == "cross-validation"
+    assert decide_promotion(evaluation, None, PromotionConfig()).promoted
+    decision = decide_promotion(evaluation, ChampionScore("old", np.empty(0)), PromotionConfig())
+    assert not decision.promoted
+    assert "holds out no rows to compare it with champion old" in decision.reason
+    assert "houseprice promote" in decision.reason

@@ -210,7 +210,7 @@ def test_markdown_summary_has_verdict_and_tables(full):
     summary = render_markdown_summary(replace(inputs, drift=None))
     assert summary.startswith("**PASS:")
     assert "| model | split | RMSE |" in summary
-    assert summary.count("| least squares (reference) |") == 2
+    assert summary.count("| least squares (reference) |") == 3  # test, validation, cross-validated
     assert "| PyTorch | test |" in summary and "| TensorFlow | validation |" in summary
     assert "| trainer | test RMSE vs reference |" in summary
 
@@ -299,11 +299,13 @@ def test_metrics_table_rows(full):
     inputs, _ = full
     rows = metrics_table_rows(inputs.evaluation)
     assert [(r["model"], r["split"]) for r in rows] == [
-        (m, s) for m in (REFERENCE, "torch", "tensorflow") for s in ("test", "validation")
+        (m, s)
+        for m in (REFERENCE, "torch", "tensorflow")
+        for s in ("test", "validation", "cross-validated")  # 40 rows: too few to judge by test
     ]
     assert rows[0]["rmse_gap_pct"] is None
     torch_test = inputs.evaluation.models["torch"].test
-    assert rows[2]["rmse"] == torch_test.rmse and rows[2]["mape_pct"] == 100 * torch_test.mape
+    assert rows[3]["rmse"] == torch_test.rmse and rows[3]["mape_pct"] == 100 * torch_test.mape
 
 
 def test_missing_reference_is_refused(full):
@@ -375,3 +377,14 @@ def test_failed_run_still_writes_its_report_and_artifacts(tmp_path, prefect_harn
     assert summary.data.startswith("**FAILED in stage validate")
     assert "| price |" in summary.data
     assert path.resolve().as_uri() in Artifact.get(REPORT_LINK_ARTIFACT_KEY).data
+
+
+def test_regression_table_reads_like_regression_output(full, log_page):
+    inputs, page = full
+    assert 'id="regression"' in page and "Regression table (least squares)" in page
+    for header in ("std. error", "HC0 s.e.", "HC1 s.e.", "95% interval"):
+        assert f"<th>{header}</th>" in page
+    fit = inputs.evaluation.regression.fit
+    assert f"n = {fit['n']:,} (the training rows)" in page and "adjusted R²" in page
+    assert "<code>Year_Built</code>" in page and "***" in page  # a strong effect gets its stars
+    assert "semi-elasticities" in log_page and "elasticity" in log_page

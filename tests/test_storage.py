@@ -1,5 +1,8 @@
 """Storage: atomic writes, content-addressed snapshots, one folder per run."""
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,3 +47,57 @@ def test_runs_never_share_a_folder(tmp_path):
     assert storage.open_run(tmp_path, first.run_id) == first
     with pytest.raises(FileNotFoundError):
         storage.open_run(tmp_path, "nope")
+
+
+class _NanReason(str):
+    """Equal to any reason that says the value was NaN."""
+
+    def __eq__(self, other):
+        return isinstance(other, str) and "was NaN" in other
+
+    __hash__ = str.__hash__
+
+
+ANY_NAN_REASON = _NanReason()
+
+
+def _strict(text: str):
+    """Parse as strict JSON: NaN and Infinity, which Python's json accepts, are refused."""
+
+    def refuse(constant: str):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_numbers_are_written_as_null_with_the_reason_beside(tmp_path):
+    target = tmp_path / "metrics.json"
+    payload = {
+        "test": {"rmse": 1.5, "r2": float("nan")},
+        "gap": np.float64(np.inf),
+        "losses": [1.0, float("nan")],
+        "given": {"r2": float("nan"), "null_reasons": {"r2": "one row: no variance"}},
+    }
+    storage.write_json_atomic(target, payload)
+    written = _strict(target.read_text())
+    assert written["test"] == {"rmse": 1.5, "r2": None, "null_reasons": {"r2": ANY_NAN_REASON}}
+    assert written["gap"] is None and "Infinity" in written["null_reasons"]["gap"]
+    assert written["losses"] == [1.0, None] and "1 of 2" in written["null_reasons"]["losses"]
+    assert written["given"]["null_reasons"] == {"r2": "one row: no variance"}
+
+
+def test_finite_payloads_are_written_unchanged(tmp_path):
+    payload = {"a": [1, 2.5, None], "b": {"c": "text", "d": True}}
+    storage.write_json_atomic(tmp_path / "x.json", payload)
+    assert _strict((tmp_path / "x.json").read_text()) == payload
+
+
+def test_the_suite_wide_strict_json_check_finds_a_bare_nan(tmp_path):
+    from tests.conftest import strict_json_problems
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text('{"r2": NaN}')
+    storage.write_json_atomic(tmp_path / "ok" / "metrics.json", {"r2": float("nan")})
+    problems = strict_json_problems(tmp_path)
+    assert len(problems) == 1 and "run/metrics.json" in problems[0] and "NaN" in problems[0]
+    (tmp_path / "run" / "metrics.json").unlink()  # the session-wide check would flag it too

@@ -232,7 +232,10 @@ class EpochTracker:
     def _check_divergence(
         self, epoch: int, cost: float, val_mse: float, params: np.ndarray
     ) -> None:
-        finite = math.isfinite(cost) and math.isfinite(val_mse) and np.isfinite(params).all()
+        # A full-sample fit has no validation rows, so its validation MSE (a mean over nothing)
+        # is NaN by construction; an infinite one still means the fit blew up.
+        val_ok = math.isfinite(val_mse) or math.isnan(val_mse)
+        finite = math.isfinite(cost) and val_ok and np.isfinite(params).all()
         if finite and cost <= EXPLOSION_FACTOR * max(self.start_cost, 1e-12):
             return
         if self.learning_rate is None:

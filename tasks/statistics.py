@@ -1,0 +1,146 @@
+"""Statistics of the least-squares reference: the regression table, aliased columns, and CV.
+
+Pure numpy/scipy functions, no Prefect: the regression table a statistician reads (classical
+and heteroskedasticity-robust standard errors), the detection of design columns that carry no
+information of their own, and repeated k-fold cross-validation for data too small to judge a
+model on one held-out part. tests/test_statistics.py checks the table against statsmodels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import stats
+
+# A design column whose variance left unexplained by the intercept and the columns before it is
+# below this share of its own variance is aliased (variance inflation above 1e9): its
+# coefficient is not identifiable in float64, whatever the standard errors would claim.
+ALIAS_TOLERANCE = 1e-9
+# Largest share of a kept column in an aliased one worth naming (standardized units).
+_NAMED_SHARE = 1e-6
+
+
+def find_aliased_columns(
+    design: np.ndarray, names: list[str], tolerance: float = ALIAS_TOLERANCE
+) -> dict[str, str]:
+    """Design columns that are (near) linear combinations of the intercept and earlier columns.
+
+    Deterministic: columns are taken in design order and a column is kept unless the ones kept
+    before it (and the intercept) explain it, so of two aliased columns the later one goes.
+    Returns {column: why}, in design order.
+    """
+    centered = design - design.mean(axis=0)
+    variance = np.einsum("ij,ij->j", centered, centered)
+    magnitude = np.einsum("ij,ij->j", design, design)
+    aliased: dict[str, str] = {}
+    constant = variance <= tolerance * np.maximum(magnitude, 1e-300)
+    for index in np.flatnonzero(constant):
+        aliased[names[index]] = "constant in the training rows: aliased with the intercept"
+    varying = np.flatnonzero(~constant)
+    standardized = centered[:, varying] / np.sqrt(variance[varying])
+    gram = standardized.T @ standardized  # n × the correlation matrix
+    kept: list[int] = []
+    for position, index in enumerate(varying):
+        if kept:
+            block = gram[np.ix_(kept, kept)]
+            cross = gram[kept, position]
+            weights = np.linalg.solve(block, cross)
+            unexplained = (gram[position, position] - cross @ weights) / gram[position, position]
+        else:
+            unexplained, weights = 1.0, np.empty(0)
+        if unexplained < tolerance:
+            combined = [names[varying[k]] for k, w in zip(kept, weights, strict=True)]
+            shares = [n for n, w in zip(combined, weights, strict=True) if abs(w) > _NAMED_SHARE]
+            listed = ", ".join(shares[:8]) + (
+                f" and {len(shares) - 8} more" if len(shares) > 8 else ""
+            )
+            aliased[names[index]] = (
+                f"a linear combination of {listed or 'nothing'} and the intercept "
+                f"(share of its variance left unexplained {max(unexplained, 0.0):.1e})"
+            )
+        else:
+            kept.append(position)
+    return {name: aliased[name] for name in names if name in aliased}
+
+
+class RegressionTable(NamedTuple):
+    """An OLS fit as regression output: one row per term, and the fit's summary."""
+
+    table: list[dict[str, Any]]  # term, coef, se, se_hc0, se_hc1, t, p, ci_low, ci_high
+    fit: dict[str, Any]  # n, k (terms), df_resid, r2, adj_r2, rse, f, f_p
+
+    def coefficients(self) -> dict[str, float]:
+        """{term: coefficient}."""
+        return {row["term"]: row["coef"] for row in self.table}
+
+
+def regression_table(
+    design: np.ndarray, target: np.ndarray, names: list[str], confidence: float = 0.95
+) -> RegressionTable:
+    """OLS of target on an intercept plus design (full column rank), as statsmodels reports it.
+
+    Standard errors: classical (s² (X'X)⁻¹), HC0 (White's sandwich) and HC1 (HC0 × n/(n−k)).
+    t, p and the interval use the classical ones and n − k degrees of freedom; F tests all
+    slopes against zero. Computed by QR, so (X'X) is never formed or inverted.
+    """
+    x = np.hstack([np.ones((len(design), 1)), design])
+    n, k = x.shape
+    q, r = np.linalg.qr(x)
+    coef = np.linalg.solve(r, q.T @ target)
+    residuals = target - x @ coef
+    df = n - k
+    rss = float(residuals @ residuals)
+    tss = float(np.sum((target - target.mean()) ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = rss / df if df > 0 else float("nan")
+        r_inv = np.linalg.solve(r, np.eye(k))
+        bread = r_inv @ r_inv.T  # (X'X)⁻¹
+        meat = (q * residuals[:, None]).T @ (q * residuals[:, None])  # Q' diag(e²) Q
+        hc0 = np.sqrt(np.diag(r_inv @ meat @ r_inv.T))
+        hc1 = hc0 * np.sqrt(n / df) if df > 0 else np.full(k, np.nan)
+        se = np.sqrt(np.diag(bread) * sigma2)
+        t = coef / se
+        p = 2 * stats.t.sf(np.abs(t), df) if df > 0 else np.full(k, np.nan)
+        half_width = (stats.t.ppf(0.5 + confidence / 2, df) if df > 0 else np.nan) * se
+        r2 = 1 - rss / tss if tss > 0 else float("nan")
+        slopes = k - 1
+        f = ((tss - rss) / slopes) / sigma2 if slopes > 0 and df > 0 else float("nan")
+        f_p = float(stats.f.sf(f, slopes, df)) if np.isfinite(f) else float("nan")
+    terms = ["intercept", *names]
+    table = [
+        {
+            "term": term,
+            "coef": float(coef[i]),
+            "se": float(se[i]),
+            "se_hc0": float(hc0[i]),
+            "se_hc1": float(hc1[i]),
+            "t": float(t[i]),
+            "p": float(p[i]),
+            "ci_low": float(coef[i] - half_width[i]),
+            "ci_high": float(coef[i] + half_width[i]),
+        }
+        for i, term in enumerate(terms)
+    ]
+    fit = {
+        "n": n,
+        "k": k,
+        "df_resid": df,
+        "r2": float(r2),
+        "adj_r2": float(1 - (1 - r2) * (n - 1) / df) if df > 0 else float("nan"),
+        "rse": float(np.sqrt(sigma2)),
+        "f": float(f),
+        "f_df": [slopes, df],
+        "f_p": f_p,
+        "confidence": confidence,
+    }
+    return RegressionTable(table, fit)
+
+
+def fold_assignments(rows: int, folds: int, repeats: int, seed: int) -> np.ndarray:
+    """(repeats, rows) fold numbers 0..folds-1: each repeat a fresh seeded shuffle, folds ±1 row."""
+    rng = np.random.default_rng(seed)
+    assignment = np.empty((repeats, rows), dtype=int)
+    for repeat in range(repeats):
+        assignment[repeat, rng.permutation(rows)] = np.arange(rows) % folds
+    return assignment
