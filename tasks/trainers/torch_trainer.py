@@ -6,6 +6,7 @@ benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import re
@@ -33,6 +34,7 @@ from tasks.trainers.common import (
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
+    from houseprice.preprocessing import Preprocessor
 
 FRAMEWORK = "torch"
 logger = logging.getLogger(__name__)
@@ -267,18 +269,79 @@ def _check_state(state: object, path: Path) -> tuple[torch.Tensor, torch.Tensor]
     raise describe_load_failure("torch model", path, ValueError(problem))
 
 
-def export_torch_model(result: TrainResult, path: Path) -> None:
-    """Export the model with torch.export (.pt2), any batch size, for serving without this code."""
-    module = _linear_module(result)
-    example = torch.zeros(2, result.weights.shape[0], dtype=torch.float64)
-    program = torch.export.export(
-        module, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)
-    )
+class _PriceProgram(torch.nn.Module):
+    """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target.
+
+    Categories arrive as UTF-8 bytes (rows, width) since tensors hold no strings; a row matches a
+    level when its bytes equal the level's and nothing but zero padding follows.
+    """
+
+    def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
+        super().__init__()
+        self.numeric = list(prep.numeric_features)
+        self.categorical = [c for c in prep.categorical_features if prep.levels[c]]
+        as_tensor = functools.partial(torch.tensor, dtype=torch.float64)
+        self.register_buffer("medians", as_tensor([prep.medians[c] for c in self.numeric]))
+        for index, column in enumerate(self.categorical):
+            self.register_buffer(f"levels_{index}", _level_bytes(prep.levels[column]))
+        self.register_buffer("means", as_tensor(prep.means))
+        self.register_buffer("scales", as_tensor(prep.scales))
+        self.register_buffer("weight", as_tensor(np.asarray(result.weights))[None])
+        self.register_buffer("bias", as_tensor([result.bias]))
+        self.target_mean, self.target_scale = prep.target_mean, prep.target_scale
+        self.log_target = prep.log_target
+
+    def forward(self, columns: dict[str, torch.Tensor]) -> torch.Tensor:
+        blocks = []
+        if self.numeric:
+            numbers = torch.stack([columns[c].to(torch.float64) for c in self.numeric], dim=1)
+            blocks.append(torch.where(torch.isnan(numbers), self.medians, numbers))
+        for index, column in enumerate(self.categorical):
+            blocks.append(_one_hot_bytes(columns[column], getattr(self, f"levels_{index}")))
+        design = (torch.cat(blocks, dim=1) - self.means) / self.scales
+        # F.linear, as torch.nn.Linear in the saved model, so both round alike.
+        scaled = torch.nn.functional.linear(design, self.weight, self.bias)[:, 0]
+        values = scaled * self.target_scale + self.target_mean
+        return torch.exp(values) if self.log_target else values
+
+
+def _level_bytes(levels: list[str]) -> torch.Tensor:
+    """Levels as a (levels, longest) uint8 tensor of UTF-8 bytes, zero-padded."""
+    encoded = [level.encode("utf-8") for level in levels]
+    width = max([1, *(len(code) for code in encoded)])
+    table = np.zeros((len(encoded), width), dtype=np.uint8)
+    for row, code in enumerate(encoded):
+        table[row, : len(code)] = np.frombuffer(code, dtype=np.uint8)
+    return torch.from_numpy(table)
+
+
+def _one_hot_bytes(values: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """(rows, width) bytes against (levels, longest) bytes → (rows, levels) float64 indicators."""
+    longest = levels.shape[1]
+    # Padding by `longest` zeros makes both slices valid whatever the input's width.
+    padded = torch.cat([values, values.new_zeros(values.shape[0], longest)], dim=1)
+    longer = padded[:, longest:].ne(0).any(dim=1)
+    same = (padded[:, None, :longest] == levels[None]).all(dim=2) & ~longer[:, None]
+    return same.to(torch.float64)
+
+
+def export_torch_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
+    """Export raw columns → price with torch.export (.pt2): any rows, any category width."""
+    module = _PriceProgram(result, prep).eval()
+    rows = torch.export.Dim("rows")
+    example, shapes = {}, {}
+    for column in module.numeric:
+        example[column] = torch.zeros(2, dtype=torch.float64)
+        shapes[column] = {0: rows}
+    for index, column in enumerate(prep.categorical_features):
+        example[column] = torch.zeros(2, 3, dtype=torch.uint8)
+        shapes[column] = {0: rows, 1: torch.export.Dim(f"width_{index}")}
+    program = torch.export.export(module, (example,), dynamic_shapes=(shapes,))
     torch.export.save(program, path)
 
 
 def load_torch_export(path: Path) -> torch.nn.Module:
-    """Load a .pt2 from export_torch_model: a module mapping (rows, d) to (rows, 1)."""
+    """Load a .pt2 from export_torch_model: a module mapping a dict of raw columns to prices."""
     check_zip_archive("torch export", Path(path))
     export_logger = logging.getLogger("torch.export")
     level = export_logger.level
