@@ -272,18 +272,22 @@ def _check_state(state: object, path: Path) -> tuple[torch.Tensor, torch.Tensor]
 class _PriceProgram(torch.nn.Module):
     """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target.
 
-    Categories arrive as UTF-8 bytes (rows, width) since tensors hold no strings; a row matches a
-    level when its bytes equal the level's and nothing but zero padding follows.
+    Categories arrive as UTF-8 bytes (rows, width) since tensors hold no strings. Each column is
+    cut or zero-padded to one width, which has room for the longest level plus a zero byte, so a
+    longer string can never pass for a level. torch.export pays ~20 ms per traced operation, so
+    all categorical columns are compared with all levels at once, in 8-byte words.
     """
 
     def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
         super().__init__()
         self.numeric = list(prep.numeric_features)
-        self.categorical = [c for c in prep.categorical_features if prep.levels[c]]
+        self.categorical = list(prep.categorical_features)
         as_tensor = functools.partial(torch.tensor, dtype=torch.float64)
         self.register_buffer("medians", as_tensor([prep.medians[c] for c in self.numeric]))
-        for index, column in enumerate(self.categorical):
-            self.register_buffer(f"levels_{index}", _level_bytes(prep.levels[column]))
+        words, positions = _level_words([prep.levels[c] for c in self.categorical])
+        self.register_buffer("level_words", words)  # (columns, most levels, words)
+        self.register_buffer("level_positions", positions)  # design order in the flat table
+        self.width = words.shape[2] * 8
         self.register_buffer("means", as_tensor(prep.means))
         self.register_buffer("scales", as_tensor(prep.scales))
         self.register_buffer("weight", as_tensor(np.asarray(result.weights))[None])
@@ -294,35 +298,45 @@ class _PriceProgram(torch.nn.Module):
     def forward(self, columns: dict[str, torch.Tensor]) -> torch.Tensor:
         blocks = []
         if self.numeric:
-            numbers = torch.stack([columns[c].to(torch.float64) for c in self.numeric], dim=1)
+            numbers = torch.stack([columns[c] for c in self.numeric], dim=1)
             blocks.append(torch.where(torch.isnan(numbers), self.medians, numbers))
-        for index, column in enumerate(self.categorical):
-            blocks.append(_one_hot_bytes(columns[column], getattr(self, f"levels_{index}")))
+        if self.positions_count:
+            pad = torch.nn.functional.pad  # a negative pad cuts: any width in, self.width out
+            cut = [pad(columns[c], (0, self.width - columns[c].shape[1])) for c in self.categorical]
+            words = torch.stack(cut, dim=1).view(torch.int64)  # (rows, columns, words)
+            same = (words[:, :, None, :] == self.level_words[None]).all(dim=3)
+            flat = same.reshape(same.shape[0], -1).index_select(1, self.level_positions)
+            blocks.append(flat.to(torch.float64))
         design = (torch.cat(blocks, dim=1) - self.means) / self.scales
         # F.linear, as torch.nn.Linear in the saved model, so both round alike.
         scaled = torch.nn.functional.linear(design, self.weight, self.bias)[:, 0]
         values = scaled * self.target_scale + self.target_mean
         return torch.exp(values) if self.log_target else values
 
-
-def _level_bytes(levels: list[str]) -> torch.Tensor:
-    """Levels as a (levels, longest) uint8 tensor of UTF-8 bytes, zero-padded."""
-    encoded = [level.encode("utf-8") for level in levels]
-    width = max([1, *(len(code) for code in encoded)])
-    table = np.zeros((len(encoded), width), dtype=np.uint8)
-    for row, code in enumerate(encoded):
-        table[row, : len(code)] = np.frombuffer(code, dtype=np.uint8)
-    return torch.from_numpy(table)
+    @property
+    def positions_count(self) -> int:
+        return int(self.level_positions.shape[0])
 
 
-def _one_hot_bytes(values: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """(rows, width) bytes against (levels, longest) bytes → (rows, levels) float64 indicators."""
-    longest = levels.shape[1]
-    # Padding by `longest` zeros makes both slices valid whatever the input's width.
-    padded = torch.cat([values, values.new_zeros(values.shape[0], longest)], dim=1)
-    longer = padded[:, longest:].ne(0).any(dim=1)
-    same = (padded[:, None, :longest] == levels[None]).all(dim=2) & ~longer[:, None]
-    return same.to(torch.float64)
+def _level_words(levels: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each column's levels as zero-padded UTF-8 in int64 words, and their flat design order.
+
+    Rows past a column's own levels hold 0xFF bytes, which UTF-8 never contains: they match
+    nothing.
+    """
+    encoded = [[level.encode("utf-8") for level in column] for column in levels]
+    longest = max([0, *(len(code) for column in encoded for code in column)])
+    width = 8 * (longest // 8 + 1)  # room for at least one zero byte after the longest level
+    most = max([1, *(len(column) for column in encoded)])
+    table = np.full((len(levels), most, width), 0xFF, dtype=np.uint8)
+    positions = []
+    for index, column in enumerate(encoded):
+        for row, code in enumerate(column):
+            table[index, row] = 0
+            table[index, row, : len(code)] = np.frombuffer(code, dtype=np.uint8)
+            positions.append(index * most + row)
+    words = torch.from_numpy(table).view(torch.int64)
+    return words, torch.tensor(positions, dtype=torch.int64)
 
 
 def export_torch_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
