@@ -22,7 +22,10 @@ from tasks.trainers.common import TrainResult
 if TYPE_CHECKING:
     import onnx
 
-ONNX_OPSET = 21  # Equal on strings needs 19 or later; onnxruntime 1.31 runs up to 23
+# ONNX 1.16's opset and IR version (Equal on strings needs opset 19): runtimes from 2024 on read
+# them, where onnx 1.23's own default IR version (14) would shut out all but the newest.
+ONNX_OPSET = 21
+ONNX_IR_VERSION = 10
 
 
 def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto:
@@ -82,7 +85,7 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
         producer_name="houseprice",
         doc_string="Raw feature columns (float64; categories as strings) to price.",
     )
-    model.ir_version = 10  # the newest that onnxruntime 1.31 reads
+    model.ir_version = ONNX_IR_VERSION
     checker.check_model(model, full_check=True)
     return model
 

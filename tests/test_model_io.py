@@ -154,6 +154,8 @@ def test_tensorflow_export_prices_raw_rows_like_the_preprocessor_and_model(
         }
         predicted = restored.serve(columns).numpy()
         np.testing.assert_allclose(predicted, _prices(result, prep, batch), rtol=1e-12)
+        served = restored.signatures["serving_default"](**columns)["output_0"].numpy()
+        np.testing.assert_allclose(served, predicted, rtol=1e-15)
 
 
 def test_onnx_export_prices_raw_rows_like_the_preprocessor_and_model(tmp_path, result, prep, raw):
