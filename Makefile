@@ -3,14 +3,27 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
 .PHONY: setup retrain test lint benchmark
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions (`make lock` refreshes the lock from pyproject.toml): the locked
+# pip and setuptools first, then every package, then this project alone, built by that setuptools.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet $$(grep -E '^(pip|setuptools)==' $(LOCK))
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# After changing a dependency in pyproject.toml: re-resolve both locks from scratch (a throwaway
+# environment, nothing installed), then commit requirements.lock and requirements-gpu.lock.
+.PHONY: lock
+lock:
+	$(PYTHON) -m venv --clear .lock-venv
+	.lock-venv/bin/python scripts/lock.py
+	rm -rf .lock-venv
 
 setup: $(STAMP)
 

@@ -21,9 +21,15 @@ from tasks.collect import (
 )
 from tasks.drift import check_drift
 from tasks.evaluate import evaluate
+from tasks.export import export_onnx
 from tasks.features import build_features
 from tasks.ingest import IngestResult, ingest_data
-from tasks.promote import apply_promotion, finish_interrupted_promotion, gate_promotion
+from tasks.promote import (
+    apply_promotion,
+    finish_interrupted_promotion,
+    gate_promotion,
+    select_run_model,
+)
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_failure_report, write_report
 from tasks.train import train_tensorflow_model, train_torch_model
@@ -74,11 +80,12 @@ def _retrain_locked(config: PipelineConfig) -> str:
             features = build_features(ingested.frame, config, features_listed)
         with recorder.stage("train"):
             seed = config.training.seed
+            prep = features.preprocessor  # each trainer exports its fit with it built in
             torch_fit = train_torch_model.submit(
-                features.training, config.training.torch, seed, run
+                features.training, config.training.torch, seed, run, prep
             )
             tf_fit = train_tensorflow_model.submit(
-                features.training, config.training.tensorflow, seed, run
+                features.training, config.training.tensorflow, seed, run, prep
             )
             results = [torch_fit.result(), tf_fit.result()]
             recorder.lineage["devices"] = {
@@ -86,6 +93,9 @@ def _retrain_locked(config: PipelineConfig) -> str:
             }
         with recorder.stage("evaluate"):
             evaluation = evaluate(features, results, config.evaluation, config.training)
+            # ONNX needs only the selected fit: a worker builds it while the gate runs.
+            selected = select_run_model(evaluation)
+            onnx_export = export_onnx.submit(run, features.preprocessor, results, selected)
         with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
             test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
             decision = gate_promotion(
@@ -102,6 +112,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
                 run.run_id, ingested.snapshot.content_hash, evaluation, results, decision
             )
             metrics.update(drift=drift, dataset=recorder.lineage["dataset"])
+            onnx_export.result()  # raises here, failing the run, if the export failed
             record_metrics(run, features.preprocessor, metrics)
         with recorder.stage("report"):
             report = ReportInputs.collect(

@@ -321,6 +321,24 @@ class RunPaths:
     def exports(self) -> Path:
         return self.root / "exports"
 
+    @property
+    def onnx_export(self) -> Path:
+        return self.exports / "model.onnx"
+
+    @property
+    def torch_export(self) -> Path:
+        return self.exports / "torch_program.pt2"
+
+    @property
+    def tensorflow_export(self) -> Path:
+        """A SavedModel folder."""
+        return self.exports / "tensorflow_savedmodel"
+
+    @property
+    def export_signature(self) -> Path:
+        """The raw input columns the exports take, and which fit each export holds."""
+        return self.exports / "signature.json"
+
 
 # Under the artifacts folder, beside runs/: Data Docs assets, one subfolder per version.
 DATA_DOCS_STATIC = "data_docs_static"

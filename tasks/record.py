@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import exports, storage
 from houseprice.preprocessing import Preprocessor
 from tasks.evaluate import Evaluation
 from tasks.promote import PromotionDecision
@@ -43,14 +43,21 @@ def build_metrics(
     return payload
 
 
+def model_checksums(run: storage.RunPaths) -> dict[str, str]:
+    """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
+    model_files = [run.preprocessing, run.torch_model, run.keras_model]
+    if run.exports.is_dir():  # hidden names are writes in progress, never part of an export
+        found = exports.export_files(run.exports)
+        model_files += [f for f in found if not f.relative_to(run.exports).parts[0].startswith(".")]
+    return {str(path.relative_to(run.root)): storage.file_sha256(path) for path in model_files}
+
+
 @task(name="record-metrics", cache_policy=NO_CACHE)
 def record_metrics(
     run: storage.RunPaths, preprocessor: Preprocessor, metrics: dict[str, Any]
 ) -> None:
-    """Write the preprocessing, the checksums of every model file, and metrics.json."""
+    """Write the preprocessing, the checksums of every model and export file, and metrics.json."""
     storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())
-    model_files = [run.preprocessing, run.torch_model, run.keras_model]
-    checksums = {str(path.relative_to(run.root)): storage.file_sha256(path) for path in model_files}
-    storage.write_json_atomic(run.model_manifest, checksums)
+    storage.write_json_atomic(run.model_manifest, model_checksums(run))
     storage.write_json_atomic(run.metrics, metrics)
     get_run_logger().info("record: wrote %s", run.metrics)

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from prefect.artifacts import Artifact
 
-from houseprice import registry, storage
+from houseprice import exports, registry, storage
 from houseprice.config import PipelineConfig
-from houseprice.model import load_model
+from houseprice.model import load_model, load_run_model
 from tasks.evaluate import regression_metrics
 from tasks.features import split_data
 from tasks.report import REPORT_ARTIFACT_KEY
@@ -51,12 +51,32 @@ def test_run_folder_holds_every_artifact(first_run):
         first_run.keras_model,
         first_run.model_manifest,
         first_run.lineage,
-        first_run.exports / "torch_model.pt2",
+        first_run.onnx_export,
+        first_run.torch_export,
+        first_run.tensorflow_export / "saved_model.pb",
+        first_run.export_signature,
     ):
         assert path.exists(), path
     assert (first_run.data_docs / "index.html").exists()
     assert json.loads(first_run.status.read_text())["status"] == "completed"
     assert first_run.report.read_text().count("data:image/png;base64,") >= 4
+
+
+def test_exports_are_in_the_manifest_and_price_raw_rows_like_their_models(first_run, workspace):
+    root, config = workspace
+    manifest = storage.read_json(first_run.model_manifest)
+    assert {"exports/model.onnx", "exports/torch_program.pt2", "exports/signature.json"} <= set(
+        manifest
+    )
+    assert "exports/tensorflow_savedmodel/saved_model.pb" in manifest
+    houses = pd.read_csv(root / "houses.csv").head(40).assign(hood=["Uptown", None] * 20)
+    held_by = storage.read_json(first_run.export_signature)["fitted_by"]
+    artifacts = config.paths.artifacts_dir
+    for kind in exports.EXPORTS:
+        model = load_run_model(artifacts, first_run.run_id, held_by[kind])
+        score = exports.load_export(artifacts, first_run.run_id, kind)
+        prices = score(exports.raw_columns(houses, model.preprocessor))
+        np.testing.assert_allclose(prices, model.predict(houses), rtol=1e-12, err_msg=kind)
 
 
 def test_both_frameworks_match_least_squares(first_run):

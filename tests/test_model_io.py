@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 import torch
 
+from houseprice import exports
 from houseprice.errors import ModelLoadError
+from houseprice.preprocessing import Preprocessor
 from tasks.trainers import tensorflow_trainer, torch_trainer
 from tasks.trainers.common import TrainResult
 
@@ -37,6 +40,40 @@ def rows() -> np.ndarray:
     return np.random.default_rng(1).normal(size=(7, 4))
 
 
+@pytest.fixture
+def prep() -> Preprocessor:
+    """Two numeric columns and one categorical with two levels besides its reference: d = 4."""
+    return Preprocessor(
+        target="price",
+        numeric_features=["area", "year"],
+        categorical_features=["hood"],
+        medians={"area": 1500.0, "year": 1990.0},
+        levels={"hood": ["South", "Zoë's"]},
+        reference_levels={"hood": "North"},
+        means=[1600.0, 1985.0, 0.3, 0.2],
+        scales=[400.0, 20.0, 0.45, 0.4],
+        log_target=True,
+        target_mean=12.0,
+        target_scale=0.4,
+    )
+
+
+@pytest.fixture
+def raw() -> pd.DataFrame:
+    """Seven raw rows: a missing number, a missing and an unseen category, non-ASCII text."""
+    return pd.DataFrame(
+        {
+            "area": [1200.0, np.nan, 2500.0, 800.0, 1500.0, 1000.0, 3000.0],
+            "year": [1960, 2001, 1999, 1950, 2010, 1975, 1988],
+            "hood": ["North", "South", "Zoë's", None, "Elsewhere, a much longer name", "S", "Zoë"],
+        }
+    )
+
+
+def _prices(result: TrainResult, prep: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+    return prep.inverse_target(result.predict(prep.transform(frame)))
+
+
 def _truncate(path, keep=0.5):
     payload = path.read_bytes()
     path.write_bytes(payload[: int(len(payload) * keep)])
@@ -51,12 +88,12 @@ def test_torch_state_dict_round_trip(tmp_path, result, rows):
     np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
 
 
-def test_torch_export_round_trip(tmp_path, result, rows):
-    torch_trainer.export_torch_model(result, tmp_path / "model.pt2")
-    module = torch_trainer.load_torch_export(tmp_path / "model.pt2")
-    for batch in (rows, rows[:1]):
-        predicted = module(torch.from_numpy(batch)).detach().numpy()[:, 0]
-        np.testing.assert_allclose(predicted, result.predict(batch), rtol=1e-12)
+def test_torch_export_prices_raw_rows_like_the_preprocessor_and_model(tmp_path, result, prep, raw):
+    torch_trainer.export_torch_model(result, prep, tmp_path / "model.pt2")
+    score = exports.EXPORTS["torch"].load(tmp_path / "model.pt2")
+    for batch in (raw, raw[:1], raw[raw.hood.str.len() < 3]):  # any rows, any byte width
+        predicted = score(exports.raw_columns(batch, prep))
+        np.testing.assert_allclose(predicted, _prices(result, prep, batch), rtol=1e-12)
 
 
 def _damage(path, damage: str, garbage: bytes) -> None:
@@ -92,8 +129,8 @@ def test_wrong_torch_state_raises_model_load_error(tmp_path, state, problem):
         torch_trainer.load_torch_model(tmp_path / "model.pt")
 
 
-def test_truncated_torch_export_raises_model_load_error(tmp_path, result):
-    torch_trainer.export_torch_model(result, tmp_path / "model.pt2")
+def test_truncated_torch_export_raises_model_load_error(tmp_path, result, prep):
+    torch_trainer.export_torch_model(result, prep, tmp_path / "model.pt2")
     _truncate(tmp_path / "model.pt2")
     with pytest.raises(ModelLoadError, match=r"model\.pt2"):
         torch_trainer.load_torch_export(tmp_path / "model.pt2")
@@ -106,11 +143,35 @@ def test_keras_round_trip(tmp_path, result, rows):
     np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
 
 
-def test_tensorflow_export_round_trip(tmp_path, result, rows):
-    tensorflow_trainer.export_tensorflow_model(result, tmp_path / "saved")
+def test_tensorflow_export_prices_raw_rows_like_the_preprocessor_and_model(
+    tmp_path, result, prep, raw
+):
+    tensorflow_trainer.export_tensorflow_model(result, prep, tmp_path / "saved")
     restored = tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")
-    predicted = restored.serve(tf.constant(rows)).numpy()[:, 0]
-    np.testing.assert_allclose(predicted, result.predict(rows), rtol=1e-12)
+    for batch in (raw, raw[:1]):
+        columns = {
+            name: tf.constant(values) for name, values in exports.raw_columns(batch, prep).items()
+        }
+        predicted = restored.serve(columns).numpy()
+        np.testing.assert_allclose(predicted, _prices(result, prep, batch), rtol=1e-12)
+        served = restored.signatures["serving_default"](**columns)["output_0"].numpy()
+        np.testing.assert_allclose(served, predicted, rtol=1e-15)
+
+
+def test_onnx_export_prices_raw_rows_like_the_preprocessor_and_model(tmp_path, result, prep, raw):
+    from tasks.export import build_onnx_model
+
+    (tmp_path / "model.onnx").write_bytes(build_onnx_model(result, prep).SerializeToString())
+    score = exports.EXPORTS["onnx"].load(tmp_path / "model.onnx")
+    for batch in (raw, raw[:1]):
+        predicted = score(exports.raw_columns(batch, prep))
+        np.testing.assert_allclose(predicted, _prices(result, prep, batch), rtol=1e-12)
+
+
+def test_garbage_onnx_export_raises_model_load_error(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"not a graph" * 10)
+    with pytest.raises(ModelLoadError, match=r"cannot load ONNX export from .*model\.onnx"):
+        exports.EXPORTS["onnx"].load(tmp_path / "model.onnx")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
@@ -131,8 +192,8 @@ def test_keras_model_of_the_wrong_shape_raises_model_load_error(tmp_path):
         tensorflow_trainer.load_keras_model(tmp_path / "model.keras")
 
 
-def test_broken_tensorflow_export_raises_model_load_error(tmp_path, result):
-    tensorflow_trainer.export_tensorflow_model(result, tmp_path / "saved")
+def test_broken_tensorflow_export_raises_model_load_error(tmp_path, result, prep):
+    tensorflow_trainer.export_tensorflow_model(result, prep, tmp_path / "saved")
     (tmp_path / "saved" / "saved_model.pb").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="saved"):
         tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")

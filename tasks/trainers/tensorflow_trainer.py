@@ -32,6 +32,7 @@ from tasks.trainers.common import (
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
+    from houseprice.preprocessing import Preprocessor
 
 FRAMEWORK = "tensorflow"
 logger = logging.getLogger(__name__)
@@ -235,9 +236,43 @@ def load_keras_model(path: Path) -> keras.Model:
     return model
 
 
-def export_tensorflow_model(result: TrainResult, path: Path) -> None:
-    """Export a SavedModel folder whose 'serve' endpoint maps (rows, d) float64 to (rows, 1)."""
-    _fitted_keras_model(result).export(str(path), format="tf_saved_model", verbose=False)
+class _PriceModule(tf.Module):
+    """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target."""
+
+    def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
+        super().__init__()
+        self.numeric = list(prep.numeric_features)
+        self.categorical = list(prep.categorical_features)
+        self.medians = tf.constant([prep.medians[c] for c in self.numeric], tf.float64)
+        self.levels = {c: tf.constant(prep.levels[c], tf.string) for c in self.categorical}
+        self.means = tf.constant(prep.means, tf.float64)
+        self.scales = tf.constant(prep.scales, tf.float64)
+        self.kernel = tf.constant(np.asarray(result.weights)[:, None], tf.float64)
+        self.bias = tf.constant([result.bias], tf.float64)
+        self.target = (prep.target_mean, prep.target_scale, prep.log_target)
+        signature = {c: tf.TensorSpec([None], tf.float64, name=c) for c in self.numeric}
+        signature |= {c: tf.TensorSpec([None], tf.string, name=c) for c in self.categorical}
+        self.serve = tf.function(self._price, input_signature=[signature])
+
+    def _price(self, columns: dict[str, tf.Tensor]) -> tf.Tensor:
+        blocks = []
+        if self.numeric:
+            numbers = tf.stack([columns[c] for c in self.numeric], axis=1)
+            blocks.append(tf.where(tf.math.is_nan(numbers), self.medians, numbers))
+        for column in self.categorical:
+            same = tf.equal(columns[column][:, None], self.levels[column][None, :])
+            blocks.append(tf.cast(same, tf.float64))
+        design = (tf.concat(blocks, axis=1) - self.means) / self.scales
+        scaled = (tf.matmul(design, self.kernel) + self.bias)[:, 0]  # as keras Dense computes it
+        target_mean, target_scale, log_target = self.target
+        values = scaled * target_scale + target_mean
+        return tf.exp(values) if log_target else values
+
+
+def export_tensorflow_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
+    """Export raw columns → price as a SavedModel folder; call .serve({column: values})."""
+    module = _PriceModule(result, prep)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 def load_tensorflow_export(path: Path) -> Any:
