@@ -65,6 +65,21 @@ class DataConfig(_Section):
     max_missing_fraction: float = Field(
         0.2, ge=0, le=1, description="Largest share of empty cells a feature column may have."
     )
+    # Numbers beyond this (1e15: a quadrillion dollars or square feet) are unit or parsing
+    # errors, and near 1e154 squaring them overflows the scaler and the cost to infinity.
+    max_abs_value: float = Field(
+        1e15,
+        gt=0,
+        le=1e150,
+        description="Largest magnitude a target or numeric feature value may have; validation "
+        "refuses larger ones (and predict refuses such inputs).",
+    )
+    separator: str = Field(
+        ",",
+        min_length=1,
+        max_length=1,
+        description="Field separator of CSV sources, e.g. ';' or a tab.",
+    )
     value_ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict,
         description='Plausible ranges checked by validation, e.g. {"Year_Built": [1800, 2100]}; '

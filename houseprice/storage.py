@@ -187,13 +187,19 @@ def snapshots_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "snapshots"
 
 
-def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
-    """Store frame as data/snapshots/<hash>.parquet unless that exact content is already there."""
+def plan_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
+    """The snapshot frame would be stored as, without writing it (it may yet fail validation)."""
     content_hash = hash_frame(frame)
     path = snapshots_dir(data_dir) / f"{content_hash}.parquet"
-    if not path.exists():
-        write_parquet_atomic(path, frame)
     return Snapshot(content_hash, path, len(frame), frame.shape[1])
+
+
+def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
+    """Store frame as data/snapshots/<hash>.parquet unless that exact content is already there."""
+    snapshot = plan_snapshot(frame, data_dir)
+    if not snapshot.path.exists():
+        write_parquet_atomic(snapshot.path, frame)
+    return snapshot
 
 
 def load_snapshot(data_dir: Path, content_hash: str) -> pd.DataFrame:

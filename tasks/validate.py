@@ -27,6 +27,7 @@ from tasks.suites import (
     COLUMN_SET,
     EXISTS,
     FINITE_BOUND,
+    MAGNITUDE_NOTE,
     NOT_NULL,
     TYPE_LIST,
     build_expectation_suite,
@@ -240,14 +241,15 @@ def _describe_failure(
     elif error:
         text = f"could not be evaluated: {error}"
     elif outcome.get("unexpected_count") is not None:
-        text = _describe_unexpected(kind, kwargs, outcome, sample)
+        notes = (entry["expectation_config"].get("meta") or {}).get("notes")
+        text = _describe_unexpected(kind, kwargs, outcome, sample, notes)
     else:
         text = _describe_observed(kind, kwargs, outcome.get("observed_value"))
     return ExpectationFailure(kind, column, sample, text)
 
 
 def _describe_unexpected(
-    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], sample: list[Any]
+    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], sample: list[Any], notes: Any
 ) -> str:
     counted = f"{outcome['unexpected_count']} of {outcome['element_count']} values"
     if kind == NOT_NULL:
@@ -256,6 +258,8 @@ def _describe_unexpected(
         return f"{counted} are null ({percent:.1f}%, at most {allowed:g}% allowed)"
     if kind == BETWEEN and kwargs.get("max_value") == FINITE_BOUND == -kwargs.get("min_value", 0):
         problem = "are infinite"
+    elif kind == BETWEEN and notes == MAGNITUDE_NOTE:
+        problem = f"exceed ±{kwargs['max_value']:g} in magnitude (data.max_abs_value)"
     elif kind == BETWEEN:
         problem = f"outside {_bounds(kwargs)}"
     elif kind == TYPE_LIST:
