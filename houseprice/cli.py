@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="CSV/Parquet file, folder, http(s) URL, or synthetic:...")
     parser.add_argument("--target", help="column to predict")
     parser.add_argument(
+        "--separator", help="field separator of CSV sources, e.g. ';' or '\\t' (default ',')"
+    )
+    parser.add_argument(
         "--features",
         type=_comma_list,
         help="feature columns, comma-separated (kinds read off the data)",
@@ -50,10 +54,13 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
     file_values = read_config_file(args.config) if args.config is not None else {}
     file_data = file_values.get("data") or {}
     data: dict[str, Any] = {}
-    if args.source:
+    # `is not None`: an empty --target or --source is refused by the config, not ignored.
+    if args.source is not None:
         data["source"] = args.source
-    if args.target:
+    if args.target is not None:
         data["target"] = args.target
+    if args.separator is not None:
+        data["separator"] = "\t" if args.separator in {"\\t", "tab"} else args.separator
     if args.categorical is not None and args.features is None:
         raise ConfigError("--categorical says which of --features are categorical: add --features")
     if args.features is not None:
@@ -78,10 +85,8 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or files: reported in one line, no traceback."""
-    from houseprice.errors import ModelLoadError
-    from houseprice.model import InputSchemaError
+    from houseprice.errors import InputSchemaError, ModelLoadError, SourceError
     from houseprice.registry import RegistryError
-    from tasks.ingest import SourceError
 
     return (
         SourceError,
@@ -92,6 +97,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         PermissionError,
         IsADirectoryError,
     )
+
+
+# Refusals by the file system that a person can act on: a message, not a traceback.
+_FILESYSTEM_ERRNOS = {
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+}
+
+
+def _describe_os_error(error: OSError) -> str:
+    """'cannot write /srv/out.csv: read-only file system', with what to do for a full disk."""
+    where = error.filename or "a file"
+    writing = error.errno in {errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+    verb = "cannot write" if writing else "cannot use"
+    text = f"{verb} {where}: {(error.strerror or str(error)).lower()}"
+    if error.errno in {errno.ENOSPC, errno.EDQUOT}:
+        text += " (free some space there, or point the output elsewhere)"
+    return text
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -126,6 +154,11 @@ def prefect_api() -> Iterator[None]:
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once and print the run folder."""
     config = config_from_arguments(args)
+    from tasks.ingest import source_problem
+
+    # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
+    if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
+        raise ConfigError(problem)
     from flows.retrain import retrain  # imported late: Prefect start-up is slow
 
     try:
@@ -140,12 +173,17 @@ def command_retrain(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     """Score a file with the champion or a named run and write it with predictions."""
-    from tasks.predict import predict_file
+    from houseprice.inputs import InputLimits
+    from tasks.predict import describe_input_notes, predict_file
 
-    summary = predict_file(args.input, args.output, args.artifacts_dir, args.run)
+    limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
+    separator = "\t" if args.separator in {"\\t", "tab"} else args.separator
+    summary = predict_file(args.input, args.output, args.artifacts_dir, args.run, limits, separator)
     print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
     for column, values in summary.unseen_categories.items():
         print(f"note: {column} levels unseen in training, scored as the reference: {values[:10]}")
+    for line in describe_input_notes(summary):
+        print(f"note: {line}")
     return 0
 
 
@@ -200,8 +238,10 @@ def command_history(args: argparse.Namespace) -> int:
 
 def command_promote(args: argparse.Namespace) -> int:
     """Make an earlier run the champion again."""
+    from houseprice import registry
     from houseprice.locking import RunLockedError, retrain_lock
 
+    registry.check_user_run_id(args.run_id)  # before the lock file is made: a path is no id
     # Wait for a retrain in progress: its own promotion would silently undo this one.
     try:
         with retrain_lock(args.artifacts_dir, args.artifacts_dir, args.wait, _notify):
@@ -283,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, required=True, help="where to write, .csv or .parquet"
     )
     predict.add_argument("--run", help="score with this run's model instead of the champion")
+    predict.add_argument(
+        "--max-imputed-fraction",
+        type=float,
+        default=0.5,
+        help="largest share of rows a numeric column may be missing in (filled with the "
+        "training median) before predict refuses; 1 allows any (default 0.5)",
+    )
+    predict.add_argument("--separator", default=",", help="field separator of a CSV input")
     predict.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
     predict.set_defaults(handler=command_predict)
 
@@ -327,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if isinstance(error, _user_errors()):
             return _fail(str(error))
+        if isinstance(error, OSError) and error.errno in _FILESYSTEM_ERRNOS:
+            return _fail(_describe_os_error(error))
         raise
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)

@@ -40,6 +40,9 @@ MISSING_VALUES = (
 )
 _MISSING = frozenset(MISSING_VALUES)
 
+# Numbers beyond this (a quadrillion dollars or square feet) are unit or parsing errors, and
+# near 1e154 squaring them overflows the scaler and the cost (data.max_abs_value's default).
+DEFAULT_MAX_ABS_VALUE = 1e15
 # A text column whose values are numbers this often is a numeric column with a few bad cells.
 MOSTLY_NUMERIC = 0.9
 # With every column taken as a feature, a text column with more levels than this share of the
@@ -138,9 +141,9 @@ def describe_spoilt(name: str, bad: pd.Series) -> str:
 
 
 def summarize_names(names: list[str], limit: int = NAMES_QUOTED) -> str:
-    """'3: a, b, c' or '2,000: a, b, c, d, e, …': a count, then the first few names."""
+    """'a, b, c', or past the limit a count and the first few: '2,000 (a, b, c, d, e, …)'."""
     shown = ", ".join(str(name) for name in names[:limit])
-    return f"{len(names):,}: {shown}{', …' if len(names) > limit else ''}"
+    return shown if len(names) <= limit else f"{len(names):,} ({shown}, …)"
 
 
 def _name_tokens(name: str) -> list[str]:
@@ -241,7 +244,7 @@ class FeatureDecision:
         for rule, text in RULE_TEXT.items():
             names = [column for column, (found, _) in self.left_out.items() if found == rule]
             if names:
-                lines.append(f"{text}, {summarize_names(names)}")
+                lines.append(f"{text}: {summarize_names(names)}")
         return lines
 
 

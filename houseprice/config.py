@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from houseprice.columns import DEFAULT_MAX_ABS_VALUE
+
 BUNDLED_SOURCE = "bundled"
 
 # Defaults picked for the bundled Ames data (see data/README.md for why each one).
@@ -65,10 +67,9 @@ class DataConfig(_Section):
     max_missing_fraction: float = Field(
         0.2, ge=0, le=1, description="Largest share of empty cells a feature column may have."
     )
-    # Numbers beyond this (1e15: a quadrillion dollars or square feet) are unit or parsing
-    # errors, and near 1e154 squaring them overflows the scaler and the cost to infinity.
+    # See houseprice/columns.py for why 1e15.
     max_abs_value: float = Field(
-        1e15,
+        DEFAULT_MAX_ABS_VALUE,
         gt=0,
         le=1e150,
         description="Largest magnitude a target or numeric feature value may have; validation "

@@ -11,3 +11,7 @@ class SourceError(ValueError):
 
 class TransientSourceError(OSError):
     """A source that may read on a later try (network trouble); the message names it."""
+
+
+class InputSchemaError(ValueError):
+    """Input rows the model cannot score: a column missing, of the wrong type or absurd."""
