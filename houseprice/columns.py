@@ -87,8 +87,10 @@ def column_kind(values: pd.Series) -> str:
 
 
 def normalize_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """frame with every MISSING_VALUES text cell as NaN; a text column left holding only numbers
-    becomes numeric (a CSV column of '1,200'-free numbers and ' n/a ' cells is a number column).
+    """frame with every MISSING_VALUES cell (spaces aside) as missing.
+
+    An object column left holding only numbers becomes numeric; a text column stays text (a
+    Parquet column of zip codes typed as text is the file's own choice).
     """
     changed = {}
     for name, values in frame.items():
@@ -96,19 +98,17 @@ def normalize_missing(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if pd.api.types.is_bool_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
             continue
-        text = values.map(lambda cell: cell.strip() if isinstance(cell, str) else cell)
-        missing = text.map(lambda cell: isinstance(cell, str) and cell in _MISSING)
+        if pd.api.types.is_string_dtype(values) and values.map(type).eq(str).all():
+            missing = values.str.strip().isin(_MISSING) & values.notna()
+        else:  # mixed objects: numbers and text together
+            missing = values.map(lambda cell: isinstance(cell, str) and cell.strip() in _MISSING)
         if not missing.any():
             continue
         cleaned = values.mask(missing.astype(bool))
         present = cleaned.dropna()
         kinds = pd.api.types.infer_dtype(present, skipna=True)
         if len(present) and kinds in {"integer", "floating", "mixed-integer-float", "decimal"}:
-            cleaned = pd.to_numeric(cleaned)
-        elif len(present) and kinds == "string":
-            parsed = pd.to_numeric(present.str.strip(), errors="coerce")
-            if parsed.notna().all():  # text numbers and missing tokens only: a number column
-                cleaned = pd.to_numeric(cleaned.str.strip(), errors="coerce")
+            cleaned = pd.to_numeric(cleaned)  # numbers held as objects, the tokens gone
         changed[name] = cleaned
     return frame.assign(**changed) if changed else frame
 
@@ -177,8 +177,14 @@ def _looks_like_dates(text: pd.Series) -> bool:
     sample = text.head(200)
     if not len(sample) or sample.str.fullmatch(r"[+-]?\d+(\.\d*)?").all():  # plain numbers
         return False
-    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
+    if not sample.str.contains(r"\d").all():  # every date has a digit
+        return False
+    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().mean() >= 0.9:
+        return True  # the common case, vectorized
+    # Other formats parse value by value (slow): give up early on a column that starts badly.
+    if pd.to_datetime(sample.head(5), errors="coerce", format="mixed").notna().mean() < 0.6:
+        return False
+    return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() >= 0.9)
 
 
 def left_out_rule(

@@ -86,6 +86,8 @@ def _parse_table(payload: bytes | Path, kind: str, name: str, separator: str = "
     try:
         parquet = kind == "parquet"
         frame = pd.read_parquet(handle) if parquet else _read_csv(handle, name, separator)
+    except SourceError:
+        raise
     except UnicodeDecodeError as error:
         raise SourceError(
             f"cannot read {name} as {kind}: it is not UTF-8 text ({error.reason} at byte "
@@ -113,10 +115,18 @@ def _first_line(error: BaseException) -> str:
 
 def _read_csv(handle: io.BytesIO | Path, name: str, separator: str) -> pd.DataFrame:
     """Read CSV with the explicit missing-value list; header names are checked as written."""
+    head = handle.getvalue()[:4096] if isinstance(handle, io.BytesIO) else _head(handle)
+    if b"\x00" in head:  # binary, or UTF-16 text: either way not what a CSV reader can use
+        raise SourceError(
+            f"cannot read {name} as csv: it is not UTF-8 text (binary data or UTF-16); "
+            "save it as UTF-8 CSV"
+        )
     options = {"sep": separator, "keep_default_na": False, "na_values": list(MISSING_VALUES)}
     # pandas renames a repeated header 'x' to 'x.1' and an empty one to 'Unnamed: 2', so the
     # header is read raw first.
-    header = pd.read_csv(handle, header=None, nrows=1, dtype=str, **options)
+    header = pd.read_csv(
+        handle, header=None, nrows=1, dtype=str, sep=separator, keep_default_na=False
+    )
     if isinstance(handle, io.BytesIO):
         handle.seek(0)
     names = header.iloc[0].tolist() if len(header) else []
@@ -125,15 +135,43 @@ def _read_csv(handle: io.BytesIO | Path, name: str, separator: str) -> pd.DataFr
     if len(names) == 1 and (other := _other_separator(str(names[0]), separator)):
         raise SourceError(
             f"{name} looks {other[1]}-delimited (its header is one column, {names[0][:80]!r}): "
-            f"pass --separator {other[0]!r}"
+            f"pass --separator '{other[2]}'"
         )
-    return pd.read_csv(handle, **options)
+    return _numbers_as_numbers(pd.read_csv(handle, **options))
 
 
-def _other_separator(header: str, separator: str) -> tuple[str, str] | None:
-    for candidate, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"), (",", "comma")):
+def _numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """CSV text columns whose every cell is a number (spaces or missing tokens aside) as numbers.
+
+    pandas infers this itself unless a cell is padded (' n/a '); CSV carries no types to keep.
+    """
+    frame = normalize_missing(frame)
+    changed = {}
+    for column, values in frame.items():
+        if is_number_column(values) or not pd.api.types.is_string_dtype(values):
+            continue
+        present = values.dropna().astype(str).str.strip()
+        parsed = pd.to_numeric(present, errors="coerce")
+        if len(present) and parsed.notna().all():
+            changed[column] = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+    return frame.assign(**changed) if changed else frame
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4096)
+
+
+def _other_separator(header: str, separator: str) -> tuple[str, str, str] | None:
+    # (separator, its name, how to type it on the command line)
+    for candidate, label, typed in (
+        (";", "semicolon", ";"),
+        ("\t", "tab", "\\t"),
+        ("|", "pipe", "|"),
+        (",", "comma", ","),
+    ):
         if candidate != separator and candidate in header:
-            return candidate, label
+            return candidate, label, typed
     return None
 
 
@@ -235,8 +273,9 @@ def resolve_feature_decision(frame: pd.DataFrame, data: DataConfig) -> FeatureDe
         data.time_column,
         data.max_missing_fraction,
     )
-    if named is not None:  # the typed lists are the user's own choice and stay as given
-        refuse_spoilt_columns(frame, list(data.numeric_features))
+    # The target, and typed numeric features (the user's choice, kept as given), are checked too.
+    typed = list(data.numeric_features) if named is not None else []
+    refuse_spoilt_columns(frame, [data.target, *typed])
     return decision
 
 
