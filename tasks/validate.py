@@ -21,6 +21,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
+from houseprice.columns import summarize_names
 from houseprice.config import BUNDLED_SOURCE, DataConfig
 from tasks.suites import (
     BETWEEN,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 
 FAILURE_SAMPLE_SIZE = 5
+# Failed expectations spelled out in the error; the rest are counted (all are in result.json).
+FAILURES_LISTED = 20
 DOCS_SITE = "run"
 
 
@@ -92,7 +95,11 @@ class DataValidationError(RuntimeError):
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         lines = [f"data validation failed: {report.summary()}"]
-        lines += [f"  - {failure}" for failure in report.failures]
+        lines += [f"  - {failure}" for failure in report.failures[:FAILURES_LISTED]]
+        if len(report.failures) > FAILURES_LISTED:  # a wide file's every column: see the JSON
+            hidden = report.failures[FAILURES_LISTED:]
+            columns = summarize_names(list(dict.fromkeys(str(f.column) for f in hidden)))
+            lines.append(f"  - and {len(hidden)} more failures, on columns {columns}")
         if report.docs_index:
             lines.append(f"Data Docs: {report.docs_index}")
         super().__init__("\n".join(lines))

@@ -585,3 +585,51 @@ def test_retrain_on_bad_data_exits_1_and_keeps_nothing(
     assert main([*argv, "--data-dir", str(data), "--artifacts-dir", str(artifacts)]) == 1
     assert message in capsys.readouterr().err
     _nothing_kept(data, artifacts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same column rules for landing files, and summaries instead of a line per column.
+
+
+def test_a_landing_file_with_text_in_numbers_is_refused_naming_the_cells(tmp_path):
+    from tasks.collect import check_landing_file
+
+    source = _houses_csv(tmp_path / "day.csv", rows=40, area=_spoilt_area(40))
+    check = check_landing_file(source, {"name": "unused", "expectations": []})
+    assert check.reason and "'area' holds numbers except in 2 rows (rows 5, 17)" in check.reason
+
+
+def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypatch):
+    from prefect.logging import disable_run_logger
+
+    import tasks.drift
+    from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
+    from tests.test_drift import _champion
+
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    _champion(paths, make_houses(rows=200), SplitConfig())
+    new = make_houses(rows=200, seed=1)
+    new = pd.concat([new, pd.DataFrame({f"x{i:03d}": np.ones(200) for i in range(300)})], axis=1)
+    data = DataConfig(
+        target="price", numeric_features=["area", *new.columns[4:]], categorical_features=[]
+    )
+    messages: list[str] = []
+    logger = logging.getLogger("test-drift")
+    monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
+    monkeypatch.setattr(tasks.drift, "get_run_logger", lambda: logger)
+    with disable_run_logger():
+        report = tasks.drift.check_drift.fn(new, data, DriftConfig(), paths)
+    assert len(report.not_comparable) == 300
+    assert len(messages) <= 3
+    assert any("300 (x000, x001, x002, x003, x004, …)" in message for message in messages)
+
+
+def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
+    from tasks.validate import DataValidationError, ExpectationFailure, ValidationReport
+
+    failures = [ExpectationFailure("expect_x", f"c{i:03d}", [], "bad") for i in range(300)]
+    error = DataValidationError(ValidationReport(False, "s", 300, 0, 300, failures))
+    lines = str(error).splitlines()
+    assert len(lines) == 22
+    expected = "  - and 280 more failures, on columns 280 (c020, c021, c022, c023, c024, …)"
+    assert lines[-1] == expected
