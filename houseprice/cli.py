@@ -29,6 +29,18 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _separator(text: str) -> str:
+    """A separator as typed on a command line: '\\t' or 'tab' mean a tab."""
+    return "\t" if text in {"\\t", "tab"} else text
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that builds a PipelineConfig."""
     parser.add_argument("--config", type=Path, help="YAML file holding a PipelineConfig")
@@ -60,7 +72,7 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
     if args.target is not None:
         data["target"] = args.target
     if args.separator is not None:
-        data["separator"] = "\t" if args.separator in {"\\t", "tab"} else args.separator
+        data["separator"] = _separator(args.separator)
     if args.categorical is not None and args.features is None:
         raise ConfigError("--categorical says which of --features are categorical: add --features")
     if args.features is not None:
@@ -177,8 +189,9 @@ def command_predict(args: argparse.Namespace) -> int:
     from tasks.predict import describe_input_notes, predict_file
 
     limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
-    separator = "\t" if args.separator in {"\\t", "tab"} else args.separator
-    summary = predict_file(args.input, args.output, args.artifacts_dir, args.run, limits, separator)
+    summary = predict_file(
+        args.input, args.output, args.artifacts_dir, args.run, limits, _separator(args.separator)
+    )
     print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
     for column, values in summary.unseen_categories.items():
         print(f"note: {column} levels unseen in training, scored as the reference: {values[:10]}")
@@ -325,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", help="score with this run's model instead of the champion")
     predict.add_argument(
         "--max-imputed-fraction",
-        type=float,
+        type=_fraction,
         default=0.5,
         help="largest share of rows a numeric column may be missing in (filled with the "
         "training median) before predict refuses; 1 allows any (default 0.5)",

@@ -633,3 +633,11 @@ def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
     assert len(lines) == 22
     expected = "  - and 280 more failures, on columns 280 (c020, c021, c022, c023, c024, …)"
     assert lines[-1] == expected
+
+
+@pytest.mark.parametrize(("typed", "separator"), [(";", ";"), ("\\t", "\t"), ("tab", "\t")])
+def test_the_separator_flag_reaches_the_config(typed, separator):
+    from houseprice.cli import build_parser, config_from_arguments
+
+    args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
+    assert config_from_arguments(args).data.separator == separator
