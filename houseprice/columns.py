@@ -98,7 +98,7 @@ def normalize_missing(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if pd.api.types.is_bool_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
             continue
-        if pd.api.types.is_string_dtype(values) and values.map(type).eq(str).all():
+        if pd.api.types.infer_dtype(values, skipna=True) == "string":  # vectorized path
             missing = values.str.strip().isin(_MISSING) & values.notna()
         else:  # mixed objects: numbers and text together
             missing = values.map(lambda cell: isinstance(cell, str) and cell.strip() in _MISSING)
@@ -123,11 +123,21 @@ def spoilt_cells(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.iloc[:0]
     present = values.dropna()
+    if not len(present) or not _starts_numeric(present):
+        return values.iloc[:0]
     present = present[~present.map(lambda cell: isinstance(cell, str) and cell.strip() in _MISSING)]
     parsed = pd.to_numeric(present, errors="coerce")
     if len(present) and MOSTLY_NUMERIC <= parsed.notna().mean() < 1:
         return present[parsed.isna()]
     return values.iloc[:0]
+
+
+def _starts_numeric(present: pd.Series) -> bool:
+    """A cheap first look (wide files have thousands of text columns): are most of the first
+    values numbers? A column 90% numbers can't have fewer than half of 20 values numbers often.
+    """
+    head = present.head(20)
+    return bool(pd.to_numeric(head, errors="coerce").notna().mean() >= 0.5)
 
 
 def describe_spoilt(name: str, bad: pd.Series) -> str:
@@ -179,11 +189,14 @@ def _looks_like_dates(text: pd.Series) -> bool:
         return False
     if not sample.str.contains(r"\d").all():  # every date has a digit
         return False
-    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().mean() >= 0.9:
-        return True  # the common case, vectorized
-    # Other formats parse value by value (slow): give up early on a column that starts badly.
+    # and starts with a number and a separator, or a word ('2024-01-03', '1/3/24', 'Jan 3').
+    if not sample.head(5).str.match(r"\s*(\d{1,4}[-/. ]|[A-Za-z]{3,9}[ ,.])").all():
+        return False
+    # Parsing goes value by value: give up early on a column whose first values aren't dates.
     if pd.to_datetime(sample.head(5), errors="coerce", format="mixed").notna().mean() < 0.6:
         return False
+    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().mean() >= 0.9:
+        return True  # the common case, vectorized
     return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() >= 0.9)
 
 

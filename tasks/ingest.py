@@ -151,6 +151,8 @@ def _numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
         if is_number_column(values) or not pd.api.types.is_string_dtype(values):
             continue
         present = values.dropna().astype(str).str.strip()
+        if pd.to_numeric(present.head(20), errors="coerce").isna().any():
+            continue  # cheap look first: a wide file has thousands of text columns
         parsed = pd.to_numeric(present, errors="coerce")
         if len(present) and parsed.notna().all():
             changed[column] = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
