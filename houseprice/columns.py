@@ -280,7 +280,8 @@ def refuse_spoilt_columns(frame: pd.DataFrame, columns: list[str], hint: str = "
     ]
     if problems:
         shown = "; ".join(problems[:NAMES_QUOTED])
-        more = f"; and {len(problems) - NAMES_QUOTED} more columns" if len(problems) > 5 else ""
+        extra = len(problems) - NAMES_QUOTED
+        more = f"; and {extra} more columns" if extra > 0 else ""
         raise ColumnError(f"{shown}{more}: fix those cells{hint}")
 
 
