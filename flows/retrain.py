@@ -23,7 +23,7 @@ from tasks.drift import check_drift
 from tasks.evaluate import evaluate
 from tasks.export import export_onnx
 from tasks.features import build_features
-from tasks.ingest import IngestResult, ingest_data
+from tasks.ingest import IngestResult, SourceError, ingest_data, source_problem, store_snapshot
 from tasks.promote import (
     apply_promotion,
     finish_interrupted_promotion,
@@ -60,6 +60,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
     collected = _collect(config)
     if collected and (reason := no_retrain_reason(collected, config)):
         return announce_no_retrain(reason, collected)
+    if collected is None and (problem := source_problem(config.data.source)):
+        raise SourceError(problem)  # before a run folder exists to be left behind
     run = start_run(config)
     get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
@@ -73,6 +75,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         with recorder.stage("validate"):  # raises, and stops the run, when the suite fails
             learned = collected.suite if collected else None
             validation = validate_data(ingested.frame, config.data, run, learned)
+            store_snapshot(ingested.frame, paths.data_dir)  # only data that passed is kept
         with recorder.stage("drift"):  # new rows against the champion's training rows
             new_rows = collected.new_rows if collected else ingested.frame
             drift = check_drift(new_rows, config.data, config.drift, paths).to_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import shutil
 import sys
@@ -33,6 +34,18 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _separator(text: str) -> str:
+    """A separator as typed on a command line: '\\t' or 'tab' mean a tab."""
+    return "\t" if text in {"\\t", "tab"} else text
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that builds a PipelineConfig."""
     parser.add_argument(
@@ -48,6 +61,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--target", help="the price column to predict (default: Sale_Price; price for synthetic)"
+    )
+    parser.add_argument(
+        "--separator", help="field separator of CSV sources, e.g. ';' or '\\t' (default ',')"
     )
     parser.add_argument(
         "--features",
@@ -88,10 +104,13 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
     file_values = read_config_file(args.config) if args.config is not None else {}
     file_data = file_values.get("data") or {}
     data: dict[str, Any] = {}
-    if args.source:
+    # `is not None`: an empty --target or --source is refused by the config, not ignored.
+    if args.source is not None:
         data["source"] = args.source
-    if args.target:
+    if args.target is not None:
         data["target"] = args.target
+    if args.separator is not None:
+        data["separator"] = _separator(args.separator)
     if args.categorical is not None and args.features is None:
         raise ConfigError("--categorical says which of --features are categorical: add --features")
     if args.features is not None:
@@ -119,11 +138,9 @@ def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or files: reported in one line, no traceback."""
-    from houseprice.errors import ModelLoadError
+    from houseprice.errors import InputSchemaError, ModelLoadError, SourceError
     from houseprice.locking import RunLockedError
-    from houseprice.model import InputSchemaError
     from houseprice.registry import RegistryError
-    from tasks.ingest import SourceError
     from tasks.trainers.common import DeviceUnavailableError, TrainingDivergedError
     from tasks.validate import DataValidationError
 
@@ -141,6 +158,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         PermissionError,
         IsADirectoryError,
     )
+
+
+# Refusals by the file system that a person can act on: a message, not a traceback.
+_FILESYSTEM_ERRNOS = {
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+}
+
+
+def _describe_os_error(error: OSError) -> str:
+    """'cannot write /srv/out.csv: read-only file system', with what to do for a full disk."""
+    where = error.filename or "a file"
+    writing = error.errno in {errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+    verb = "cannot write" if writing else "cannot use"
+    text = f"{verb} {where}: {(error.strerror or str(error)).lower()}"
+    if error.errno in {errno.ENOSPC, errno.EDQUOT}:
+        text += " (free some space there, or point the output elsewhere)"
+    return text
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -244,6 +284,11 @@ def _champion_text(champion: Any, this_run: str | None = None) -> str:
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
     config = config_from_arguments(args)
+    from tasks.ingest import source_problem
+
+    # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
+    if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
+        raise ConfigError(problem)
     from houseprice.console import brief_prefect_console
 
     with brief_prefect_console(args.verbose):
@@ -295,12 +340,18 @@ def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> 
 
 def command_predict(args: argparse.Namespace) -> int:
     """Score a file with the champion or a named run and write it with predictions."""
-    from tasks.predict import predict_file
+    from houseprice.inputs import InputLimits
+    from tasks.predict import describe_input_notes, predict_file
 
-    summary = predict_file(args.input, args.output, args.artifacts_dir, args.run)
+    limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
+    summary = predict_file(
+        args.input, args.output, args.artifacts_dir, args.run, limits, _separator(args.separator)
+    )
     print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
     for column, values in summary.unseen_categories.items():
         print(f"note: {column} levels unseen in training, scored as the reference: {values[:10]}")
+    for line in describe_input_notes(summary):
+        print(f"note: {line}")
     return 0
 
 
@@ -366,8 +417,10 @@ def command_history(args: argparse.Namespace) -> int:
 
 def command_promote(args: argparse.Namespace) -> int:
     """Make an earlier run the champion again."""
+    from houseprice import registry
     from houseprice.locking import RunLockedError, retrain_lock
 
+    registry.check_user_run_id(args.run_id)  # before the lock file is made: a path is no id
     # Wait for a retrain in progress: its own promotion would silently undo this one.
     try:
         with retrain_lock(args.artifacts_dir, args.artifacts_dir, args.wait, _notify):
@@ -516,6 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--run", metavar="RUN_ID", help="use this run's model instead of the champion"
     )
+    predict.add_argument(
+        "--max-imputed-fraction",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="largest share of rows a numeric column may be missing in (filled with the "
+        "training median) before predict refuses; 1 allows any (default: 0.5)",
+    )
+    predict.add_argument(
+        "--separator", default=",", help="field separator of a CSV input (default: ',')"
+    )
     _add_artifacts_argument(predict)
     predict.set_defaults(handler=command_predict)
 
@@ -584,11 +648,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         return _fail(str(error), code=EXIT_REFUSED)
     except Exception as error:
-        if not isinstance(error, _user_errors()):
-            raise  # a bug: Python prints the traceback
-        if args.verbose:
-            traceback.print_exception(error)
-        return _fail(str(error))
+        if isinstance(error, _user_errors()):
+            if args.verbose:
+                traceback.print_exception(error)
+            return _fail(str(error))
+        if isinstance(error, OSError) and error.errno in _FILESYSTEM_ERRNOS:
+            return _fail(_describe_os_error(error))
+        raise  # a bug: Python prints the traceback
     except KeyboardInterrupt:
         return _fail("interrupted", code=EXIT_INTERRUPTED)
 

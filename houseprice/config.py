@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from houseprice.columns import DEFAULT_MAX_ABS_VALUE
+
 BUNDLED_SOURCE = "bundled"
 
 # Defaults picked for the bundled Ames data (see data/README.md for why each one).
@@ -83,6 +85,20 @@ class DataConfig(_Section):
     # categorical ones become their own level), but a column mostly empty is a broken file.
     max_missing_fraction: float = Field(
         0.2, ge=0, le=1, description="Largest share of empty cells a feature column may have."
+    )
+    # See houseprice/columns.py for why 1e15.
+    max_abs_value: float = Field(
+        DEFAULT_MAX_ABS_VALUE,
+        gt=0,
+        le=1e150,
+        description="Largest magnitude a target or numeric feature value may have; validation "
+        "refuses larger ones (and predict refuses such inputs).",
+    )
+    separator: str = Field(
+        ",",
+        min_length=1,
+        max_length=1,
+        description="Field separator of CSV sources, e.g. ';' or a tab.",
     )
     value_ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict,

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from houseprice import registry, storage
-from houseprice.errors import ModelLoadError
+from houseprice.columns import normalize_missing
+from houseprice.errors import InputSchemaError, ModelLoadError
+from houseprice.inputs import InputLimits, InputReport, check_prices, check_scoring_input
 from houseprice.preprocessing import Preprocessor
 
-
-class InputSchemaError(ValueError):
-    """Input rows the model cannot score: a column missing or of the wrong type."""
+__all__ = ["HousePriceModel", "InputLimits", "InputSchemaError", "load_model", "load_run_model"]
 
 
 def verify_checksums(run: storage.RunPaths, paths: list[Path]) -> None:
@@ -83,32 +83,25 @@ class HousePriceModel:
         """Which model made a prediction: '<run_id>/<framework>'."""
         return f"{self.run_id}/{self.framework}"
 
-    def check_input(self, frame: pd.DataFrame) -> None:
-        """Raise InputSchemaError naming each missing column and each non-numeric numeric one."""
-        prep = self.preprocessor
-        missing = [c for c in prep.numeric_features + prep.categorical_features if c not in frame]
-        if missing:
-            raise InputSchemaError(f"input lacks the model's columns: {missing}")
-        problems = []
-        for column in prep.numeric_features:
-            values = frame[column]
-            if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-                coerced = pd.to_numeric(values, errors="coerce")
-                bad = values[coerced.isna() & values.notna()]
-                if len(bad) or pd.api.types.is_bool_dtype(values):
-                    sample = bad.head(3).tolist() if len(bad) else values.head(3).tolist()
-                    problems.append(f"{column!r} must be numeric, found e.g. {sample}")
-        if problems:
-            raise InputSchemaError("input has wrongly typed columns: " + "; ".join(problems))
+    def check_input(self, frame: pd.DataFrame, limits: InputLimits | None = None) -> InputReport:
+        """Raise InputSchemaError naming each unusable column; report filled gaps per column."""
+        return check_scoring_input(self.preprocessor, normalize_missing(frame), limits)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predicted prices for each row of frame (unseen categories score as the reference)."""
-        self.check_input(frame)
+    def predict(self, frame: pd.DataFrame, limits: InputLimits | None = None) -> np.ndarray:
+        """Predicted prices for each row of frame (unseen categories score as the reference).
+
+        Refuses inputs that are missing, not numbers, infinite or beyond the limits, and never
+        returns a non-finite or absurd price (houseprice/inputs.py).
+        """
+        frame = normalize_missing(frame)
+        check_scoring_input(self.preprocessor, frame, limits)
         numeric = {
             c: pd.to_numeric(frame[c], errors="coerce") for c in self.preprocessor.numeric_features
         }
         design = self.preprocessor.transform(frame.assign(**numeric))
-        return self.preprocessor.inverse_target(self.forward(design))
+        prices = self.preprocessor.inverse_target(self.forward(design))
+        check_prices(prices, limits)
+        return prices
 
 
 def load_run_model(
@@ -137,7 +130,7 @@ def load_model(
 ) -> HousePriceModel:
     """Load the champion, or a named run's selected model."""
     if run_id is not None:
-        return load_run_model(Path(artifacts_dir), run_id)
+        return load_run_model(Path(artifacts_dir), registry.check_user_run_id(run_id))
     champion = registry.read_champion(Path(artifacts_dir))
     if champion is None:
         raise registry.RegistryError(registry.no_champion_message(Path(artifacts_dir)))

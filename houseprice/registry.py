@@ -54,11 +54,21 @@ def read_champion(artifacts_dir: Path) -> Champion | None:
     if not path.exists():
         return None
     try:
-        return Champion(**storage.read_json(path))
+        champion = Champion(**storage.read_json(path))
+        _check_champion_paths(Path(artifacts_dir), champion)
     except (ValueError, TypeError) as error:
         raise RegistryError(
             f"{path} is unreadable ({error}); restore it with `houseprice promote`"
         ) from None
+    return champion
+
+
+def _check_champion_paths(artifacts_dir: Path, champion: Champion) -> None:
+    """Refuse a champion.json whose run or model path points outside the artifacts folder."""
+    run = storage.RunPaths(champion.run_id, storage.run_folder(artifacts_dir, champion.run_id))
+    expected = str(model_file(run, champion.framework).relative_to(artifacts_dir))
+    if champion.model_path != expected:
+        raise ValueError(f"its model_path {champion.model_path!r} is not the run's {expected!r}")
 
 
 def model_file(run: storage.RunPaths, framework: str) -> Path:
@@ -72,12 +82,20 @@ def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:
     """Paths of a run that finished; an unfinished, failed or killed run is refused."""
     try:
         run = storage.open_run(artifacts_dir, run_id)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, storage.RunIdError) as error:
         raise RegistryError(str(error)) from None
     status = read_status(run).get("status")
     if status != COMPLETED:
         raise RegistryError(f"run {run_id} is not usable: its status is {status!r}")
     return run
+
+
+def check_user_run_id(run_id: str) -> str:
+    """A run id given by a person (CLI, Python API): the id format only, never a path."""
+    try:
+        return storage.check_run_id(run_id)
+    except storage.RunIdError as error:
+        raise RegistryError(str(error)) from None
 
 
 def promote(artifacts_dir: Path, run_id: str, framework: str, reason: str) -> Champion:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -154,6 +155,12 @@ def recorded_run(
     try:
         yield recorder
     except BaseException as error:
+        if storage.is_disk_full(error):
+            # A failed run's files would keep the disk full; a run is never resumed, so nothing
+            # of value is lost (snapshots are stored only whole, via a temporary name).
+            shutil.rmtree(run.root, ignore_errors=True)
+            error.add_note(f"the disk is full: removed this run's folder {run.root}")
+            raise
         if on_failure is not None and isinstance(error, Exception):
             try:
                 on_failure(recorder, error)

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -45,8 +46,30 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         with open(temporary_path, "rb") as written:  # flush to disk before the rename publishes it
             os.fsync(written.fileno())
         os.replace(temporary_path, destination)
+    except OSError as error:
+        raise _naming(error, destination) from error
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _naming(error: OSError, destination: Path) -> OSError:
+    """error, or for a full disk (whose write errors name no file) the same error naming it."""
+    if error.errno in DISK_FULL_ERRNOS and not error.filename:
+        return OSError(error.errno, error.strerror, str(destination))
+    return error
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether error, or an error it was raised from, says the disk or quota is full."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def write_bytes_atomic(destination: Path, payload: bytes) -> Path:
@@ -151,6 +174,8 @@ def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path
             with open(temporary, "rb") as written:
                 os.fsync(written.fileno())
         os.replace(temporary, destination)
+    except OSError as error:
+        raise _naming(error, destination) from error
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -238,13 +263,19 @@ def snapshots_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "snapshots"
 
 
-def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
-    """Store frame as data/snapshots/<hash>.parquet unless that exact content is already there."""
+def plan_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
+    """The snapshot frame would be stored as, without writing it (it may yet fail validation)."""
     content_hash = hash_frame(frame)
     path = snapshots_dir(data_dir) / f"{content_hash}.parquet"
-    if not path.exists():
-        write_parquet_atomic(path, frame)
     return Snapshot(content_hash, path, len(frame), frame.shape[1])
+
+
+def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
+    """Store frame as data/snapshots/<hash>.parquet unless that exact content is already there."""
+    snapshot = plan_snapshot(frame, data_dir)
+    if not snapshot.path.exists():
+        write_parquet_atomic(snapshot.path, frame)
+    return snapshot
 
 
 def load_snapshot(data_dir: Path, content_hash: str) -> pd.DataFrame:
@@ -349,6 +380,36 @@ def runs_dir(artifacts_dir: Path) -> Path:
     return Path(artifacts_dir) / "runs"
 
 
+# What new_run_id makes: UTC start time, then six hex digits.
+RUN_ID_PATTERN = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+class RunIdError(ValueError):
+    """A run id that is not one (a path, a typo): it could name a folder outside the runs."""
+
+
+def check_run_id(run_id: str) -> str:
+    """run_id when it has the format new_run_id makes ('20261126T041133Z-900c4e'), else raise."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise RunIdError(
+            f"{run_id!r} is not a run id: expected the form 20261126T041133Z-900c4e "
+            "(see `houseprice history`)"
+        )
+    return run_id
+
+
+def run_folder(artifacts_dir: Path, run_id: str) -> Path:
+    """A run's folder, refusing any name that could resolve outside artifacts/runs/."""
+    runs = runs_dir(artifacts_dir)
+    name = str(run_id)
+    if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
+        raise RunIdError(f"{run_id!r} is not a run id: it must be a folder name under {runs}")
+    folder = runs / name
+    if folder.resolve().parent != runs.resolve():  # e.g. a symlink pointing elsewhere
+        raise RunIdError(f"run {run_id!r} resolves outside {runs}")
+    return folder
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC timestamp plus random suffix."""
     now = now or datetime.now(UTC)
@@ -358,7 +419,7 @@ def new_run_id(now: datetime | None = None) -> str:
 def create_run(artifacts_dir: Path, run_id: str | None = None) -> RunPaths:
     """Create a fresh run folder; refuses to reuse an existing one."""
     run_id = run_id or new_run_id()
-    root = runs_dir(artifacts_dir) / run_id
+    root = run_folder(artifacts_dir, run_id)
     root.parent.mkdir(parents=True, exist_ok=True)
     root.mkdir(exist_ok=False)
     return RunPaths(run_id, root)
@@ -366,7 +427,7 @@ def create_run(artifacts_dir: Path, run_id: str | None = None) -> RunPaths:
 
 def open_run(artifacts_dir: Path, run_id: str) -> RunPaths:
     """Paths of an existing run; raises FileNotFoundError when there is no such run."""
-    root = runs_dir(artifacts_dir) / run_id
+    root = run_folder(artifacts_dir, run_id)
     if not root.is_dir():
         raise FileNotFoundError(f"no run {run_id!r} under {runs_dir(artifacts_dir)}")
     return RunPaths(run_id, root)

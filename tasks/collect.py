@@ -24,6 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
+from houseprice.columns import refuse_spoilt_columns
 from houseprice.config import BUNDLED_SOURCE, DataConfig, PipelineConfig
 from houseprice.runs import utc_now
 from houseprice.storage import DatasetVersion, LandedFile
@@ -180,11 +181,15 @@ class FileCheck:
     reason: str | None  # why it is refused; None when accepted
 
 
-def check_landing_file(path: Path, suite: dict[str, Any]) -> FileCheck:
-    """Read one landing file and validate it; an unreadable file is refused, not raised."""
+def check_landing_file(path: Path, suite: dict[str, Any], separator: str = ",") -> FileCheck:
+    """Read one landing file and validate it; an unreadable file is refused, not raised.
+
+    A column of numbers with a few text cells is refused here as in every other mode.
+    """
     digest = storage.file_sha256(path)
     try:
-        frame = read_source(str(path))
+        frame = read_source(str(path), separator)
+        refuse_spoilt_columns(frame, list(frame.columns))
     except SourceError as error:
         return FileCheck(path, digest, None, {"success": False, "error": str(error)}, str(error))
     report = run_validation(frame, suite)
@@ -198,7 +203,7 @@ def check_landing_file(path: Path, suite: dict[str, Any]) -> FileCheck:
 
 def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
     """Version 1 from data.source, once it passes validation; its profile becomes the suite."""
-    frame = merge_rows(read_source(data.source), [])
+    frame = merge_rows(read_source(data.source, data.separator), [])
     suite_path = storage.learned_suite_path(data_dir)
     learned = storage.read_json(suite_path) if suite_path.exists() else None  # a person's edits
     base = learned
@@ -236,7 +241,10 @@ def update_dataset(
     storage.settle_accepted_files(landing, data_dir, current)  # a commit a crash cut short
     learned = storage.read_json(storage.learned_suite_path(data_dir))
     suite = build_landing_suite(data, learned)
-    checks = [check_landing_file(path, suite) for path in storage.list_landing_files(landing)]
+    checks = [
+        check_landing_file(path, suite, data.separator)
+        for path in storage.list_landing_files(landing)
+    ]
     batch = storage.new_run_id()
     quarantined = [_quarantine(check, data_dir, batch) for check in checks if check.reason]
     good = [check for check in checks if check.reason is None]
@@ -375,7 +383,7 @@ def select_training_rows(
 ) -> IngestResult:
     """Keep the rolling window's rows, store them as the run's snapshot, and type the features."""
     rows = apply_window(frame, data.time_column, data.window)
-    snapshot = storage.store_snapshot(rows, data_dir)
+    snapshot = storage.plan_snapshot(rows, data_dir)  # stored once the rows pass validation
     window = f"{data.time_column} within {data.window:g} of the newest" if data.window else "all"
     get_run_logger().info(
         "training rows: %d of %d (%s) -> snapshot %s",

@@ -25,6 +25,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
+from houseprice.columns import summarize_names
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
 from houseprice.preprocessing import MISSING_LEVEL, category_strings
 from tasks.features import split_data
@@ -185,10 +186,10 @@ def measure_drift(
         report.scores[column] = psi
         if ks is not None:
             report.ks[column] = ks
-    drifted = ", ".join(report.drifted) or "none"
+    drifted = summarize_names(report.drifted) if report.drifted else "none"
     report.note = f"{len(current)} new rows against {len(reference)}; PSI above it: {drifted}"
     if report.not_comparable:
-        report.note += f"; not comparable: {', '.join(report.not_comparable)}"
+        report.note += f"; not comparable: {summarize_names(list(report.not_comparable))}"
     return report
 
 
@@ -236,6 +237,13 @@ def check_drift(
     report.champion_run_id = champion.run_id
     log = get_run_logger()
     log.info("drift vs champion %s: %s", champion.run_id, report.note)
+    by_reason: dict[str, list[str]] = {}
     for column, reason in report.not_comparable.items():
-        log.warning("drift: %s not compared with the champion's rows: %s", column, reason)
+        by_reason.setdefault(reason, []).append(column)
+    for reason, columns in by_reason.items():  # one line per reason, however wide the data
+        log.warning(
+            "drift: not compared with the champion's rows (%s), %s",
+            reason,
+            summarize_names(columns),
+        )
     return report

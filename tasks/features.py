@@ -6,6 +6,7 @@ later without the training run, and without unpickling anything.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -203,6 +204,7 @@ def build_features(
 ) -> FeatureSet:
     """Split the data and fit scaling and encoding on the training part."""
     feature_set = build_feature_set(frame, config, features_listed)
+    check_finite_features(feature_set)
     for column, why in feature_set.preprocessor.dropped_columns.items():
         get_run_logger().warning(
             "features: dropped design column %r, its coefficient cannot be estimated: %s",
@@ -217,3 +219,26 @@ def build_features(
         len(feature_set.split.test),
     )
     return feature_set
+
+
+def check_finite_features(feature_set: FeatureSet) -> None:
+    """Refuse scaling that overflowed (a spread too large for float64), naming the columns."""
+    prep = feature_set.preprocessor
+    if not (math.isfinite(prep.target_mean) and math.isfinite(prep.target_scale)):
+        raise ValueError(
+            f"target {prep.target!r} cannot be scaled (mean {prep.target_mean:g}, spread "
+            f"{prep.target_scale:g}): its values are too large; check them for unit errors"
+        )
+    names = prep.feature_names
+    blocks = (feature_set.training.x_train, feature_set.training.x_val, feature_set.x_test)
+    stats = np.vstack([np.asarray(prep.means), np.asarray(prep.scales)])
+    bad = ~np.isfinite(stats).all(axis=0)
+    for block in blocks:
+        if block.size:
+            bad |= ~np.isfinite(block).all(axis=0)
+    if bad.any():
+        columns = [names[i] for i in np.flatnonzero(bad)]
+        raise ValueError(
+            f"features {columns[:5]} are not finite after scaling: their values are too large "
+            "or infinite; check them for unit errors"
+        )

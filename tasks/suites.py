@@ -33,6 +33,7 @@ NUMERIC_TYPES = [
 ]
 # A between-check over the whole float64 range passes every finite value and fails ±inf.
 FINITE_BOUND = sys.float_info.max
+MAGNITUDE_NOTE = "data.max_abs_value: larger numbers are unit or parsing errors"
 
 # The GX expectation types written here whose failures tasks/validate.py describes.
 BETWEEN = "expect_column_values_to_be_between"
@@ -55,6 +56,7 @@ def build_expectation_suite(data: DataConfig, base: dict[str, Any] | None = None
     for column in [data.target, *data.numeric_features]:
         derived.append(_expect(TYPE_LIST, column=column, type_list=NUMERIC_TYPES))
         derived.append(_finite(column))
+        derived.append(_magnitude(column, data.max_abs_value))
     derived.append(_expect(NOT_NULL, column=data.target))
     derived.append(_expect(BETWEEN, column=data.target, min_value=0, strict_min=True))
     derived += [_expect(NOT_NULL, column=c, mostly=mostly) for c in features]
@@ -289,6 +291,18 @@ def _expect(kind: str, notes: str | None = None, **kwargs: Any) -> dict[str, Any
 
 def _finite(column: str) -> dict[str, Any]:
     return _expect(BETWEEN, column=column, min_value=-FINITE_BOUND, max_value=FINITE_BOUND)
+
+
+def _magnitude(column: str, limit: float) -> dict[str, Any]:
+    # Beyond data.max_abs_value a number is a unit or parsing error, and squares of such numbers
+    # overflow the scaler's variance and the cost to infinity.
+    return _expect(
+        BETWEEN,
+        notes=MAGNITUDE_NOTE,
+        column=column,
+        min_value=-float(limit),
+        max_value=float(limit),
+    )
 
 
 def _dedupe(expectations: list[dict[str, Any]]) -> list[dict[str, Any]]:

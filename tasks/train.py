@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import storage
 from houseprice.config import TrainerConfig
 from houseprice.preprocessing import Preprocessor
-from tasks.trainers.common import TrainingData, TrainResult
+from tasks.trainers.common import TrainingData, TrainResult, check_fit
 
 
 def _log_result(result: TrainResult) -> None:
@@ -55,6 +55,7 @@ def train_torch_model(
     from tasks.trainers import torch_trainer
 
     result = torch_trainer.train_torch(data, settings, seed, log=get_run_logger().info)
+    check_fit(result, data)  # before anything is saved
     storage.write_with_atomic(
         run.torch_model, lambda path: torch_trainer.save_torch_model(result, path)
     )
@@ -76,6 +77,7 @@ def train_tensorflow_model(
     from tasks.trainers import tensorflow_trainer
 
     result = tensorflow_trainer.train_tensorflow(data, settings, seed, log=get_run_logger().info)
+    check_fit(result, data)  # before anything is saved
     storage.write_with_atomic(
         run.keras_model, lambda path: tensorflow_trainer.save_keras_model(result, path)
     )

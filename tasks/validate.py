@@ -21,6 +21,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
+from houseprice.columns import summarize_names
 from houseprice.config import BUNDLED_SOURCE, DataConfig
 from tasks.data_docs import make_offline
 from tasks.suites import (
@@ -28,6 +29,7 @@ from tasks.suites import (
     COLUMN_SET,
     EXISTS,
     FINITE_BOUND,
+    MAGNITUDE_NOTE,
     NOT_NULL,
     TYPE_LIST,
     build_expectation_suite,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 
 FAILURE_SAMPLE_SIZE = 5
+# Failed expectations spelled out in the error; the rest are counted (all are in result.json).
+FAILURES_LISTED = 20
 DOCS_SITE = "run"
 
 
@@ -92,7 +96,11 @@ class DataValidationError(RuntimeError):
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         lines = [f"data validation failed: {report.summary()}"]
-        lines += [f"  - {failure}" for failure in report.failures]
+        lines += [f"  - {failure}" for failure in report.failures[:FAILURES_LISTED]]
+        if len(report.failures) > FAILURES_LISTED:  # a wide file's every column: see the JSON
+            hidden = report.failures[FAILURES_LISTED:]
+            columns = summarize_names(list(dict.fromkeys(str(f.column) for f in hidden)))
+            lines.append(f"  - and {len(hidden)} more failures, on columns {columns}")
         if report.docs_index:
             lines.append(f"Data Docs: {report.docs_index}")
         super().__init__("\n".join(lines))
@@ -252,14 +260,15 @@ def _describe_failure(
     elif error:
         text = f"could not be evaluated: {error}"
     elif outcome.get("unexpected_count") is not None:
-        text = _describe_unexpected(kind, kwargs, outcome, sample)
+        notes = (entry["expectation_config"].get("meta") or {}).get("notes")
+        text = _describe_unexpected(kind, kwargs, outcome, sample, notes)
     else:
         text = _describe_observed(kind, kwargs, outcome.get("observed_value"))
     return ExpectationFailure(kind, column, sample, text)
 
 
 def _describe_unexpected(
-    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], sample: list[Any]
+    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], sample: list[Any], notes: Any
 ) -> str:
     counted = f"{outcome['unexpected_count']} of {outcome['element_count']} values"
     if kind == NOT_NULL:
@@ -268,6 +277,8 @@ def _describe_unexpected(
         return f"{counted} are null ({percent:.1f}%, at most {allowed:g}% allowed)"
     if kind == BETWEEN and kwargs.get("max_value") == FINITE_BOUND == -kwargs.get("min_value", 0):
         problem = "are infinite"
+    elif kind == BETWEEN and notes == MAGNITUDE_NOTE:
+        problem = f"exceed ±{kwargs['max_value']:g} in magnitude (data.max_abs_value)"
     elif kind == BETWEEN:
         problem = f"outside {_bounds(kwargs)}"
     elif kind == TYPE_LIST:

@@ -115,9 +115,11 @@ def test_all_columns_mode_skips_dates_and_identifiers(houses):
 
 def test_a_numeric_column_with_a_few_text_cells_is_refused_by_name(houses):
     spoilt = houses.astype({"area": "object"})
-    spoilt.loc[4, "area"] = "n/a"
+    spoilt.loc[4, "area"] = "1,200"
     everything = DataConfig(target="price", numeric_features=[], categorical_features=[])
-    with pytest.raises(SourceError, match=r"'area' holds numbers except in 1 rows, e.g. \['n/a'\]"):
+    with pytest.raises(
+        SourceError, match=r"'area' holds numbers except in 1 rows \(rows 4\), e.g. \['1,200'\]"
+    ):
         resolve_feature_kinds(spoilt, everything)
     forced = DataConfig(target="price", numeric_features=[], categorical_features=["area"])
     assert resolve_feature_kinds(spoilt, forced).categorical_features[0] == "area"

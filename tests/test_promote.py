@@ -208,16 +208,17 @@ def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
     from houseprice.cli import main
     from houseprice.locking import retrain_lock
 
-    _completed_run(tmp_path, "run-1")
+    run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only
+    _completed_run(tmp_path, run_id)
     storage.write_json_atomic(
-        storage.open_run(tmp_path, "run-1").metrics, {"selected_model": "torch"}
+        storage.open_run(tmp_path, run_id).metrics, {"selected_model": "torch"}
     )
-    argv = ["promote", "run-1", "--artifacts-dir", str(tmp_path), "--wait", "0"]
+    argv = ["promote", run_id, "--artifacts-dir", str(tmp_path), "--wait", "0"]
     with retrain_lock(tmp_path / "data", tmp_path, 0, print):
         assert main(argv) == 1
     assert "another retrain holds" in capsys.readouterr().err
     assert main(argv) == 0
-    assert registry.read_champion(tmp_path).run_id == "run-1"
+    assert registry.read_champion(tmp_path).run_id == run_id
 
 
 def test_predict_without_a_champion_after_a_refused_run_names_the_limit_and_run(tmp_path):

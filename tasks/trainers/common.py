@@ -60,6 +60,34 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN, infinite or exploded; the message names the setting to change."""
 
 
+class DegenerateFitError(RuntimeError):
+    """A fit that cannot be a model (non-finite weights, a zero or NaN loss on varying data)."""
+
+
+def check_fit(result: TrainResult, data: TrainingData) -> None:
+    """Raise DegenerateFitError for a fit that must not be saved; both trainers call it."""
+    where = f"{result.framework} fit"
+    if not (np.isfinite(result.weights).all() and math.isfinite(result.bias)):
+        bad = np.flatnonzero(~np.isfinite(result.weights))[:5].tolist()
+        raise DegenerateFitError(f"{where} has non-finite weights (design columns {bad})")
+    if not (np.isfinite(data.x_train).all() and np.isfinite(data.y_train).all()):
+        raise DegenerateFitError(
+            f"{where}: the training data holds NaN or infinite values after scaling"
+        )
+    final = result.train_loss[-1] if result.train_loss else float("nan")
+    if not math.isfinite(final):
+        raise DegenerateFitError(f"{where} ended with training loss {final}")
+    # Exactly zero on a target that varies: the target was flattened (e.g. scaled by an
+    # infinite spread), not fitted; a real fit of noisy prices never reaches 0.0.
+    if final == 0.0 and float(np.ptp(data.y_train)) > 0:
+        raise DegenerateFitError(f"{where} reached loss 0 on a varying target: nothing was fitted")
+    if final == 0.0 and float(np.ptp(data.y_train)) == 0 and len(data.y_train) > 1:
+        raise DegenerateFitError(
+            f"{where}: the scaled target is constant, so there is nothing to fit "
+            "(check the target column for one value or values too large to scale)"
+        )
+
+
 class DeviceUnavailableError(RuntimeError):
     """The configured device does not exist on this machine; the message names the setting."""
 

@@ -1,0 +1,124 @@
+"""Checks on rows to be scored and on the prices made from them: no price from absurd inputs.
+
+Every scoring path (the Python API, `houseprice predict`, the batch-predict flow, the promotion
+gate's champion score) goes through HousePriceModel.predict, which calls these. Column kinds are
+read by houseprice/columns.py, as in training. Needs pandas and numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from houseprice.columns import (
+    CELLS_QUOTED,
+    DEFAULT_MAX_ABS_VALUE,
+    describe_spoilt,
+    spoilt_cells,
+)
+from houseprice.errors import InputSchemaError
+from houseprice.preprocessing import Preprocessor
+
+# A value this many training standard deviations from the training mean is far outside what the
+# model saw: its price is an extrapolation, so such rows are counted and reported.
+FAR_OUTSIDE_Z = 10.0
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What scoring accepts; the defaults match training's."""
+
+    # Inputs and prices beyond this are unit or parsing errors (data.max_abs_value's default).
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
+    # A column missing in more than this share of the rows would be scored mostly on the
+    # training median: refused rather than priced quietly (1.0 allows any share).
+    max_imputed_fraction: float = 0.5
+
+
+@dataclass
+class InputReport:
+    """What scoring had to do to the rows: gaps filled, values far outside training."""
+
+    rows: int
+    imputed: dict[str, int] = field(default_factory=dict)  # column → cells given the median
+    far_outside: dict[str, int] = field(default_factory=dict)  # column → rows beyond FAR_Z
+
+
+def _rows(index: pd.Index) -> str:
+    shown = ", ".join(str(row) for row in index[:CELLS_QUOTED])
+    return shown + (", …" if len(index) > CELLS_QUOTED else "")
+
+
+def _numeric_problem(column: str, values: pd.Series, limit: float) -> str | None:
+    """Why a model's numeric column cannot be scored, or None."""
+    if pd.api.types.is_bool_dtype(values):
+        return f"{column!r} must be numeric, found e.g. {values.head(3).tolist()}"
+    if len(bad := spoilt_cells(values)):
+        return describe_spoilt(column, bad)
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = values[numbers.isna() & values.notna()]
+    if len(text):
+        return f"{column!r} must be numeric, found e.g. {text.unique()[:3].tolist()}"
+    numbers = numbers.astype("float64")
+    infinite = numbers[np.isinf(numbers)]
+    if len(infinite):
+        return f"{column!r} is infinite in rows {_rows(infinite.index)}"
+    huge = numbers[numbers.abs() > limit]
+    if len(huge):
+        return (
+            f"{column!r} exceeds ±{limit:g} in rows {_rows(huge.index)}, e.g. "
+            f"{huge.head(3).tolist()}"
+        )
+    return None
+
+
+def check_scoring_input(
+    prep: Preprocessor, frame: pd.DataFrame, limits: InputLimits | None = None
+) -> InputReport:
+    """Raise InputSchemaError naming each unusable column; report gaps and far-out values."""
+    limits = limits or InputLimits()
+    missing = [c for c in prep.numeric_features + prep.categorical_features if c not in frame]
+    if missing:
+        raise InputSchemaError(f"input lacks the model's columns: {missing}")
+    problems = [
+        problem
+        for column in prep.numeric_features
+        if (problem := _numeric_problem(column, frame[column], limits.max_abs_value))
+    ]
+    if problems:
+        raise InputSchemaError("input cannot be scored: " + "; ".join(problems))
+    report = InputReport(rows=len(frame))
+    for position, column in enumerate(prep.numeric_features):
+        numbers = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        if gaps := int(numbers.isna().sum()):
+            report.imputed[column] = gaps
+        z = (numbers - prep.means[position]) / prep.scales[position]
+        if far := int((z.abs() > FAR_OUTSIDE_Z).sum()):
+            report.far_outside[column] = far
+    too_many = {
+        column: count
+        for column, count in report.imputed.items()
+        if len(frame) and count / len(frame) > limits.max_imputed_fraction
+    }
+    if too_many:
+        shares = ", ".join(f"{c!r} {n} of {len(frame)}" for c, n in too_many.items())
+        raise InputSchemaError(
+            f"too many missing values to score ({shares} rows empty, more than "
+            f"{limits.max_imputed_fraction:.0%}); they would be priced on the training median. "
+            "Fill them, or raise the limit (--max-imputed-fraction)"
+        )
+    return report
+
+
+def check_prices(prices: np.ndarray, limits: InputLimits | None = None) -> None:
+    """Refuse to hand out a non-finite or absurd price, naming the rows."""
+    limits = limits or InputLimits()
+    prices = np.asarray(prices, dtype="float64")
+    bad = np.flatnonzero(~np.isfinite(prices) | (np.abs(prices) > limits.max_abs_value))
+    if len(bad):
+        raise InputSchemaError(
+            f"the model's price for rows {_rows(pd.Index(bad))} is not a usable number "
+            f"(e.g. {prices[bad[0]]:g}): their inputs are far outside the training data"
+        )
