@@ -108,9 +108,13 @@ def fit_preprocessor(
         target_scale=safe_scale(target.std()) if features.standardize else 1.0,
     )
     encoded = preprocessor.encode(train)
+    names = preprocessor.encoded_names
+    # A spread past float64 (1e200 squared) must be named as such before the aliasing check
+    # below reads the overflowed column as a constant.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _refuse_non_finite(names, ~np.isfinite(encoded.mean(axis=0) + encoded.std(axis=0)))
     # Aliased columns have no identifiable coefficient: leave them out of the design, so every
     # fit (and every coefficient reported) is unique rather than one of many equally good ones.
-    names = preprocessor.encoded_names
     preprocessor.dropped_columns = find_aliased_columns(encoded, names)
     encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
     width = encoded.shape[1]
@@ -221,21 +225,30 @@ def build_features(
     return feature_set
 
 
-def check_finite_features(feature_set: FeatureSet) -> None:
-    """Refuse scaling that overflowed (a spread too large for float64), naming the columns."""
-    prep = feature_set.preprocessor
+def refuse_overflowed_scaling(prep: Preprocessor) -> None:
+    """Refuse a target or feature whose mean or spread overflowed float64, naming it."""
     if not (math.isfinite(prep.target_mean) and math.isfinite(prep.target_scale)):
         raise ValueError(
             f"target {prep.target!r} cannot be scaled (mean {prep.target_mean:g}, spread "
             f"{prep.target_scale:g}): its values are too large; check them for unit errors"
         )
-    names = prep.feature_names
-    blocks = (feature_set.training.x_train, feature_set.training.x_val, feature_set.x_test)
     stats = np.vstack([np.asarray(prep.means), np.asarray(prep.scales)])
-    bad = ~np.isfinite(stats).all(axis=0)
+    _refuse_non_finite(prep.feature_names, ~np.isfinite(stats).all(axis=0))
+
+
+def check_finite_features(feature_set: FeatureSet) -> None:
+    """Refuse scaling that overflowed (a spread too large for float64), naming the columns."""
+    prep = feature_set.preprocessor
+    refuse_overflowed_scaling(prep)
+    blocks = (feature_set.training.x_train, feature_set.training.x_val, feature_set.x_test)
+    bad = np.zeros(len(prep.feature_names), dtype=bool)
     for block in blocks:
         if block.size:
             bad |= ~np.isfinite(block).all(axis=0)
+    _refuse_non_finite(prep.feature_names, bad)
+
+
+def _refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
     if bad.any():
         columns = [names[i] for i in np.flatnonzero(bad)]
         raise ValueError(

@@ -290,8 +290,8 @@ def test_an_overflowing_spread_is_refused_after_scaling(tmp_path):
         check_finite_features(build_feature_set(frame, config))
 
 
-def test_constant_and_collinear_features_train_to_finite_weights(tmp_path):
-    from tasks.features import build_feature_set, check_finite_features
+def test_constant_and_collinear_features_are_refused_when_named_and_dropped_otherwise(tmp_path):
+    from tasks.features import AliasedFeatureError, build_feature_set, check_finite_features
     from tasks.trainers.common import check_fit
     from tasks.trainers.torch_trainer import train_torch
 
@@ -300,11 +300,14 @@ def test_constant_and_collinear_features_train_to_finite_weights(tmp_path):
     config = small_config(
         tmp_path, data={"numeric_features": ["area", "year", "flat", "area_twice"]}
     )
-    features = build_feature_set(frame, config)
+    with pytest.raises(AliasedFeatureError, match=r"\['area_twice', 'flat'\]"):
+        build_feature_set(frame, config)
+    features = build_feature_set(frame, config, features_listed=False)  # all-columns mode
+    assert set(features.preprocessor.dropped_columns) == {"flat", "area_twice"}
     check_finite_features(features)
     fit = train_torch(features.training, config.training.torch, 0)
     check_fit(fit, features.training)
-    assert np.isfinite(fit.weights).all() and fit.weights[2] == 0.0  # the constant one
+    assert np.isfinite(fit.weights).all()
 
 
 # ---------------------------------------------------------------------------------------------
