@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from houseprice.errors import ModelLoadError
     from houseprice.model import InputSchemaError
     from houseprice.registry import RegistryError
-    from tasks.ingest import SourceError
+    from tasks.sources import SourceError
 
     return (
         SourceError,
@@ -100,36 +100,44 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[None]:
-    """Make sure every process of a run talks to one Prefect API.
+def prefect_api() -> Iterator[Callable[[], None]]:
+    """Make sure every process of a run talks to one Prefect API; yield a wait-until-ready.
 
     With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
     workers are processes of their own: each would start (and wait ~10 s for) another server.
-    Starting the temporary server here and exporting its URL lets the workers share it.
+    Starting the temporary server here and exporting its URL lets the workers share it. It
+    starts in the background: call the yielded function once the slow imports are done.
     """
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    from houseprice.prefect_server import TemporaryServer
 
     if PREFECT_API_URL.value():
-        yield
+        yield lambda: None
         return
-    server = SubprocessASGIServer()  # the instance Prefect itself would use in this process
+    server = TemporaryServer(_notify)
     server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the worker processes
+    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
+    # (its event and log workers), which would otherwise start a server of their own.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield
+        yield server.wait_ready
     finally:
         os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
+        server.stop()
 
 
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once and print the run folder."""
     config = config_from_arguments(args)
-    from flows.retrain import retrain  # imported late: Prefect start-up is slow
-
     try:
-        with prefect_api():
+        with prefect_api() as wait_for_server:
+            from flows.retrain import retrain  # imported while the server starts: both are slow
+
+            wait_for_server()
             run_folder = retrain(config)
     except Exception as error:
         notes = "".join(f"\n  {note}" for note in getattr(error, "__notes__", []))
@@ -140,7 +148,7 @@ def command_retrain(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     """Score a file with the champion or a named run and write it with predictions."""
-    from tasks.predict import predict_file
+    from tasks.scoring import predict_file  # Prefect-free: scoring starts in about a second
 
     summary = predict_file(args.input, args.output, args.artifacts_dir, args.run)
     print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
