@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import registry, storage
 from houseprice.preprocessing import Preprocessor
 from tasks.evaluate import Evaluation
 from tasks.promote import PromotionDecision
@@ -47,6 +47,8 @@ def record_metrics(
     """Write the preprocessing, the checksums of every model file, and metrics.json."""
     storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())
     model_files = [run.preprocessing, run.torch_model, run.keras_model]
+    # Each trainer's weights as JSON (written and checked by its training task): numpy scoring.
+    model_files += [run.linear_weights(framework) for framework in registry.FRAMEWORKS]
     checksums = {str(path.relative_to(run.root)): storage.file_sha256(path) for path in model_files}
     storage.write_json_atomic(run.model_manifest, checksums)
     storage.write_json_atomic(run.metrics, metrics)

@@ -8,12 +8,29 @@ own model there too, atomically, so a diverged (raised) fit never leaves a file 
 
 from __future__ import annotations
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import registry, storage
 from houseprice.config import TrainerConfig
 from tasks.trainers.common import TrainingData, TrainResult
+
+# Rows on which numpy's scoring of a saved model is checked against its framework's.
+CHECK_ROWS = 256
+
+
+def _save_numpy_weights(framework: str, data: TrainingData, run: storage.RunPaths) -> None:
+    """Record the saved model's weights as JSON, checked to score as its framework does.
+
+    Done here, where the framework is loaded already, so that predict and the promotion gate
+    score with numpy alone instead of importing torch or TensorFlow (seconds each).
+    """
+    from houseprice.model import checked_linear_weights
+
+    rows = np.vstack([data.x_val[:CHECK_ROWS], data.x_train[:CHECK_ROWS]])
+    weights = checked_linear_weights(framework, registry.model_file(run, framework), rows)
+    storage.write_json_atomic(run.linear_weights(framework), weights.to_dict())
 
 
 def _log_result(result: TrainResult) -> None:
@@ -35,12 +52,14 @@ def train_torch_model(
     data: TrainingData, settings: TrainerConfig, seed: int, run: storage.RunPaths
 ) -> TrainResult:
     """Fit the PyTorch linear model and save its state_dict and torch.export program."""
+    get_run_logger().info("train torch: loading PyTorch")
     from tasks.trainers import torch_trainer
 
     result = torch_trainer.train_torch(data, settings, seed, log=get_run_logger().info)
     storage.write_with_atomic(
         run.torch_model, lambda path: torch_trainer.save_torch_model(result, path)
     )
+    _save_numpy_weights("torch", data, run)
     storage.write_with_atomic(
         run.exports / "torch_model.pt2", lambda path: torch_trainer.export_torch_model(result, path)
     )
@@ -53,12 +72,14 @@ def train_tensorflow_model(
     data: TrainingData, settings: TrainerConfig, seed: int, run: storage.RunPaths
 ) -> TrainResult:
     """Fit the TensorFlow/Keras linear model and save it as .keras and as a SavedModel."""
+    get_run_logger().info("train tensorflow: loading TensorFlow")
     from tasks.trainers import tensorflow_trainer
 
     result = tensorflow_trainer.train_tensorflow(data, settings, seed, log=get_run_logger().info)
     storage.write_with_atomic(
         run.keras_model, lambda path: tensorflow_trainer.save_keras_model(result, path)
     )
+    _save_numpy_weights("tensorflow", data, run)
     storage.write_with_atomic(
         run.exports / "tensorflow_savedmodel",
         lambda path: tensorflow_trainer.export_tensorflow_model(result, path),
