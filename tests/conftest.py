@@ -63,7 +63,9 @@ def prefect_harness():
     """One temporary Prefect server for the whole session (it takes ~9 s to start)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # Its default 30 s wait is too short for a busy 2-core machine (the same cause as issue 8's
+    # first-run failure), which failed whole test sessions at random.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
