@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import sys
@@ -122,12 +123,15 @@ def prefect_api() -> Iterator[Callable[[], None]]:
     # (its event and log workers), which would otherwise start a server of their own.
     os.environ["PREFECT_API_URL"] = server.api_url
     refresh_global_settings_context()
+    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
+    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
+    # minute and print "Error logging to API".
+    atexit.register(server.stop)
     try:
         yield server.wait_ready
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         refresh_global_settings_context()
-        server.stop()
 
 
 def command_retrain(args: argparse.Namespace) -> int:
