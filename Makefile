@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup retrain test lint benchmark
+.PHONY: setup retrain test lint benchmark overhead
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,6 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) -m benchmarks.training
+
+overhead: $(STAMP)
+	$(PY) -m benchmarks.overhead
