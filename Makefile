@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: setup retrain test lint benchmark
+.PHONY: setup retrain test lint benchmark overhead
 
 # Exactly the locked versions (`make lock` refreshes the lock from pyproject.toml): the locked
 # pip and setuptools first, then every package, then this project alone, built by that setuptools.
@@ -38,3 +38,6 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) -m benchmarks.training
+
+overhead: $(STAMP)
+	$(PY) -m benchmarks.overhead

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from houseprice.config import PipelineConfig
@@ -40,8 +41,27 @@ from tasks.validate import validate_data
 DEFAULT_CONFIG = PipelineConfig()
 
 
+class TrainingWorkers(ProcessPoolTaskRunner):
+    """Two worker processes for the trainers, let go as soon as both have finished."""
+
+    def release_workers(self) -> None:
+        """Let the idle workers exit now, while the later stages run in the flow's process.
+
+        Otherwise they exit when the flow ends: seconds (an interpreter holding torch or
+        TensorFlow shutting down) between the last task and the end of the run.
+        """
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+
+def _release_training_workers() -> None:
+    runner = getattr(FlowRunContext.get(), "task_runner", None)
+    if isinstance(runner, TrainingWorkers):
+        runner.release_workers()
+
+
 # Two worker processes: the trainers run side by side, each with its own framework and threads.
-@flow(name="retrain", task_runner=ProcessPoolTaskRunner(max_workers=2))
+@flow(name="retrain", task_runner=TrainingWorkers(max_workers=2))
 def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
     """Retrain both models; return the run folder, or why nothing new needed training."""
     paths = config.paths
@@ -91,6 +111,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
                 features.training, config.training.tensorflow, seed, run, prep
             )
             results = [torch_fit.result(), tf_fit.result()]
+            _release_training_workers()  # nothing else runs in them
             recorder.lineage["devices"] = {
                 r.framework: f"{r.device} ({r.device_name})" for r in results
             }

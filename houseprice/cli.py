@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
 import os
@@ -10,7 +11,7 @@ import shutil
 import sys
 import textwrap
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -189,27 +190,37 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[None]:
-    """Make sure every process of a run talks to one Prefect API.
+def prefect_api() -> Iterator[Callable[[], None]]:
+    """Make sure every process of a run talks to one Prefect API; yield a wait-until-ready.
 
     With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
     workers are processes of their own: each would start (and wait ~10 s for) another server.
-    Starting the temporary server here and exporting its URL lets the workers share it.
+    Starting the temporary server here and exporting its URL lets the workers share it. It
+    starts in the background: call the yielded function once the slow imports are done.
     """
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    from houseprice.prefect_server import TemporaryServer
 
     if PREFECT_API_URL.value():
-        yield
+        yield lambda: None
         return
-    server = SubprocessASGIServer()  # the instance Prefect itself would use in this process
+    server = TemporaryServer(_notify)
     server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the worker processes
+    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
+    # (its event and log workers), which would otherwise start a server of their own.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
+    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
+    # minute and print "Error logging to API".
+    atexit.register(server.stop)
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield
+        yield server.wait_ready
     finally:
         os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
 
 
 # Exit codes of `houseprice retrain`, so that a scheduler or a shell can tell outcomes apart
@@ -284,7 +295,7 @@ def _champion_text(champion: Any, this_run: str | None = None) -> str:
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
     config = config_from_arguments(args)
-    from tasks.ingest import source_problem
+    from tasks.sources import source_problem
 
     # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
     if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
@@ -292,10 +303,11 @@ def command_retrain(args: argparse.Namespace) -> int:
     from houseprice.console import brief_prefect_console
 
     with brief_prefect_console(args.verbose):
-        from flows.retrain import retrain  # imported late: Prefect start-up is slow
-
         try:
-            with prefect_api():
+            with prefect_api() as wait_for_server:
+                from flows.retrain import retrain  # imported while the server starts: both slow
+
+                wait_for_server()
                 result = retrain(config)
         except Exception as error:
             return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
@@ -341,7 +353,7 @@ def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> 
 def command_predict(args: argparse.Namespace) -> int:
     """Score a file with the champion or a named run and write it with predictions."""
     from houseprice.inputs import InputLimits
-    from tasks.predict import describe_input_notes, predict_file
+    from tasks.scoring import describe_input_notes, predict_file  # Prefect-free: starts in ~1 s
 
     limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
     summary = predict_file(

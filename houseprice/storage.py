@@ -348,6 +348,10 @@ class RunPaths:
     def keras_model(self) -> Path:
         return self.root / "model" / "tensorflow.keras"
 
+    def linear_weights(self, framework: str) -> Path:
+        """The saved model's weights and bias as JSON, for scoring with numpy alone."""
+        return self.root / "model" / f"{framework}_linear.json"
+
     @property
     def exports(self) -> Path:
         return self.root / "exports"

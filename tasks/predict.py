@@ -2,69 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import NamedTuple
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
-from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits
-from houseprice.model import HousePriceModel, load_model
-from tasks.ingest import SourceError, read_source
-
-logger = logging.getLogger(__name__)
-PREDICTION_COLUMN = "prediction"
-MODEL_ID_COLUMN = "model_id"
-
-
-class PredictionSummary(NamedTuple):
-    """What a scoring run did."""
-
-    output: Path
-    rows: int
-    model_id: str
-    unseen_categories: dict[str, list[str]]
-    imputed: dict[str, int]  # column → cells filled with the training median
-    far_outside: dict[str, int]  # column → rows far outside the training data
-
-
-def score_rows(
-    model: HousePriceModel, frame: pd.DataFrame, limits: InputLimits | None = None
-) -> pd.DataFrame:
-    """The input rows plus a price `prediction` and the `model_id` that made it."""
-    return frame.assign(
-        **{PREDICTION_COLUMN: model.predict(frame, limits), MODEL_ID_COLUMN: model.model_id}
-    )
-
-
-def predict_file(
-    input_path: Path,
-    output_path: Path,
-    artifacts_dir: Path,
-    run_id: str | None = None,
-    limits: InputLimits | None = None,
-    separator: str = ",",
-) -> PredictionSummary:
-    """Score a CSV/Parquet file and write the result, as CSV or Parquet by output's extension."""
-    if Path(output_path).suffix.lower() not in {".csv", ".parquet", ".pq"}:
-        raise SourceError(f"output {output_path} must end in .csv or .parquet")
-    model = load_model(artifacts_dir, run_id)
-    frame = read_source(str(input_path), separator)
-    checked = model.check_input(frame, limits)
-    scored = score_rows(model, frame, limits)
-    storage.write_table_atomic(Path(output_path), scored)
-    unseen = model.preprocessor.unseen_categories(frame)
-    return PredictionSummary(
-        Path(output_path),
-        len(scored),
-        model.model_id,
-        unseen,
-        checked.imputed,
-        checked.far_outside,
-    )
+from tasks.scoring import (  # noqa: F401  (re-exported for callers of the predict stage)
+    MODEL_ID_COLUMN,
+    PREDICTION_COLUMN,
+    PredictionSummary,
+    describe_input_notes,
+    predict_file,
+    score_rows,
+)
 
 
 @task(name="predict-file", cache_policy=NO_CACHE)
@@ -84,18 +34,3 @@ def predict_file_task(
     for line in describe_input_notes(summary):
         log.warning("predict: %s", line)
     return summary
-
-
-def describe_input_notes(summary: PredictionSummary) -> list[str]:
-    """One line per kind of help the rows needed: gaps filled, values far outside training."""
-    lines = []
-    if summary.imputed:
-        counts = ", ".join(f"{c} {n}" for c, n in summary.imputed.items())
-        lines.append(f"missing values filled with the training median: {counts}")
-    if summary.far_outside:
-        counts = ", ".join(f"{c} {n}" for c, n in summary.far_outside.items())
-        lines.append(
-            f"rows with values over {FAR_OUTSIDE_Z:g} standard deviations from training "
-            f"(extrapolated prices): {counts}"
-        )
-    return lines

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import exports, storage
+from houseprice import exports, registry, storage
 from houseprice.preprocessing import Preprocessor
 from tasks.evaluate import Evaluation
 from tasks.promote import PromotionDecision
@@ -46,6 +46,8 @@ def build_metrics(
 def model_checksums(run: storage.RunPaths) -> dict[str, str]:
     """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
     model_files = [run.preprocessing, run.torch_model, run.keras_model]
+    # Each trainer's weights as JSON (written and checked by its training task): numpy scoring.
+    model_files += [run.linear_weights(framework) for framework in registry.FRAMEWORKS]
     if run.exports.is_dir():  # hidden names are writes in progress, never part of an export
         found = exports.export_files(run.exports)
         model_files += [f for f in found if not f.relative_to(run.exports).parts[0].startswith(".")]

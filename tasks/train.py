@@ -13,13 +13,30 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import registry, storage
 from houseprice.config import TrainerConfig
 from houseprice.preprocessing import Preprocessor
 from tasks.trainers.common import TrainingData, TrainResult, check_fit
+
+# Rows on which numpy's scoring of a saved model is checked against its framework's.
+CHECK_ROWS = 256
+
+
+def _save_numpy_weights(framework: str, data: TrainingData, run: storage.RunPaths) -> None:
+    """Record the saved model's weights as JSON, checked to score as its framework does.
+
+    Done here, where the framework is loaded already, so that predict and the promotion gate
+    score with numpy alone instead of importing torch or TensorFlow (seconds each).
+    """
+    from houseprice.model import checked_linear_weights
+
+    rows = np.vstack([data.x_val[:CHECK_ROWS], data.x_train[:CHECK_ROWS]])
+    weights = checked_linear_weights(framework, registry.model_file(run, framework), rows)
+    storage.write_json_atomic(run.linear_weights(framework), weights.to_dict())
 
 
 def _log_result(result: TrainResult) -> None:
@@ -52,6 +69,7 @@ def train_torch_model(
     prep: Preprocessor,
 ) -> TrainResult:
     """Fit the PyTorch linear model; save its state_dict and a raw-columns torch.export program."""
+    get_run_logger().info("train torch: loading PyTorch")
     from tasks.trainers import torch_trainer
 
     result = torch_trainer.train_torch(data, settings, seed, log=get_run_logger().info)
@@ -59,6 +77,7 @@ def train_torch_model(
     storage.write_with_atomic(
         run.torch_model, lambda path: torch_trainer.save_torch_model(result, path)
     )
+    _save_numpy_weights("torch", data, run)
     # Here rather than after evaluation: export costs seconds, hidden while TensorFlow trains.
     _export(run.torch_export, lambda path: torch_trainer.export_torch_model(result, prep, path))
     _log_result(result)
@@ -74,6 +93,7 @@ def train_tensorflow_model(
     prep: Preprocessor,
 ) -> TrainResult:
     """Fit the TensorFlow/Keras linear model; save it as .keras and as a raw-columns SavedModel."""
+    get_run_logger().info("train tensorflow: loading TensorFlow")
     from tasks.trainers import tensorflow_trainer
 
     result = tensorflow_trainer.train_tensorflow(data, settings, seed, log=get_run_logger().info)
@@ -81,6 +101,7 @@ def train_tensorflow_model(
     storage.write_with_atomic(
         run.keras_model, lambda path: tensorflow_trainer.save_keras_model(result, path)
     )
+    _save_numpy_weights("tensorflow", data, run)
     _export(
         run.tensorflow_export,
         lambda path: tensorflow_trainer.export_tensorflow_model(result, prep, path),

@@ -355,6 +355,10 @@ def validate_data(
     if base is None and data.source == BUNDLED_SOURCE:
         base = storage.read_json(storage.BUNDLED_SUITE)
     suite = build_expectation_suite(data, base)
+    # Progress for the person waiting: importing GX alone takes seconds.
+    get_run_logger().info("validate: loading Great Expectations")
+    _import_gx()
+    get_run_logger().info("validate: checking %d rows, then writing Data Docs", len(frame))
     report = run_validation(frame, suite, run.data_docs, run.data_docs_static)
     storage.write_json_atomic(run.validation, report.to_dict())
     get_run_logger().info("%s; Data Docs: %s", report.summary(), report.docs_index)

@@ -115,6 +115,32 @@ def test_first_run_is_champion_and_predict_reproduces_its_metrics(first_run, wor
     assert reproduced.r2 == pytest.approx(recorded["r2"], rel=1e-6)
 
 
+def test_the_champion_scores_with_numpy_and_older_runs_with_their_framework(
+    first_run, workspace, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    root, config = workspace
+    test_rows = split_data(pd.read_csv(root / "houses.csv"), config.split).test
+    numpy_scored = load_model(config.paths.artifacts_dir).predict(test_rows)
+    # A run from before the weights were recorded as JSON: its framework scores it.
+    copy = tmp_path / "artifacts"
+    shutil.copytree(config.paths.artifacts_dir, copy)
+    champion = registry.read_champion(copy)
+    storage.open_run(copy, champion.run_id).linear_weights(champion.framework).unlink()
+    np.testing.assert_allclose(load_model(copy).predict(test_rows), numpy_scored, rtol=1e-9)
+    # Loading the champion (with the weights) imports neither framework nor Prefect.
+    code = (
+        "import sys; from houseprice.model import load_model; "
+        f"load_model({str(config.paths.artifacts_dir)!r}); "
+        "print(sorted(m for m in ('prefect', 'torch', 'tensorflow') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
 def _config_file(config: PipelineConfig, folder: Path) -> str:
     """config as a YAML file for `houseprice retrain --config`."""
     path = folder / "config.yaml"

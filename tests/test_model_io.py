@@ -217,3 +217,63 @@ def test_keras_file_with_code_in_it_is_refused(tmp_path):
     model.save(tmp_path / "model.keras")
     with pytest.raises(ModelLoadError, match=r"model\.keras: .*Lambda"):
         tensorflow_trainer.load_keras_model(tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize(
+    ("framework", "save"),
+    [
+        ("torch", torch_trainer.save_torch_model),
+        ("tensorflow", tensorflow_trainer.save_keras_model),
+    ],
+)
+def test_numpy_scores_a_saved_model_as_its_framework_does(tmp_path, result, rows, framework, save):
+    from houseprice.model import checked_linear_weights, framework_forward
+
+    path = tmp_path / ("model.pt" if framework == "torch" else "model.keras")
+    save(result, path)
+    weights = checked_linear_weights(framework, path, rows)
+    np.testing.assert_allclose(
+        weights.forward(rows), framework_forward(framework, path)(rows), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_array_equal(weights.weights, result.weights)
+    assert weights.bias == result.bias
+
+
+def test_weights_that_score_unlike_the_framework_are_refused(tmp_path, result, rows, monkeypatch):
+    from houseprice import model
+    from houseprice.model import LinearWeights, checked_linear_weights
+
+    path = tmp_path / "model.pt"
+    torch_trainer.save_torch_model(result, path)
+    forward, _ = model.FRAMEWORK_READERS["torch"]
+    wrong = LinearWeights(result.weights * (1 + 1e-6), result.bias)
+    monkeypatch.setitem(model.FRAMEWORK_READERS, "torch", (forward, lambda _: wrong))
+    with pytest.raises(ModelLoadError, match=r"numpy scores .* differently from torch"):
+        checked_linear_weights("torch", path, rows)
+
+
+def test_linear_weights_round_trip_through_json_bit_for_bit(result):
+    import json
+
+    from houseprice.model import LinearWeights
+
+    weights = LinearWeights(result.weights, result.bias)
+    again = LinearWeights.from_dict(json.loads(json.dumps(weights.to_dict())), features=4)
+    np.testing.assert_array_equal(again.weights, weights.weights)
+    assert again.bias == weights.bias
+    with pytest.raises(ValueError, match="4 finite weights"):
+        LinearWeights.from_dict({"weights": [1.0, float("nan"), 0.0, 0.0], "bias": 0}, 4)
+    with pytest.raises(ValueError, match="5 finite weights"):
+        LinearWeights.from_dict(weights.to_dict(), features=5)
+
+
+def test_importing_the_model_loader_imports_no_framework_prefect_or_gx():
+    import subprocess
+    import sys
+
+    heavy = ("prefect", "great_expectations", "torch", "tensorflow", "keras")
+    code = f"import sys, houseprice.model; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[]"

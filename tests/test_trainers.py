@@ -220,3 +220,21 @@ def test_records_device_threads_and_logs_about_ten_lines(trainer):
     assert all("keeps its thread pools" in line for line in lines if line not in progress)
     assert result.epochs == 40 and 2 <= len(progress) <= 12
     assert f"{trainer.name} sgd stopped (max_epochs) after 40 epochs" in lines[-1]
+
+
+def test_a_long_fit_logs_an_epoch_line_every_two_seconds_and_a_short_one_once(monkeypatch):
+    from tasks.trainers import common
+
+    clock = iter([0.0, 0.5, 1.0, 2.1, 2.5, 4.2, 4.3])  # seconds at each epoch's end
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(clock))
+    lines: list[str] = []
+    settings = TrainerConfig(optimizer="adam", max_epochs=7, tolerance=0.0)
+    tracker = common.EpochTracker.for_settings("torch", settings, lines.append)
+    tracker.start(1.0)
+    for _ in range(7):
+        tracker.record(np.zeros(2), 0.5, 0.5)
+    assert [line.split(":")[0] for line in lines] == [
+        "torch adam epoch 1/7",
+        "torch adam epoch 4/7",
+        "torch adam epoch 6/7",
+    ]

@@ -138,6 +138,8 @@ EXPLOSION_FACTOR = 1e4
 # nearly collinear features conjugate gradient alternates stalls and big steps (clustered
 # eigenvalues), so one flat epoch alone stopped it with coefficients still 0.2% off.
 CONVERGENCE_WINDOW = 2
+# Seconds between epoch lines in the log.
+PROGRESS_EVERY_S = 2.0
 
 
 def resolve_learning_rate(optimizer: str, learning_rate: float | None) -> float | None:
@@ -169,6 +171,7 @@ class EpochTracker:
     best_epoch: int = 0
     _previous_cost: float = float("nan")
     _flat_epochs: int = 0
+    _last_progress: float = 0.0
 
     @classmethod
     def for_settings(
@@ -282,9 +285,11 @@ class EpochTracker:
         )
 
     def _log_progress(self, epoch: int, train_mse: float, val_mse: float) -> None:
-        # About ten lines per fit: one per block of epochs, plus the first one.
-        block = max(1, math.ceil(self.max_epochs / 10))
-        if epoch == 1 or epoch % block == 0:
+        # The first epoch, then at most one line per PROGRESS_EVERY_S: a long fit shows it is
+        # moving (a person waits at most a few seconds for a line), a short one stays quiet.
+        now = time.perf_counter()
+        if epoch == 1 or now - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = now
             self.log(
                 f"{self.framework} {self.optimizer} epoch {epoch}/{self.max_epochs}: "
                 f"train mse {train_mse:.6g}, validation mse {val_mse:.6g}"

@@ -1,0 +1,214 @@
+"""Prefect's temporary API server for one command, started so that the first run works too.
+
+Prefect starts such a server by itself when PREFECT_API_URL is unset, and gives up after
+PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (20 s). On a fresh PREFECT_HOME the server
+first builds its SQLite database (about 100 migrations), which takes longer than that on a
+busy 2-core machine, so the first `houseprice retrain` failed. Here the server is started the
+way Prefect starts it (uvicorn running prefect.server.api.server:create_app), but in the
+background while the command imports the pipeline, with the time it needs, and with a line on
+the terminal every few seconds while the person waits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+# A fresh database on a busy 2-core machine took 40-60 s; a warm start takes 5-15 s.
+STARTUP_TIMEOUT_S = 300.0
+# The longest the person at the terminal goes without a line while the server starts.
+PROGRESS_EVERY_S = 5.0
+# uvicorn exits with 3 when its port was taken meanwhile; Prefect retries with another port.
+PORT_TAKEN_EXIT_CODE = 3
+PORT_ATTEMPTS = 3
+# The server is on loopback: an http_proxy in the environment must not be asked for it.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ServerStartError(RuntimeError):
+    """Prefect's temporary server did not come up; the message carries its own output."""
+
+
+def database_needs_migrating() -> bool:
+    """Whether the server will first build or upgrade its SQLite database (a slow start).
+
+    False when the database is not a local SQLite file (a Postgres server is managed by its
+    owner) or when its migration state cannot be read: the server then decides as usual.
+    """
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    text = url.get_secret_value() if url is not None else ""
+    if not text.startswith("sqlite") or ":memory:" in text:
+        return False
+    path = Path(text.split(":///", 1)[-1].split("?", 1)[0])
+    if not path.exists():
+        return True
+    heads = _migration_heads()
+    if not heads:
+        return False
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:  # no alembic_version table yet: an empty or half-built database
+        return True
+    return {row[0] for row in rows} != heads
+
+
+def _migration_heads() -> set[str]:
+    """The newest revision(s) of Prefect's SQLite migrations, read from the files (no imports)."""
+    folder = _prefect_package() / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in folder.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(r'^revision\s*=\s*["\'](\w+)["\']', text, re.MULTILINE)
+        parent = re.search(r"^down_revision\s*=\s*(.+)$", text, re.MULTILINE)
+        if revision:
+            revisions.add(revision.group(1))
+        if parent:
+            parents.update(re.findall(r"[0-9a-f]{8,}", parent.group(1)))
+    return revisions - parents
+
+
+def _prefect_package() -> Path:
+    """Prefect's package folder, found without importing prefect.server (seconds of imports)."""
+    import prefect
+
+    return Path(prefect.__file__).parent
+
+
+def _free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(port: int) -> list[str]:
+    """The command Prefect itself runs for a temporary server (SubprocessASGIServer)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(_prefect_package().parent),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+
+
+class TemporaryServer:
+    """One Prefect API server subprocess on loopback, for as long as a command runs."""
+
+    def __init__(
+        self,
+        notify: Callable[[str], None],
+        command: Callable[[int], list[str]] = server_command,
+    ):
+        self.notify = notify
+        self.command = command
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        # The server's stderr, shown if it fails; open as long as the server runs, closed by stop().
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115
+        self._started_at = 0.0
+
+    @property
+    def api_url(self) -> str:
+        """The URL every process of the command talks to."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        """Launch the server process and return at once; wait_ready() waits for it."""
+        if database_needs_migrating():
+            self.notify(
+                "houseprice: preparing Prefect's database (first run with this PREFECT_HOME "
+                "only; about a minute on a busy machine)..."
+            )
+        self._started_at = time.monotonic()
+        self._launch()
+
+    def _launch(self) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            # As Prefect's own temporary server: no UI, only the services a temporary one runs.
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
+        env.pop("PREFECT_API_URL", None)
+        self.process = subprocess.Popen(
+            self.command(self.port), env=env, stdout=subprocess.DEVNULL, stderr=self._output
+        )
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Block until the server answers /health, saying every few seconds that it is waiting."""
+        assert self.process is not None, "start() first"
+        attempts, next_note = 1, self._started_at + PROGRESS_EVERY_S
+        while True:
+            if self._healthy():
+                return
+            code = self.process.poll()
+            if code == PORT_TAKEN_EXIT_CODE and attempts < PORT_ATTEMPTS:
+                attempts += 1
+                self._launch()
+                continue
+            waited = time.monotonic() - self._started_at
+            if code is not None or waited > timeout_s:
+                message = self._failure_text(code, waited)
+                self.stop()
+                raise ServerStartError(message)
+            if time.monotonic() >= next_note:
+                self.notify(f"houseprice: waiting for Prefect's temporary server ({waited:.0f} s)")
+                next_note = time.monotonic() + PROGRESS_EVERY_S
+            time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            with _LOOPBACK.open(f"{self.api_url}/health", timeout=2) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _failure_text(self, code: int | None, waited: float) -> str:
+        what = f"did not answer in {waited:.0f} s" if code is None else f"exited with code {code}"
+        output = self._server_output()
+        return f"Prefect's temporary server {what}" + (f":\n{output}" if output else "")
+
+    def _server_output(self) -> str:
+        """The end of what the server wrote to stderr (its errors and warnings)."""
+        self._output.seek(0)
+        return self._output.read().decode("utf-8", "replace").strip()[-2000:]
+
+    def stop(self) -> None:
+        """Stop the server (it shuts down cleanly on SIGTERM) and reap it."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        self._output.close()
