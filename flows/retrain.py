@@ -111,7 +111,6 @@ def _retrain_locked(config: PipelineConfig) -> str:
                 features.training, config.training.tensorflow, seed, run, prep
             )
             results = [torch_fit.result(), tf_fit.result()]
-            _release_training_workers()  # nothing else runs in them
             recorder.lineage["devices"] = {
                 r.framework: f"{r.device} ({r.device_name})" for r in results
             }
@@ -137,6 +136,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
             )
             metrics.update(drift=drift, dataset=recorder.lineage["dataset"])
             onnx_export.result()  # raises here, failing the run, if the export failed
+            _release_training_workers()  # nothing else runs in them
             record_metrics(run, features.preprocessor, metrics)
         with recorder.stage("report"):
             report = ReportInputs.collect(

@@ -47,7 +47,9 @@ def model_checksums(run: storage.RunPaths) -> dict[str, str]:
     """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
     model_files = [run.preprocessing, run.torch_model, run.keras_model]
     # Each trainer's weights as JSON (written and checked by its training task): numpy scoring.
-    model_files += [run.linear_weights(framework) for framework in registry.FRAMEWORKS]
+    # A model without one still loads, through its framework.
+    weights = [run.linear_weights(framework) for framework in registry.FRAMEWORKS]
+    model_files += [path for path in weights if path.exists()]
     if run.exports.is_dir():  # hidden names are writes in progress, never part of an export
         found = exports.export_files(run.exports)
         model_files += [f for f in found if not f.relative_to(run.exports).parts[0].startswith(".")]
