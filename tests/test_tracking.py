@@ -98,9 +98,11 @@ def test_config_and_metrics_flatten_into_mlflow_params_and_metrics():
 
 
 @pytest.fixture(scope="module")
-def tracked(mlflow, tmp_path_factory, prefect_harness):
+def tracked(mlflow, tmp_path_factory, request):
     """Two retrains logged to a SQLite store: the first promoted, the second (same data) not."""
     from flows.retrain import retrain
+
+    request.getfixturevalue("prefect_harness")  # only once mlflow is known to be installed
 
     root = tmp_path_factory.mktemp("tracked")
     source = root / "houses.csv"
