@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.alerts import notify_failure
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
@@ -33,6 +34,7 @@ from tasks.promote import (
 )
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_failure_report, write_report
+from tasks.tracking import track_run
 from tasks.train import train_tensorflow_model, train_torch_model
 from tasks.validate import validate_data
 
@@ -61,7 +63,13 @@ def _release_training_workers() -> None:
 
 
 # Two worker processes: the trainers run side by side, each with its own framework and threads.
-@flow(name="retrain", task_runner=TrainingWorkers(max_workers=2))
+# A failure alert goes out from the run itself too, for runs no server automation watches.
+@flow(
+    name="retrain",
+    task_runner=TrainingWorkers(max_workers=2),
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+)
 def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
     """Retrain both models; return the run folder, or why nothing new needed training."""
     paths = config.paths
@@ -145,6 +153,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
             write_report(replace(report, promotion=decision.to_dict(), drift=drift), run)
     # Only a run marked completed can become champion, so this comes after the block above.
     apply_promotion(decision, run, paths.artifacts_dir)
+    track_run(run, config)  # MLflow, if configured: a warning when unreachable, never a failure
     return str(run.root)
 
 

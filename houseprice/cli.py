@@ -467,7 +467,30 @@ def _promote_run(args: argparse.Namespace) -> int:
         },
     )
     print(f"champion: {champion.run_id}/{champion.framework}")
+    _move_champion_alias(args.artifacts_dir, args.run_id)
     return 0
+
+
+def _move_champion_alias(artifacts_dir: Path, run_id: str) -> None:
+    """Point MLflow's 'champion' alias at the new champion, where the runs are tracked."""
+    from pydantic import ValidationError
+
+    from houseprice import registry, tracking
+
+    # The store this run was logged to, else the one the latest run used.
+    candidates = [run_id, registry.latest_completed_run(artifacts_dir) or run_id]
+    try:
+        settings = tracking.recorded_settings(artifacts_dir, candidates)
+        if settings is None:
+            return
+        version = tracking.sync_champion_alias(artifacts_dir, settings)
+    except ValidationError as error:
+        print(f"warning: MLflow alias not moved: {error.errors()[0]['msg']}", file=sys.stderr)
+        return
+    except Exception as error:  # champion.json has changed; MLflow only mirrors it
+        print(f"warning: MLflow alias not moved ({type(error).__name__}: {error})", file=sys.stderr)
+        return
+    print(f"MLflow: {settings.registered_model}@{tracking.CHAMPION_ALIAS} -> version {version}")
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -497,6 +520,32 @@ def command_serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(str(error), code=2)
     serve.serve_retrain(config, schedule)
+    return 0
+
+
+def command_alerts_install(args: argparse.Namespace) -> int:
+    """Save the webhook block and the failure and silence automations on the Prefect server."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows import alerts
+
+    if not PREFECT_API_URL.value():
+        return _fail(
+            "alerts live on the Prefect server that schedules the runs: set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (see README, Scheduled retraining)",
+            code=2,
+        )
+    if not args.webhook_url.startswith(("http://", "https://")):
+        return _fail(f"--webhook-url must be an http(s) URL, not {args.webhook_url!r}", code=2)
+    if args.silence_hours * 3600 < 10:
+        return _fail("--silence-hours must be at least 10 seconds (0.003 hours)", code=2)
+    try:
+        installed = alerts.install_alerts(args.webhook_url, args.deployment, args.silence_hours)
+    except alerts.AlertsError as error:
+        return _fail(str(error))
+    print(f"webhook block {installed.block_name!r} -> {args.webhook_url}")
+    for name, automation_id in installed.automations.items():
+        print(f"automation {name!r} ({automation_id})")
     return 0
 
 
@@ -639,6 +688,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--timezone", help="IANA time zone the cron is read in (default: America/Chicago)"
     )
     serve.set_defaults(handler=command_serve)
+
+    alerts = add("alerts", "Tell a person when the nightly retrain fails or stops running.")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    install = alerts_commands.add_parser(
+        "install",
+        help="save a webhook block and two automations: a failed or crashed run, and no "
+        "completed run for --silence-hours",
+        parents=[common],
+        formatter_class=_HelpFormatter,
+    )
+    install.add_argument("--webhook-url", required=True, help="where alerts are POSTed (JSON)")
+    install.add_argument(
+        "--deployment", default="retrain/nightly", help="deployment to watch (flow/deployment)"
+    )
+    install.add_argument(
+        "--silence-hours",
+        type=float,
+        default=26.0,
+        help="alert when no run completed for this long (default: 26)",
+    )
+    install.set_defaults(handler=command_alerts_install)
     return parser
 
 

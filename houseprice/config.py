@@ -6,6 +6,7 @@ can hold it, and CLI flags override it. Each stage receives only its own section
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -338,6 +339,51 @@ class PathsConfig(_Section):
     )
 
 
+# The install line named wherever MLflow is asked for but missing.
+MLFLOW_INSTALL = "pip install -e '.[mlflow]'"
+
+
+class TrackingConfig(_Section):
+    """Optional MLflow tracking and model registry, beside the run folders (README: "MLflow")."""
+
+    # Off by default: champion.json is the source of truth; MLflow is a view for people who use it.
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI, e.g. 'sqlite:///mlflow.db' (a local store) or "
+        "'http://127.0.0.1:5000' (a server); empty: no MLflow. Needs the mlflow extra.",
+    )
+    experiment: str = Field(
+        "houseprice", min_length=1, description="MLflow experiment each run is logged under."
+    )
+    registered_model: str = Field(
+        "houseprice",
+        min_length=1,
+        description="Registered model holding each run's model; its alias 'champion' follows "
+        "champion.json.",
+    )
+    # MLflow's own default retries for minutes; a tracking server that is down should cost
+    # the nightly run seconds, then a warning.
+    timeout_s: float = Field(
+        10, gt=0, description="Seconds each request to an MLflow server may take."
+    )
+    max_retries: int = Field(
+        1, ge=0, le=10, description="Retries of a failed request to an MLflow server."
+    )
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _needs_mlflow(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if ":" not in value:
+            raise ValueError(
+                f"{value!r} is not a tracking URI: use sqlite:///path/mlflow.db or http(s)://host"
+            )
+        if importlib.util.find_spec("mlflow") is None:
+            raise ValueError(f"MLflow is not installed; install the extra: {MLFLOW_INSTALL}")
+        return value
+
+
 class PipelineConfig(_Section):
     """Everything one retrain run needs."""
 
@@ -357,6 +403,9 @@ class PipelineConfig(_Section):
     )
     drift: DriftConfig = Field(default_factory=DriftConfig, description="Data drift checks.")
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Output folders.")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="Optional MLflow tracking and registry."
+    )
     lock_timeout_s: float = Field(
         3600,
         ge=0,

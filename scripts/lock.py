@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The installer and the build backend of the editable install are pinned too (Makefile).
 TOOLS = ["pip", "setuptools"]
 LOCKS = {  # lock file → what it resolves, and the lock it must agree with
-    "requirements.lock": ([".[dev]"], None),
-    "requirements-gpu.lock": ([".[dev,gpu]"], "requirements.lock"),
+    # The mlflow extra is locked too: CI runs its tracking tests, and one venv serves both
+    # front-door commands.
+    "requirements.lock": ([".[dev,mlflow]"], None),
+    "requirements-gpu.lock": ([".[dev,mlflow,gpu]"], "requirements.lock"),
 }
 
 

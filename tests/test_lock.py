@@ -38,8 +38,9 @@ def unmet_requirements(requirements: list[str], lock: dict[str, str]) -> list[st
     return unmet
 
 
-def test_lock_pins_every_requirement_of_the_project_and_its_dev_extra():
-    requirements = PROJECT["dependencies"] + PROJECT["optional-dependencies"]["dev"]
+def test_lock_pins_every_requirement_of_the_project_and_its_dev_and_mlflow_extras():
+    extras = PROJECT["optional-dependencies"]
+    requirements = PROJECT["dependencies"] + extras["dev"] + extras["mlflow"]
     unmet = unmet_requirements(requirements, read_lock("requirements.lock"))
     assert not unmet, f"requirements.lock is stale, run `make lock`: {unmet}"
 
