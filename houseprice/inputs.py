@@ -90,12 +90,16 @@ def check_scoring_input(
     if problems:
         raise InputSchemaError("input cannot be scored: " + "; ".join(problems))
     report = InputReport(rows=len(frame))
-    for position, column in enumerate(prep.numeric_features):
+    # Scaling statistics by design column name: a column dropped as aliased has none.
+    scaling = dict(zip(prep.feature_names, zip(prep.means, prep.scales, strict=True), strict=True))
+    for column in prep.numeric_features:
         numbers = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         if gaps := int(numbers.isna().sum()):
             report.imputed[column] = gaps
-        z = (numbers - prep.means[position]) / prep.scales[position]
-        if far := int((z.abs() > FAR_OUTSIDE_Z).sum()):
+        if column not in scaling:
+            continue
+        mean, scale = scaling[column]
+        if far := int(((numbers - mean) / scale).abs().gt(FAR_OUTSIDE_Z).sum()):
             report.far_outside[column] = far
     too_many = {
         column: count

@@ -7,7 +7,7 @@ without the training run, without Prefect, and without unpickling anything. Fitt
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,24 @@ class Preprocessor:
     def feature_names(self) -> list[str]:
         """Design-matrix column names: the encoded columns less the dropped ones."""
         return [name for name in self.encoded_names if name not in self.dropped_columns]
+
+    def with_dropped_restored(self, weights: np.ndarray) -> tuple[Preprocessor, np.ndarray]:
+        """The same model over every encoded column: dropped ones back, with weight 0.
+
+        Exports compute every encoded column in one fixed layout; a dropped column given mean
+        0, scale 1 and weight 0 there leaves every price unchanged.
+        """
+        if not self.dropped_columns:
+            return self, np.asarray(weights, dtype="float64")
+        kept = iter(zip(self.means, self.scales, np.asarray(weights, dtype="float64"), strict=True))
+        means, scales, full = [], [], []
+        for name in self.encoded_names:
+            mean, scale, weight = (0.0, 1.0, 0.0) if name in self.dropped_columns else next(kept)
+            means.append(float(mean))
+            scales.append(float(scale))
+            full.append(float(weight))
+        restored = replace(self, means=means, scales=scales, dropped_columns={})
+        return restored, np.asarray(full)
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """Impute and one-hot encode, before scaling; shape (rows, design columns)."""

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import exports, storage
 from houseprice.preprocessing import Preprocessor
-from tasks.trainers.common import TrainResult
+from tasks.trainers.common import TrainResult, export_view
 
 if TYPE_CHECKING:
     import onnx
@@ -31,6 +31,8 @@ ONNX_IR_VERSION = 10
 def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto:
     """The graph raw columns → price, one 1-D input per feature column, output 'price'."""
     from onnx import TensorProto, checker, helper, numpy_helper
+
+    result, prep = export_view(result, prep)
 
     nodes, inputs = [], []
 

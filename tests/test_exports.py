@@ -166,10 +166,39 @@ def test_an_unknown_export_kind_is_refused_by_name(bundled_run):
         exports.load_export(artifacts, run.run_id, "pmml")
 
 
+def test_exports_of_an_all_numeric_model_with_dropped_columns_price_like_predict(tmp_path):
+    from tasks.evaluate import fit_least_squares
+    from tasks.trainers.common import TrainResult
+    from tests.conftest import make_houses, small_config
+
+    frame = make_houses(rows=200, seed=3).drop(columns="hood")
+    frame = frame.assign(flat=5.0, area_twice=frame["area"] * 2)  # both aliased: dropped
+    config = small_config(
+        tmp_path,
+        data={
+            "numeric_features": ["area", "year", "flat", "area_twice"],
+            "categorical_features": [],
+        },
+    )
+    features = build_feature_set(frame, config, features_listed=False)
+    assert set(features.preprocessor.dropped_columns) == {"flat", "area_twice"}
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    fits = {
+        name: TrainResult(name, ols.weights, ols.bias, [1.0], [1.0], "cpu", "", 0, 1, "cg", "")
+        for name in ("torch", "tensorflow")
+    }
+    run = _write_completed_run(tmp_path / "artifacts", features, fits, selected="torch")
+    expected = load_model(tmp_path / "artifacts").predict(frame)
+    prep = features.preprocessor
+    for kind in sorted(exports.EXPORTS):
+        score = exports.load_export(tmp_path / "artifacts", run.run_id, kind)
+        np.testing.assert_allclose(score(exports.raw_columns(frame, prep)), expected, rtol=1e-9)
+
+
 def _readme_snippets() -> str:
     """The README's serving snippets: a shared prelude, then one block per runtime."""
     section = README.read_text().split("### Serving the exports without houseprice")[1]
-    section = section.split("\n## ")[0]
+    section = re.split(r"\n#{2,3} ", section)[0]  # up to the next section or subsection
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 

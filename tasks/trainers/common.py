@@ -16,7 +16,7 @@ import re
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,6 +54,12 @@ class TrainResult:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict in the scaled target space with numpy (framework-free)."""
         return x @ self.weights + self.bias
+
+
+def export_view(result: TrainResult, prep: Any) -> tuple[TrainResult, Any]:
+    """result and prep over every encoded column (dropped ones at weight 0), as exports need."""
+    full_prep, weights = prep.with_dropped_restored(result.weights)
+    return replace(result, weights=weights), full_prep
 
 
 class TrainingDivergedError(RuntimeError):

@@ -26,6 +26,7 @@ from tasks.trainers.common import (
     check_zip_archive,
     describe_cpu,
     describe_load_failure,
+    export_view,
     minimize_conjugate_gradient,
     setting_name,
 )
@@ -271,6 +272,7 @@ class _PriceModule(tf.Module):
 
 def export_tensorflow_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
     """Export raw columns → price as a SavedModel folder; call .serve({column: values})."""
+    result, prep = export_view(result, prep)
     module = _PriceModule(result, prep)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 

@@ -28,6 +28,7 @@ from tasks.trainers.common import (
     check_zip_archive,
     describe_cpu,
     describe_load_failure,
+    export_view,
     minimize_conjugate_gradient,
     setting_name,
 )
@@ -324,6 +325,8 @@ def _level_words(levels: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
     Rows past a column's own levels hold 0xFF bytes, which UTF-8 never contains: they match
     nothing.
     """
+    if not levels:  # no categorical column: nothing to compare (an empty table has no words)
+        return torch.zeros((0, 1, 1), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
     encoded = [[level.encode("utf-8") for level in column] for column in levels]
     longest = max([0, *(len(code) for column in encoded for code in column)])
     width = 8 * (longest // 8 + 1)  # room for at least one zero byte after the longest level
@@ -341,6 +344,7 @@ def _level_words(levels: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def export_torch_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
     """Export raw columns → price with torch.export (.pt2): any rows, any category width."""
+    result, prep = export_view(result, prep)
     module = _PriceProgram(result, prep).eval()
     rows = torch.export.Dim("rows")
     example, shapes = {}, {}
