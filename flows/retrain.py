@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.alerts import notify_failure
+from flows.workers import TrainingWorkers
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
@@ -43,30 +43,24 @@ from tasks.validate import validate_data
 DEFAULT_CONFIG = PipelineConfig()
 
 
-class TrainingWorkers(ProcessPoolTaskRunner):
-    """Two worker processes for the trainers, let go as soon as both have finished."""
-
-    def release_workers(self) -> None:
-        """Let the idle workers exit now, while the later stages run in the flow's process.
-
-        Otherwise they exit when the flow ends: seconds (an interpreter holding torch or
-        TensorFlow shutting down) between the last task and the end of the run.
-        """
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-
-
 def _release_training_workers() -> None:
     runner = getattr(FlowRunContext.get(), "task_runner", None)
     if isinstance(runner, TrainingWorkers):
         runner.release_workers()
 
 
+# What each trainer's worker imports at flow start, while ingest and validation run here.
+WORKER_PRELOAD = {
+    "train-torch": ("tasks.train", "tasks.trainers.torch_trainer"),
+    "train-tensorflow": ("tasks.train", "tasks.trainers.tensorflow_trainer"),
+}
+
+
 # Two worker processes: the trainers run side by side, each with its own framework and threads.
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
-    task_runner=TrainingWorkers(max_workers=2),
+    task_runner=TrainingWorkers(max_workers=2, preload=WORKER_PRELOAD),
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )

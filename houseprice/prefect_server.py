@@ -11,6 +11,10 @@ the terminal every few seconds while the person waits.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import gc
+import importlib.util
 import os
 import re
 import socket
@@ -21,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # A fresh database on a busy 2-core machine took 40-60 s; a warm start takes 5-15 s.
@@ -82,10 +86,11 @@ def _migration_heads() -> set[str]:
 
 
 def _prefect_package() -> Path:
-    """Prefect's package folder, found without importing prefect.server (seconds of imports)."""
-    import prefect
-
-    return Path(prefect.__file__).parent
+    """Prefect's package folder, found without importing prefect (1-2 s of imports)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise ServerStartError("Prefect is not installed in this environment")
+    return Path(spec.origin).parent
 
 
 def _free_port() -> int:
@@ -139,13 +144,16 @@ class TemporaryServer:
 
     def start(self) -> None:
         """Launch the server process and return at once; wait_ready() waits for it."""
+        # Launched before anything imports Prefect (1-2 s): its start-up overlaps those imports.
+        self._started_at = time.monotonic()
+        self._launch()
+        self.notify("houseprice: starting Prefect's temporary server...")
+        # The server imports for seconds before it touches its database: the check is not late.
         if database_needs_migrating():
             self.notify(
                 "houseprice: preparing Prefect's database (first run with this PREFECT_HOME "
                 "only; about a minute on a busy machine)..."
             )
-        self._started_at = time.monotonic()
-        self._launch()
 
     def _launch(self) -> None:
         self.port = _free_port()
@@ -212,3 +220,43 @@ class TemporaryServer:
             self.process.wait()
         self.process = None
         self._output.close()
+
+
+@contextlib.contextmanager
+def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]:
+    """Make sure every process of a command talks to one Prefect API; yield a wait-until-ready.
+
+    With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
+    workers are processes of their own: each would start (and wait ~10 s for) another server.
+    Starting the temporary server here and exporting its URL lets the workers share it. Call it
+    before the slow imports, and the yielded function once they are done.
+    """
+    # Registered first, so it runs last at exit: a process that has loaded Prefect, GX and
+    # pandas otherwise spends seconds in the garbage collector's passes over millions of objects
+    # while the interpreter tears down. Frozen, they are freed by reference counting alone.
+    atexit.register(gc.freeze)
+    if os.environ.get("PREFECT_API_URL"):
+        yield lambda: None
+        return
+    server = TemporaryServer(notify)
+    server.start()
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():  # set in the active Prefect profile: that server, not this one
+        server.stop()
+        yield lambda: None
+        return
+    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
+    # (its event and log workers), which would otherwise start a server of their own.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
+    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
+    # minute and print "Error logging to API".
+    atexit.register(server.stop)
+    try:
+        yield server.wait_ready
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()

@@ -1,0 +1,157 @@
+"""The retrain flow's worker processes: started at flow start, warmed, and let go early.
+
+A trainer runs in a process of its own (each framework holds the GIL while it computes), and a
+fresh process spends seconds importing Prefect and its framework before it can train. Here
+each worker starts when the flow starts and imports what its task will need while ingest and
+validation run in the flow's process, so the train stage finds it ready. A task goes to the
+worker warmed for it (by task name); any other task goes to the least busy worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import importlib
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from prefect.logging import get_logger
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+
+logger = get_logger("houseprice.workers")
+# True in a worker process. Prefect enters a copy of the flow's task runner there too, for tasks
+# that a task would submit: that copy must not start workers of its own before one is needed.
+_in_worker = False
+
+
+def _warm_worker(modules: Sequence[str]) -> None:
+    """Run first in each worker process: exit fast later, then import what its task needs."""
+    # A worker that has loaded torch or TensorFlow spends 1-2 s of CPU at exit in the garbage
+    # collector's passes over millions of objects, while the flow's process renders the report.
+    # Registered before those imports, this runs last (atexit runs hooks in reverse order) and
+    # leaves the teardown to plain reference counting: 0.1-0.2 s.
+    atexit.register(gc.freeze)
+    global _in_worker
+    _in_worker = True
+    started = time.perf_counter()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the task imports it again and fails with its own, clearer error
+            logger.warning("worker %d: could not preload %s", os.getpid(), name, exc_info=True)
+            return
+    if modules:
+        seconds = time.perf_counter() - started
+        logger.info("worker ready: %s loaded in %.1f s", ", ".join(modules), seconds)
+
+
+def _started() -> int:
+    return os.getpid()
+
+
+class TrainingWorkers(TaskRunner):
+    """Up to max_workers worker processes, one per entry of preload, started at flow start.
+
+    preload maps a task name to the modules its worker imports before the task arrives.
+    """
+
+    def __init__(self, max_workers: int = 2, preload: Mapping[str, Sequence[str]] | None = None):
+        super().__init__()
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
+        self.preload = {name: tuple(modules) for name, modules in (preload or {}).items()}
+        self._slots: list[ProcessPoolTaskRunner] = []
+        self._routes: dict[str, int] = {}
+        self._pending: list[list[Future[Any]]] = []
+
+    def duplicate(self) -> TrainingWorkers:
+        """A fresh runner with the same settings (Prefect enters a copy per flow run)."""
+        return type(self)(self.max_workers, self.preload)
+
+    def __enter__(self) -> TrainingWorkers:
+        super().__enter__()
+        # One single-process pool per worker, so that a task reaches the worker warmed for it.
+        names = list(self.preload)[: self.max_workers]
+        for index in range(self.max_workers):
+            modules = self.preload[names[index]] if index < len(names) else ()
+            slot = ProcessPoolTaskRunner(1, initializer=_warm_worker, initargs=(modules,))
+            self._slots.append(slot.__enter__())
+            self._pending.append([])
+        self._routes = {name: index for index, name in enumerate(names)}
+        if not _in_worker:
+            for slot in self._slots:
+                _spawn_now(slot)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for slot in self._slots:
+            slot.__exit__(*exc_info)
+        self._slots, self._pending = [], []
+        super().__exit__(*exc_info)
+
+    def cancel_all(self) -> None:
+        """Cancel what has not started and stop the workers (Prefect calls it on cancellation)."""
+        for slot in self._slots:
+            slot.cancel_all()
+
+    def _slot_for(self, task_name: str) -> int:
+        if task_name in self._routes:
+            return self._routes[task_name]
+        busy = [sum(not f.done() for f in futures) for futures in self._pending]
+        return busy.index(min(busy))
+
+    def submit(
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run the task in the worker warmed for it, else in the least busy one."""
+        if not self._slots:
+            raise RuntimeError("Task runner is not started")
+        index = self._slot_for(task.name)
+        future = self._slots[index].submit(task, parameters, wait_for, dependencies)
+        self._pending[index].append(future.wrapped_future)
+        return future
+
+    def release_workers(self) -> None:
+        """Let the idle workers exit now, while the later stages run in the flow's process.
+
+        Otherwise they exit when the flow ends: seconds between the last task and the end of
+        the run.
+        """
+        for slot in self._slots:
+            if slot._executor is not None:  # Prefect keeps the pool there, and no other way in
+                slot._executor.shutdown(wait=False)
+
+
+def _spawn_now(slot: ProcessPoolTaskRunner) -> None:
+    """Start the slot's worker process now; a pool otherwise starts it at the first task."""
+    if slot._executor is not None:
+        slot._executor.submit(_started)
+
+
+def import_in_background(*modules: str) -> threading.Thread:
+    """Import modules in a daemon thread, so a stage that needs them later finds them loaded.
+
+    Worth it while this process waits (for the Prefect server, say): an import is CPU work
+    that holds the GIL, so it gains nothing beside other Python work in the same process.
+    A later `import` of the same module waits for this one to finish (Python's import lock).
+    """
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the stage that needs it imports it again and reports the error
+                logger.debug("could not preload %s", name, exc_info=True)
+
+    thread = threading.Thread(target=load, name="houseprice-preload", daemon=True)
+    thread.start()
+    return thread
