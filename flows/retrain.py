@@ -49,10 +49,11 @@ def _release_training_workers() -> None:
         runner.release_workers()
 
 
-# What each trainer's worker imports at flow start, while ingest and validation run here.
+# What each trainer's worker imports at flow start, while ingest and validation run here. This
+# module comes first: a task arrives with the flow run's context, which refers to this flow.
 WORKER_PRELOAD = {
-    "train-torch": ("tasks.train", "tasks.trainers.torch_trainer"),
-    "train-tensorflow": ("tasks.train", "tasks.trainers.tensorflow_trainer"),
+    "train-torch": ("flows.retrain", "tasks.trainers.torch_trainer"),
+    "train-tensorflow": ("flows.retrain", "tasks.trainers.tensorflow_trainer"),
 }
 
 

@@ -38,15 +38,20 @@ def _warm_worker(modules: Sequence[str]) -> None:
     global _in_worker
     _in_worker = True
     started = time.perf_counter()
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception:  # the task imports it again and fails with its own, clearer error
-            logger.warning("worker %d: could not preload %s", os.getpid(), name, exc_info=True)
-            return
-    if modules:
+    loaded = [name for name in modules if _import_quietly(name)]
+    if loaded:
         seconds = time.perf_counter() - started
-        logger.info("worker ready: %s loaded in %.1f s", ", ".join(modules), seconds)
+        logger.info("worker ready: %s loaded in %.1f s", ", ".join(loaded), seconds)
+
+
+def _import_quietly(name: str) -> bool:
+    """Import a module; on failure log why and go on."""
+    try:  # what needs it imports it again, and fails with its own error
+        importlib.import_module(name)
+    except Exception:
+        logger.warning("could not preload %s", name, exc_info=True)
+        return False
+    return True
 
 
 def _started() -> int:
@@ -147,10 +152,7 @@ def import_in_background(*modules: str) -> threading.Thread:
 
     def load() -> None:
         for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the stage that needs it imports it again and reports the error
-                logger.debug("could not preload %s", name, exc_info=True)
+            _import_quietly(name)
 
     thread = threading.Thread(target=load, name="houseprice-preload", daemon=True)
     thread.start()
