@@ -100,6 +100,7 @@ def server_start_seconds(prefect_home: Path) -> float:
         server = TemporaryServer(lambda message: print(message, file=sys.stderr))
         started = time.perf_counter()
         server.start()
+        server.announce()
         server.wait_ready()
         timings.append(time.perf_counter() - started)
         server.stop()

@@ -147,6 +147,9 @@ class TemporaryServer:
         # Launched before anything imports Prefect (1-2 s): its start-up overlaps those imports.
         self._started_at = time.monotonic()
         self._launch()
+
+    def announce(self) -> None:
+        """Tell the person at the terminal what they are waiting for."""
         self.notify("houseprice: starting Prefect's temporary server...")
         # The server imports for seconds before it touches its database: the check is not late.
         if database_needs_migrating():
@@ -243,10 +246,11 @@ def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value():  # set in the active Prefect profile: that server, not this one
+    if PREFECT_API_URL.value():  # set in Prefect's settings: that server, not this one
         server.stop()
         yield lambda: None
         return
+    server.announce()
     # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
     # (its event and log workers), which would otherwise start a server of their own.
     os.environ["PREFECT_API_URL"] = server.api_url
