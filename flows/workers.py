@@ -38,7 +38,12 @@ def _warm_worker(modules: Sequence[str]) -> None:
     global _in_worker
     _in_worker = True
     started = time.perf_counter()
-    loaded = [name for name in modules if _import_quietly(name)]
+    gc.disable()  # hundreds of passes over what the imports create, all of it long-lived
+    try:
+        loaded = [name for name in modules if _import_quietly(name)]
+    finally:
+        gc.freeze()
+        gc.enable()
     if loaded:
         seconds = time.perf_counter() - started
         logger.info("worker ready: %s loaded in %.1f s", ", ".join(loaded), seconds)

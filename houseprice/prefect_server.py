@@ -231,15 +231,26 @@ def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]
 
     With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
     workers are processes of their own: each would start (and wait ~10 s for) another server.
-    Starting the temporary server here and exporting its URL lets the workers share it. Call it
-    before the slow imports, and the yielded function once they are done.
+    Starting the temporary server here and exporting its URL lets the workers share it. Enter it
+    before the slow imports, and call the yielded function once they are done.
     """
-    # Registered first, so it runs last at exit: a process that has loaded Prefect, GX and
-    # pandas otherwise spends seconds in the garbage collector's passes over millions of objects
-    # while the interpreter tears down. Frozen, they are freed by reference counting alone.
+    # The command next imports Prefect, the pipeline and GX: millions of long-lived objects,
+    # over which the garbage collector would make ~1,000 passes (2 s of CPU). Off while they
+    # load, then frozen (never scanned again); registered first, so it runs last at exit, where
+    # it spares the interpreter's teardown the same passes.
+    gc.disable()
     atexit.register(gc.freeze)
+    try:
+        with _command_server(notify) as wait_for_server:
+            yield wait_for_server
+    finally:
+        gc.enable()  # also when the command failed before it called wait_for_server
+
+
+@contextlib.contextmanager
+def _command_server(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]:
     if os.environ.get("PREFECT_API_URL"):
-        yield lambda: None
+        yield _collect_from_now
         return
     server = TemporaryServer(notify)
     server.start()
@@ -248,7 +259,7 @@ def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]
 
     if PREFECT_API_URL.value():  # set in Prefect's settings: that server, not this one
         server.stop()
-        yield lambda: None
+        yield _collect_from_now
         return
     server.announce()
     # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
@@ -259,8 +270,19 @@ def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]
     # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
     # minute and print "Error logging to API".
     atexit.register(server.stop)
+
+    def wait_until_ready() -> None:
+        _collect_from_now()
+        server.wait_ready()
+
     try:
-        yield server.wait_ready
+        yield wait_until_ready
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         refresh_global_settings_context()
+
+
+def _collect_from_now() -> None:
+    """Freeze what the command has loaded so far, and let the garbage collector run again."""
+    gc.freeze()
+    gc.enable()
