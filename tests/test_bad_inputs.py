@@ -30,6 +30,7 @@ from tasks.ingest import (
     resolve_feature_kinds,
 )
 from tests.conftest import make_houses, small_config
+from tests.fakes import completed_run
 
 ALL_COLUMNS = {"numeric_features": [], "categorical_features": [], "features": []}
 
@@ -266,13 +267,12 @@ def test_a_constant_target_is_refused_before_any_model_is_saved(tmp_path):
 
 
 def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
-    from tasks.trainers.common import DegenerateFitError, TrainingData, TrainResult, check_fit
+    from tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
+    from tests.fakes import train_result
 
     rng = np.random.default_rng(0)
     data = TrainingData(rng.normal(size=(20, 2)), rng.normal(size=20), np.zeros((2, 2)), np.ones(2))
-    fit = TrainResult(
-        "torch", np.array([np.inf, 0.0]), 0.0, [1.0], [1.0], "cpu", "", 0, 1, "cg", ""
-    )
+    fit = train_result("torch", [np.inf, 0.0], 0.0)
     with pytest.raises(DegenerateFitError, match="non-finite weights"):
         check_fit(fit, data)
     fit.weights, fit.train_loss = np.zeros(2), [0.0]
@@ -386,12 +386,7 @@ def test_a_wide_file_logs_a_summary_not_a_line_per_column(tmp_path, monkeypatch)
 
 
 def _fake_champion(artifacts: Path) -> str:
-    run = storage.create_run(artifacts)
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.torch_model, b"model")
-    storage.write_json_atomic(run.metrics, {"selected_model": "torch"})
-    registry.promote(artifacts, run.run_id, "torch", "test")
-    return run.run_id
+    return completed_run(artifacts, metrics={"selected_model": "torch"}, promote="test").run_id
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from houseprice.cli import (
 )
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
+from tests.fakes import completed_run
 
 
 def _config(*argv):
@@ -105,25 +106,18 @@ def test_categorical_without_features_is_refused(capsys):
 
 def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted=True):
     """A run folder holding what a completed run leaves for the closing lines to read."""
-    run = storage.create_run(artifacts, run_id)
     check = {"test_rmse_ratio": 1.0 if within else 1.2, "train_mse_ratio": 1.0}
     check |= {"tolerance": 0.001, "within_tolerance": within}
     reason = "first champion: passes the absolute limits" if promoted else "no evidence it beats"
-    storage.write_json_atomic(
-        run.metrics,
-        {
-            "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
-            "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
-            "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
-            "selected_model": "torch",
-            "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
-        },
-    )
+    metrics = {
+        "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
+        "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
+        "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
+        "selected_model": "torch",
+        "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
+    }
+    run = completed_run(artifacts, run_id, metrics=metrics, promote=reason if promoted else None)
     storage.write_json_atomic(run.validation, {"success": True, "failed": 0, "evaluated": 9})
-    storage.write_json_atomic(run.status, {"run_id": run_id, "status": "completed"})
-    storage.write_bytes_atomic(run.torch_model, b"weights")
-    if promoted:
-        registry.promote(artifacts, run_id, "torch", reason)
     return run
 
 

@@ -10,7 +10,6 @@ from prefect.logging import disable_run_logger
 
 from houseprice import registry, storage
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-from houseprice.runs import COMPLETED
 from tasks.drift import (
     EMPTY_SHARE,
     categorical_psi,
@@ -23,6 +22,7 @@ from tasks.drift import (
 from tasks.features import split_data
 from tasks.promote import drift_block_reason
 from tests.conftest import make_houses
+from tests.fakes import completed_run
 
 DATA = DataConfig(target="price", numeric_features=["area", "year"], categorical_features=["hood"])
 
@@ -149,12 +149,10 @@ def test_without_a_champion_drift_is_not_checked_and_says_so(tmp_path):
 
 def _champion(paths: PathsConfig, frame: pd.DataFrame, split: SplitConfig) -> str:
     """A completed, promoted run that trained on frame with the given split settings."""
-    run = storage.create_run(paths.artifacts_dir, "champion-run")
+    run = completed_run(paths.artifacts_dir, "champion-run")
     snapshot = storage.store_snapshot(frame, paths.data_dir)
     storage.write_json_atomic(run.lineage, {"snapshot": snapshot.content_hash})
     run.config.write_text(yaml.safe_dump({"split": split.model_dump()}))
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.torch_model, b"model")
     registry.promote(paths.artifacts_dir, run.run_id, "torch", "test")
     return run.run_id
 

@@ -23,7 +23,7 @@ def _houseprice_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "houseprice.cli"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # spawns the houseprice command
 def test_retrain_succeeds_first_time_with_a_new_prefect_home_on_a_busy_machine(tmp_path):
     env = {
         **os.environ,

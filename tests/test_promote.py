@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from houseprice import registry, storage
+from houseprice import registry
 from houseprice.config import DriftConfig, EvaluationConfig, PromotionConfig
-from houseprice.runs import COMPLETED
-from tasks.evaluate import evaluate_models, fit_least_squares
+from tasks.evaluate import evaluate_models
 from tasks.features import build_feature_set
 from tasks.promote import (
     ChampionScore,
@@ -15,8 +14,8 @@ from tasks.promote import (
     paired_bootstrap_rmse_change,
     select_run_model,
 )
-from tasks.trainers.common import TrainResult
 from tests.conftest import make_houses, small_config
+from tests.fakes import completed_run, exact_results
 
 
 def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
@@ -24,23 +23,7 @@ def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
     if shuffle:
         frame["price"] = np.random.default_rng(0).permutation(frame["price"].to_numpy())
     features = build_feature_set(frame, small_config(tmp_path))
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    results = [
-        TrainResult(
-            name,
-            ols.weights * scale,
-            ols.bias,
-            [1.0],
-            [1.0],
-            "cpu",
-            "cpu",
-            0.0,
-            1,
-            "cg",
-            "converged",
-        )
-        for name, scale in (("torch", 1.0), ("tensorflow", scale_tf))
-    ]
+    results = exact_results(features, ("torch", "tensorflow"), {"tensorflow": scale_tf})
     return evaluate_models(features, results, EvaluationConfig())
 
 
@@ -132,51 +115,14 @@ def test_bootstrap_interval_brackets_the_point_estimate():
     assert again == figures  # seeded: the same data gives the same decision
 
 
-def _completed_run(artifacts, run_id):
-    run = storage.create_run(artifacts, run_id)
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.torch_model, b"model")
-    return run
-
-
-def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
-    first = _completed_run(tmp_path, "run-1")
-    second = _completed_run(tmp_path, "run-2")
-    registry.promote(tmp_path, "run-1", "torch", "first")
-    registry.promote(tmp_path, "run-2", "torch", "better")
-    assert registry.read_champion(tmp_path).run_id == "run-2"
-    assert first.torch_model.exists() and second.torch_model.exists()
-    registry.promote(tmp_path, "run-1", "torch", "rollback")
-    assert registry.read_champion(tmp_path).run_id == "run-1"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]
-
-
-def test_unfinished_runs_cannot_be_promoted(tmp_path):
-    run = storage.create_run(tmp_path, "killed")
-    storage.write_json_atomic(run.status, {"status": "running"})
-    with pytest.raises(registry.RegistryError, match="status is 'running'"):
-        registry.promote(tmp_path, "killed", "torch", "no")
-    with pytest.raises(registry.RegistryError, match="no run 'absent'"):
-        registry.promote(tmp_path, "absent", "torch", "no")
-
-
-def test_history_survives_a_torn_last_line(tmp_path):
-    registry.append_history(tmp_path, {"run_id": "a", "promoted": True})
-    with open(registry.history_path(tmp_path), "a") as handle:
-        handle.write('{"run_id": "b", "prom')  # a crash mid-append
-    assert [entry["run_id"] for entry in registry.read_history(tmp_path)] == ["a"]
-
-
 def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
-    run = _completed_run(artifacts, run_id)
     promotion = {
         "promoted": promoted,
         "framework": "torch",
         "reason": "beats it",
         "champion_run_id": champion_run_id,
     }
-    storage.write_json_atomic(run.metrics, {"promotion": promotion})
-    return run
+    return completed_run(artifacts, run_id, metrics={"promotion": promotion})
 
 
 def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
@@ -193,26 +139,12 @@ def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
     assert registry.interrupted_promotion(tmp_path) is None  # done once, not again
 
 
-def test_no_recovery_for_applied_refused_or_stale_decisions(tmp_path):
-    _decided_run(tmp_path, "run-1", promoted=False)
-    assert registry.interrupted_promotion(tmp_path) is None
-    _decided_run(tmp_path, "run-2", promoted=True, champion_run_id="run-0")
-    assert registry.interrupted_promotion(tmp_path) is None  # champion is no longer run-0
-    registry.promote(tmp_path, "run-1", "torch", "by hand")
-    _decided_run(tmp_path, "run-3", promoted=True, champion_run_id="run-1")
-    registry.append_history(tmp_path, {"event": "decision", "run_id": "run-3", "promoted": True})
-    assert registry.interrupted_promotion(tmp_path) is None  # it was applied
-
-
 def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
     from houseprice.cli import main
     from houseprice.locking import retrain_lock
 
     run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only
-    _completed_run(tmp_path, run_id)
-    storage.write_json_atomic(
-        storage.open_run(tmp_path, run_id).metrics, {"selected_model": "torch"}
-    )
+    completed_run(tmp_path, run_id, metrics={"selected_model": "torch"})
     argv = ["promote", run_id, "--artifacts-dir", str(tmp_path), "--wait", "0"]
     with retrain_lock(tmp_path / "data", tmp_path, 0, print):
         assert main(argv) == 1
@@ -247,10 +179,7 @@ def test_a_full_sample_run_never_replaces_a_champion_by_itself(tmp_path):
     frame = make_houses(rows=400, seed=1)
     config = small_config(tmp_path, split={"validation_fraction": 0, "test_fraction": 0})
     features = build_feature_set(frame, config)
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    result = TrainResult(
-        "torch", ols.weights, ols.bias, [1.0], [np.nan], "cpu", "cpu", 0.0, 1, "cg", "converged"
-    )
+    [result] = exact_results(features, ["torch"], val_loss=[np.nan])
     evaluation = evaluate_models(features, [result], EvaluationConfig())
     assert evaluation.basis == "cross-validation"
     assert decide_promotion(evaluation, None, PromotionConfig()).promoted

@@ -39,7 +39,7 @@ from tasks.report import (
     write_failure_report,
     write_report,
 )
-from tasks.trainers.common import TrainResult
+from tests.fakes import train_result
 
 HOSTILE = "<script>alert(1)</script>"
 PLOTS = 4  # loss curves, predicted vs actual, residuals vs predicted, residual histogram
@@ -62,7 +62,7 @@ def _config(log_target: bool = False) -> PipelineConfig:
     return PipelineConfig.model_validate({"data": data, "features": {"log_target": log_target}})
 
 
-def _train_result(framework: str, features: FeatureSet, perturbation: float) -> TrainResult:
+def _train_result(framework: str, features: FeatureSet, perturbation: float):
     """A 'trained' model: the least-squares answer nudged, with a loss curve falling onto it."""
     training = features.training
     exact = fit_least_squares(training.x_train, training.y_train)
@@ -71,18 +71,15 @@ def _train_result(framework: str, features: FeatureSet, perturbation: float) -> 
         np.mean((training.x_train @ exact.weights + exact.bias - training.y_train) ** 2)
     )
     decay = 0.5 ** np.arange(12)
-    return TrainResult(
-        framework=framework,
-        weights=weights,
-        bias=exact.bias,
+    return train_result(
+        framework,
+        weights,
+        exact.bias,
         train_loss=(optimum * (1 + 20 * decay)).tolist(),
         val_loss=(optimum * (1.3 + 20 * decay)).tolist(),
-        device="cpu",
         device_name="<b>Test CPU</b>",
         seconds=0.25,
         epochs=12,
-        optimizer="cg",
-        stop_reason="converged",
     )
 
 
