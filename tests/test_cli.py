@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from houseprice import registry, storage
-from houseprice.cli import (
+from cli import (
     EXIT_CHECK,
     EXIT_FAILED,
     EXIT_KEPT,
@@ -21,6 +20,7 @@ from houseprice.cli import (
     main,
     read_outcome,
 )
+from houseprice import registry, storage
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
 
