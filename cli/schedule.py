@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from houseprice.config import build_config
+from houseprice.config import PipelineConfig, build_config
 from houseprice.config_files import merge_nested
 
 from .arguments import DEFAULT_LANDING_DIR, config_values
 from .terminal import fail
 
 
-def command_serve(args: argparse.Namespace) -> int:
-    """Serve the retrain flow on a schedule (nightly by default) until interrupted."""
+def serve_config(args: argparse.Namespace) -> PipelineConfig:
+    """The flags' config in landing mode: --landing-dir, else the config's, else data/landing."""
     values = config_values(args)
     landing = args.landing_dir or values["data"].get("landing_dir") or DEFAULT_LANDING_DIR
     # The bundled data's time column in landing mode is the config's own default (Year_Sold).
-    config = build_config(merge_nested(values, {"data": {"landing_dir": landing}}))
+    return build_config(merge_nested(values, {"data": {"landing_dir": landing}}))
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    """Serve the retrain flow on a schedule (nightly by default) until interrupted."""
+    config = serve_config(args)
     from prefect.settings import PREFECT_API_URL
 
     from flows import serve  # imported late: Prefect start-up is slow
