@@ -32,7 +32,6 @@ RETRAIN_EPILOG = """\
 The last lines say what happened: the run folder, the verdict (PASS, or CHECK and why), whether
 this run's model was promoted and why, the champion now, and the report's path.
 
-
 exit codes:
   0  completed, PASS, and this run's model is now the champion
   1  failed (bad data, a missing file, another retrain holding the lock, a bug); the run's

@@ -31,7 +31,6 @@ from .terminal import (
 def prefect_api() -> Iterator[Callable[[], None]]:
     """Make sure every process of a run talks to one Prefect API; yield a wait-until-ready.
 
-
     With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
     workers are processes of their own: each would start (and wait ~10 s for) another server.
     Starting the temporary server here and exporting its URL lets the workers share it. It
