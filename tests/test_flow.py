@@ -283,11 +283,16 @@ def test_cli_predict_refuses_bad_columns_and_tolerates_new_levels(
     assert "Atlantis" in capsys.readouterr().out
 
 
-def test_cli_history_and_manual_promotion(first_run, workspace, capsys):
+def test_cli_history_and_manual_promotion(first_run, workspace, tmp_path, capsys):
+    import shutil
+
     from cli import main
 
     _, config = workspace
-    artifacts = str(config.paths.artifacts_dir)
+    # On a copy: a promotion here must not change the champion history other tests read.
+    copy = tmp_path / "artifacts"
+    shutil.copytree(config.paths.artifacts_dir, copy)
+    artifacts = str(copy)
     assert main(["history", "--artifacts-dir", artifacts]) == 0
     listing = capsys.readouterr().out
     assert first_run.run_id in listing and "current champion" in listing
@@ -304,7 +309,7 @@ def test_cli_history_and_manual_promotion(first_run, workspace, capsys):
         )
         == 0
     )
-    assert registry.read_history(config.paths.artifacts_dir)[-1]["event"] == "manual"
+    assert registry.read_history(copy)[-1]["event"] == "manual"
     assert main(["promote", "no-such-run", "--artifacts-dir", artifacts]) == 1
 
 
