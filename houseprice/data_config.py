@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from houseprice.columns import DEFAULT_MAX_ABS_VALUE
 from houseprice.config_base import Section
@@ -37,6 +37,8 @@ BUNDLED_TIME_COLUMN = "Year_Sold"
 # As in houseprice.synthetic (kept apart so that module needs numpy only; a test checks they agree).
 SYNTHETIC_PREFIX = "synthetic:"
 SYNTHETIC_TARGET = "price"
+# Validation context key: the columns were chosen (by ingest, from the data), not defaulted.
+_COLUMNS_CHOSEN = "columns_chosen"
 
 
 def source_defaults(values: dict[str, Any]) -> dict[str, Any]:
@@ -145,8 +147,10 @@ class DataConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_source_defaults(cls, values: Any) -> Any:
-        return source_defaults(values) if isinstance(values, dict) else values
+    def _fill_source_defaults(cls, values: Any, info: ValidationInfo) -> Any:
+        if not isinstance(values, dict) or (info.context or {}).get(_COLUMNS_CHOSEN):
+            return values
+        return source_defaults(values)
 
     @model_validator(mode="after")
     def _check_window(self) -> DataConfig:
@@ -165,6 +169,16 @@ class DataConfig(Section):
         if "intercept" in listed:  # metrics.json keeps the intercept beside the coefficients
             raise ValueError("a feature named 'intercept' would clash with the model's intercept")
         return self
+
+    def with_typed_columns(self, numeric: list[str], categorical: list[str]) -> DataConfig:
+        """This section with every feature typed as given, its checks run again.
+
+        The source's defaults stay out of it: these columns were chosen, even where they
+        happen to equal the Ames lists.
+        """
+        values = self.model_dump()
+        values.update(numeric_features=numeric, categorical_features=categorical, features=[])
+        return DataConfig.model_validate(values, context={_COLUMNS_CHOSEN: True})
 
     @property
     def feature_columns(self) -> list[str]:

@@ -204,3 +204,13 @@ def test_synthetic_defaults_agree_with_the_synthetic_data():
         synthetic.TARGET_COLUMN,
     )
     assert SYNTHETIC_TARGET in synthetic.synthetic_frame_from_source(SYNTHETIC).columns
+
+
+def test_columns_ingest_chose_are_kept_even_when_they_are_the_ames_lists():
+    data = PipelineConfig.model_validate({"data": {"source": "ames_copy.csv"}}).data
+    assert data.feature_columns == []  # all-columns mode: ingest types every column
+    typed = data.with_typed_columns(DEFAULT_NUMERIC_FEATURES, DEFAULT_CATEGORICAL_FEATURES)
+    assert typed.numeric_features == DEFAULT_NUMERIC_FEATURES
+    assert typed.categorical_features == DEFAULT_CATEGORICAL_FEATURES
+    with pytest.raises(ValueError, match="listed more than once"):
+        data.with_typed_columns(["area"], ["area"])  # the section's checks still run
