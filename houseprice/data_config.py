@@ -1,5 +1,4 @@
-"""The data section: where the rows come from, which columns the model uses, and the defaults
-that depend on the source.
+"""The data section: where the rows come from, the columns used, and what the source implies.
 
 The source-dependent defaults are validators here, not rules of the command line, so a YAML file,
 a deployment's parameters, the Prefect UI's form and the `houseprice` flags give one config.
