@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli import main
 from houseprice import registry, storage
-from houseprice.cli import main
 from houseprice.config import build_config
 from houseprice.runs import COMPLETED, recorded_run
 from tasks.ingest import (
@@ -635,7 +635,7 @@ def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
 
 @pytest.mark.parametrize(("typed", "separator"), [(";", ";"), ("\\t", "\t"), ("tab", "\t")])
 def test_the_separator_flag_reaches_the_config(typed, separator):
-    from houseprice.cli import build_parser, config_from_arguments
+    from cli import build_parser, config_from_arguments
 
     args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
     assert config_from_arguments(args).data.separator == separator

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from houseprice import registry, storage
-from houseprice.cli import (
+from cli import (
     EXIT_CHECK,
     EXIT_FAILED,
     EXIT_KEPT,
@@ -21,6 +20,7 @@ from houseprice.cli import (
     main,
     read_outcome,
 )
+from houseprice import registry, storage
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
 from tests.fakes import completed_run
@@ -72,8 +72,10 @@ def test_config_file_and_flags_merge(tmp_path):
         (["retrain", "--target", "Gr_Liv_Area"], "also listed as a feature"),
     ],
 )
-def test_bad_configuration_exits_2_naming_the_problem(argv, message, capsys):
+def test_bad_configuration_exits_2_naming_the_problem(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # refused before anything is written; if not, nothing escapes
     assert main(argv) == 2
+    assert list(tmp_path.iterdir()) == []
     assert message in capsys.readouterr().err
 
 
@@ -95,8 +97,10 @@ def test_predict_without_a_champion_is_one_clear_line(tmp_path, capsys):
     assert "no champion" in capsys.readouterr().err
 
 
-def test_categorical_without_features_is_refused(capsys):
+def test_categorical_without_features_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["retrain", "--source", "x.csv", "--categorical", "zip"]) == 2
+    assert list(tmp_path.iterdir()) == []
     assert "add --features" in capsys.readouterr().err
 
 
@@ -233,7 +237,13 @@ def test_brief_console_reaches_worker_processes_and_is_undone(monkeypatch):
 
 
 def test_a_users_error_is_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):
-    argv = ["predict", "--input", str(tmp_path / "missing.csv"), "--output", "o.csv"]
+    argv = [
+        "predict",
+        "--input",
+        str(tmp_path / "missing.csv"),
+        "--output",
+        str(tmp_path / "o.csv"),
+    ]
     assert main([*argv, "--artifacts-dir", str(tmp_path)]) == 1
     quiet = capsys.readouterr().err
     assert len(quiet.splitlines()) == 1 and "Traceback" not in quiet

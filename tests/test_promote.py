@@ -140,7 +140,7 @@ def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
 
 
 def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
-    from houseprice.cli import main
+    from cli import main
     from houseprice.locking import retrain_lock
 
     run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only

@@ -50,7 +50,7 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
     # A second retrain in its own process group (the CLI plus its two training workers).
     paths = config.paths
     command = [
-        sys.executable, "-m", "houseprice.cli", "retrain",
+        sys.executable, "-m", "cli", "retrain",
         "--source", str(tmp_path / "houses.csv"), "--target", "price",
         "--features", "area,year,hood",
         "--data-dir", str(paths.data_dir), "--artifacts-dir", str(paths.artifacts_dir),
