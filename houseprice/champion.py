@@ -50,12 +50,6 @@ def read_run_basis(artifacts_dir: Path, run_id: str) -> RunBasis:
     )
 
 
-def read_latest_basis(artifacts_dir: Path) -> RunBasis | None:
-    """The newest completed run's dataset version and settings; None before the first."""
-    run_id = registry.latest_completed_run(artifacts_dir)
-    return read_run_basis(artifacts_dir, run_id) if run_id else None
-
-
 @dataclass(frozen=True)
 class ChampionRun:
     """The model in use with its run: each part None when unreadable, and the reason why."""

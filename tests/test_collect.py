@@ -246,9 +246,14 @@ def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
 
 
 @pytest.mark.slow
-def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, prefect_harness):
+def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(
+    tmp_path, prefect_harness, monkeypatch
+):
     from flows.retrain import retrain
 
+    reads = []  # each run reads champion.json once, for collect, drift and the gate together
+    read_champion = registry.read_champion
+    monkeypatch.setattr(registry, "read_champion", lambda *a: reads.append(a) or read_champion(*a))
     source = tmp_path / "seed.csv"
     make_houses(rows=300, seed=2).to_csv(source, index=False)
     folder = tmp_path / "landing"
@@ -256,6 +261,7 @@ def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, 
     artifacts = config.paths.artifacts_dir
 
     first = Path(retrain(config))
+    assert len(reads) == 1
     assert registry.read_champion(artifacts).run_id == first.name
     assert storage.read_json(first / "lineage.json")["dataset"]["version"] == "v000001"
 
@@ -265,7 +271,9 @@ def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, 
 
     drop(folder, "batch.csv", make_houses(rows=120, seed=5))
     drop(folder, "bad.csv", make_houses(rows=20, seed=6).assign(price=-1.0))
+    reads.clear()
     third = Path(retrain(config))
+    assert len(reads) == 1
     dataset = storage.read_json(third / "lineage.json")["dataset"]
     assert (dataset["version"], dataset["rows"], dataset["rows_added"]) == ("v000002", 420, 120)
     assert dataset["accepted"] == ["batch.csv"] and list(dataset["quarantined"]) == ["bad.csv"]
