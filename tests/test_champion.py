@@ -9,7 +9,7 @@ from houseprice.champion import ChampionRun, RunBasis, load_champion, read_train
 from houseprice.config import PathsConfig, SplitConfig
 from houseprice.runs import COMPLETED
 from tasks.collect import read_earlier_bases
-from tests.conftest import make_houses
+from tests.conftest import make_houses, small_config
 from tests.test_drift import _champion
 
 
@@ -70,3 +70,19 @@ def test_collect_reads_only_a_latest_run_that_is_not_the_champion(tmp_path):
         basis,
         RunBasis("run-2", "v000002", None, {"split": {}}, None),
     )
+
+
+@pytest.mark.slow
+def test_a_run_with_an_unreadable_champion_record_stops_before_training(tmp_path, prefect_harness):
+    from flows.retrain import retrain
+
+    source = tmp_path / "houses.csv"
+    make_houses(rows=200).to_csv(source, index=False)
+    config = small_config(tmp_path, data={"source": str(source)})
+    artifacts = config.paths.artifacts_dir
+    artifacts.mkdir(parents=True)
+    registry.champion_path(artifacts).write_text("{not json")
+    with pytest.raises(registry.RegistryError, match=r"restore it with `houseprice promote`"):
+        retrain(config)
+    assert not storage.runs_dir(artifacts).exists()  # nothing trained, nothing to clean up
+    assert registry.champion_path(artifacts).read_text() == "{not json"  # left for a person
