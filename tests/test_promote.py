@@ -4,14 +4,18 @@ import numpy as np
 import pytest
 
 from houseprice import registry
+from houseprice.champion import ChampionRun
 from houseprice.config import DriftConfig, EvaluationConfig, PromotionConfig
-from tasks.evaluate import evaluate_models
+from houseprice.model import HousePriceModel, LinearWeights
+from tasks.drift import DriftReport
+from tasks.evaluate import evaluate_models, fit_least_squares
 from tasks.features import build_feature_set
 from tasks.promote import (
     ChampionScore,
     block_on_drift,
     decide_promotion,
     paired_bootstrap_rmse_change,
+    score_champion,
     select_run_model,
 )
 from tests.conftest import make_houses, small_config
@@ -87,7 +91,7 @@ def test_broken_champion_is_replaced_but_an_incompatible_one_is_not(tmp_path):
 
 def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_path):
     promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
-    drift = {"threshold": 0.25, "scores": {"area": 0.31, "year": 0.02, "hood": 0.84}}
+    drift = DriftReport(True, 0.25, "", scores={"area": 0.31, "year": 0.02, "hood": 0.84})
     blocked = block_on_drift(promoted, drift, DriftConfig())
     assert promoted.promoted and not blocked.promoted
     assert blocked.reason.startswith(
@@ -99,10 +103,47 @@ def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_pa
 
 def test_drift_below_the_threshold_or_not_blocking_leaves_the_decision(tmp_path):
     promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
-    drift = {"threshold": 0.25, "scores": {"area": 0.31}}
+    drift = DriftReport(True, 0.25, "", scores={"area": 0.31})
     assert block_on_drift(promoted, drift, DriftConfig(block_promotion=False)) == promoted
-    assert block_on_drift(promoted, drift, DriftConfig(max_psi=0.5)) == promoted
+    # The threshold is the one the drift check measured with (drift.max_psi in the flow).
+    below = DriftReport(True, 0.5, "", scores={"area": 0.31})
+    assert block_on_drift(promoted, below, DriftConfig(max_psi=0.5)) == promoted
     assert block_on_drift(promoted, None, DriftConfig()) == promoted
+
+
+def _in_memory_champion(tmp_path, scale: float = 1.0) -> ChampionRun:
+    """A champion held in memory (preprocessing and numpy weights): the least-squares fit."""
+    features = build_feature_set(make_houses(rows=400, seed=1), small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    forward = LinearWeights(ols.weights * scale, ols.bias).forward
+    model = HousePriceModel("old", "torch", features.preprocessor, forward)
+    record = registry.Champion("old", "torch", "runs/old/torch_model.pt", "then", "test")
+    return ChampionRun(record, None, model, "no run folder in this test")
+
+
+def test_the_gate_scores_the_loaded_champion_without_files(tmp_path):
+    evaluation = _evaluation(tmp_path)
+    test_rows = build_feature_set(make_houses(rows=400, seed=1), small_config(tmp_path)).split.test
+    same = score_champion(_in_memory_champion(tmp_path), test_rows)
+    challenger = evaluation.models["torch"].test_predictions
+    np.testing.assert_allclose(same.predictions, challenger, rtol=1e-9)
+    assert not decide_promotion(evaluation, same, PromotionConfig()).promoted
+    worse = score_champion(_in_memory_champion(tmp_path, scale=0.5), test_rows)
+    decision = decide_promotion(evaluation, worse, PromotionConfig())
+    assert decision.promoted and "beats champion old" in decision.reason
+    assert score_champion(None, test_rows) is None
+
+
+def test_a_champion_that_does_not_load_is_broken_and_one_that_cannot_score_is_not(tmp_path):
+    test_rows = make_houses(rows=20)
+    unloadable = _in_memory_champion(tmp_path)
+    unloadable = ChampionRun(unloadable.record, None, None, "no run", "checksum mismatch")
+    assert score_champion(unloadable, test_rows) == ChampionScore(
+        "old", None, "checksum mismatch", broken=True
+    )
+    other_columns = score_champion(_in_memory_champion(tmp_path), test_rows.drop(columns="area"))
+    assert other_columns.predictions is None and not other_columns.broken
+    assert "area" in other_columns.problem
 
 
 def test_bootstrap_interval_brackets_the_point_estimate():
@@ -128,7 +169,7 @@ def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
 def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
     from prefect.logging import disable_run_logger
 
-    from tasks.promote import finish_interrupted_promotion
+    from tasks.champion import finish_interrupted_promotion
 
     _decided_run(tmp_path, "run-1", promoted=True)  # completed, then killed before promoting
     assert registry.interrupted_promotion(tmp_path)[0] == "run-1"
