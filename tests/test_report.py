@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 from prefect import flow
 from prefect.artifacts import Artifact
 
@@ -22,23 +23,23 @@ from houseprice.config import PipelineConfig
 from tasks.drift import DriftReport
 from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
 from tasks.features import FeatureSet, build_feature_set
+from tasks.promote import PromotionDecision
 from tasks.report import (
     METRICS_ARTIFACT_KEY,
     REPORT_ARTIFACT_KEY,
     REPORT_LINK_ARTIFACT_KEY,
     FailureInputs,
     ReportInputs,
-    metrics_table_rows,
     render_failure_markdown,
     render_failure_report,
     render_markdown_summary,
     render_report,
     rounded_table_rows,
-    run_verdict,
     summarize_data,
     write_failure_report,
     write_report,
 )
+from tasks.reporting.metrics import metrics_table_rows, run_verdict
 from tasks.trainers.common import TrainResult
 
 HOSTILE = "<script>alert(1)</script>"
@@ -115,14 +116,16 @@ def _inputs(log_target: bool = False, tf_perturbation: float = -2e-4, **sections
     )
 
 
-PROMOTION = {  # the shape of tasks.promote.PromotionDecision.to_dict()
-    "promoted": False,
-    "reason": "no evidence it beats the champion",
-    "framework": "torch",
-    "champion_run_id": "20241231T000000Z-000000",
-    "figures": {"challenger_test": {"rmse": 5100.0}, "comparison": {"relative_change": 0.012}},
-}
-DRIFT = {"threshold": 0.2, "scores": {"Year_Built": 0.05, "Kind": 0.35}, "method": "psi"}
+PROMOTION = PromotionDecision(
+    promoted=False,
+    reason="no evidence it beats the champion",
+    framework="torch",
+    champion_run_id="20241231T000000Z-000000",
+    figures={"challenger_test": {"rmse": 5100.0}, "comparison": {"relative_change": 0.012}},
+)
+DRIFT = DriftReport(
+    checked=True, threshold=0.2, note="40 new rows", scores={"Year_Built": 0.05, "Kind": 0.35}
+)
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +201,10 @@ def test_drift_counts_compared_features_and_lists_the_others_with_reasons():
         note="40 new rows against 40",
         scores={"Year_Built": 0.05, "Kind": 0.35},
         not_comparable={"Lot_Area": reason},
-    ).to_dict()
+    )
     page = render_report(_inputs(drift=drift))
     assert "1 of 2 compared features above it" in page
-    assert f"<td>not_comparable.Lot_Area</td><td>{html.escape(reason)}</td>" in page
+    assert f"<td>not_comparable.Lot_Area</td><td>{escape(reason)}</td>" in page
     assert "CHECK: drift above threshold in Kind." in page  # an uncompared feature is no drift
 
 
@@ -219,8 +222,8 @@ def test_markdown_summary_gives_the_promotion_interval_and_drift(full):
     inputs, _ = full
     comparison = {"relative_change": -0.021, "ci_low": -0.034, "ci_high": -0.008}
     comparison |= {"confidence": 0.95, "samples": 2000}
-    promotion = {**PROMOTION, "promoted": True, "reason": "beats champion", "figures": {}}
-    promotion["figures"] = {"comparison": comparison}
+    figures = {"comparison": comparison}
+    promotion = replace(PROMOTION, promoted=True, reason="beats champion", figures=figures)
     summary = render_markdown_summary(replace(inputs, promotion=promotion))
     assert "**Promotion: promoted** (PyTorch): beats champion" in summary
     assert "-2.10%, 95% interval -3.40% .. -0.80% (paired bootstrap, 2,000 resamples)" in summary
@@ -229,7 +232,7 @@ def test_markdown_summary_gives_the_promotion_interval_and_drift(full):
 
 def test_markdown_summary_says_when_drift_was_not_checked(full):
     inputs, _ = full
-    drift = {"checked": False, "threshold": 0.25, "note": "no champion to compare with"}
+    drift = DriftReport(checked=False, threshold=0.25, note="no champion to compare with")
     summary = render_markdown_summary(replace(inputs, drift=drift))
     assert "**Drift: not checked**: no champion to compare with" in summary
 
@@ -246,7 +249,8 @@ def test_table_artifact_rows_are_rounded_for_reading(full):
 
 def test_verdict_from_the_recorded_figures_matches_the_page(full):
     inputs, page = full
-    ok, verdict = run_verdict(inputs.validation, inputs.evaluation.reference_check, inputs.drift)
+    checks, drifted = inputs.evaluation.reference_check, inputs.drift.drifted
+    ok, verdict = run_verdict(inputs.validation, checks, drifted=drifted)
     assert not ok and verdict.startswith("CHECK: drift above threshold in Kind")
     assert html.escape(verdict) in page
 
