@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ from tasks.report import (
     write_report,
 )
 from tasks.reporting.metrics import metrics_table_rows, run_verdict
+from tasks.reporting.pages import render_page
+from tasks.reporting.view import build_report_view
 from tasks.trainers.common import TrainResult
 
 HOSTILE = "<script>alert(1)</script>"
@@ -169,6 +172,56 @@ def test_page_escapes_text_from_data_and_config(full):
     _, page = full
     assert "<script" not in page and "<b>Test CPU" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_page_escapes_feature_names_reasons_and_notes():
+    """Text from the data or another stage is shown as text, whatever it holds."""
+    breakout = '"><img src=x onerror=alert(1)>'
+    drift = DriftReport(
+        True, 0.2, HOSTILE, scores={breakout: 0.5, "Kind": 0.01}, not_comparable={HOSTILE: HOSTILE}
+    )
+    figures = {"comparison": {"relative_change": 0.01}}
+    promotion = replace(PROMOTION, reason=HOSTILE, champion_run_id=HOSTILE, figures=figures)
+    inputs = _inputs(promotion=promotion, drift=drift)
+    page = render_page(build_report_view(inputs, plots=False))
+    assert "<script" not in page and "<img" not in page
+    assert f"<td>{escape(breakout)}</td><td>0.5</td>" in page
+    assert f"<p>{escape(HOSTILE)}</p>" in page  # the promotion's reason
+    assert f"champion <code>{escape(HOSTILE)}</code>" in page
+    assert f"<td>not_comparable.{escape(HOSTILE)}</td><td>{escape(HOSTILE)}</td>" in page
+    assert f"CHECK: drift above threshold in {escape(breakout)}." in page
+
+
+def test_failure_page_escapes_the_error_and_the_failed_expectations():
+    failure = {key: HOSTILE for key in ("expectation_type", "column", "description")}
+    suite = {"failed": 1, "evaluated": 2, "suite": HOSTILE, "failures": [failure | {"sample": []}]}
+    inputs = FailureInputs(
+        run_id="r",
+        stage="validate",
+        error=f"ValueError: {HOSTILE}",
+        stage_seconds={HOSTILE: 1.0},
+        validation=suite,
+        data_docs='docs" onclick="alert(1)',
+    )
+    page, hostile = render_failure_report(inputs), escape(HOSTILE)
+    assert "<script" not in page and '" onclick' not in page
+    assert f"<pre>ValueError: {hostile}</pre>" in page
+    assert f"<td>{hostile}</td><td>{hostile}</td><td>—</td><td>{hostile}</td>" in page
+    assert f"suite <code>{hostile}</code> failed" in page and f"<td>{hostile}</td><td>1.00" in page
+    assert 'href="docs&#34; onclick=&#34;alert(1)"' in page
+    assert "<script" not in render_failure_markdown(inputs)
+
+
+def test_every_template_ships_with_the_package():
+    """The templates are read at run time, so an installed wheel must contain each of them."""
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["*"]
+    templates = sorted((root / "tasks" / "reporting" / "templates").iterdir())
+    assert templates
+    for template in templates:
+        relative = template.relative_to(template.parent.parent)
+        assert any(relative.match(pattern) for pattern in patterns), relative
 
 
 def test_equation_in_price_units(full):
