@@ -23,6 +23,7 @@ from houseprice.cli import (
 )
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
+from tasks.drift import DriftReport
 
 
 def _config(*argv):
@@ -113,7 +114,7 @@ def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted
         run.metrics,
         {
             "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
-            "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
+            "drift": DriftReport(True, 0.25, "", scores={"area": drift_score}).to_dict(),
             "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
             "selected_model": "torch",
             "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
