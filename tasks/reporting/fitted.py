@@ -61,6 +61,7 @@ class RegressionView:
 
 
 def _lhs(prep: Preprocessor) -> str:
+    """The fitted target as an equation's left-hand side: 'price' or 'log(price)'."""
     return f"log({prep.target})" if prep.log_target else prep.target
 
 

@@ -1,6 +1,6 @@
 """The report's view: one typed object, built once from a run's results, that the templates render.
 
-Every figure is turned into display text here, so the templates hold markup and nothing else,
+Every number is turned into display text here, so the templates hold markup and nothing else,
 and the markdown summary reads the same view as the page. Trainers are whatever ran: each is
 named by model_label and listed in the order evaluation gives, never by framework here.
 """
@@ -189,6 +189,7 @@ def promotion_view(decision: PromotionDecision) -> PromotionView:
 
 
 def _data_view(inputs: ReportInputs) -> DataView:
+    """The data section: shape, features, target statistics and split sizes."""
     data, prep = inputs.data, inputs.features.preprocessor
     return DataView(
         rows=f"{data.rows:,}",
@@ -204,6 +205,7 @@ def _data_view(inputs: ReportInputs) -> DataView:
 
 
 def _validation_view(summary: Mapping[str, Any]) -> ValidationView:
+    """The suite's verdict, its counts and any failures, from the validation summary."""
     counts = {k: v for k, v in summary.items() if k not in ("success", "failures")}
     return ValidationView(
         success=bool(summary.get("success")),
