@@ -94,14 +94,15 @@ def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
     """Read a completed run's verdict and promotion back from what it wrote."""
     from houseprice import registry, storage
     from tasks.plots import model_label
-    from tasks.report import run_verdict
+    from tasks.reporting.metrics import run_verdict
 
     metrics = storage.read_json(run_folder / "metrics.json")
     try:
         validation = storage.read_json(run_folder / "validation" / "result.json")
     except (OSError, ValueError):  # a completed run passed validation: it stops a run otherwise
         validation = {"success": True}
-    passed, verdict = run_verdict(validation, metrics["reference_check"], metrics.get("drift"))
+    drifted = (metrics.get("drift") or {}).get("drifted") or []
+    passed, verdict = run_verdict(validation, metrics["reference_check"], drifted=drifted)
     promotion = metrics.get("promotion") or {}
     champion = registry.read_champion(artifacts_dir)
     promoted = champion is not None and champion.run_id == run_folder.name

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.task_runners import ProcessPoolTaskRunner
@@ -144,9 +142,10 @@ def _retrain_locked(config: PipelineConfig) -> str:
             record_metrics(run, features.preprocessor, metrics)
         with recorder.stage("report"):
             report = ReportInputs.collect(
-                run, config, ingested, validation, features, results, evaluation, recorder.timings
-            )
-            write_report(replace(report, promotion=decision.to_dict(), drift=drift), run)
+                run, config, ingested, validation, features, results, evaluation, recorder.timings,
+                promotion=decision, drift=drift_report,
+            )  # fmt: skip
+            write_report(report, run)
     # Only a run marked completed can become champion, so this comes after the block above.
     apply_promotion(decision, run, paths.artifacts_dir)
     track_run(run, config)  # MLflow, if configured: a warning when unreachable, never a failure

@@ -23,6 +23,7 @@ from cli import (
 from houseprice import registry, storage
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
+from tasks.drift import DriftReport
 from tests.fakes import completed_run
 
 
@@ -115,7 +116,7 @@ def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted
     reason = "first champion: passes the absolute limits" if promoted else "no evidence it beats"
     metrics = {
         "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
-        "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
+        "drift": DriftReport(True, 0.25, "", scores={"area": drift_score}).to_dict(),
         "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
         "selected_model": "torch",
         "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
