@@ -12,14 +12,12 @@ from tasks.evaluate import (
     regression_metrics,
 )
 from tasks.features import build_feature_set
-from tasks.trainers.common import TrainResult
 from tests.conftest import make_houses, small_config
+from tests.fakes import train_result
 
 
-def _result(framework: str, model: LinearModel) -> TrainResult:
-    return TrainResult(
-        framework, model.weights, model.bias, [1.0], [1.0], "cpu", "test", 0.0, 1, "cg", "converged"
-    )
+def _result(framework: str, model: LinearModel):
+    return train_result(framework, model.weights, model.bias)
 
 
 def test_regression_metrics_by_hand():
