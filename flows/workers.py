@@ -99,7 +99,11 @@ class TrainingWorkers(TaskRunner):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        for slot in self._slots:
+        for index, slot in enumerate(self._slots):
+            if all(future.done() for future in self._pending[index]):
+                # No task in it: idle, or still importing for a run that failed before training
+                # (waiting for TensorFlow to load would only delay the failure's report).
+                _stop_processes(slot)
             slot.__exit__(*exc_info)
         self._slots, self._pending = [], []
         super().__exit__(*exc_info)
@@ -139,6 +143,13 @@ class TrainingWorkers(TaskRunner):
         for slot in self._slots:
             if slot._executor is not None:  # Prefect keeps the pool there, and no other way in
                 slot._executor.shutdown(wait=False)
+
+
+def _stop_processes(slot: ProcessPoolTaskRunner) -> None:
+    """Terminate the slot's worker processes (SIGTERM); the pool then reaps them."""
+    pool = slot._executor
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _spawn_now(slot: ProcessPoolTaskRunner) -> None:
