@@ -249,6 +249,7 @@ def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]
 
 @contextlib.contextmanager
 def _command_server(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]:
+    """The temporary server, unless PREFECT_API_URL names one; yield the wait for it."""
     if os.environ.get("PREFECT_API_URL"):
         yield _collect_from_now
         return
