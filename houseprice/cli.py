@@ -25,6 +25,7 @@ from houseprice.config import (
     merge_nested,
     read_config_file,
 )
+from houseprice.trainers import trainer_names
 
 SYNTHETIC_TARGET = "price"
 # Where `houseprice serve` looks for new files unless told otherwise (prefect.yaml agrees).
@@ -453,7 +454,8 @@ def _promote_run(args: argparse.Namespace) -> int:
     run = registry.require_completed(args.artifacts_dir, args.run_id)
     framework = args.framework or storage.read_json(run.metrics).get("selected_model")
     if framework is None:
-        return _fail(f"run {args.run_id} has no selected model; pass --framework torch|tensorflow")
+        names = "|".join(trainer_names())
+        return _fail(f"run {args.run_id} has no selected model; pass --framework {names}")
     reason = f"manual promotion by `houseprice promote`{': ' + args.reason if args.reason else ''}"
     champion = registry.promote(args.artifacts_dir, args.run_id, framework, reason)
     registry.append_history(
@@ -657,8 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("run_id", metavar="RUN_ID", help="the run to promote, as in `history`")
     promote.add_argument(
         "--framework",
-        choices=["torch", "tensorflow"],
-        help="which of the run's two models (default: the one the run selected)",
+        choices=trainer_names(),
+        help="which of the run's models (default: the one the run selected)",
     )
     promote.add_argument("--reason", help="a note kept with the decision in the history")
     promote.add_argument(

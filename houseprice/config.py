@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from houseprice import trainers as trainer_registry
 from houseprice.columns import DEFAULT_MAX_ABS_VALUE
 
 BUNDLED_SOURCE = "bundled"
@@ -199,7 +201,7 @@ class FeatureConfig(_Section):
 
 
 class TrainerConfig(_Section):
-    """Settings for one framework's trainer; both frameworks share this shape."""
+    """Settings for one trainer; every trainer shares this shape."""
 
     # Full-batch conjugate gradient reaches the least-squares optimum in about d passes,
     # whatever the conditioning; Adam and SGD are the tutorial's mini-batch recipes.
@@ -230,6 +232,7 @@ class TrainerConfig(_Section):
         ge=1,
         description="Stop after this many epochs without a better validation loss (off if empty).",
     )
+    # Each trainer accepts only the devices its spec lists (houseprice/trainers.py).
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto: CUDA, else MPS (torch only), else CPU."
     )
@@ -241,23 +244,70 @@ class TrainerConfig(_Section):
     )
 
 
+def _trainer_properties(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Show each default trainer's section in the JSON schema, so the Prefect form has it."""
+    _schema_defaults(schema, model)
+    settings = schema.get("additionalProperties") or {}
+    for name in trainer_registry.default_trainers():
+        schema.setdefault("properties", {})[name] = {
+            **settings,
+            "default": TrainerConfig().model_dump(mode="json"),
+            "description": f"The {trainer_registry.trainer_label(name)} trainer's settings.",
+        }
+
+
 class TrainingConfig(_Section):
-    """Training settings per framework, plus the seed they share."""
+    """Settings per trainer (a mapping: trainer name → TrainerConfig), plus the seed they share.
+
+    The keys are registered trainer names (houseprice/trainers.py); each one listed trains, and
+    the default trainers (torch and tensorflow) train whether listed or not. Read one trainer's
+    settings as `training.torch` or `training.trainers["torch"]`.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_trainer_properties)
+    __pydantic_extra__: dict[str, TrainerConfig] = Field(init=False)
 
     seed: int = Field(0, description="Seed for initial weights and mini-batch shuffling.")
-    torch: TrainerConfig = Field(
-        default_factory=TrainerConfig, description="The PyTorch trainer's settings."
-    )
-    tensorflow: TrainerConfig = Field(
-        default_factory=TrainerConfig, description="The TensorFlow trainer's settings."
-    )
 
-    @field_validator("tensorflow")
+    @model_validator(mode="before")
     @classmethod
-    def _no_mps_for_tensorflow(cls, value: TrainerConfig) -> TrainerConfig:
-        if value.device == "mps":
-            raise ValueError("device 'mps' is available for torch only")
-        return value
+    def _add_default_trainers(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        return {**{name: {} for name in trainer_registry.default_trainers()}, **values}
+
+    @model_validator(mode="after")
+    def _check_trainers(self) -> TrainingConfig:
+        errors = []
+        for name, settings in self.trainers.items():
+            try:
+                spec = trainer_registry.get_trainer(name)
+            except trainer_registry.UnknownTrainerError as error:
+                errors.append(_field_error((name,), str(error), settings))
+                continue
+            if settings.device not in spec.devices:
+                where = " and ".join(trainer_registry.trainers_for_device(settings.device))
+                message = f"device {settings.device!r} is available for {where} only"
+                errors.append(_field_error((name, "device"), message, settings.device))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @property
+    def trainers(self) -> dict[str, TrainerConfig]:
+        """Each configured trainer's settings, in registration order (torch first)."""
+        extra = self.__pydantic_extra__ or {}
+        order = {name: index for index, name in enumerate(trainer_registry.trainer_names())}
+        return dict(sorted(extra.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def _field_error(loc: tuple[str, ...], message: str, value: Any) -> InitErrorDetails:
+    """One validation error at loc (below the section), reported like pydantic's own."""
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": message}),
+        loc=loc,
+        input=value,
+    )
 
 
 class EvaluationConfig(_Section):
@@ -419,8 +469,8 @@ class PipelineConfig(_Section):
                 "split: validation_fraction + test_fraction must leave >= 20% to train"
             )
         if self.split.full_sample:
-            for name in ("torch", "tensorflow"):
-                if getattr(self.training, name).early_stopping_patience is not None:
+            for name, settings in self.training.trainers.items():
+                if settings.early_stopping_patience is not None:
                     raise ValueError(
                         f"training.{name}.early_stopping_patience needs validation rows; "
                         "a full-sample fit (split fractions 0) has none"

@@ -121,7 +121,7 @@ def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted
     )
     storage.write_json_atomic(run.validation, {"success": True, "failed": 0, "evaluated": 9})
     storage.write_json_atomic(run.status, {"run_id": run_id, "status": "completed"})
-    storage.write_bytes_atomic(run.torch_model, b"weights")
+    storage.write_bytes_atomic(run.model_file("torch"), b"weights")
     if promoted:
         registry.promote(artifacts, run_id, "torch", reason)
     return run

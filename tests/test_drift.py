@@ -154,7 +154,7 @@ def _champion(paths: PathsConfig, frame: pd.DataFrame, split: SplitConfig) -> st
     storage.write_json_atomic(run.lineage, {"snapshot": snapshot.content_hash})
     run.config.write_text(yaml.safe_dump({"split": split.model_dump()}))
     storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.torch_model, b"model")
+    storage.write_bytes_atomic(run.model_file("torch"), b"model")
     registry.promote(paths.artifacts_dir, run.run_id, "torch", "test")
     return run.run_id
 

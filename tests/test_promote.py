@@ -135,7 +135,7 @@ def test_bootstrap_interval_brackets_the_point_estimate():
 def _completed_run(artifacts, run_id):
     run = storage.create_run(artifacts, run_id)
     storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.torch_model, b"model")
+    storage.write_bytes_atomic(run.model_file("torch"), b"model")
     return run
 
 
@@ -145,7 +145,7 @@ def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
     registry.promote(tmp_path, "run-1", "torch", "first")
     registry.promote(tmp_path, "run-2", "torch", "better")
     assert registry.read_champion(tmp_path).run_id == "run-2"
-    assert first.torch_model.exists() and second.torch_model.exists()
+    assert first.model_file("torch").exists() and second.model_file("torch").exists()
     registry.promote(tmp_path, "run-1", "torch", "rollback")
     assert registry.read_champion(tmp_path).run_id == "run-1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]
