@@ -236,7 +236,7 @@ class TrainerConfig(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto: CUDA, else MPS (torch only), else CPU."
     )
-    # One thread each: the two trainers run side by side and must not fight over the cores.
+    # One thread each: the trainers run side by side and must not fight over the cores.
     threads: int = Field(1, ge=1, description="CPU threads this trainer may use.")
     # float64 keeps badly-conditioned problems exact; float32 is faster on GPUs.
     dtype: Literal["float32", "float64"] = Field(

@@ -23,6 +23,7 @@ from tasks.trainers.common import (
     ADAM_EPSILON,
     DeviceUnavailableError,
     EpochTracker,
+    Log,
     TrainingData,
     TrainResult,
     check_zip_archive,
@@ -42,10 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 def train_tensorflow(
-    data: TrainingData,
-    settings: TrainerConfig,
-    seed: int,
-    log: Callable[[str], None] | None = None,
+    data: TrainingData, settings: TrainerConfig, seed: int, log: Log | None = None
 ) -> TrainResult:
     """Fit y = x @ w + b by minimizing MSE (+ l2 * |w|^2) with tf.GradientTape gradients."""
     started = time.perf_counter()

@@ -19,7 +19,7 @@ import torch
 
 from houseprice.trainers import SavedModel
 from tasks.trainers import common
-from tasks.trainers.common import EpochTracker, TrainingData, TrainResult, setting_name
+from tasks.trainers.common import EpochTracker, Log, TrainingData, TrainResult, setting_name
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
@@ -38,10 +38,7 @@ class _Tensors(NamedTuple):
 
 
 def train_torch(
-    data: TrainingData,
-    settings: TrainerConfig,
-    seed: int,
-    log: Callable[[str], None] | None = None,
+    data: TrainingData, settings: TrainerConfig, seed: int, log: Log | None = None
 ) -> TrainResult:
     """Fit y = x @ w + b by minimizing MSE (+ l2 * |w|^2) with torch.autograd gradients."""
     started = time.perf_counter()
