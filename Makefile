@@ -31,10 +31,13 @@ setup: $(STAMP)
 retrain: $(STAMP)
 	$(VENV)/bin/houseprice retrain || test $$? -eq 3
 
+# Every test, then the time of each group (unit, slow: flow runs, e2e: real servers and the
+# command). Unit tests only: make test PYTEST_ARGS='-m "not slow and not e2e"'.
+PYTEST_ARGS ?=
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 benchmark: $(STAMP)
 	$(PY) -m benchmarks.training

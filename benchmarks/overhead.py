@@ -34,7 +34,7 @@ PREDICT_ROWS = 20
 def _command() -> list[str]:
     """The installed console command beside this interpreter, else its module."""
     script = Path(sys.executable).with_name("houseprice")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "houseprice.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
 
 
 def _environment(prefect_home: Path) -> dict[str, str]:

@@ -4,42 +4,33 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.alerts import notify_failure
+from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
 from houseprice.storage import RunPaths
 from houseprice.trainers import default_trainers, get_trainer
-from tasks.collect import (
-    CollectResult,
-    announce_no_retrain,
-    collect_data,
-    no_retrain_reason,
-    select_training_rows,
-)
+from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
+from tasks.collect import CollectResult, collect_data
 from tasks.drift import check_drift
 from tasks.evaluate import evaluate
 from tasks.export import export_onnx
 from tasks.features import FeatureSet, build_features
 from tasks.ingest import IngestResult, SourceError, ingest_data, source_problem, store_snapshot
-from tasks.promote import (
-    apply_promotion,
-    finish_interrupted_promotion,
-    gate_promotion,
-    select_run_model,
-)
+from tasks.no_retrain import announce_no_retrain, no_retrain_reason
+from tasks.promote import gate_promotion, select_run_model
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_failure_report, write_report
 from tasks.tracking import track_run
 from tasks.train import train_model
 from tasks.trainers.common import TrainResult
 from tasks.validate import validate_data
+from tasks.window import select_training_rows
 
 # The defaults as the flow parameter's default, so the Prefect UI shows the whole form filled in.
 # Never mutated: stages derive changed copies with model_copy.
@@ -116,9 +107,10 @@ def _retrain_locked(config: PipelineConfig) -> str:
     """The stages, run while this process holds the retrain lock."""
     paths = config.paths
     finish_interrupted_promotion(paths.artifacts_dir)  # a crash after the last run completed
+    champion = load_champion(paths.artifacts_dir)  # read once: collect, drift and the gate use it
     # Landing mode: new files are validated one by one into the next dataset version. A run
     # with nothing new stops here, before it makes a run folder (run folders hold models).
-    collected = _collect(config)
+    collected = _collect(config, champion)
     if collected and (reason := no_retrain_reason(collected, config)):
         return announce_no_retrain(reason, collected)
     if collected is None and (problem := source_problem(config.data.source)):
@@ -139,7 +131,10 @@ def _retrain_locked(config: PipelineConfig) -> str:
             store_snapshot(ingested.frame, paths.data_dir)  # only data that passed is kept
         with recorder.stage("drift"):  # new rows against the champion's training rows
             new_rows = collected.new_rows if collected else ingested.frame
-            drift = check_drift(new_rows, config.data, config.drift, paths).to_dict()
+            drift_report = check_drift(
+                new_rows, config.data, config.drift, champion, paths.data_dir
+            )
+            drift = drift_report.to_dict()
         with recorder.stage("features"):
             features = build_features(ingested.frame, config, features_listed)
         with recorder.stage("train"):  # every configured trainer at once, a worker each
@@ -153,13 +148,12 @@ def _retrain_locked(config: PipelineConfig) -> str:
             selected = select_run_model(evaluation)
             onnx_export = export_onnx.submit(run, features.preprocessor, results, selected)
         with recorder.stage("gate"):  # compares with the champion, then drift; promotes nothing
-            test_rows, artifacts_dir = features.split.test, paths.artifacts_dir
             decision = gate_promotion(
                 evaluation,
-                test_rows,
-                artifacts_dir,
+                features.split.test,
+                champion,
                 config.promotion,
-                drift,
+                drift_report,
                 config.drift,
                 run_id=run.run_id,
             )
@@ -173,9 +167,10 @@ def _retrain_locked(config: PipelineConfig) -> str:
             record_metrics(run, features.preprocessor, metrics)
         with recorder.stage("report"):
             report = ReportInputs.collect(
-                run, config, ingested, validation, features, results, evaluation, recorder.timings
-            )
-            write_report(replace(report, promotion=decision.to_dict(), drift=drift), run)
+                run, config, ingested, validation, features, results, evaluation, recorder.timings,
+                promotion=decision, drift=drift_report,
+            )  # fmt: skip
+            write_report(report, run)
     # Only a run marked completed can become champion, so this comes after the block above.
     apply_promotion(decision, run, paths.artifacts_dir)
     track_run(run, config)  # MLflow, if configured: a warning when unreachable, never a failure
@@ -187,11 +182,12 @@ def _report_failure(recorder: RunRecorder, error: BaseException) -> None:
     write_failure_report(recorder.run, recorder.failed_stage, error, recorder.timings)
 
 
-def _collect(config: PipelineConfig) -> CollectResult | None:
+def _collect(config: PipelineConfig, champion: ChampionRun | None) -> CollectResult | None:
     """Landing mode: this run's new files, validated into the current dataset version."""
     if config.data.landing_dir is None:
         return None
-    return collect_data(config.data, config.paths.data_dir, config.paths.artifacts_dir)
+    paths = config.paths
+    return collect_data(config.data, paths.data_dir, paths.artifacts_dir, champion)
 
 
 def _training_rows(config: PipelineConfig, collected: CollectResult | None) -> IngestResult:

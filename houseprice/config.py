@@ -1,157 +1,44 @@
 """The one typed configuration of the pipeline.
 
 `PipelineConfig` is the retrain flow's parameter: the Prefect UI renders it as a form, a YAML file
-can hold it, and CLI flags override it. Each stage receives only its own section.
+can hold it, and CLI flags override it. Each stage receives only its own section. The data
+section, with its source-dependent defaults, is in houseprice/data_config.py, the training section
+(settings per trainer) in houseprice/training_config.py; reading YAML files and naming bad fields
+in houseprice/config_files.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from houseprice import trainers as trainer_registry
-from houseprice.columns import DEFAULT_MAX_ABS_VALUE
+# As _Section: the sections below keep the name they had before the base moved out.
+from houseprice.config_base import Section as _Section
+from houseprice.config_files import (
+    ConfigError,
+    format_validation_error,
+    merge_nested,
+    read_config_file,
+)
 
-BUNDLED_SOURCE = "bundled"
+# Re-exported: the data section and its defaults are part of this module's interface.
+from houseprice.data_config import (
+    BUNDLED_SOURCE as BUNDLED_SOURCE,
+)
+from houseprice.data_config import (
+    DEFAULT_CATEGORICAL_FEATURES as DEFAULT_CATEGORICAL_FEATURES,
+)
+from houseprice.data_config import (
+    DEFAULT_NUMERIC_FEATURES as DEFAULT_NUMERIC_FEATURES,
+)
+from houseprice.data_config import DataConfig
 
-# Defaults picked for the bundled Ames data (see data/README.md for why each one).
-DEFAULT_NUMERIC_FEATURES = [
-    "Gr_Liv_Area",
-    "Lot_Area",
-    "Year_Built",
-    "Year_Remod_Add",
-    "Total_Bsmt_SF",
-    "Garage_Cars",
-    "Full_Bath",
-    "Bedroom_AbvGr",
-    "Fireplaces",
-]
-DEFAULT_CATEGORICAL_FEATURES = ["Neighborhood", "Bldg_Type", "Overall_Cond"]
-
-
-def _schema_defaults(schema: dict[str, Any], model: type[BaseModel]) -> None:
-    """Put each default_factory's value in the JSON schema, which pydantic leaves out.
-
-    The Prefect UI fills a run form's empty fields from the schema's defaults: without this,
-    list fields (the feature columns) and whole sections would show up blank.
-    """
-    properties = schema.get("properties", {})
-    for name, field in model.model_fields.items():
-        key = field.alias or name
-        if field.default_factory is None or key not in properties:
-            continue
-        value = field.default_factory()  # type: ignore[call-arg]
-        properties[key].setdefault(
-            "default", value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-        )
-
-
-class _Section(BaseModel):
-    """Base for every section: unknown keys are errors, so a typo never passes silently."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, json_schema_extra=_schema_defaults
-    )
-
-
-class DataConfig(_Section):
-    """Where the data comes from and which columns the model uses."""
-
-    source: str = Field(
-        BUNDLED_SOURCE,
-        description="'bundled', a CSV/Parquet file, a folder of them, an http(s) URL, "
-        "or 'synthetic:rows=N,features=D,...'.",
-    )
-    target: str = Field("Sale_Price", min_length=1, description="Column to predict (price).")
-    numeric_features: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_NUMERIC_FEATURES),
-        description="Columns used as numbers (gaps filled with the training median).",
-    )
-    categorical_features: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CATEGORICAL_FEATURES),
-        description="Columns used as categories, one-hot encoded against the most frequent level.",
-    )
-    # When this and both lists above are empty, every column but the target is used.
-    features: list[str] = Field(
-        default_factory=list,
-        description="Columns whose kind is read off the data: numbers are numeric, anything "
-        "else categorical. With all three lists empty, every column but the target is used.",
-    )
-    # Fewer rows than this cannot support a train/validation/test split with stable metrics.
-    min_rows: int = Field(30, ge=10, description="Fewest rows a run accepts.")
-    # Feature values may be missing (numeric ones are imputed with the training median,
-    # categorical ones become their own level), but a column mostly empty is a broken file.
-    max_missing_fraction: float = Field(
-        0.2, ge=0, le=1, description="Largest share of empty cells a feature column may have."
-    )
-    # See houseprice/columns.py for why 1e15.
-    max_abs_value: float = Field(
-        DEFAULT_MAX_ABS_VALUE,
-        gt=0,
-        le=1e150,
-        description="Largest magnitude a target or numeric feature value may have; validation "
-        "refuses larger ones (and predict refuses such inputs).",
-    )
-    separator: str = Field(
-        ",",
-        min_length=1,
-        max_length=1,
-        description="Field separator of CSV sources, e.g. ';' or a tab.",
-    )
-    value_ranges: dict[str, tuple[float | None, float | None]] = Field(
-        default_factory=dict,
-        description='Plausible ranges checked by validation, e.g. {"Year_Built": [1800, 2100]}; '
-        "either bound may be null.",
-    )
-    # Scheduled mode: new files are validated one by one and appended to a versioned dataset.
-    landing_dir: Path | None = Field(
-        None,
-        description="Landing folder for scheduled runs: CSV/Parquet files dropped here are "
-        "validated one by one and appended to the dataset; `source` seeds its first version.",
-    )
-    time_column: str | None = Field(
-        None, description="Column giving each sale's time (a year or a date), for `window`."
-    )
-    # Same units as the column: years for a year column, days for dates.
-    window: float | None = Field(
-        None,
-        gt=0,
-        description="Train only on rows within this much of the newest time_column value "
-        "(years for a year column, days for dates).",
-    )
-
-    @model_validator(mode="after")
-    def _check_window(self) -> DataConfig:
-        if self.window is not None and self.time_column is None:
-            raise ValueError("window needs time_column")
-        return self
-
-    @model_validator(mode="after")
-    def _check_columns(self) -> DataConfig:
-        listed = self.numeric_features + self.categorical_features + self.features
-        duplicated = sorted({name for name in listed if listed.count(name) > 1})
-        if duplicated:
-            raise ValueError(f"features listed more than once: {duplicated}")
-        if self.target in listed:
-            raise ValueError(f"target {self.target!r} is also listed as a feature")
-        if "intercept" in listed:  # metrics.json keeps the intercept beside the coefficients
-            raise ValueError("a feature named 'intercept' would clash with the model's intercept")
-        return self
-
-    @property
-    def feature_columns(self) -> list[str]:
-        """Every configured feature column, typed or not."""
-        return self.numeric_features + self.categorical_features + self.features
-
-    @property
-    def columns(self) -> list[str]:
-        """The target plus every configured feature column."""
-        return [self.target, *self.feature_columns]
+# Re-exported: the training section (a mapping of trainer settings) is in its own module.
+from houseprice.training_config import TrainerConfig as TrainerConfig
+from houseprice.training_config import TrainingConfig
 
 
 class SplitConfig(_Section):
@@ -198,116 +85,6 @@ class FeatureConfig(_Section):
     standardize: bool = Field(True, description="Z-score features and target before training.")
     # log(price) often fits better, but then coefficients are no longer in price units.
     log_target: bool = Field(False, description="Fit log(price) instead of price.")
-
-
-class TrainerConfig(_Section):
-    """Settings for one trainer; every trainer shares this shape."""
-
-    # Full-batch conjugate gradient reaches the least-squares optimum in about d passes,
-    # whatever the conditioning; Adam and SGD are the tutorial's mini-batch recipes.
-    optimizer: Literal["cg", "adam", "sgd"] = Field(
-        "cg",
-        description="cg: full-batch conjugate gradient, reaches the exact optimum; "
-        "adam/sgd: mini-batch recipes.",
-    )
-    learning_rate: float | None = Field(
-        None,
-        gt=0,
-        description="Step size for adam/sgd; empty picks Adam 0.01, SGD 0.05. CG needs none.",
-    )
-    # CG converges in about d + 3 epochs (23 at 20 features, measured); the cap binds Adam/SGD.
-    max_epochs: int = Field(200, ge=1, description="Most passes over the training rows.")
-    batch_size: int = Field(1024, ge=1, description="Rows per step for adam/sgd.")
-    l2: float = Field(0.0, ge=0, description="Ridge penalty l2 * |w|^2 added to the MSE cost.")
-    # CG can stall one epoch on collinear features, then take a big step; 1e-12 leaves float64
-    # CG within about 1e-12 of the least-squares MSE.
-    tolerance: float = Field(
-        1e-12,
-        ge=0,
-        description="Stop once two epochs in a row improve the cost by less than this fraction.",
-    )
-    # Off by default: the goal is the least-squares optimum, which early stopping would miss.
-    early_stopping_patience: int | None = Field(
-        None,
-        ge=1,
-        description="Stop after this many epochs without a better validation loss (off if empty).",
-    )
-    # Each trainer accepts only the devices its spec lists (houseprice/trainers.py).
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", description="auto: CUDA, else MPS (torch only), else CPU."
-    )
-    # One thread each: the trainers run side by side and must not fight over the cores.
-    threads: int = Field(1, ge=1, description="CPU threads this trainer may use.")
-    # float64 keeps badly-conditioned problems exact; float32 is faster on GPUs.
-    dtype: Literal["float32", "float64"] = Field(
-        "float64", description="Floating-point precision of training."
-    )
-
-
-def _trainer_properties(schema: dict[str, Any], model: type[BaseModel]) -> None:
-    """Show each default trainer's section in the JSON schema, so the Prefect form has it."""
-    _schema_defaults(schema, model)
-    settings = schema.get("additionalProperties") or {}
-    for name in trainer_registry.default_trainers():
-        schema.setdefault("properties", {})[name] = {
-            **settings,
-            "default": TrainerConfig().model_dump(mode="json"),
-            "description": f"The {trainer_registry.trainer_label(name)} trainer's settings.",
-        }
-
-
-class TrainingConfig(_Section):
-    """Settings per trainer (a mapping: trainer name → TrainerConfig), plus the seed they share.
-
-    The keys are registered trainer names (houseprice/trainers.py); each one listed trains, and
-    the default trainers (torch and tensorflow) train whether listed or not. Read one trainer's
-    settings as `training.torch` or `training.trainers["torch"]`.
-    """
-
-    model_config = ConfigDict(extra="allow", json_schema_extra=_trainer_properties)
-    __pydantic_extra__: dict[str, TrainerConfig] = Field(init=False)
-
-    seed: int = Field(0, description="Seed for initial weights and mini-batch shuffling.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _add_default_trainers(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        return {**{name: {} for name in trainer_registry.default_trainers()}, **values}
-
-    @model_validator(mode="after")
-    def _check_trainers(self) -> TrainingConfig:
-        errors = []
-        for name, settings in self.trainers.items():
-            try:
-                spec = trainer_registry.get_trainer(name)
-            except trainer_registry.UnknownTrainerError as error:
-                errors.append(_field_error((name,), str(error), settings))
-                continue
-            if settings.device not in spec.devices:
-                where = " and ".join(trainer_registry.trainers_for_device(settings.device))
-                message = f"device {settings.device!r} is available for {where} only"
-                errors.append(_field_error((name, "device"), message, settings.device))
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
-
-    @property
-    def trainers(self) -> dict[str, TrainerConfig]:
-        """Each configured trainer's settings, in registration order (torch first)."""
-        extra = self.__pydantic_extra__ or {}
-        order = {name: index for index, name in enumerate(trainer_registry.trainer_names())}
-        return dict(sorted(extra.items(), key=lambda item: order.get(item[0], len(order))))
-
-
-def _field_error(loc: tuple[str, ...], message: str, value: Any) -> InitErrorDetails:
-    """One validation error at loc (below the section), reported like pydantic's own."""
-    return InitErrorDetails(
-        type=PydanticCustomError("value_error", "{message}", {"message": message}),
-        loc=loc,
-        input=value,
-    )
 
 
 class EvaluationConfig(_Section):
@@ -478,19 +255,6 @@ class PipelineConfig(_Section):
         return self
 
 
-class ConfigError(ValueError):
-    """A configuration that was refused, with a message naming each bad field."""
-
-
-def format_validation_error(error: ValidationError) -> str:
-    """Render pydantic's errors as one 'field.path: message' line each."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "config"
-        lines.append(f"{where}: {item['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
 def build_config(values: dict[str, Any]) -> PipelineConfig:
     """Validate a nested dict into a PipelineConfig, raising ConfigError that names the fields."""
     try:
@@ -499,33 +263,7 @@ def build_config(values: dict[str, Any]) -> PipelineConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a nested dict, raising ConfigError on a bad file."""
-    try:
-        loaded = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, binary file
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
-    return loaded or {}
-
-
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Read a YAML config (or the defaults when path is None) and apply nested overrides."""
     values = read_config_file(path) if path is not None else {}
     return build_config(merge_nested(values, overrides or {}))
-
-
-def merge_nested(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return base with overrides applied key by key, recursing into nested sections."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_nested(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

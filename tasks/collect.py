@@ -8,40 +8,32 @@ data/quarantine/<batch>/ beside its validation report and holds nothing else up.
 ones join the previous version, exact duplicate rows dropped, as the next version; the first
 version is seeded from `data.source`. houseprice/storage.py has the commit order that keeps a
 file either in landing or recorded in a committed version, whenever a run stops.
+
+What comes after the update lives beside it: the nothing-new decision in tasks/no_retrain.py,
+and the rolling window, which the other mode uses too, in tasks/window.py.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
-import yaml
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import registry, storage
+from houseprice.champion import UNREADABLE, ChampionRun, RunBasis, read_run_basis
 from houseprice.columns import refuse_spoilt_columns
-from houseprice.config import BUNDLED_SOURCE, DataConfig, PipelineConfig
+from houseprice.config import BUNDLED_SOURCE, DataConfig
 from houseprice.runs import utc_now
 from houseprice.storage import DatasetVersion, LandedFile
-from tasks.ingest import (
-    IngestResult,
-    SourceError,
-    read_source,
-    resolve_feature_kinds,
-    resolve_source,
-    retry_transient,
-)
+from tasks.ingest import SourceError, read_source, resolve_source, retry_transient
 from tasks.suites import build_expectation_suite, build_landing_suite, build_learned_suite
 from tasks.validate import DataValidationError, run_validation
 
-NO_RETRAIN_ARTIFACT_KEY = "houseprice-no-retrain"
 REASON_FAILURES = 3  # failed expectations quoted in a quarantine reason; the report has all
-BAD_TIMES_QUOTED = 3  # values quoted when a time column holds text that is not a date
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,55 +57,6 @@ def rows_not_in(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     left, right = frame.astype(numeric), reference.astype(numeric).drop_duplicates()
     marked = left.merge(right, on=columns, how="left", indicator=True)
     return frame[(marked["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
-
-
-def apply_window(
-    frame: pd.DataFrame, time_column: str | None, window: float | None
-) -> pd.DataFrame:
-    """Rows whose time_column is within `window` of the newest (column units; days for dates).
-
-    Rows without a time cannot be placed in the window and are left out. Dates stored as text
-    (every CSV's) are parsed for the comparison only; the rows keep their text.
-    """
-    if time_column is None or window is None:
-        return frame
-    if time_column not in frame.columns:
-        raise ValueError(f"time_column {time_column!r} is not a column of the data")
-    times = frame[time_column]
-    if pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
-        span: Any = window
-    else:
-        times, span = _parse_times(times, time_column), pd.Timedelta(days=window)
-    return frame[(times >= times.max() - span).to_numpy()].reset_index(drop=True)
-
-
-def _parse_times(values: pd.Series, name: str) -> pd.Series:
-    """A datetime column as it is; text parsed as dates, refused if any value is not one."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    if pd.api.types.is_bool_dtype(values):
-        raise ValueError(f"time_column {name!r} must hold numbers or dates, not bool")
-    # utc=True: a file mixing time zones (or zones and none) parses instead of raising.
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
-    given = values.notna() & values.astype(str).str.strip().ne("")
-    bad = parsed.isna() & given
-    if not bad.any():
-        return parsed
-    quoted = ", ".join(repr(str(v)) for v in values[bad].unique()[:BAD_TIMES_QUOTED])
-    if bad.sum() <= given.sum() / 2:  # mostly dates, a few malformed
-        problem = f"has {bad.sum()} values that are not dates: {quoted}"
-    else:
-        problem = f"must hold numbers or dates, not text such as {quoted}"
-    raise ValueError(f"time_column {name!r} {problem}")
-
-
-class RunBasis(NamedTuple):
-    """What a run (the champion, or the latest) was trained on: dataset version and settings."""
-
-    run_id: str
-    dataset_version: str | None  # None for a champion trained outside landing mode
-    dataset_hash: str | None
-    config: dict[str, Any]  # its config.yaml
 
 
 @dataclass
@@ -145,25 +88,6 @@ class CollectResult:
             "accepted": [item.name for item in self.accepted],
             "quarantined": {item.name: item.reason for item in self.quarantined},
         }
-
-
-def no_retrain_reason(collected: CollectResult, config: PipelineConfig) -> str | None:
-    """Why this run need not train (the latest run's data and settings, unchanged), or None.
-
-    Compared with the latest completed run, not only the champion: training is deterministic,
-    so retraining what a run was not promoted for would only repeat its decision every night.
-    """
-    latest, version = collected.latest or collected.champion, collected.version
-    if latest is None or latest.dataset_hash != version.content_hash:
-        return None
-    # Same data but other settings (features, window, training) is worth a run.
-    if latest.config != config.model_dump(mode="json"):
-        return None
-    champion = collected.champion.run_id if collected.champion else "none yet"
-    return (
-        f"nothing new: dataset {version.version} ({version.rows:,} rows) with these settings is "
-        f"what run {latest.run_id} was trained on (champion: {champion})"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,24 +247,22 @@ def _unseen_rows(
     return frame if previous is None else rows_not_in(frame, previous)
 
 
-def read_run_basis(artifacts_dir: Path, run_id: str) -> RunBasis:
-    """A run's dataset version and settings, from its run folder."""
-    run = storage.open_run(artifacts_dir, run_id)
-    dataset = storage.read_json(run.lineage).get("dataset") or {}
-    config = storage.read_yaml(run.config)
-    return RunBasis(run_id, dataset.get("version"), dataset.get("content_hash"), config)
+def read_earlier_bases(
+    artifacts_dir: Path, champion: ChampionRun | None
+) -> tuple[RunBasis | None, RunBasis | None]:
+    """What the champion (as loaded) and the newest completed run were trained on.
 
-
-def read_champion_basis(artifacts_dir: Path) -> RunBasis | None:
-    """The champion's dataset version and settings; None without a champion."""
-    champion = registry.read_champion(artifacts_dir)
-    return read_run_basis(artifacts_dir, champion.run_id) if champion else None
-
-
-def read_latest_basis(artifacts_dir: Path) -> RunBasis | None:
-    """The newest completed run's dataset version and settings; None before the first."""
-    run_id = registry.latest_completed_run(artifacts_dir)
-    return read_run_basis(artifacts_dir, run_id) if run_id else None
+    Raises one of houseprice.champion.UNREADABLE when either cannot be read.
+    """
+    if champion is not None and champion.basis is None:
+        raise ValueError(champion.basis_problem)
+    basis = champion.basis if champion else None
+    latest = registry.latest_completed_run(artifacts_dir)
+    if latest is None:
+        return basis, None
+    if basis is not None and basis.run_id == latest:  # the champion is the newest run
+        return basis, basis
+    return basis, read_run_basis(artifacts_dir, latest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,15 +278,17 @@ def read_latest_basis(artifacts_dir: Path) -> RunBasis | None:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def collect_data(data: DataConfig, data_dir: Path, artifacts_dir: Path) -> CollectResult:
+def collect_data(
+    data: DataConfig, data_dir: Path, artifacts_dir: Path, champion: ChampionRun | None
+) -> CollectResult:
     """Validate each new landing file and append the accepted ones as a new dataset version."""
     log = get_run_logger()
     try:
-        champion, latest = read_champion_basis(artifacts_dir), read_latest_basis(artifacts_dir)
-    except (OSError, ValueError, yaml.YAMLError, registry.RegistryError) as error:
+        basis, latest = read_earlier_bases(artifacts_dir, champion)
+    except UNREADABLE as error:
         log.warning("collect: cannot read what earlier runs trained on (%s); will train", error)
-        champion = latest = None
-    collected = replace(update_dataset(data, data_dir, champion), latest=latest)
+        basis = latest = None
+    collected = replace(update_dataset(data, data_dir, basis), latest=latest)
     for item in collected.quarantined:
         log.warning("collect: quarantined %s -> %s: %s", item.name, item.stored_as, item.reason)
     log.info(
@@ -375,36 +299,3 @@ def collect_data(data: DataConfig, data_dir: Path, artifacts_dir: Path) -> Colle
         collected.rows_added,
     )
     return collected
-
-
-@task(name="select-training-rows", cache_policy=NO_CACHE)
-def select_training_rows(
-    frame: pd.DataFrame, source: str, data: DataConfig, data_dir: Path
-) -> IngestResult:
-    """Keep the rolling window's rows, store them as the run's snapshot, and type the features."""
-    rows = apply_window(frame, data.time_column, data.window)
-    snapshot = storage.plan_snapshot(rows, data_dir)  # stored once the rows pass validation
-    window = f"{data.time_column} within {data.window:g} of the newest" if data.window else "all"
-    get_run_logger().info(
-        "training rows: %d of %d (%s) -> snapshot %s",
-        len(rows),
-        len(frame),
-        window,
-        snapshot.content_hash[:12],
-    )
-    return IngestResult(rows, snapshot, source, resolve_feature_kinds(rows, data))
-
-
-@task(name="announce-no-retrain", cache_policy=NO_CACHE)
-def announce_no_retrain(reason: str, collected: CollectResult) -> str:
-    """Say in the log and in a Prefect artifact why this run trained nothing; return the line."""
-    lines = [f"**No retrain.** {html.escape(reason)}.", ""]
-    lines += [
-        f"- quarantined `{html.escape(item.name)}`: {html.escape(item.reason or '')}"
-        for item in collected.quarantined
-    ]
-    create_markdown_artifact(
-        "\n".join(lines) + "\n", key=NO_RETRAIN_ARTIFACT_KEY, description="houseprice retrain"
-    )
-    get_run_logger().info("no retrain: %s", reason)
-    return f"no retrain: {reason}"

@@ -16,17 +16,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import registry, storage
+from houseprice.champion import UNREADABLE, ChampionRun, read_training_snapshot
 from houseprice.columns import summarize_names
-from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
+from houseprice.config import DataConfig, DriftConfig, SplitConfig
 from houseprice.preprocessing import MISSING_LEVEL, category_strings
 from tasks.features import split_data
 
@@ -193,27 +192,42 @@ def measure_drift(
     return report
 
 
-class ChampionRows(NamedTuple):
-    """The champion's run id and the rows it was trained on."""
+def champion_training_part(champion: ChampionRun, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """The rows the champion was fitted on: its snapshot, split with its own split settings."""
+    if champion.basis is None:
+        raise ValueError(champion.basis_problem)
+    split = SplitConfig.model_validate(champion.basis.config["split"])
+    return split_data(snapshot, split).train
 
-    run_id: str
-    train: pd.DataFrame
+
+def not_checked(settings: DriftConfig, why: object) -> DriftReport:
+    """The report of a drift check that could not run, saying why."""
+    return DriftReport(False, settings.max_psi, f"not checked: {why}")
 
 
-def load_champion_training_rows(artifacts_dir: Path, data_dir: Path) -> ChampionRows | None:
-    """The champion's training rows: its snapshot, split with its own split settings."""
-    champion = registry.read_champion(artifacts_dir)
+def drift_from_champion(
+    current: pd.DataFrame,
+    champion: ChampionRun | None,
+    snapshot: pd.DataFrame | None,
+    data: DataConfig,
+    settings: DriftConfig,
+) -> DriftReport:
+    """Drift of current from the champion's training part of snapshot (its run's stored rows).
+
+    Not checked without a champion, or when its run's settings or rows cannot be read: that is
+    no evidence of drift, so the gate goes on and the report says drift went unchecked.
+    """
     if champion is None:
-        return None
-    run = storage.open_run(artifacts_dir, champion.run_id)
-    frame = storage.load_snapshot(data_dir, storage.read_json(run.lineage)["snapshot"])
-    split = SplitConfig.model_validate(storage.read_yaml(run.config)["split"])
-    return ChampionRows(champion.run_id, split_data(frame, split).train)
-
-
-# What a champion whose run folder or snapshot is missing or damaged raises on the way in
-# (storage.read_yaml lets yaml.YAMLError through).
-_UNREADABLE = (OSError, KeyError, TypeError, ValueError, yaml.YAMLError, registry.RegistryError)
+        return not_checked(settings, "no champion yet")
+    if snapshot is None:
+        return not_checked(settings, champion.basis_problem or "its training rows are unreadable")
+    try:
+        reference = champion_training_part(champion, snapshot)
+    except UNREADABLE as error:
+        return not_checked(settings, error)
+    report = measure_drift(reference, current, data, settings)
+    report.champion_run_id = champion.run_id
+    return report
 
 
 @task(name="check-drift", cache_policy=NO_CACHE)  # inputs are whole frames: never hash them
@@ -221,29 +235,32 @@ def check_drift(
     current: pd.DataFrame,
     data: DataConfig,
     settings: DriftConfig,
-    paths: PathsConfig,
+    champion: ChampionRun | None,
+    data_dir: Path,
 ) -> DriftReport:
     """Compare the new rows with the champion's training rows, feature by feature."""
-    try:
-        champion = load_champion_training_rows(paths.artifacts_dir, paths.data_dir)
-    except _UNREADABLE as error:
-        # Not evidence of drift: the gate goes on, and the report says drift went unchecked.
-        get_run_logger().warning("drift: cannot load the champion's training rows: %s", error)
-        return DriftReport(False, settings.max_psi, f"not checked: {error}")
-    if champion is None:
-        get_run_logger().info("drift: no champion yet, nothing to compare with")
-        return DriftReport(False, settings.max_psi, "not checked: no champion yet")
-    report = measure_drift(champion.train, current, data, settings)
-    report.champion_run_id = champion.run_id
     log = get_run_logger()
-    log.info("drift vs champion %s: %s", champion.run_id, report.note)
-    by_reason: dict[str, list[str]] = {}
-    for column, reason in report.not_comparable.items():
-        by_reason.setdefault(reason, []).append(column)
-    for reason, columns in by_reason.items():  # one line per reason, however wide the data
-        log.warning(
-            "drift: not compared with the champion's rows (%s), %s",
-            reason,
-            summarize_names(columns),
-        )
+    snapshot = None
+    if champion is not None:
+        try:
+            snapshot = read_training_snapshot(champion, data_dir)
+        except UNREADABLE as error:
+            log.warning("drift: cannot load the champion's training rows: %s", error)
+            return not_checked(settings, error)
+    report = drift_from_champion(current, champion, snapshot, data, settings)
+    if champion is None:
+        log.info("drift: no champion yet, nothing to compare with")
+    elif report.champion_run_id is None:  # its run's split settings could not be read
+        log.warning("drift: cannot compare with the champion's training rows: %s", report.note)
+    else:
+        log.info("drift vs champion %s: %s", champion.run_id, report.note)
+        by_reason: dict[str, list[str]] = {}
+        for column, reason in report.not_comparable.items():
+            by_reason.setdefault(reason, []).append(column)
+        for reason, columns in by_reason.items():  # one line per reason, however wide the data
+            log.warning(
+                "drift: not compared with the champion's rows (%s), %s",
+                reason,
+                summarize_names(columns),
+            )
     return report

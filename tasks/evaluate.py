@@ -74,11 +74,6 @@ class Evaluation:
     coefficient_units: str = ""
     dropped_columns: dict[str, str] | None = None  # aliased design columns and why
 
-    @property
-    def agreement(self) -> dict[str, Any]:
-        """The first pair's figures as a dict ({} with one trainer): the two-trainer shape."""
-        return self.agreements[0]._asdict() if self.agreements else {}
-
     def judged(self, name: str) -> RegressionMetrics | None:
         """The figures a model is judged by: cross-validated, or on the test part."""
         model = self.models[name]

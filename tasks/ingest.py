@@ -68,12 +68,10 @@ def resolve_feature_decision(frame: pd.DataFrame, data: DataConfig) -> FeatureDe
 
 def typed_data_config(data: DataConfig, decision: FeatureDecision) -> DataConfig:
     """data with every feature typed: the decision's columns added to the lists already typed."""
-    resolved = {
-        "numeric_features": [*data.numeric_features, *decision.numeric],
-        "categorical_features": [*data.categorical_features, *decision.categorical],
-        "features": [],
-    }
-    return DataConfig.model_validate({**data.model_dump(), **resolved})  # re-run the checks
+    return data.with_typed_columns(
+        [*data.numeric_features, *decision.numeric],
+        [*data.categorical_features, *decision.categorical],
+    )
 
 
 class IngestResult(NamedTuple):

@@ -23,7 +23,6 @@ The rule, in order:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,9 +30,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import registry, storage
+from houseprice import registry
+from houseprice.champion import ChampionRun
 from houseprice.config import DriftConfig, PromotionConfig
-from houseprice.errors import ModelLoadError
+from houseprice.errors import InputSchemaError, ModelLoadError
+from tasks.drift import DriftReport
 from tasks.evaluate import BASIS_CV, REFERENCE, Evaluation, RegressionMetrics, regression_metrics
 
 # Resampled row indices held at once (~80 MB): bounds memory however large the test set.
@@ -248,24 +249,19 @@ def decision_headline(decision: PromotionDecision) -> str:
     return "no champion made"
 
 
-def drift_block_reason(drift: dict[str, Any] | None, settings: DriftConfig) -> str | None:
+def drift_block_reason(drift: DriftReport | None, settings: DriftConfig) -> str | None:
     """Why drift stops promotion, naming each drifted feature and its PSI; None if it does not."""
-    if drift is None or not settings.block_promotion:
+    if drift is None or not settings.block_promotion or not drift.drifted:
         return None
-    scores = drift.get("scores") or {}
-    drifted = {feature: score for feature, score in scores.items() if score > settings.max_psi}
-    if not drifted:
-        return None
-    largest_first = sorted(drifted.items(), key=lambda item: -item[1])
-    listed = ", ".join(f"{feature} (PSI {score:.3f})" for feature, score in largest_first)
+    listed = ", ".join(f"{feature} (PSI {drift.scores[feature]:.3f})" for feature in drift.drifted)
     return (
-        f"drift blocks promotion: {listed} above max_psi {settings.max_psi} (look at the new "
+        f"drift blocks promotion: {listed} above max_psi {drift.threshold} (look at the new "
         "data; drift.block_promotion: false or a higher drift.max_psi lets such runs through)"
     )
 
 
 def block_on_drift(
-    decision: PromotionDecision, drift: dict[str, Any] | None, settings: DriftConfig
+    decision: PromotionDecision, drift: DriftReport | None, settings: DriftConfig
 ) -> PromotionDecision:
     """The decision, turned into a refusal when drift blocks promotion."""
     blocked = drift_block_reason(drift, settings)
@@ -275,16 +271,14 @@ def block_on_drift(
     return replace(decision, promoted=False, reason=reason)
 
 
-def score_champion(artifacts_dir: Path, test_rows: pd.DataFrame) -> ChampionScore | None:
+def score_champion(champion: ChampionRun | None, test_rows: pd.DataFrame) -> ChampionScore | None:
     """The champion's predictions on test_rows, or why it cannot make them; None without one."""
-    from houseprice.model import InputSchemaError, load_model
-
-    champion = registry.read_champion(artifacts_dir)
     if champion is None:
         return None
+    if champion.model is None:  # loaded even with no rows to score: a broken one is replaced
+        return ChampionScore(champion.run_id, None, champion.model_problem, broken=True)
     try:
-        model = load_model(artifacts_dir)  # loaded even with no rows: a broken one is replaced
-        predictions = model.predict(test_rows) if len(test_rows) else np.empty(0)
+        predictions = champion.model.predict(test_rows) if len(test_rows) else np.empty(0)
         return ChampionScore(champion.run_id, predictions)
     except InputSchemaError as error:
         return ChampionScore(champion.run_id, None, str(error), broken=False)
@@ -296,60 +290,21 @@ def score_champion(artifacts_dir: Path, test_rows: pd.DataFrame) -> ChampionScor
 def gate_promotion(
     evaluation: Evaluation,
     test_rows: pd.DataFrame,
-    artifacts_dir: Path,
+    champion: ChampionRun | None,
     settings: PromotionConfig,
-    drift: dict[str, Any] | None = None,
+    drift: DriftReport | None = None,
     drift_settings: DriftConfig | None = None,
     run_id: str | None = None,
 ) -> PromotionDecision:
     """Decide whether this run's best model should replace the champion."""
-    champion = score_champion(artifacts_dir, test_rows)
-    if champion and champion.problem:
+    scored = score_champion(champion, test_rows)
+    if scored and scored.problem:
         get_run_logger().warning(
-            "promotion: champion %s cannot be compared: %s", champion.run_id, champion.problem
+            "promotion: champion %s cannot be compared: %s", scored.run_id, scored.problem
         )
-    decision = decide_promotion(evaluation, champion, settings, run_id)
+    decision = decide_promotion(evaluation, scored, settings, run_id)
     decision = block_on_drift(decision, drift, drift_settings or DriftConfig())
     get_run_logger().info(
         "promotion: %s (%s): %s", decision_headline(decision), decision.framework, decision.reason
     )
     return decision
-
-
-@task(name="apply-promotion", cache_policy=NO_CACHE)
-def apply_promotion(
-    decision: PromotionDecision, run: storage.RunPaths, artifacts_dir: Path
-) -> None:
-    """Promote the finished run if the gate said so, and record the decision in the history."""
-    if decision.promoted:
-        registry.promote(artifacts_dir, run.run_id, decision.framework, decision.reason)
-        get_run_logger().info(
-            "promotion: %s/%s is now the champion", run.run_id, decision.framework
-        )
-    elif decision.framework is not None:
-        get_run_logger().warning(
-            "promotion: run %s not promoted (%s); to use it anyway: "
-            "`houseprice predict --run %s` or `houseprice promote %s`",
-            run.run_id,
-            decision_headline(decision),
-            run.run_id,
-            run.run_id,
-        )
-    registry.append_history(
-        artifacts_dir, {"event": "decision", "run_id": run.run_id, **decision.to_dict()}
-    )
-
-
-@task(name="finish-interrupted-promotion", cache_policy=NO_CACHE)
-def finish_interrupted_promotion(artifacts_dir: Path) -> None:
-    """Apply a promotion that a crash cut short after its run completed."""
-    pending = registry.interrupted_promotion(artifacts_dir)
-    if pending is None:
-        return
-    run_id, promotion = pending
-    reason = f"{promotion['reason']} (applied by a later run: the first attempt was interrupted)"
-    registry.promote(artifacts_dir, run_id, promotion["framework"], reason)
-    registry.append_history(
-        artifacts_dir, {"event": "recovered", "run_id": run_id, **promotion, "reason": reason}
-    )
-    get_run_logger().warning("promotion: finished the interrupted promotion of run %s", run_id)

@@ -83,9 +83,48 @@ def every_metrics_json_is_strict_json(tmp_path_factory):
     assert not problems, "metrics.json that strict JSON parsers refuse:\n" + "\n".join(problems)
 
 
+# ---------------------------------------------------------------------------------------------
+# Test groups: e2e (a real server or the houseprice command), slow (flow runs), else unit.
+GROUPS = ("e2e", "slow")
+_group_of: dict[str, str] = {}  # test id → its group
+_group_times: dict[str, list[float]] = {}  # group → [seconds, tests run]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker added here counts there
+def pytest_collection_modifyitems(items):
+    """Note each test's group; one needing the Prefect harness runs flows: slow, unless e2e."""
+    for item in items:
+        group = next((g for g in GROUPS if item.get_closest_marker(g)), "unit")
+        if group == "unit" and "prefect_harness" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+            group = "slow"
+        _group_of[item.nodeid] = group
+
+
+def pytest_runtest_logreport(report):
+    """Add each phase's time (set-up, call, tear-down) to its test's group."""
+    seconds_and_count = _group_times.setdefault(_group_of.get(report.nodeid, "unit"), [0.0, 0])
+    seconds_and_count[0] += report.duration
+    seconds_and_count[1] += report.when == "call"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each group took, so a slow unit test or a slower flow shows up in `make test`."""
+    if not _group_times:
+        return
+    terminalreporter.section("time per test group")
+    for group in ("unit", *reversed(GROUPS)):
+        if group in _group_times:
+            seconds, count = _group_times[group]
+            terminalreporter.write_line(f"{group:<5} {count:5d} tests {seconds:9.1f} s")
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One temporary Prefect server for the whole session (it takes ~9 s to start)."""
+    """One temporary Prefect server for the whole session, started by the first test needing it.
+
+    It takes ~9 s to start, so unit tests never request it (tests/test_harness_free.py).
+    """
     from prefect.testing.utilities import prefect_test_harness
 
     # The session's PREFECT_HOME is new, so the server's first start runs every database

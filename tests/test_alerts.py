@@ -20,9 +20,9 @@ from uuid import uuid4
 
 import pytest
 
+from cli import main
 from flows import alerts
 from houseprice import storage
-from houseprice.cli import main
 from tests.conftest import small_config
 from tests.test_deployment import POOL, _free_port, prefect_server  # noqa: F401 (fixture)
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli import main
 from houseprice import registry, storage
-from houseprice.cli import main
 from houseprice.config import build_config
 from houseprice.runs import COMPLETED, recorded_run
 from tasks.ingest import (
@@ -30,6 +30,7 @@ from tasks.ingest import (
     resolve_feature_kinds,
 )
 from tests.conftest import make_houses, small_config
+from tests.fakes import completed_run
 
 ALL_COLUMNS = {"numeric_features": [], "categorical_features": [], "features": []}
 
@@ -266,13 +267,12 @@ def test_a_constant_target_is_refused_before_any_model_is_saved(tmp_path):
 
 
 def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
-    from tasks.trainers.common import DegenerateFitError, TrainingData, TrainResult, check_fit
+    from tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
+    from tests.fakes import train_result
 
     rng = np.random.default_rng(0)
     data = TrainingData(rng.normal(size=(20, 2)), rng.normal(size=20), np.zeros((2, 2)), np.ones(2))
-    fit = TrainResult(
-        "torch", np.array([np.inf, 0.0]), 0.0, [1.0], [1.0], "cpu", "", 0, 1, "cg", ""
-    )
+    fit = train_result("torch", [np.inf, 0.0], 0.0)
     with pytest.raises(DegenerateFitError, match="non-finite weights"):
         check_fit(fit, data)
     fit.weights, fit.train_loss = np.zeros(2), [0.0]
@@ -386,12 +386,7 @@ def test_a_wide_file_logs_a_summary_not_a_line_per_column(tmp_path, monkeypatch)
 
 
 def _fake_champion(artifacts: Path) -> str:
-    run = storage.create_run(artifacts)
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.model_file("torch"), b"model")
-    storage.write_json_atomic(run.metrics, {"selected_model": "torch"})
-    registry.promote(artifacts, run.run_id, "torch", "test")
-    return run.run_id
+    return completed_run(artifacts, metrics={"selected_model": "torch"}, promote="test").run_id
 
 
 @pytest.mark.parametrize(
@@ -606,6 +601,7 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
     from prefect.logging import disable_run_logger
 
     import tasks.drift
+    from houseprice.champion import load_champion
     from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
     from tests.test_drift import _champion
 
@@ -621,7 +617,8 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
     monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
     monkeypatch.setattr(tasks.drift, "get_run_logger", lambda: logger)
     with disable_run_logger():
-        report = tasks.drift.check_drift.fn(new, data, DriftConfig(), paths)
+        champion = load_champion(paths.artifacts_dir)
+        report = tasks.drift.check_drift.fn(new, data, DriftConfig(), champion, paths.data_dir)
     assert len(report.not_comparable) == 300
     assert len(messages) <= 3
     assert any("300 (x000, x001, x002, x003, x004, …)" in message for message in messages)
@@ -640,7 +637,7 @@ def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
 
 @pytest.mark.parametrize(("typed", "separator"), [(";", ";"), ("\\t", "\t"), ("tab", "\t")])
 def test_the_separator_flag_reaches_the_config(typed, separator):
-    from houseprice.cli import build_parser, config_from_arguments
+    from cli import build_parser, config_from_arguments
 
     args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
     assert config_from_arguments(args).data.separator == separator

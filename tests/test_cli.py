@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from houseprice import registry, storage
-from houseprice.cli import (
+from cli import (
     EXIT_CHECK,
     EXIT_FAILED,
     EXIT_KEPT,
@@ -21,8 +20,11 @@ from houseprice.cli import (
     main,
     read_outcome,
 )
+from houseprice import registry, storage
 from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
 from houseprice.locking import retrain_lock
+from tasks.drift import DriftReport
+from tests.fakes import completed_run
 
 
 def _config(*argv):
@@ -71,8 +73,10 @@ def test_config_file_and_flags_merge(tmp_path):
         (["retrain", "--target", "Gr_Liv_Area"], "also listed as a feature"),
     ],
 )
-def test_bad_configuration_exits_2_naming_the_problem(argv, message, capsys):
+def test_bad_configuration_exits_2_naming_the_problem(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # refused before anything is written; if not, nothing escapes
     assert main(argv) == 2
+    assert list(tmp_path.iterdir()) == []
     assert message in capsys.readouterr().err
 
 
@@ -94,8 +98,10 @@ def test_predict_without_a_champion_is_one_clear_line(tmp_path, capsys):
     assert "no champion" in capsys.readouterr().err
 
 
-def test_categorical_without_features_is_refused(capsys):
+def test_categorical_without_features_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["retrain", "--source", "x.csv", "--categorical", "zip"]) == 2
+    assert list(tmp_path.iterdir()) == []
     assert "add --features" in capsys.readouterr().err
 
 
@@ -105,25 +111,18 @@ def test_categorical_without_features_is_refused(capsys):
 
 def _completed_run(artifacts, run_id, *, within=True, drift_score=0.01, promoted=True):
     """A run folder holding what a completed run leaves for the closing lines to read."""
-    run = storage.create_run(artifacts, run_id)
     check = {"test_rmse_ratio": 1.0 if within else 1.2, "train_mse_ratio": 1.0}
     check |= {"tolerance": 0.001, "within_tolerance": within}
     reason = "first champion: passes the absolute limits" if promoted else "no evidence it beats"
-    storage.write_json_atomic(
-        run.metrics,
-        {
-            "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
-            "drift": {"threshold": 0.25, "scores": {"area": drift_score}},
-            "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
-            "selected_model": "torch",
-            "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
-        },
-    )
+    metrics = {
+        "reference_check": {"torch": check, "tensorflow": {**check, "within_tolerance": True}},
+        "drift": DriftReport(True, 0.25, "", scores={"area": drift_score}).to_dict(),
+        "promotion": {"promoted": promoted, "reason": reason, "framework": "torch"},
+        "selected_model": "torch",
+        "torch": {"test": {"rmse": 20123.4, "r2": 0.91}},
+    }
+    run = completed_run(artifacts, run_id, metrics=metrics, promote=reason if promoted else None)
     storage.write_json_atomic(run.validation, {"success": True, "failed": 0, "evaluated": 9})
-    storage.write_json_atomic(run.status, {"run_id": run_id, "status": "completed"})
-    storage.write_bytes_atomic(run.model_file("torch"), b"weights")
-    if promoted:
-        registry.promote(artifacts, run_id, "torch", reason)
     return run
 
 
@@ -239,7 +238,13 @@ def test_brief_console_reaches_worker_processes_and_is_undone(monkeypatch):
 
 
 def test_a_users_error_is_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):
-    argv = ["predict", "--input", str(tmp_path / "missing.csv"), "--output", "o.csv"]
+    argv = [
+        "predict",
+        "--input",
+        str(tmp_path / "missing.csv"),
+        "--output",
+        str(tmp_path / "o.csv"),
+    ]
     assert main([*argv, "--artifacts-dir", str(tmp_path)]) == 1
     quiet = capsys.readouterr().err
     assert len(quiet.splitlines()) == 1 and "Traceback" not in quiet

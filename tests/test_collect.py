@@ -10,14 +10,10 @@ import pandas as pd
 import pytest
 
 from houseprice import registry, storage
-from tasks.collect import (
-    RunBasis,
-    apply_window,
-    no_retrain_reason,
-    rows_not_in,
-    update_dataset,
-)
+from houseprice.champion import RunBasis
+from tasks.collect import rows_not_in, update_dataset
 from tasks.ingest import read_source
+from tasks.no_retrain import no_retrain_reason
 from tasks.suites import build_learned_suite
 from tasks.validate import DataValidationError
 from tests.conftest import make_houses, small_config
@@ -229,42 +225,6 @@ def test_rows_not_in_compares_whole_rows_including_missing_values():
     assert rows_not_in(frame, frame).empty
 
 
-def test_rolling_window_keeps_recent_rows_in_the_columns_units():
-    years = pd.DataFrame({"year": [2000, 2004, 2005, 2010, np.nan], "price": [1, 2, 3, 4, 5]})
-    assert apply_window(years, "year", 5)["price"].tolist() == [3, 4]
-    assert apply_window(years, None, None) is years
-    days = pd.DataFrame({"sold": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-03-10"])})
-    assert len(apply_window(days, "sold", 30)) == 2
-
-
-def test_rolling_window_on_dates_read_from_a_csv_counts_days(tmp_path):
-    sold = ["2024-01-01", "2024-03-01", None, "2024-03-10 12:00", "2024-02-08"]
-    pd.DataFrame({"sold": sold, "price": [1, 2, 3, 4, 5]}).to_csv(tmp_path / "s.csv", index=False)
-    frame = read_source(str(tmp_path / "s.csv"))
-    assert pd.api.types.is_string_dtype(frame["sold"])  # a CSV has no date type
-    kept = apply_window(frame, "sold", 30)
-    assert kept["price"].tolist() == [2, 4] and kept["sold"].tolist() == [sold[1], sold[3]]
-    # The same rows as when the column is parsed beforehand.
-    parsed = frame.assign(sold=pd.to_datetime(frame["sold"], format="ISO8601"))
-    assert apply_window(parsed, "sold", 30)["price"].tolist() == [2, 4]
-
-
-def test_rolling_window_names_the_values_that_are_not_dates():
-    frame = pd.DataFrame({"sold": ["2024-01-01", "soon", "2024-03-01", "2024-13-45"]})
-    with pytest.raises(ValueError, match=r"'sold' has 2 values that are not dates: 'soon', "):
-        apply_window(frame, "sold", 30)
-
-
-def test_rolling_window_refuses_a_non_time_or_missing_time_column():
-    frame = pd.DataFrame({"hood": ["North", "South"], "new": [True, False], "price": [1.0, 2.0]})
-    with pytest.raises(ValueError, match="'hood' must hold numbers or dates, not text such as 'N"):
-        apply_window(frame, "hood", 30)
-    with pytest.raises(ValueError, match="'new' must hold numbers or dates, not bool"):
-        apply_window(frame, "new", 30)
-    with pytest.raises(ValueError, match="not a column"):
-        apply_window(frame, "year", 5)
-
-
 def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
     config, _, data_dir = landing
     collected = update_dataset(config.data, data_dir)
@@ -286,9 +246,14 @@ def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
 
 
 @pytest.mark.slow
-def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, prefect_harness):
+def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(
+    tmp_path, prefect_harness, monkeypatch
+):
     from flows.retrain import retrain
 
+    reads = []  # each run reads champion.json once, for collect, drift and the gate together
+    read_champion = registry.read_champion
+    monkeypatch.setattr(registry, "read_champion", lambda *a: reads.append(a) or read_champion(*a))
     source = tmp_path / "seed.csv"
     make_houses(rows=300, seed=2).to_csv(source, index=False)
     folder = tmp_path / "landing"
@@ -296,6 +261,7 @@ def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, 
     artifacts = config.paths.artifacts_dir
 
     first = Path(retrain(config))
+    assert len(reads) == 1
     assert registry.read_champion(artifacts).run_id == first.name
     assert storage.read_json(first / "lineage.json")["dataset"]["version"] == "v000001"
 
@@ -305,7 +271,9 @@ def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(tmp_path, 
 
     drop(folder, "batch.csv", make_houses(rows=120, seed=5))
     drop(folder, "bad.csv", make_houses(rows=20, seed=6).assign(price=-1.0))
+    reads.clear()
     third = Path(retrain(config))
+    assert len(reads) == 1
     dataset = storage.read_json(third / "lineage.json")["dataset"]
     assert (dataset["version"], dataset["rows"], dataset["rows_added"]) == ("v000002", 420, 120)
     assert dataset["accepted"] == ["batch.csv"] and list(dataset["quarantined"]) == ["bad.csv"]

@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from cli import main
 from houseprice import storage
-from houseprice.cli import main
 from houseprice.config import build_config
 
 PREFECT_YAML = storage.REPO_ROOT / "prefect.yaml"

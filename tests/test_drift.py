@@ -9,12 +9,13 @@ import yaml
 from prefect.logging import disable_run_logger
 
 from houseprice import registry, storage
+from houseprice.champion import ChampionRun, RunBasis, load_champion
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-from houseprice.runs import COMPLETED
 from tasks.drift import (
     EMPTY_SHARE,
     categorical_psi,
     check_drift,
+    drift_from_champion,
     ks_statistic,
     measure_drift,
     min_rows_for_psi,
@@ -23,6 +24,7 @@ from tasks.drift import (
 from tasks.features import split_data
 from tasks.promote import drift_block_reason
 from tests.conftest import make_houses
+from tests.fakes import completed_run
 
 DATA = DataConfig(target="price", numeric_features=["area", "year"], categorical_features=["hood"])
 
@@ -78,7 +80,7 @@ def test_features_missing_on_one_side_or_of_another_kind_are_listed_not_compared
     payload = report.to_dict()
     assert payload["not_comparable"] == report.not_comparable and payload["drifted"] == ["area"]
     # The gate reads scores only: a feature left out neither blocks nor counts as stable.
-    assert drift_block_reason(payload, DriftConfig()).startswith("drift blocks promotion: area")
+    assert drift_block_reason(report, DriftConfig()).startswith("drift blocks promotion: area")
 
 
 def test_a_feature_that_fails_to_score_is_listed_and_the_others_are_still_scored():
@@ -140,21 +142,57 @@ def test_ks_matches_a_brute_force_cdf_gap():
     assert ks_statistic(reference, current) == pytest.approx(max(gaps))
 
 
+def in_memory_champion(
+    config: dict | None = None, run_id: str = "champion-run", problem: str | None = None
+) -> ChampionRun:
+    """A champion built without files: its record, and its run's settings unless problem."""
+    record = registry.Champion(run_id, "torch", f"runs/{run_id}/torch_model.pt", "then", "test")
+    basis = None if problem else RunBasis(run_id, None, None, config or {}, "abc123")
+    return ChampionRun(record, basis, None, problem, "no model in this test")
+
+
+def test_drift_without_a_champion_or_its_settings_is_not_checked():
+    houses = make_houses(rows=100)
+    report = drift_from_champion(houses, None, None, DATA, DriftConfig())
+    assert not report.checked and report.note == "not checked: no champion yet"
+    unreadable = in_memory_champion(problem="while parsing a flow sequence")
+    report = drift_from_champion(houses, unreadable, None, DATA, DriftConfig())
+    assert report.note == "not checked: while parsing a flow sequence"
+    no_split = in_memory_champion({"drift": {}})
+    report = drift_from_champion(houses, no_split, houses, DATA, DriftConfig())
+    assert not report.checked and report.note == "not checked: 'split'"
+    assert report.champion_run_id is None
+
+
+def test_drift_from_an_in_memory_champion_uses_its_own_split_of_its_rows():
+    trained_on, split = make_houses(rows=300, seed=0), SplitConfig(seed=7)
+    champion = in_memory_champion({"split": split.model_dump()})
+    shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
+    report = drift_from_champion(shifted, champion, trained_on, DATA, DriftConfig())
+    assert report.checked and report.champion_run_id == "champion-run"
+    assert report.reference_rows == len(split_data(trained_on, split).train) < 300
+    assert report.drifted == ["year"]
+
+
+def _check(paths: PathsConfig, current: pd.DataFrame, data: DataConfig = DATA):
+    """The drift task as the flow runs it: the champion loaded once, then compared."""
+    champion = load_champion(paths.artifacts_dir)
+    return check_drift.fn(current, data, DriftConfig(), champion, paths.data_dir)
+
+
 def test_without_a_champion_drift_is_not_checked_and_says_so(tmp_path):
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     with disable_run_logger():
-        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+        report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note == "not checked: no champion yet"
 
 
 def _champion(paths: PathsConfig, frame: pd.DataFrame, split: SplitConfig) -> str:
     """A completed, promoted run that trained on frame with the given split settings."""
-    run = storage.create_run(paths.artifacts_dir, "champion-run")
+    run = completed_run(paths.artifacts_dir, "champion-run")
     snapshot = storage.store_snapshot(frame, paths.data_dir)
     storage.write_json_atomic(run.lineage, {"snapshot": snapshot.content_hash})
     run.config.write_text(yaml.safe_dump({"split": split.model_dump()}))
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.model_file("torch"), b"model")
     registry.promote(paths.artifacts_dir, run.run_id, "torch", "test")
     return run.run_id
 
@@ -165,7 +203,7 @@ def test_drift_compares_with_the_champions_training_part_only(tmp_path):
     run_id = _champion(paths, trained_on, split)
     shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
     with disable_run_logger():
-        report = check_drift.fn(shifted, DATA, DriftConfig(), paths)
+        report = _check(paths, shifted)
     assert report.checked and report.champion_run_id == run_id
     assert report.reference_rows == len(split_data(trained_on, split).train) < 300
     assert report.drifted == ["year"]
@@ -176,9 +214,7 @@ def test_a_champion_trained_on_other_columns_is_compared_on_the_shared_ones(tmp_
     _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
     data = DATA.model_copy(update={"numeric_features": ["area", "year", "garage"]})
     with disable_run_logger():
-        report = check_drift.fn(
-            make_houses(rows=100).assign(garage=2.0), data, DriftConfig(), paths
-        )
+        report = _check(paths, make_houses(rows=100).assign(garage=2.0), data)
     assert report.checked and set(report.scores) == {"area", "year", "hood"}
     assert report.not_comparable == {"garage": "not in the champion's training rows"}
 
@@ -188,7 +224,7 @@ def test_a_champion_with_a_damaged_config_leaves_drift_unchecked(tmp_path):
     run_id = _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
     storage.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
     with disable_run_logger():
-        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+        report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note.startswith("not checked: while parsing")
 
 
@@ -198,5 +234,5 @@ def test_a_champion_without_its_snapshot_leaves_drift_unchecked(tmp_path):
     for snapshot in storage.snapshots_dir(paths.data_dir).iterdir():
         snapshot.unlink()
     with disable_run_logger():
-        report = check_drift.fn(make_houses(rows=100), DATA, DriftConfig(), paths)
+        report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note.startswith("not checked: no data snapshot")

@@ -12,14 +12,12 @@ from tasks.evaluate import (
     regression_metrics,
 )
 from tasks.features import build_feature_set
-from tasks.trainers.common import TrainResult
 from tests.conftest import make_houses, small_config
+from tests.fakes import train_result
 
 
-def _result(framework: str, model: LinearModel) -> TrainResult:
-    return TrainResult(
-        framework, model.weights, model.bias, [1.0], [1.0], "cpu", "test", 0.0, 1, "cg", "converged"
-    )
+def _result(framework: str, model: LinearModel):
+    return train_result(framework, model.weights, model.bias)
 
 
 def test_regression_metrics_by_hand():
@@ -67,7 +65,8 @@ def test_reference_check_flags_a_model_off_the_optimum(tmp_path):
     assert evaluation.reference_check["torch"]["within_tolerance"]
     assert evaluation.reference_check["torch"]["train_mse_ratio"] == pytest.approx(1)
     assert not evaluation.reference_check["tensorflow"]["within_tolerance"]
-    assert evaluation.agreement["max_abs_diff"] > 0
+    (pair,) = evaluation.agreements  # two trainers: one pair
+    assert (pair.first, pair.second) == ("torch", "tensorflow") and pair.max_abs_diff > 0
     payload = evaluation.metrics_payload()
     assert set(payload["ols"]["test"]) == {"rmse", "mae", "r2", "mape"}
 

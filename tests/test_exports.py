@@ -169,9 +169,8 @@ def test_an_unknown_export_kind_is_refused_by_name(bundled_run):
 
 
 def test_exports_of_an_all_numeric_model_with_dropped_columns_price_like_predict(tmp_path):
-    from tasks.evaluate import fit_least_squares
-    from tasks.trainers.common import TrainResult
     from tests.conftest import make_houses, small_config
+    from tests.fakes import exact_results
 
     frame = make_houses(rows=200, seed=3).drop(columns="hood")
     frame = frame.assign(flat=5.0, area_twice=frame["area"] * 2)  # both aliased: dropped
@@ -184,11 +183,8 @@ def test_exports_of_an_all_numeric_model_with_dropped_columns_price_like_predict
     )
     features = build_feature_set(frame, config, features_listed=False)
     assert set(features.preprocessor.dropped_columns) == {"flat", "area_twice"}
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    fits = {
-        name: TrainResult(name, ols.weights, ols.bias, [1.0], [1.0], "cpu", "", 0, 1, "cg", "")
-        for name in ("torch", "tensorflow")
-    }
+    names = ("torch", "tensorflow")
+    fits = dict(zip(names, exact_results(features, names), strict=True))
     run = _write_completed_run(tmp_path / "artifacts", features, fits, selected="torch")
     expected = load_model(tmp_path / "artifacts").predict(frame)
     prep = features.preprocessor

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli import build_parser, config_from_arguments
 from houseprice import registry, storage
-from houseprice.cli import build_parser, config_from_arguments
 from tests.test_statistics import (
     TRUE_COEFFICIENTS,
     assert_table_matches_statsmodels,

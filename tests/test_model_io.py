@@ -13,25 +13,14 @@ from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
 from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
 from tasks.trainers.common import TrainResult
+from tests.fakes import train_result
 
 
 @pytest.fixture
 def result() -> TrainResult:
     """A fitted-looking model with 4 features and awkward (non-round) numbers."""
     rng = np.random.default_rng(0)
-    return TrainResult(
-        framework="torch",
-        weights=rng.normal(size=4),
-        bias=0.123456789,
-        train_loss=[0.5],
-        val_loss=[0.6],
-        device="cpu",
-        device_name="test CPU",
-        seconds=0.0,
-        epochs=1,
-        optimizer="cg",
-        stop_reason="converged",
-    )
+    return train_result("torch", rng.normal(size=4), 0.123456789, train_loss=[0.5], val_loss=[0.6])
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from houseprice import registry, storage
+from houseprice import registry
+from houseprice.champion import ChampionRun
 from houseprice.config import DriftConfig, EvaluationConfig, PromotionConfig
-from houseprice.runs import COMPLETED
+from houseprice.model import HousePriceModel, LinearWeights
+from tasks.drift import DriftReport
 from tasks.evaluate import evaluate_models, fit_least_squares
 from tasks.features import build_feature_set
 from tasks.promote import (
@@ -13,10 +15,11 @@ from tasks.promote import (
     block_on_drift,
     decide_promotion,
     paired_bootstrap_rmse_change,
+    score_champion,
     select_run_model,
 )
-from tasks.trainers.common import TrainResult
 from tests.conftest import make_houses, small_config
+from tests.fakes import completed_run, exact_results
 
 
 def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
@@ -24,23 +27,7 @@ def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
     if shuffle:
         frame["price"] = np.random.default_rng(0).permutation(frame["price"].to_numpy())
     features = build_feature_set(frame, small_config(tmp_path))
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    results = [
-        TrainResult(
-            name,
-            ols.weights * scale,
-            ols.bias,
-            [1.0],
-            [1.0],
-            "cpu",
-            "cpu",
-            0.0,
-            1,
-            "cg",
-            "converged",
-        )
-        for name, scale in (("torch", 1.0), ("tensorflow", scale_tf))
-    ]
+    results = exact_results(features, ("torch", "tensorflow"), {"tensorflow": scale_tf})
     return evaluate_models(features, results, EvaluationConfig())
 
 
@@ -104,7 +91,7 @@ def test_broken_champion_is_replaced_but_an_incompatible_one_is_not(tmp_path):
 
 def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_path):
     promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
-    drift = {"threshold": 0.25, "scores": {"area": 0.31, "year": 0.02, "hood": 0.84}}
+    drift = DriftReport(True, 0.25, "", scores={"area": 0.31, "year": 0.02, "hood": 0.84})
     blocked = block_on_drift(promoted, drift, DriftConfig())
     assert promoted.promoted and not blocked.promoted
     assert blocked.reason.startswith(
@@ -116,10 +103,47 @@ def test_drift_blocks_promotion_and_the_reason_names_each_drifted_feature(tmp_pa
 
 def test_drift_below_the_threshold_or_not_blocking_leaves_the_decision(tmp_path):
     promoted = decide_promotion(_evaluation(tmp_path), None, PromotionConfig())
-    drift = {"threshold": 0.25, "scores": {"area": 0.31}}
+    drift = DriftReport(True, 0.25, "", scores={"area": 0.31})
     assert block_on_drift(promoted, drift, DriftConfig(block_promotion=False)) == promoted
-    assert block_on_drift(promoted, drift, DriftConfig(max_psi=0.5)) == promoted
+    # The threshold is the one the drift check measured with (drift.max_psi in the flow).
+    below = DriftReport(True, 0.5, "", scores={"area": 0.31})
+    assert block_on_drift(promoted, below, DriftConfig(max_psi=0.5)) == promoted
     assert block_on_drift(promoted, None, DriftConfig()) == promoted
+
+
+def _in_memory_champion(tmp_path, scale: float = 1.0) -> ChampionRun:
+    """A champion held in memory (preprocessing and numpy weights): the least-squares fit."""
+    features = build_feature_set(make_houses(rows=400, seed=1), small_config(tmp_path))
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    forward = LinearWeights(ols.weights * scale, ols.bias).forward
+    model = HousePriceModel("old", "torch", features.preprocessor, forward)
+    record = registry.Champion("old", "torch", "runs/old/torch_model.pt", "then", "test")
+    return ChampionRun(record, None, model, "no run folder in this test")
+
+
+def test_the_gate_scores_the_loaded_champion_without_files(tmp_path):
+    evaluation = _evaluation(tmp_path)
+    test_rows = build_feature_set(make_houses(rows=400, seed=1), small_config(tmp_path)).split.test
+    same = score_champion(_in_memory_champion(tmp_path), test_rows)
+    challenger = evaluation.models["torch"].test_predictions
+    np.testing.assert_allclose(same.predictions, challenger, rtol=1e-9)
+    assert not decide_promotion(evaluation, same, PromotionConfig()).promoted
+    worse = score_champion(_in_memory_champion(tmp_path, scale=0.5), test_rows)
+    decision = decide_promotion(evaluation, worse, PromotionConfig())
+    assert decision.promoted and "beats champion old" in decision.reason
+    assert score_champion(None, test_rows) is None
+
+
+def test_a_champion_that_does_not_load_is_broken_and_one_that_cannot_score_is_not(tmp_path):
+    test_rows = make_houses(rows=20)
+    unloadable = _in_memory_champion(tmp_path)
+    unloadable = ChampionRun(unloadable.record, None, None, "no run", "checksum mismatch")
+    assert score_champion(unloadable, test_rows) == ChampionScore(
+        "old", None, "checksum mismatch", broken=True
+    )
+    other_columns = score_champion(_in_memory_champion(tmp_path), test_rows.drop(columns="area"))
+    assert other_columns.predictions is None and not other_columns.broken
+    assert "area" in other_columns.problem
 
 
 def test_bootstrap_interval_brackets_the_point_estimate():
@@ -132,57 +156,20 @@ def test_bootstrap_interval_brackets_the_point_estimate():
     assert again == figures  # seeded: the same data gives the same decision
 
 
-def _completed_run(artifacts, run_id):
-    run = storage.create_run(artifacts, run_id)
-    storage.write_json_atomic(run.status, {"status": COMPLETED})
-    storage.write_bytes_atomic(run.model_file("torch"), b"model")
-    return run
-
-
-def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
-    first = _completed_run(tmp_path, "run-1")
-    second = _completed_run(tmp_path, "run-2")
-    registry.promote(tmp_path, "run-1", "torch", "first")
-    registry.promote(tmp_path, "run-2", "torch", "better")
-    assert registry.read_champion(tmp_path).run_id == "run-2"
-    assert first.model_file("torch").exists() and second.model_file("torch").exists()
-    registry.promote(tmp_path, "run-1", "torch", "rollback")
-    assert registry.read_champion(tmp_path).run_id == "run-1"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]
-
-
-def test_unfinished_runs_cannot_be_promoted(tmp_path):
-    run = storage.create_run(tmp_path, "killed")
-    storage.write_json_atomic(run.status, {"status": "running"})
-    with pytest.raises(registry.RegistryError, match="status is 'running'"):
-        registry.promote(tmp_path, "killed", "torch", "no")
-    with pytest.raises(registry.RegistryError, match="no run 'absent'"):
-        registry.promote(tmp_path, "absent", "torch", "no")
-
-
-def test_history_survives_a_torn_last_line(tmp_path):
-    registry.append_history(tmp_path, {"run_id": "a", "promoted": True})
-    with open(registry.history_path(tmp_path), "a") as handle:
-        handle.write('{"run_id": "b", "prom')  # a crash mid-append
-    assert [entry["run_id"] for entry in registry.read_history(tmp_path)] == ["a"]
-
-
 def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
-    run = _completed_run(artifacts, run_id)
     promotion = {
         "promoted": promoted,
         "framework": "torch",
         "reason": "beats it",
         "champion_run_id": champion_run_id,
     }
-    storage.write_json_atomic(run.metrics, {"promotion": promotion})
-    return run
+    return completed_run(artifacts, run_id, metrics={"promotion": promotion})
 
 
 def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
     from prefect.logging import disable_run_logger
 
-    from tasks.promote import finish_interrupted_promotion
+    from tasks.champion import finish_interrupted_promotion
 
     _decided_run(tmp_path, "run-1", promoted=True)  # completed, then killed before promoting
     assert registry.interrupted_promotion(tmp_path)[0] == "run-1"
@@ -193,26 +180,12 @@ def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
     assert registry.interrupted_promotion(tmp_path) is None  # done once, not again
 
 
-def test_no_recovery_for_applied_refused_or_stale_decisions(tmp_path):
-    _decided_run(tmp_path, "run-1", promoted=False)
-    assert registry.interrupted_promotion(tmp_path) is None
-    _decided_run(tmp_path, "run-2", promoted=True, champion_run_id="run-0")
-    assert registry.interrupted_promotion(tmp_path) is None  # champion is no longer run-0
-    registry.promote(tmp_path, "run-1", "torch", "by hand")
-    _decided_run(tmp_path, "run-3", promoted=True, champion_run_id="run-1")
-    registry.append_history(tmp_path, {"event": "decision", "run_id": "run-3", "promoted": True})
-    assert registry.interrupted_promotion(tmp_path) is None  # it was applied
-
-
 def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
-    from houseprice.cli import main
+    from cli import main
     from houseprice.locking import retrain_lock
 
     run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only
-    _completed_run(tmp_path, run_id)
-    storage.write_json_atomic(
-        storage.open_run(tmp_path, run_id).metrics, {"selected_model": "torch"}
-    )
+    completed_run(tmp_path, run_id, metrics={"selected_model": "torch"})
     argv = ["promote", run_id, "--artifacts-dir", str(tmp_path), "--wait", "0"]
     with retrain_lock(tmp_path / "data", tmp_path, 0, print):
         assert main(argv) == 1
@@ -247,10 +220,7 @@ def test_a_full_sample_run_never_replaces_a_champion_by_itself(tmp_path):
     frame = make_houses(rows=400, seed=1)
     config = small_config(tmp_path, split={"validation_fraction": 0, "test_fraction": 0})
     features = build_feature_set(frame, config)
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    result = TrainResult(
-        "torch", ols.weights, ols.bias, [1.0], [np.nan], "cpu", "cpu", 0.0, 1, "cg", "converged"
-    )
+    [result] = exact_results(features, ["torch"], val_loss=[np.nan])
     evaluation = evaluate_models(features, [result], EvaluationConfig())
     assert evaluation.basis == "cross-validation"
     assert decide_promotion(evaluation, None, PromotionConfig()).promoted

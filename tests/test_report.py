@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 from prefect import flow
 from prefect.artifacts import Artifact
 
@@ -22,24 +24,26 @@ from houseprice.config import PipelineConfig
 from tasks.drift import DriftReport
 from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
 from tasks.features import FeatureSet, build_feature_set
+from tasks.promote import PromotionDecision
 from tasks.report import (
     METRICS_ARTIFACT_KEY,
     REPORT_ARTIFACT_KEY,
     REPORT_LINK_ARTIFACT_KEY,
     FailureInputs,
     ReportInputs,
-    metrics_table_rows,
     render_failure_markdown,
     render_failure_report,
     render_markdown_summary,
     render_report,
     rounded_table_rows,
-    run_verdict,
     summarize_data,
     write_failure_report,
     write_report,
 )
-from tasks.trainers.common import TrainResult
+from tasks.reporting.metrics import metrics_table_rows, run_verdict
+from tasks.reporting.pages import render_page
+from tasks.reporting.view import build_report_view
+from tests.fakes import train_result
 
 HOSTILE = "<script>alert(1)</script>"
 PLOTS = 4  # loss curves, predicted vs actual, residuals vs predicted, residual histogram
@@ -62,7 +66,7 @@ def _config(log_target: bool = False) -> PipelineConfig:
     return PipelineConfig.model_validate({"data": data, "features": {"log_target": log_target}})
 
 
-def _train_result(framework: str, features: FeatureSet, perturbation: float) -> TrainResult:
+def _train_result(framework: str, features: FeatureSet, perturbation: float):
     """A 'trained' model: the least-squares answer nudged, with a loss curve falling onto it."""
     training = features.training
     exact = fit_least_squares(training.x_train, training.y_train)
@@ -71,18 +75,15 @@ def _train_result(framework: str, features: FeatureSet, perturbation: float) -> 
         np.mean((training.x_train @ exact.weights + exact.bias - training.y_train) ** 2)
     )
     decay = 0.5 ** np.arange(12)
-    return TrainResult(
-        framework=framework,
-        weights=weights,
-        bias=exact.bias,
+    return train_result(
+        framework,
+        weights,
+        exact.bias,
         train_loss=(optimum * (1 + 20 * decay)).tolist(),
         val_loss=(optimum * (1.3 + 20 * decay)).tolist(),
-        device="cpu",
         device_name="<b>Test CPU</b>",
         seconds=0.25,
         epochs=12,
-        optimizer="cg",
-        stop_reason="converged",
     )
 
 
@@ -115,14 +116,16 @@ def _inputs(log_target: bool = False, tf_perturbation: float = -2e-4, **sections
     )
 
 
-PROMOTION = {  # the shape of tasks.promote.PromotionDecision.to_dict()
-    "promoted": False,
-    "reason": "no evidence it beats the champion",
-    "framework": "torch",
-    "champion_run_id": "20241231T000000Z-000000",
-    "figures": {"challenger_test": {"rmse": 5100.0}, "comparison": {"relative_change": 0.012}},
-}
-DRIFT = {"threshold": 0.2, "scores": {"Year_Built": 0.05, "Kind": 0.35}, "method": "psi"}
+PROMOTION = PromotionDecision(
+    promoted=False,
+    reason="no evidence it beats the champion",
+    framework="torch",
+    champion_run_id="20241231T000000Z-000000",
+    figures={"challenger_test": {"rmse": 5100.0}, "comparison": {"relative_change": 0.012}},
+)
+DRIFT = DriftReport(
+    checked=True, threshold=0.2, note="40 new rows", scores={"Year_Built": 0.05, "Kind": 0.35}
+)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +171,56 @@ def test_page_escapes_text_from_data_and_config(full):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+def test_page_escapes_feature_names_reasons_and_notes():
+    """Text from the data or another stage is shown as text, whatever it holds."""
+    breakout = '"><img src=x onerror=alert(1)>'
+    drift = DriftReport(
+        True, 0.2, HOSTILE, scores={breakout: 0.5, "Kind": 0.01}, not_comparable={HOSTILE: HOSTILE}
+    )
+    figures = {"comparison": {"relative_change": 0.01}}
+    promotion = replace(PROMOTION, reason=HOSTILE, champion_run_id=HOSTILE, figures=figures)
+    inputs = _inputs(promotion=promotion, drift=drift)
+    page = render_page(build_report_view(inputs, plots=False))
+    assert "<script" not in page and "<img" not in page
+    assert f"<td>{escape(breakout)}</td><td>0.5</td>" in page
+    assert f"<p>{escape(HOSTILE)}</p>" in page  # the promotion's reason
+    assert f"champion <code>{escape(HOSTILE)}</code>" in page
+    assert f"<td>not_comparable.{escape(HOSTILE)}</td><td>{escape(HOSTILE)}</td>" in page
+    assert f"CHECK: drift above threshold in {escape(breakout)}." in page
+
+
+def test_failure_page_escapes_the_error_and_the_failed_expectations():
+    failure = {key: HOSTILE for key in ("expectation_type", "column", "description")}
+    suite = {"failed": 1, "evaluated": 2, "suite": HOSTILE, "failures": [failure | {"sample": []}]}
+    inputs = FailureInputs(
+        run_id="r",
+        stage="validate",
+        error=f"ValueError: {HOSTILE}",
+        stage_seconds={HOSTILE: 1.0},
+        validation=suite,
+        data_docs='docs" onclick="alert(1)',
+    )
+    page, hostile = render_failure_report(inputs), escape(HOSTILE)
+    assert "<script" not in page and '" onclick' not in page
+    assert f"<pre>ValueError: {hostile}</pre>" in page
+    assert f"<td>{hostile}</td><td>{hostile}</td><td>—</td><td>{hostile}</td>" in page
+    assert f"suite <code>{hostile}</code> failed" in page and f"<td>{hostile}</td><td>1.00" in page
+    assert 'href="docs&#34; onclick=&#34;alert(1)"' in page
+    assert "<script" not in render_failure_markdown(inputs)
+
+
+def test_every_template_ships_with_the_package():
+    """The templates are read at run time, so an installed wheel must contain each of them."""
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["*"]
+    templates = sorted((root / "tasks" / "reporting" / "templates").iterdir())
+    assert templates
+    for template in templates:
+        relative = template.relative_to(template.parent.parent)
+        assert any(relative.match(pattern) for pattern in patterns), relative
+
+
 def test_equation_in_price_units(full):
     _, page = full
     assert "Sale_Price = " in page
@@ -198,10 +251,10 @@ def test_drift_counts_compared_features_and_lists_the_others_with_reasons():
         note="40 new rows against 40",
         scores={"Year_Built": 0.05, "Kind": 0.35},
         not_comparable={"Lot_Area": reason},
-    ).to_dict()
+    )
     page = render_report(_inputs(drift=drift))
     assert "1 of 2 compared features above it" in page
-    assert f"<td>not_comparable.Lot_Area</td><td>{html.escape(reason)}</td>" in page
+    assert f"<td>not_comparable.Lot_Area</td><td>{escape(reason)}</td>" in page
     assert "CHECK: drift above threshold in Kind." in page  # an uncompared feature is no drift
 
 
@@ -219,8 +272,8 @@ def test_markdown_summary_gives_the_promotion_interval_and_drift(full):
     inputs, _ = full
     comparison = {"relative_change": -0.021, "ci_low": -0.034, "ci_high": -0.008}
     comparison |= {"confidence": 0.95, "samples": 2000}
-    promotion = {**PROMOTION, "promoted": True, "reason": "beats champion", "figures": {}}
-    promotion["figures"] = {"comparison": comparison}
+    figures = {"comparison": comparison}
+    promotion = replace(PROMOTION, promoted=True, reason="beats champion", figures=figures)
     summary = render_markdown_summary(replace(inputs, promotion=promotion))
     assert "**Promotion: promoted** (PyTorch): beats champion" in summary
     assert "-2.10%, 95% interval -3.40% .. -0.80% (paired bootstrap, 2,000 resamples)" in summary
@@ -229,7 +282,7 @@ def test_markdown_summary_gives_the_promotion_interval_and_drift(full):
 
 def test_markdown_summary_says_when_drift_was_not_checked(full):
     inputs, _ = full
-    drift = {"checked": False, "threshold": 0.25, "note": "no champion to compare with"}
+    drift = DriftReport(checked=False, threshold=0.25, note="no champion to compare with")
     summary = render_markdown_summary(replace(inputs, drift=drift))
     assert "**Drift: not checked**: no champion to compare with" in summary
 
@@ -246,7 +299,8 @@ def test_table_artifact_rows_are_rounded_for_reading(full):
 
 def test_verdict_from_the_recorded_figures_matches_the_page(full):
     inputs, page = full
-    ok, verdict = run_verdict(inputs.validation, inputs.evaluation.reference_check, inputs.drift)
+    checks, drifted = inputs.evaluation.reference_check, inputs.drift.drifted
+    ok, verdict = run_verdict(inputs.validation, checks, drifted=drifted)
     assert not ok and verdict.startswith("CHECK: drift above threshold in Kind")
     assert html.escape(verdict) in page
 

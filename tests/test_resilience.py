@@ -17,8 +17,6 @@ from houseprice import registry, storage
 from houseprice.model import load_model
 from tests.conftest import make_houses, small_config
 
-pytestmark = pytest.mark.slow
-
 
 def _wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> list[str]:
     """Read the process's output until a line contains needle; fail on exit or timeout."""
@@ -37,6 +35,7 @@ def _wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> 
     pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen[-40:])}")
 
 
+@pytest.mark.e2e  # spawns `houseprice retrain` and kills it
 def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_harness):
     from prefect.settings import PREFECT_API_URL
 
@@ -51,7 +50,7 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
     # A second retrain in its own process group (the CLI plus its two training workers).
     paths = config.paths
     command = [
-        sys.executable, "-m", "houseprice.cli", "retrain",
+        sys.executable, "-m", "cli", "retrain",
         "--source", str(tmp_path / "houses.csv"), "--target", "price",
         "--features", "area,year,hood",
         "--data-dir", str(paths.data_dir), "--artifacts-dir", str(paths.artifacts_dir),

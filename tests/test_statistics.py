@@ -8,12 +8,12 @@ import pytest
 import statsmodels.api as sm
 
 from houseprice.config import EvaluationConfig, PromotionConfig, build_config
-from tasks.evaluate import BASIS_CV, evaluate_models, fit_least_squares
+from tasks.evaluate import BASIS_CV, evaluate_models
 from tasks.features import AliasedFeatureError, build_feature_set, split_data
 from tasks.promote import decide_promotion, decision_headline
 from tasks.statistics import find_aliased_columns, fold_assignments, regression_table
-from tasks.trainers.common import TrainResult
 from tests.conftest import make_houses, small_config
+from tests.fakes import exact_results
 
 TRUE_COEFFICIENTS = {"intercept": 30_000.0, "sqft": 95.0, "beds": 4_000.0, "age": -350.0}
 
@@ -174,15 +174,6 @@ def test_fold_assignments_are_balanced_seeded_and_differ_between_repeats():
     assert (folds == fold_assignments(23, 5, 3, seed=1)).all()
 
 
-def _exact_results(features) -> list[TrainResult]:
-    """Trainer results at the exact optimum, as a converged cg fit leaves them."""
-    ols = fit_least_squares(features.training.x_train, features.training.y_train)
-    return [
-        TrainResult(name, ols.weights, ols.bias, [1.0], [1.0], "cpu", "cpu", 0.0, 1, "cg", "done")
-        for name in ("torch", "tensorflow")
-    ]
-
-
 def textbook_houses(rows: int = 90, seed: int = 11) -> pd.DataFrame:
     """A textbook-sized sale table: the model explains about two thirds of the variance."""
     rng = np.random.default_rng(seed)
@@ -198,7 +189,7 @@ def test_a_textbook_sized_dataset_with_a_sound_model_gets_a_champion_by_default(
     )
     features = build_feature_set(textbook_houses(), config)
     assert len(features.split.test) < 200
-    evaluation = evaluate_models(features, _exact_results(features), EvaluationConfig())
+    evaluation = evaluate_models(features, exact_results(features), EvaluationConfig())
     assert evaluation.basis == BASIS_CV
     assert evaluation.cross_validation["rows"] == 90
     assert evaluation.models["ols"].test.r2 < 0.5  # its 9 test rows alone would have refused it
@@ -215,7 +206,7 @@ def test_a_refusal_without_a_champion_names_the_limit_and_run_and_never_keeps_a_
         tmp_path, data={"numeric_features": ["sqft", "lot"], "categorical_features": []}
     )
     features = build_feature_set(frame, config)
-    evaluation = evaluate_models(features, _exact_results(features), EvaluationConfig())
+    evaluation = evaluate_models(features, exact_results(features), EvaluationConfig())
     decision = decide_promotion(evaluation, None, PromotionConfig())
     assert not decision.promoted
     assert "cross-validated R²" in decision.reason

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli import main
 from houseprice import registry, storage
-from houseprice.cli import main
 from houseprice.config import ConfigError, build_config
 from houseprice.model import load_model
 from tests.conftest import make_houses, small_config

@@ -15,7 +15,6 @@ from prefect.logging import disable_run_logger
 from houseprice import storage
 from houseprice.config import DataConfig
 from tasks.suites import (
-    build_bundled_suite,
     build_expectation_suite,
     build_landing_suite,
     build_learned_suite,
@@ -50,16 +49,6 @@ def test_bundled_data_passes_bundled_suite():
     report = run_validation(frame, suite)
     assert report.success, "\n".join(failure_lines(report))
     assert report.evaluated == report.successful == len(suite["expectations"]) > 100
-
-
-def test_committed_suite_is_what_the_generator_builds():
-    # The JSON is the source of truth; this catches a hand edit the generator would later undo.
-    import great_expectations as gx
-
-    committed = gx.ExpectationSuite(**storage.read_json(storage.BUNDLED_SUITE))
-    generated = build_bundled_suite()
-    assert len(committed.expectations) == len(generated["expectations"])
-    assert committed.expectations == gx.ExpectationSuite(**generated).expectations
 
 
 def test_bundled_source_still_checks_the_users_columns():

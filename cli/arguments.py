@@ -1,0 +1,133 @@
+"""The flags that build a PipelineConfig, shared by `retrain` and `serve`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from houseprice.config import PipelineConfig, build_config
+from houseprice.config_files import ConfigError, merge_nested, read_config_file
+
+# Where `houseprice serve` looks for new files unless told otherwise (prefect.yaml agrees).
+DEFAULT_LANDING_DIR = Path("data/landing")
+
+
+def _comma_list(text: str) -> list[str]:
+    """'a, b,,c' as ['a', 'b', 'c']."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_separator(text: str) -> str:
+    """A separator as typed on a command line: '\\t' or 'tab' mean a tab."""
+    return "\t" if text in {"\\t", "tab"} else text
+
+
+def parse_fraction(text: str) -> float:
+    """A number from 0 to 1, as argparse's type for a share of rows."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that builds a PipelineConfig."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML file with any part of the configuration (see the README); flags win over it",
+    )
+    parser.add_argument(
+        "--source",
+        help="the data: a CSV or Parquet file, a folder of them, an http(s) URL, or "
+        "synthetic:rows=N,features=D (default: the bundled Ames house sales)",
+    )
+    parser.add_argument(
+        "--target", help="the price column to predict (default: Sale_Price; price for synthetic)"
+    )
+    parser.add_argument(
+        "--separator", help="field separator of CSV sources, e.g. ';' or '\\t' (default ',')"
+    )
+    parser.add_argument(
+        "--features",
+        type=_comma_list,
+        metavar="COLUMNS",
+        help="columns to predict from, comma-separated; numbers are used as numbers, anything "
+        "else as categories (default: the Ames columns for the bundled data, every usable "
+        "column for another source)",
+    )
+    parser.add_argument(
+        "--categorical",
+        type=_comma_list,
+        metavar="COLUMNS",
+        help="which of --features are categories even though they hold numbers (zip codes)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where snapshots of the data are kept (default: data)",
+    )
+    parser.add_argument(
+        "--artifacts-dir",
+        type=Path,
+        metavar="DIR",
+        help="where runs, reports and the champion are kept (default: artifacts)",
+    )
+    parser.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="fit on every row (split fractions 0): in-sample regression table, "
+        "out-of-sample error by cross-validation",
+    )
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The YAML file's values (if any) with the flags applied over them; flags win."""
+    file_values = read_config_file(args.config) if args.config is not None else {}
+    data: dict[str, Any] = {}
+    # `is not None`: an empty --target or --source is refused by the config, not ignored.
+    if args.source is not None:
+        data["source"] = args.source
+    if args.target is not None:
+        data["target"] = args.target
+    if args.separator is not None:
+        data["separator"] = parse_separator(args.separator)
+    if args.categorical is not None and args.features is None:
+        raise ConfigError("--categorical says which of --features are categorical: add --features")
+    if args.features is not None:
+        categorical = args.categorical or []
+        data["categorical_features"] = categorical
+        data["numeric_features"] = []
+        data["features"] = [f for f in (args.features or []) if f not in categorical]
+    paths = {
+        key: value
+        for key, value in (("data_dir", args.data_dir), ("artifacts_dir", args.artifacts_dir))
+        if value is not None
+    }
+    overrides: dict[str, Any] = {"data": data, "paths": paths}
+    if args.all_rows:
+        overrides["split"] = {"validation_fraction": 0, "test_fraction": 0}
+    return merge_nested(file_values, overrides)
+
+
+def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:
+    """Merge the YAML file (if any) with the flags; flags win.
+
+    What depends on the source (its columns, a synthetic target) is left to the config's
+    validators, so these flags give the config a YAML file or the Prefect form would.
+    """
+    return build_config(config_values(args))
+
+
+def add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
+    """--artifacts-dir for the commands that only read and promote runs."""
+    parser.add_argument(
+        "--artifacts-dir",
+        type=Path,
+        default=Path("artifacts"),
+        metavar="DIR",
+        help="where runs and the champion are kept (default: %(default)s)",
+    )

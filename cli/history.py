@@ -1,0 +1,136 @@
+"""`history` and `promote`: the record of runs and champions, and rolling back by hand."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from houseprice.trainers import trainer_names
+
+from .terminal import champion_text, fail, notify
+
+
+def _decision_text(run: dict[str, Any]) -> str:
+    """What became of a run: its promotion decision, or what stopped it."""
+    status = run["status"]
+    if status == "failed":
+        stage = f" in stage {run['failed_stage']}" if run.get("failed_stage") else ""
+        return f"failed{stage}: " + (run["error"] or "").partition("\n")[0]
+    if status == "killed":
+        return "killed: stopped before it finished (no process holds its lock)"
+    if status != "completed":
+        return "running now" if status == "running" else f"status {status!r}"
+    promotion = run["promotion"] or {}
+    verdict = "promoted" if promotion.get("promoted") else "not promoted"
+    return f"{verdict}: {promotion.get('reason', '')}"
+
+
+HISTORY_ROW = "{:<23}  {:<9}  {:<8}  {:<10}  {:>10}  {:>6}"
+MIN_WIDTH, MAX_WIDTH = 80, 100  # fits an 80-column terminal; longer lines are hard to scan
+
+
+def _wrapped(text: str, width: int, indent: str = "    ", max_lines: int = 3) -> list[str]:
+    """text under its row, wrapped to the terminal and cut after max_lines."""
+    return textwrap.wrap(
+        text, width, initial_indent=indent, subsequent_indent=indent, max_lines=max_lines
+    )
+
+
+def command_history(args: argparse.Namespace) -> int:
+    """Print every run (data, model, metrics, decision) and every champion change."""
+    from houseprice import registry
+
+    runs = registry.list_runs(args.artifacts_dir)
+    if not runs:
+        print(f"no runs under {args.artifacts_dir}")
+        return 0
+    width = min(max(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MIN_WIDTH), MAX_WIDTH)
+    print(HISTORY_ROW.format("run", "status", "snapshot", "model", "test RMSE", "R²"))
+    for run in runs:
+        test = run["test"] or {}
+        print(
+            HISTORY_ROW.format(
+                run["run_id"],
+                run["status"] or "?",
+                (run["snapshot"] or "-")[:8],
+                run["selected_model"] or "-",
+                f"{test['rmse']:,.0f}" if "rmse" in test else "-",
+                f"{test['r2']:.3f}" if "r2" in test else "-",
+            ).rstrip()
+        )
+        print("\n".join(_wrapped(_decision_text(run), width)))
+    print("\nchampion changes:")
+    changes = [e for e in registry.read_history(args.artifacts_dir) if e.get("promoted")]
+    for entry in changes:
+        framework = entry.get("framework") or ""
+        print(f"  {entry['time']}  {entry['run_id']}/{framework}")
+        print("\n".join(_wrapped(entry.get("reason") or "", width, indent="      ")))
+    champion = registry.read_champion(args.artifacts_dir)
+    print(f"current champion: {champion_text(champion)}")
+    return 0
+
+
+def command_promote(args: argparse.Namespace) -> int:
+    """Make an earlier run the champion again."""
+    from houseprice import registry
+    from houseprice.locking import RunLockedError, retrain_lock
+
+    registry.check_user_run_id(args.run_id)  # before the lock file is made: a path is no id
+    # Wait for a retrain in progress: its own promotion would silently undo this one.
+    try:
+        with retrain_lock(args.artifacts_dir, args.artifacts_dir, args.wait, notify):
+            return _promote_run(args)
+    except RunLockedError as error:
+        return fail(str(error))
+
+
+def _promote_run(args: argparse.Namespace) -> int:
+    """Promote one completed run (the caller holds the retrain lock)."""
+    from houseprice import registry, storage
+
+    run = registry.require_completed(args.artifacts_dir, args.run_id)
+    framework = args.framework or storage.read_json(run.metrics).get("selected_model")
+    if framework is None:
+        names = "|".join(trainer_names())
+        return fail(f"run {args.run_id} has no selected model; pass --framework {names}")
+    reason = f"manual promotion by `houseprice promote`{': ' + args.reason if args.reason else ''}"
+    champion = registry.promote(args.artifacts_dir, args.run_id, framework, reason)
+    registry.append_history(
+        args.artifacts_dir,
+        {
+            "event": "manual",
+            "run_id": args.run_id,
+            "framework": framework,
+            "promoted": True,
+            "reason": reason,
+        },
+    )
+    print(f"champion: {champion.run_id}/{champion.framework}")
+    _move_champion_alias(args.artifacts_dir, args.run_id)
+    return 0
+
+
+def _move_champion_alias(artifacts_dir: Path, run_id: str) -> None:
+    """Point MLflow's 'champion' alias at the new champion, where the runs are tracked."""
+    from pydantic import ValidationError
+
+    from houseprice import registry, tracking
+
+    # The store this run was logged to, else the one the latest run used.
+    candidates = [run_id, registry.latest_completed_run(artifacts_dir) or run_id]
+    try:
+        settings = tracking.recorded_settings(artifacts_dir, candidates)
+        if settings is None:
+            return
+        version = tracking.sync_champion_alias(artifacts_dir, settings)
+    except ValidationError as error:
+        print(f"warning: MLflow alias not moved: {error.errors()[0]['msg']}", file=sys.stderr)
+        return
+    except Exception as error:  # champion.json has changed; MLflow only mirrors it
+        print(f"warning: MLflow alias not moved ({type(error).__name__}: {error})", file=sys.stderr)
+        return
+    print(f"MLflow: {settings.registered_model}@{tracking.CHAMPION_ALIAS} -> version {version}")

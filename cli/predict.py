@@ -1,0 +1,29 @@
+"""`predict`: price a file of houses with the champion or a named run."""
+
+from __future__ import annotations
+
+import argparse
+
+from .arguments import parse_separator
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    """Score a file with the champion or a named run and write it with predictions."""
+    from houseprice.inputs import InputLimits
+    from tasks.scoring import describe_input_notes, predict_file  # Prefect-free: starts in ~1 s
+
+    limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
+    summary = predict_file(
+        args.input,
+        args.output,
+        args.artifacts_dir,
+        args.run,
+        limits,
+        parse_separator(args.separator),
+    )
+    print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
+    for column, values in summary.unseen_categories.items():
+        print(f"note: {column} levels unseen in training, scored as the reference: {values[:10]}")
+    for line in describe_input_notes(summary):
+        print(f"note: {line}")
+    return 0

@@ -1,0 +1,165 @@
+"""`retrain`: one run of the retrain flow, its closing lines and its exit code."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from houseprice.config_files import ConfigError
+
+from .arguments import config_from_arguments
+from .terminal import (
+    EXIT_CHECK,
+    EXIT_FAILED,
+    EXIT_KEPT,
+    EXIT_PROMOTED,
+    champion_text,
+    notify,
+    read_champion,
+    user_errors,
+)
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[Callable[[], None]]:
+    """Make sure every process of a run talks to one Prefect API; yield a wait-until-ready.
+
+    With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
+    workers are processes of their own: each would start (and wait ~10 s for) another server.
+    Starting the temporary server here and exporting its URL lets the workers share it. It
+    starts in the background: call the yielded function once the slow imports are done.
+    """
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    from houseprice.prefect_server import TemporaryServer
+
+    if PREFECT_API_URL.value():
+        yield lambda: None
+        return
+    server = TemporaryServer(notify)
+    server.start()
+    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
+    # (its event and log workers), which would otherwise start a server of their own.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
+    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
+    # minute and print "Error logging to API".
+    atexit.register(server.stop)
+    try:
+        yield server.wait_ready
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
+
+
+@dataclass
+class RetrainOutcome:
+    """What a completed run amounts to: the closing lines of `retrain` and its exit code."""
+
+    run_folder: Path
+    passed: bool
+    verdict: str  # "PASS: ..." or "CHECK: ..."
+    promoted: bool
+    decision: str  # the promotion decision and its reason
+    champion: str  # the champion now
+
+    @property
+    def exit_code(self) -> int:
+        """EXIT_CHECK before anything else: a run that needs a look must not pass silently."""
+        if not self.passed:
+            return EXIT_CHECK
+        return EXIT_PROMOTED if self.promoted else EXIT_KEPT
+
+    def lines(self) -> list[str]:
+        """The closing lines, one fact each."""
+        return [
+            f"run:       {self.run_folder}",
+            f"verdict:   {self.verdict}",
+            f"promotion: {self.decision}",
+            f"champion:  {self.champion}",
+            f"report:    {self.run_folder / 'report.html'}",
+        ]
+
+
+def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
+    """Read a completed run's verdict and promotion back from what it wrote."""
+    from houseprice import registry, storage
+    from tasks.plots import model_label
+    from tasks.reporting.metrics import run_verdict
+
+    metrics = storage.read_json(run_folder / "metrics.json")
+    try:
+        validation = storage.read_json(run_folder / "validation" / "result.json")
+    except (OSError, ValueError):  # a completed run passed validation: it stops a run otherwise
+        validation = {"success": True}
+    drifted = (metrics.get("drift") or {}).get("drifted") or []
+    passed, verdict = run_verdict(validation, metrics["reference_check"], drifted=drifted)
+    promotion = metrics.get("promotion") or {}
+    champion = registry.read_champion(artifacts_dir)
+    promoted = champion is not None and champion.run_id == run_folder.name
+    model = f" ({model_label(promotion['framework'])})" if promotion.get("framework") else ""
+    decision = f"{'promoted' if promoted else 'not promoted'}{model}: {promotion.get('reason')}"
+    return RetrainOutcome(
+        run_folder, passed, verdict, promoted, decision, champion_text(champion, run_folder.name)
+    )
+
+
+def command_retrain(args: argparse.Namespace) -> int:
+    """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
+    config = config_from_arguments(args)
+    from tasks.sources import source_problem
+
+    # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
+    if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
+        raise ConfigError(problem)
+    from houseprice.console import brief_prefect_console
+
+    with brief_prefect_console(args.verbose):
+        try:
+            with prefect_api() as wait_for_server:
+                from flows.retrain import retrain  # imported while the server starts: both slow
+
+                wait_for_server()
+                result = retrain(config)
+        except Exception as error:
+            return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
+    artifacts_dir = config.paths.artifacts_dir
+    if not Path(result).is_dir():  # landing mode with nothing new: the flow says why
+        print(result)
+        print(f"champion:  {champion_text(read_champion(artifacts_dir))}")
+        return EXIT_KEPT
+    outcome = read_outcome(Path(result), artifacts_dir)
+    print("\n".join(outcome.lines()))
+    return outcome.exit_code
+
+
+def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> int:
+    """Say why the run failed and where its report is; a traceback only for a bug or verbose."""
+    from houseprice import runs, storage
+
+    expected = isinstance(error, user_errors())
+    if verbose or not expected:
+        traceback.print_exception(error)
+        if not expected:
+            print("houseprice: this looks like a bug; the traceback is above", file=sys.stderr)
+    folder = runs.run_folder_of(error)
+    status = runs.read_status(storage.RunPaths(folder.name, folder)) if folder else {}
+    where = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
+    lines = [f"houseprice: retrain failed{where}: {error}"]
+    if folder is not None:
+        lines.append(f"run:       {folder}")
+        if (folder / "report.html").exists():
+            lines.append(f"report:    {folder / 'report.html'}")
+    with contextlib.suppress(Exception):  # an unreadable champion must not hide the failure
+        lines.append(f"champion:  {champion_text(read_champion(artifacts_dir))} (unchanged)")
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_FAILED

@@ -1,0 +1,146 @@
+"""The fitted models as a reader sees them: each model's equation, and the regression table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from houseprice.preprocessing import Preprocessor
+from tasks.evaluate import Evaluation, coefficients_in_original_units
+from tasks.plots import model_label
+from tasks.reporting.text import (
+    Table,
+    format_number,
+    format_p_value,
+    format_stat,
+    significance,
+)
+
+REGRESSION_HEADERS = [
+    "term",
+    "coefficient",
+    "std. error",
+    "HC0 s.e.",
+    "HC1 s.e.",
+    "t",
+    "p",
+    "",
+    "95% interval",
+]
+
+
+@dataclass(frozen=True)
+class Equation:
+    """One model's fitted equation, 'lhs = intercept + a × x + b × [column=level] ...'."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EquationsView:
+    """Every model's equation and a table of their coefficients side by side."""
+
+    target: str
+    log_target: bool  # coefficients in log-price units: the page warns
+    reference_levels: str | None  # 'column = level, ...'; None without categorical features
+    equations: list[Equation]
+    coefficients: Table
+
+
+@dataclass(frozen=True)
+class RegressionView:
+    """The least-squares fit as regression output: one row per term, and the fit's summary."""
+
+    lhs: str
+    rows_text: str  # 'all' (a full-sample fit) or 'the training'
+    in_sample: bool
+    units: str
+    table: Table  # the first cell of each row is a term name
+    summary: str
+    dropped: dict[str, str]  # aliased design columns left out, and why
+
+
+def _lhs(prep: Preprocessor) -> str:
+    """The fitted target as an equation's left-hand side: 'price' or 'log(price)'."""
+    return f"log({prep.target})" if prep.log_target else prep.target
+
+
+def _coefficients(evaluation: Evaluation, prep: Preprocessor) -> dict[str, dict[str, float]]:
+    """Each model's coefficients per raw feature unit; in log-price units for a log target."""
+    if not prep.log_target:
+        return {name: model.coefficients or {} for name, model in evaluation.models.items()}
+    # log(price) is the same affine map of the raw features as price is without the log, so the
+    # price-unit conversion applies unchanged; only the units of the answer differ.
+    linear = replace(prep, log_target=False)
+    return {
+        name: coefficients_in_original_units(model.model, linear) or {}
+        for name, model in evaluation.models.items()
+    }
+
+
+def _equation(lhs: str, coefficients: dict[str, float], prep: Preprocessor) -> str:
+    """'lhs = intercept + a × x + b × [column=level] ...' with indicator columns in brackets."""
+    terms = [format_number(coefficients["intercept"])]
+    for name in prep.feature_names:
+        value = coefficients[name]
+        term = name if name in prep.numeric_features else f"[{name}]"
+        terms.append(f"{'−' if value < 0 else '+'} {format_number(abs(value))} × {term}")
+    return f"{lhs} = " + " ".join(terms)
+
+
+def equations_view(evaluation: Evaluation, prep: Preprocessor) -> EquationsView:
+    """Each model's equation in the target's units, and their coefficients in one table."""
+    coefficients = _coefficients(evaluation, prep)
+    levels = ", ".join(f"{column} = {level}" for column, level in prep.reference_levels.items())
+    names = ["intercept", *prep.feature_names]
+    return EquationsView(
+        target=prep.target,
+        log_target=prep.log_target,
+        reference_levels=levels if prep.categorical_features else None,
+        equations=[
+            Equation(model_label(name), _equation(_lhs(prep), coefs, prep))
+            for name, coefs in coefficients.items()
+        ],
+        coefficients=Table.of(
+            ["term", *map(model_label, coefficients)],
+            ([n, *(c[n] for c in coefficients.values())] for n in names),
+        ),
+    )
+
+
+def regression_view(evaluation: Evaluation, prep: Preprocessor) -> RegressionView | None:
+    """The reference's regression table and fit summary; None when none was computed."""
+    regression = evaluation.regression
+    if regression is None:
+        return None
+    fit, in_sample = regression.fit, len(evaluation.y_test) == 0
+    rows_text = "all" if in_sample else "the training"
+    df1, df2 = fit["f_df"]
+    f_p = format_p_value(fit["f_p"])
+    f_p = f_p if f_p.startswith("<") else f"= {f_p}"
+    summary = (
+        f"n = {fit['n']:,} ({rows_text} rows); R² = {format_stat(fit['r2'])}, adjusted R² = "
+        f"{format_stat(fit['adj_r2'])}; residual standard error {format_stat(fit['rse'])} on "
+        f"{df2:,} degrees of freedom; F = {format_stat(fit['f'])} on {df1} and {df2:,} df, "
+        f"p {f_p}."
+    )
+    rows = [
+        [
+            row["term"],
+            format_stat(row["coef"], 6),
+            *(format_stat(row[key]) for key in ("se", "se_hc0", "se_hc1", "t")),
+            format_p_value(row["p"]),
+            significance(row["p"]),
+            f"{format_stat(row['ci_low'])} .. {format_stat(row['ci_high'])}",
+        ]
+        for row in regression.table
+    ]
+    return RegressionView(
+        lhs=_lhs(prep),
+        rows_text=rows_text,
+        in_sample=in_sample,
+        units=evaluation.coefficient_units,
+        table=Table(REGRESSION_HEADERS, rows),
+        summary=summary,
+        dropped=dict(prep.dropped_columns),
+    )

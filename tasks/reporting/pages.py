@@ -1,0 +1,90 @@
+"""Rendering: report.html from Jinja2 templates, and the same view as a markdown summary.
+
+The HTML templates autoescape every value, so text from the data (a column name, an error
+message) can never become markup; the markdown escapes each value with md().
+"""
+
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from tasks.reporting.failure import FailureView
+from tasks.reporting.text import md
+from tasks.reporting.view import DriftView, PromotionView, ReportView
+
+# StrictUndefined: a misspelt field fails the render instead of leaving a blank in the page.
+_TEMPLATES = Environment(
+    loader=PackageLoader(__package__, "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_page(view: ReportView) -> str:
+    """report.html of a finished run: one self-contained page (inline CSS, plots as PNG)."""
+    return _TEMPLATES.get_template("report.html.j2").render(view=view)
+
+
+def render_failure_page(view: FailureView) -> str:
+    """report.html of a failed run: the stage, the error and each failed expectation."""
+    return _TEMPLATES.get_template("failure.html.j2").render(view=view)
+
+
+def summary_markdown(view: ReportView) -> str:
+    """Verdict, promotion, drift, metrics table and reference check in markdown."""
+    lines = [
+        f"**{md(view.verdict.text)}**",
+        "",
+        f"Run `{md(view.run_id)}` on snapshot `{view.snapshot_hash[:12]}`.",
+        "",
+        *(_promotion_markdown(view.promotion) if view.promotion is not None else []),
+        *(_drift_markdown(view.drift) if view.drift is not None else []),
+        *view.metrics.table.markdown(),
+        "",
+        *view.metrics.checks.markdown(),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _promotion_markdown(promotion: PromotionView) -> list[str]:
+    """The promotion decision, its reason and its bootstrap interval, as markdown lines."""
+    verdict = "promoted" if promotion.promoted else "not promoted"
+    model = f" ({md(promotion.model)})" if promotion.model else ""
+    lines = [f"**Promotion: {verdict}**{model}: {md(promotion.reason)}", ""]
+    if promotion.change is not None:
+        line = (
+            f"Test RMSE change against champion `{md(promotion.champion_run_id)}`: "
+            f"{promotion.change}"
+        )
+        if promotion.interval:
+            line += f", {promotion.interval}"
+        lines += [line + ".", ""]
+    return lines
+
+
+def _drift_markdown(drift: DriftView) -> list[str]:
+    """Drift in one markdown line: the features above the threshold, or why none."""
+    if not drift.checked:
+        return [f"**Drift: not checked**: {md(drift.note)}", ""]
+    status = (
+        f"above threshold in {md(', '.join(drift.drifted))}"
+        if drift.drifted
+        else "none above threshold"
+    )
+    return [
+        f"**Drift (PSI, threshold {drift.threshold}): {status}**; "
+        f"{len(drift.rows)} features compared, largest {md(drift.largest) or '—'}.",
+        "",
+    ]
+
+
+def failure_markdown(view: FailureView) -> str:
+    """The failure in markdown for the Prefect artifact: the same facts as the page."""
+    lines = [f"**{md(view.headline)}**", "", f"Run `{md(view.run_id)}`.", ""]
+    if view.suite is not None:
+        lines += [*view.suite.failures.markdown(), ""]
+    else:  # in a code block markdown shows the text as it is: only a backtick could break out
+        lines += ["```", view.error.replace("`", "'"), "```", ""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,85 @@
+"""The one builder of fake results and runs: when TrainResult or a run's layout changes, adapt here.
+
+Tests build trainer results without training (`train_result`, `exact_results`) and run folders
+without the flow (`completed_run`). Everything is keyword-based below, so a field renamed or
+added in TrainResult is one edit in this module, not one per test file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from houseprice import registry, storage
+from houseprice.runs import COMPLETED
+from houseprice.trainers import default_trainers
+from tasks.trainers.common import TrainResult
+
+# The trainers every fake run and result set covers unless a test names others.
+TRAINERS = tuple(default_trainers())
+
+
+def train_result(
+    name: str = "torch", weights: Any = (1.0,), bias: float = 0.0, **fields: Any
+) -> TrainResult:
+    """A trainer's result as a converged one-epoch CPU fit; fields override any attribute."""
+    values: dict[str, Any] = {
+        "framework": name,
+        "weights": np.asarray(weights, dtype=np.float64),
+        "bias": float(bias),
+        "train_loss": [1.0],
+        "val_loss": [1.0],
+        "device": "cpu",
+        "device_name": "test CPU",
+        "seconds": 0.0,
+        "epochs": 1,
+        "optimizer": "cg",
+        "stop_reason": "converged",
+    }
+    return TrainResult(**{**values, **fields})
+
+
+def exact_results(
+    features: Any,
+    names: Iterable[str] = TRAINERS,
+    scales: Mapping[str, float] | None = None,
+    **fields: Any,
+) -> list[TrainResult]:
+    """One result per trainer at the least-squares optimum of features' training rows.
+
+    scales multiplies a trainer's weights, to put it off the optimum by a known factor.
+    """
+    from tasks.evaluate import fit_least_squares  # the reference fit (imports Prefect)
+
+    ols = fit_least_squares(features.training.x_train, features.training.y_train)
+    scales = scales or {}
+    return [
+        train_result(name, ols.weights * scales.get(name, 1.0), ols.bias, **fields)
+        for name in names
+    ]
+
+
+def completed_run(
+    artifacts: Path,
+    run_id: str | None = None,
+    *,
+    framework: str = "torch",
+    metrics: dict[str, Any] | None = None,
+    promote: str | None = None,
+) -> storage.RunPaths:
+    """A completed run with a placeholder model file; champion when promote gives a reason.
+
+    Only what the registry reads is written: run.json and the framework's model file (plus
+    metrics.json when given), so a loader that opens the model itself will refuse it.
+    """
+    run = storage.create_run(artifacts, run_id)
+    storage.write_bytes_atomic(registry.model_file(run, framework), b"model")
+    if metrics is not None:
+        storage.write_json_atomic(run.metrics, metrics)
+    storage.write_json_atomic(run.status, {"run_id": run.run_id, "status": COMPLETED})
+    if promote is not None:
+        registry.promote(artifacts, run.run_id, framework, promote)
+    return run
