@@ -16,7 +16,7 @@ from typing import Any
 from houseprice import storage
 from houseprice.locking import lock_is_held
 from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
-from houseprice.trainers import UnknownTrainerError
+from houseprice.trainers import UnknownTrainerError, trainer_names
 
 # A run whose run.json still says running while no retrain holds the lock: its process died
 # (SIGKILL, power cut) before it could write anything else.
@@ -75,8 +75,9 @@ def model_file(run: storage.RunPaths, framework: str) -> Path:
     """The saved model of one trainer in a run; RegistryError for an unregistered trainer."""
     try:
         return run.model_file(framework)
-    except UnknownTrainerError as error:
-        raise RegistryError(str(error)) from None
+    except UnknownTrainerError:
+        known = ", ".join(trainer_names())
+        raise RegistryError(f"unknown framework {framework!r}; trainers: {known}") from None
 
 
 def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:

@@ -109,7 +109,8 @@ class Evaluation:
             "training_rows": train_rows,
             "cross_validation": self.cross_validation,
         }
-        payload["agreement"] = [pair._asdict() for pair in self.agreements]
+        # Keyed "first-second" (trainer names are identifiers, so "-" cannot be part of one).
+        payload["agreement"] = {f"{a.first}-{a.second}": a._asdict() for a in self.agreements}
         payload["reference_check"] = self.reference_check
         return payload
 

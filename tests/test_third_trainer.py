@@ -66,7 +66,7 @@ def test_it_matches_least_squares_and_agrees_with_every_other_trainer(plugin_run
     ols_rmse = metrics["ols"]["test"]["rmse"]
     assert metrics[PLUG_IN]["test"]["rmse"] == pytest.approx(ols_rmse, rel=1e-6)
     assert metrics["reference_check"][PLUG_IN]["within_tolerance"]
-    pairs = {(pair["first"], pair["second"]): pair for pair in metrics["agreement"]}
+    pairs = {(pair["first"], pair["second"]): pair for pair in metrics["agreement"].values()}
     assert set(pairs) == {("torch", "tensorflow"), ("torch", PLUG_IN), ("tensorflow", PLUG_IN)}
     for pair in pairs.values():
         assert pair["rows"] == "test" and pair["relative_rms_diff"] < 1e-6, pair
@@ -78,7 +78,7 @@ def test_the_report_names_it(plugin_run):
 
 
 def test_it_can_be_promoted_and_then_scores_as_the_champion(plugin_run, tmp_path, capsys):
-    from houseprice.cli import main
+    from cli import main
 
     config, run, source = plugin_run
     artifacts = config.paths.artifacts_dir
