@@ -112,3 +112,15 @@ def test_the_gate_selects_it_when_it_alone_reaches_the_optimum(tmp_path):
     evaluation = evaluate_models(features, [*off, fit], EvaluationConfig())
     assert select_run_model(evaluation) == PLUG_IN
     assert len(evaluation.agreements) == 3
+
+
+def test_registering_is_idempotent_but_a_name_is_never_taken_twice():
+    from houseprice.trainers import get_trainer, register_trainer, trainer_names
+
+    spec = get_trainer(PLUG_IN)
+    assert register_trainer(spec) is spec  # its module imported again, e.g. in a worker
+    with pytest.raises(ValueError, match="already registered"):
+        register_trainer(replace(spec, label="another numpy trainer"))
+    with pytest.raises(ValueError, match="other than"):
+        register_trainer(replace(spec, name="seed"))
+    assert trainer_names()[:2] == ["torch", "tensorflow"]
