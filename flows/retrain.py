@@ -1,5 +1,5 @@
-"""The retrain flow: collect → ingest → validate → drift → features → train (torch ∥ TF) → evaluate
-→ gate → record → report → promote. Collect runs only in landing mode (data.landing_dir set).
+"""The retrain flow: collect → ingest → validate → drift → features → train (all trainers at once)
+→ evaluate → gate → record → report → promote. Collect runs only in landing mode (landing_dir set).
 """
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
+from houseprice.storage import RunPaths
+from houseprice.trainers import default_trainers, get_trainer
 from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from tasks.collect import CollectResult, collect_data
 from tasks.drift import check_drift
 from tasks.evaluate import evaluate
 from tasks.export import export_onnx
-from tasks.features import build_features
+from tasks.features import FeatureSet, build_features
 from tasks.ingest import IngestResult, SourceError, ingest_data, source_problem, store_snapshot
 from tasks.no_retrain import announce_no_retrain, no_retrain_reason
 from tasks.promote import gate_promotion, select_run_model
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_failure_report, write_report
 from tasks.tracking import track_run
-from tasks.train import train_tensorflow_model, train_torch_model
+from tasks.train import train_model
+from tasks.trainers.common import TrainResult
 from tasks.validate import validate_data
 from tasks.window import select_training_rows
 
@@ -35,7 +38,18 @@ DEFAULT_CONFIG = PipelineConfig()
 
 
 class TrainingWorkers(ProcessPoolTaskRunner):
-    """Two worker processes for the trainers, let go as soon as both have finished."""
+    """One worker process per trainer, let go as soon as they have all finished."""
+
+    def resize(self, workers: int) -> None:
+        """Restart the pool with this many workers; free before anything was submitted to it.
+
+        The flow's decorator fixes the pool before the config is read, so the train stage
+        sizes it to the configured trainers (no process starts until a task is submitted).
+        """
+        if workers != self._max_workers:
+            self.__exit__(None, None, None)
+            self._max_workers = workers
+            self.__enter__()
 
     def release_workers(self) -> None:
         """Let the idle workers exit now, while the later stages run in the flow's process.
@@ -47,22 +61,41 @@ class TrainingWorkers(ProcessPoolTaskRunner):
             self._executor.shutdown(wait=False)
 
 
-def _release_training_workers() -> None:
+def _training_workers() -> TrainingWorkers | None:
+    """This flow run's pool of training workers (None where a caller swapped the runner)."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
-    if isinstance(runner, TrainingWorkers):
-        runner.release_workers()
+    return runner if isinstance(runner, TrainingWorkers) else None
 
 
-# Two worker processes: the trainers run side by side, each with its own framework and threads.
+def _release_training_workers() -> None:
+    if (workers := _training_workers()) is not None:
+        workers.release_workers()
+
+
+def _train(config: PipelineConfig, features: FeatureSet, run: RunPaths) -> list[TrainResult]:
+    """Submit one training task per configured trainer; their results, in trainer order."""
+    trainers = config.training.trainers
+    if (workers := _training_workers()) is not None:
+        workers.resize(len(trainers))
+    seed, prep = config.training.seed, features.preprocessor  # exports build prep in
+    fits = [
+        train_model.submit(get_trainer(name), features.training, settings, seed, run, prep)
+        for name, settings in trainers.items()
+    ]
+    return [fit.result() for fit in fits]
+
+
+# One worker process per trainer: they run side by side, each with its own framework and
+# threads (the default trainers' count here; the train stage resizes it to the config's).
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
-    task_runner=TrainingWorkers(max_workers=2),
+    task_runner=TrainingWorkers(max_workers=len(default_trainers())),
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )
 def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
-    """Retrain both models; return the run folder, or why nothing new needed training."""
+    """Retrain every configured model; return the run folder, or why nothing needed training."""
     paths = config.paths
     with retrain_lock(
         paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info
@@ -104,16 +137,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
             drift = drift_report.to_dict()
         with recorder.stage("features"):
             features = build_features(ingested.frame, config, features_listed)
-        with recorder.stage("train"):
-            seed = config.training.seed
-            prep = features.preprocessor  # each trainer exports its fit with it built in
-            torch_fit = train_torch_model.submit(
-                features.training, config.training.torch, seed, run, prep
-            )
-            tf_fit = train_tensorflow_model.submit(
-                features.training, config.training.tensorflow, seed, run, prep
-            )
-            results = [torch_fit.result(), tf_fit.result()]
+        with recorder.stage("train"):  # every configured trainer at once, a worker each
+            results = _train(config, features, run)
             recorder.lineage["devices"] = {
                 r.framework: f"{r.device} ({r.device_name})" for r in results
             }
