@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from houseprice.trainers import trainer_names
+
 from .terminal import champion_text, fail, notify
 
 
@@ -93,7 +95,8 @@ def _promote_run(args: argparse.Namespace) -> int:
     run = registry.require_completed(args.artifacts_dir, args.run_id)
     framework = args.framework or storage.read_json(run.metrics).get("selected_model")
     if framework is None:
-        return fail(f"run {args.run_id} has no selected model; pass --framework torch|tensorflow")
+        names = "|".join(trainer_names())
+        return fail(f"run {args.run_id} has no selected model; pass --framework {names}")
     reason = f"manual promotion by `houseprice promote`{': ' + args.reason if args.reason else ''}"
     champion = registry.promote(args.artifacts_dir, args.run_id, framework, reason)
     registry.append_history(

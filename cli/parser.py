@@ -7,6 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from houseprice.trainers import trainer_names
+
 from .arguments import (
     DEFAULT_LANDING_DIR,
     add_artifacts_argument,
@@ -128,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("run_id", metavar="RUN_ID", help="the run to promote, as in `history`")
     promote.add_argument(
         "--framework",
-        choices=["torch", "tensorflow"],
-        help="which of the run's two models (default: the one the run selected)",
+        choices=trainer_names(),
+        help="which of the run's models (default: the one the run selected)",
     )
     promote.add_argument("--reason", help="a note kept with the decision in the history")
     promote.add_argument(

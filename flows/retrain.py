@@ -1,8 +1,10 @@
-"""The retrain flow: collect → ingest → validate → drift → features → train (torch ∥ TF) → evaluate
-→ gate → record → report → promote. Collect runs only in landing mode (data.landing_dir set).
+"""The retrain flow: collect → ingest → validate → drift → features → train (all trainers at once)
+→ evaluate → gate → record → report → promote. Collect runs only in landing mode (landing_dir set).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -13,19 +15,22 @@ from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
+from houseprice.storage import RunPaths
+from houseprice.trainers import TrainerSpec, default_trainers, get_trainer
 from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from tasks.collect import CollectResult, collect_data
 from tasks.drift import check_drift
 from tasks.evaluate import evaluate
 from tasks.export import export_onnx
-from tasks.features import build_features
+from tasks.features import FeatureSet, build_features
 from tasks.ingest import IngestResult, SourceError, ingest_data, source_problem, store_snapshot
 from tasks.no_retrain import announce_no_retrain, no_retrain_reason
 from tasks.promote import gate_promotion, select_run_model
 from tasks.record import build_metrics, record_metrics
 from tasks.report import ReportInputs, write_failure_report, write_report
 from tasks.tracking import track_run
-from tasks.train import train_tensorflow_model, train_torch_model
+from tasks.train import train_model
+from tasks.trainers.common import TrainResult
 from tasks.validate import validate_data
 from tasks.window import select_training_rows
 
@@ -34,30 +39,60 @@ from tasks.window import select_training_rows
 DEFAULT_CONFIG = PipelineConfig()
 
 
-def _release_training_workers() -> None:
+def _training_workers() -> TrainingWorkers | None:
+    """This flow run's pool of training workers (None where a caller swapped the runner)."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
-    if isinstance(runner, TrainingWorkers):
-        runner.release_workers()
+    return runner if isinstance(runner, TrainingWorkers) else None
 
 
-# What each trainer's worker imports at flow start, while ingest and validation run here. This
-# module comes first: a task arrives with the flow run's context, which refers to this flow.
-WORKER_PRELOAD = {
-    "train-torch": ("flows.retrain", "tasks.trainers.torch_trainer"),
-    "train-tensorflow": ("flows.retrain", "tasks.trainers.tensorflow_trainer"),
-}
+def _release_training_workers() -> None:
+    if (workers := _training_workers()) is not None:
+        workers.release_workers()
 
 
-# Two worker processes: the trainers run side by side, each with its own framework and threads.
+def _start_training_workers(config: PipelineConfig) -> None:
+    """Start a worker per configured trainer now, to load its framework while ingest runs."""
+    if (workers := _training_workers()) is not None:
+        # The flow's module first: a training task arrives with the flow run's context, which
+        # refers to this flow. Then the trainer's module, which imports its framework.
+        workers.start_workers(
+            {
+                name: ("flows.retrain", get_trainer(name).train.partition(":")[0])
+                for name in config.training.trainers
+            }
+        )
+
+
+def _worker_for(task_name: str, parameters: dict[str, Any]) -> str:
+    """A training task goes to the worker started for its trainer."""
+    spec = parameters.get("spec")
+    return spec.name if isinstance(spec, TrainerSpec) else task_name
+
+
+def _train(config: PipelineConfig, features: FeatureSet, run: RunPaths) -> list[TrainResult]:
+    """Submit one training task per configured trainer; their results, in trainer order."""
+    trainers = config.training.trainers
+    if (workers := _training_workers()) is not None:
+        workers.resize(len(trainers))
+    seed, prep = config.training.seed, features.preprocessor  # exports build prep in
+    fits = [
+        train_model.submit(get_trainer(name), features.training, settings, seed, run, prep)
+        for name, settings in trainers.items()
+    ]
+    return [fit.result() for fit in fits]
+
+
+# One worker process per trainer: they run side by side, each with its own framework and
+# threads (the default trainers' count here; the train stage resizes it to the config's).
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
-    task_runner=TrainingWorkers(max_workers=2, preload=WORKER_PRELOAD),
+    task_runner=TrainingWorkers(max_workers=len(default_trainers()), route=_worker_for),
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )
 def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
-    """Retrain both models; return the run folder, or why nothing new needed training."""
+    """Retrain every configured model; return the run folder, or why nothing needed training."""
     paths = config.paths
     with retrain_lock(
         paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info
@@ -77,6 +112,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         return announce_no_retrain(reason, collected)
     if collected is None and (problem := source_problem(config.data.source)):
         raise SourceError(problem)  # before a run folder exists to be left behind
+    _start_training_workers(config)
     run = start_run(config)
     get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
@@ -99,16 +135,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
             drift = drift_report.to_dict()
         with recorder.stage("features"):
             features = build_features(ingested.frame, config, features_listed)
-        with recorder.stage("train"):
-            seed = config.training.seed
-            prep = features.preprocessor  # each trainer exports its fit with it built in
-            torch_fit = train_torch_model.submit(
-                features.training, config.training.torch, seed, run, prep
-            )
-            tf_fit = train_tensorflow_model.submit(
-                features.training, config.training.tensorflow, seed, run, prep
-            )
-            results = [torch_fit.result(), tf_fit.result()]
+        with recorder.stage("train"):  # every configured trainer at once, a worker each
+            results = _train(config, features, run)
             recorder.lineage["devices"] = {
                 r.framework: f"{r.device} ({r.device_name})" for r in results
             }

@@ -15,7 +15,7 @@ import importlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -64,49 +64,75 @@ def _started() -> int:
 
 
 class TrainingWorkers(TaskRunner):
-    """Up to max_workers worker processes, one per entry of preload, started at flow start.
+    """Worker processes, each started early and warmed for the tasks that will be routed to it.
 
-    preload maps a task name to the modules its worker imports before the task arrives.
+    preload maps a route (by default a task's name) to the modules its worker imports before
+    the task arrives; route(task_name, parameters) gives a task's route, so that tasks of one
+    name can go to different workers. Tasks with no worker of their own go to the least busy.
     """
 
-    def __init__(self, max_workers: int = 2, preload: Mapping[str, Sequence[str]] | None = None):
+    def __init__(
+        self,
+        max_workers: int = 2,
+        preload: Mapping[str, Sequence[str]] | None = None,
+        route: Callable[[str, dict[str, Any]], str] | None = None,
+    ):
         super().__init__()
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
         self.preload = {name: tuple(modules) for name, modules in (preload or {}).items()}
+        self.route = route
         self._slots: list[ProcessPoolTaskRunner] = []
         self._routes: dict[str, int] = {}
         self._pending: list[list[Future[Any]]] = []
 
     def duplicate(self) -> TrainingWorkers:
         """A fresh runner with the same settings (Prefect enters a copy per flow run)."""
-        return type(self)(self.max_workers, self.preload)
+        return type(self)(self.max_workers, self.preload, self.route)
 
     def __enter__(self) -> TrainingWorkers:
         super().__enter__()
+        self._open(self.max_workers, self.preload)
+        return self
+
+    def start_workers(self, preload: Mapping[str, Sequence[str]]) -> None:
+        """Start one worker per route now, each importing its modules; before any task only."""
+        self._close_idle()
+        self._open(max(len(preload), 1), {k: tuple(v) for k, v in preload.items()})
+
+    def resize(self, workers: int) -> None:
+        """Have this many workers; only before any task was submitted, else a no-op."""
+        if workers != len(self._slots) and not any(self._pending):
+            self._close_idle()
+            self._open(workers, {})
+
+    def _open(self, workers: int, preload: Mapping[str, tuple[str, ...]]) -> None:
         # One single-process pool per worker, so that a task reaches the worker warmed for it.
-        names = list(self.preload)[: self.max_workers]
-        for index in range(self.max_workers):
-            modules = self.preload[names[index]] if index < len(names) else ()
+        names = list(preload)[:workers]
+        for index in range(workers):
+            modules = preload[names[index]] if index < len(names) else ()
             slot = ProcessPoolTaskRunner(1, initializer=_warm_worker, initargs=(modules,))
             self._slots.append(slot.__enter__())
             self._pending.append([])
         self._routes = {name: index for index, name in enumerate(names)}
-        if not _in_worker:
+        if preload and not _in_worker:
             for slot in self._slots:
                 _spawn_now(slot)
-        return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        self._close_idle(*exc_info)
+        super().__exit__(*exc_info)
+
+    def _close_idle(self, *exc_info: Any) -> None:
+        """Close every pool; a worker with no task in it is stopped rather than waited for."""
         for index, slot in enumerate(self._slots):
             if all(future.done() for future in self._pending[index]):
-                # No task in it: idle, or still importing for a run that failed before training
-                # (waiting for TensorFlow to load would only delay the failure's report).
+                # Idle, or still importing for a run that failed before training: waiting for
+                # TensorFlow to load would only delay the failure's report.
                 _stop_processes(slot)
-            slot.__exit__(*exc_info)
-        self._slots, self._pending = [], []
-        super().__exit__(*exc_info)
+            slot.__exit__(*(exc_info or (None, None, None)))
+        self._slots, self._pending, self._routes = [], [], {}
 
     def cancel_all(self) -> None:
         """Cancel what has not started and stop the workers (Prefect calls it on cancellation)."""
@@ -129,7 +155,7 @@ class TrainingWorkers(TaskRunner):
         """Run the task in the worker warmed for it, else in the least busy one."""
         if not self._slots:
             raise RuntimeError("Task runner is not started")
-        index = self._slot_for(task.name)
+        index = self._slot_for(self.route(task.name, parameters) if self.route else task.name)
         future = self._slots[index].submit(task, parameters, wait_for, dependencies)
         self._pending[index].append(future.wrapped_future)
         return future

@@ -2,15 +2,16 @@
 
 `PipelineConfig` is the retrain flow's parameter: the Prefect UI renders it as a form, a YAML file
 can hold it, and CLI flags override it. Each stage receives only its own section. The data
-section, with its source-dependent defaults, is in houseprice/data_config.py; reading YAML files
-and naming bad fields in houseprice/config_files.py.
+section, with its source-dependent defaults, is in houseprice/data_config.py, the training section
+(settings per trainer) in houseprice/training_config.py; reading YAML files and naming bad fields
+in houseprice/config_files.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -34,6 +35,10 @@ from houseprice.data_config import (
     DEFAULT_NUMERIC_FEATURES as DEFAULT_NUMERIC_FEATURES,
 )
 from houseprice.data_config import DataConfig
+
+# Re-exported: the training section (a mapping of trainer settings) is in its own module.
+from houseprice.training_config import TrainerConfig as TrainerConfig
+from houseprice.training_config import TrainingConfig
 
 
 class SplitConfig(_Section):
@@ -80,68 +85,6 @@ class FeatureConfig(_Section):
     standardize: bool = Field(True, description="Z-score features and target before training.")
     # log(price) often fits better, but then coefficients are no longer in price units.
     log_target: bool = Field(False, description="Fit log(price) instead of price.")
-
-
-class TrainerConfig(_Section):
-    """Settings for one framework's trainer; both frameworks share this shape."""
-
-    # Full-batch conjugate gradient reaches the least-squares optimum in about d passes,
-    # whatever the conditioning; Adam and SGD are the tutorial's mini-batch recipes.
-    optimizer: Literal["cg", "adam", "sgd"] = Field(
-        "cg",
-        description="cg: full-batch conjugate gradient, reaches the exact optimum; "
-        "adam/sgd: mini-batch recipes.",
-    )
-    learning_rate: float | None = Field(
-        None,
-        gt=0,
-        description="Step size for adam/sgd; empty picks Adam 0.01, SGD 0.05. CG needs none.",
-    )
-    # CG converges in about d + 3 epochs (23 at 20 features, measured); the cap binds Adam/SGD.
-    max_epochs: int = Field(200, ge=1, description="Most passes over the training rows.")
-    batch_size: int = Field(1024, ge=1, description="Rows per step for adam/sgd.")
-    l2: float = Field(0.0, ge=0, description="Ridge penalty l2 * |w|^2 added to the MSE cost.")
-    # CG can stall one epoch on collinear features, then take a big step; 1e-12 leaves float64
-    # CG within about 1e-12 of the least-squares MSE.
-    tolerance: float = Field(
-        1e-12,
-        ge=0,
-        description="Stop once two epochs in a row improve the cost by less than this fraction.",
-    )
-    # Off by default: the goal is the least-squares optimum, which early stopping would miss.
-    early_stopping_patience: int | None = Field(
-        None,
-        ge=1,
-        description="Stop after this many epochs without a better validation loss (off if empty).",
-    )
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", description="auto: CUDA, else MPS (torch only), else CPU."
-    )
-    # One thread each: the two trainers run side by side and must not fight over the cores.
-    threads: int = Field(1, ge=1, description="CPU threads this trainer may use.")
-    # float64 keeps badly-conditioned problems exact; float32 is faster on GPUs.
-    dtype: Literal["float32", "float64"] = Field(
-        "float64", description="Floating-point precision of training."
-    )
-
-
-class TrainingConfig(_Section):
-    """Training settings per framework, plus the seed they share."""
-
-    seed: int = Field(0, description="Seed for initial weights and mini-batch shuffling.")
-    torch: TrainerConfig = Field(
-        default_factory=TrainerConfig, description="The PyTorch trainer's settings."
-    )
-    tensorflow: TrainerConfig = Field(
-        default_factory=TrainerConfig, description="The TensorFlow trainer's settings."
-    )
-
-    @field_validator("tensorflow")
-    @classmethod
-    def _no_mps_for_tensorflow(cls, value: TrainerConfig) -> TrainerConfig:
-        if value.device == "mps":
-            raise ValueError("device 'mps' is available for torch only")
-        return value
 
 
 class EvaluationConfig(_Section):
@@ -303,8 +246,8 @@ class PipelineConfig(_Section):
                 "split: validation_fraction + test_fraction must leave >= 20% to train"
             )
         if self.split.full_sample:
-            for name in ("torch", "tensorflow"):
-                if getattr(self.training, name).early_stopping_patience is not None:
+            for name, settings in self.training.trainers.items():
+                if settings.early_stopping_patience is not None:
                     raise ValueError(
                         f"training.{name}.early_stopping_patience needs validation rows; "
                         "a full-sample fit (split fractions 0) has none"

@@ -1,4 +1,4 @@
-"""Stand-alone exports: a run's model as ONNX, a torch.export program and a TF SavedModel.
+"""Stand-alone exports: a run's model as ONNX, plus each trainer's own (torch.export, SavedModel).
 
 Each export takes the raw feature columns and returns prices: imputation, one-hot encoding,
 scaling and the inverse target transform (log included) are inside, so serving needs neither
@@ -12,12 +12,14 @@ this package nor preprocessing.json. The input convention, the same for all thre
 
 `exports/signature.json` lists the columns, and which fit each export holds. The builders live
 with their framework (tasks/trainers/*, tasks/export.py); this module holds the convention and
-the checked loading, importing each runtime only when that export is loaded.
+the checked loading, importing each runtime only when that export is loaded; a trainer's own
+export format comes from its spec (houseprice/trainers.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import pandas as pd
 from houseprice import registry, storage
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import MISSING_LEVEL, Preprocessor, category_strings
+from houseprice.trainers import TrainerSpec, get_trainer, trainer_names
 
 SIGNATURE_FORMAT = 1
 
@@ -100,38 +103,43 @@ def _load_onnx(path: Path) -> Scorer:
     return lambda columns: session.run(None, columns)[0]
 
 
-def _load_torch(path: Path) -> Scorer:
-    import torch
+class _ExportKinds(Mapping[str, ExportSpec]):
+    """ONNX, then each registered trainer's own export, read from the registry at each use.
 
-    from tasks.trainers.torch_trainer import load_torch_export
+    A trainer's export is read by its own module, imported only when that export is loaded.
+    """
 
-    program = load_torch_export(path)
+    def _kinds(self) -> dict[str, ExportSpec]:
+        kinds = {"onnx": ExportSpec("onnx", lambda run: run.onnx_export, _load_onnx)}
+        for name in trainer_names():
+            spec = get_trainer(name)
+            if spec.export_file is not None:
+                kinds[name] = ExportSpec(
+                    name,
+                    functools.partial(_trainer_export_path, spec),
+                    functools.partial(_load_trainer_export, spec),
+                )
+        return kinds
 
-    def score(columns: dict[str, np.ndarray]) -> np.ndarray:
-        tensors = {
-            name: torch.tensor(values if values.dtype != object else utf8_bytes(values))
-            for name, values in columns.items()
-        }
-        return program(tensors).numpy()
+    def __getitem__(self, kind: str) -> ExportSpec:
+        return self._kinds()[kind]
 
-    return score
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
 
-
-def _load_tensorflow(path: Path) -> Scorer:
-    from tasks.trainers.tensorflow_trainer import load_tensorflow_export
-
-    restored = load_tensorflow_export(path)
-    return lambda columns: restored.serve(columns).numpy()
+    def __len__(self) -> int:
+        return len(self._kinds())
 
 
-EXPORTS = {
-    spec.kind: spec
-    for spec in (
-        ExportSpec("onnx", lambda run: run.onnx_export, _load_onnx),
-        ExportSpec("torch", lambda run: run.torch_export, _load_torch),
-        ExportSpec("tensorflow", lambda run: run.tensorflow_export, _load_tensorflow),
-    )
-}
+def _trainer_export_path(spec: TrainerSpec, run: storage.RunPaths) -> Path:
+    return run.trainer_export(spec)
+
+
+def _load_trainer_export(spec: TrainerSpec, path: Path) -> Scorer:
+    return spec.function("read_export")(path)
+
+
+EXPORTS = _ExportKinds()
 
 
 def export_files(path: Path) -> list[Path]:

@@ -46,7 +46,7 @@ class HousePriceMlflowModel(mlflow.pyfunc.PythonModel):
 
 def load_model_folder(root: Path, run_id: str, framework: str):
     """A HousePriceModel from a folder laid out like a run folder (model/ and its manifest)."""
-    from houseprice.model import HousePriceModel, _keras_forward, _torch_forward, verify_checksums
+    from houseprice.model import HousePriceModel, framework_forward, verify_checksums
 
     run = storage.RunPaths(run_id, Path(root))
     path = registry.model_file(run, framework)
@@ -55,7 +55,7 @@ def load_model_folder(root: Path, run_id: str, framework: str):
         preprocessor = Preprocessor.from_dict(storage.read_json(run.preprocessing))
     except (ValueError, TypeError) as error:
         raise ModelLoadError(f"cannot read preprocessing {run.preprocessing}: {error}") from None
-    forward = _torch_forward(path) if framework == "torch" else _keras_forward(path)
+    forward = framework_forward(framework, path)
     return HousePriceModel(run_id, framework, preprocessor, forward)
 
 

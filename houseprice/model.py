@@ -5,7 +5,9 @@
     prices = model.predict(frame)            # numpy array, price units
 
 Loading is safe: every file is checked against the checksums recorded when the run finished,
-torch loads with weights_only=True and Keras in safe mode, so nothing pickled ever executes.
+and a run's model is scored by numpy from its checked weights JSON; older runs are read by
+their trainer's own reader (torch with weights_only=True, Keras in safe mode), so nothing
+pickled ever executes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from houseprice.columns import normalize_missing
 from houseprice.errors import InputSchemaError, ModelLoadError
 from houseprice.inputs import InputLimits, InputReport, check_prices, check_scoring_input
 from houseprice.preprocessing import Preprocessor
+from houseprice.trainers import SavedModel, TrainerSpec, get_trainer
 
 __all__ = ["HousePriceModel", "InputLimits", "InputSchemaError", "load_model", "load_run_model"]
 
@@ -75,68 +78,31 @@ class LinearWeights:
         return cls(weights, bias)
 
 
-def _torch_forward(path: Path) -> Forward:
-    import torch
-
-    from tasks.trainers.torch_trainer import load_torch_model
-
-    module = load_torch_model(path)
-    dtype = module.weight.dtype
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(x).to(dtype)).numpy()[:, 0].astype("float64")
-
-    return forward
+def _read_saved(trainer: str | TrainerSpec, path: Path) -> SavedModel:
+    """A saved model read back by its trainer's own framework (imports it)."""
+    spec = trainer if isinstance(trainer, TrainerSpec) else get_trainer(trainer)
+    return spec.function("read")(path)
 
 
-def _torch_weights(path: Path) -> LinearWeights:
-    from tasks.trainers.torch_trainer import load_torch_model
-
-    module = load_torch_model(path)
-    weight = module.weight.detach().double().numpy()[0]
-    return LinearWeights(weight.copy(), float(module.bias.detach().double().item()))
+def framework_forward(trainer: str | TrainerSpec, path: Path) -> Forward:
+    """Score with the saved model through its framework (imports torch, TensorFlow, ...)."""
+    return _read_saved(trainer, path).forward
 
 
-def _keras_forward(path: Path) -> Forward:
-    from tasks.trainers.tensorflow_trainer import load_keras_model
-
-    model = load_keras_model(path)
-    return lambda x: np.asarray(model(x, training=False), dtype="float64")[:, 0]
-
-
-def _keras_weights(path: Path) -> LinearWeights:
-    from tasks.trainers.tensorflow_trainer import load_keras_model
-
-    kernel, bias = (np.asarray(w.numpy(), dtype=np.float64) for w in load_keras_model(path).weights)
-    return LinearWeights(kernel[:, 0].copy(), float(bias[0]))
-
-
-# Each framework's saved model, read by its own framework: (forward, its weights).
-FRAMEWORK_READERS: dict[str, tuple[Callable[[Path], Forward], Callable[[Path], LinearWeights]]] = {
-    "torch": (_torch_forward, _torch_weights),
-    "tensorflow": (_keras_forward, _keras_weights),
-}
-
-
-def framework_forward(framework: str, path: Path) -> Forward:
-    """Score with the saved model through its framework (imports torch or TensorFlow)."""
-    return FRAMEWORK_READERS[framework][0](path)
-
-
-def checked_linear_weights(framework: str, path: Path, x: np.ndarray) -> LinearWeights:
+def checked_linear_weights(trainer: str | TrainerSpec, path: Path, x: np.ndarray) -> LinearWeights:
     """The saved model's weights, after checking numpy scores x as its framework does.
 
     Run where the framework is loaded anyway (the training worker), so that loading the model
     later needs numpy only. Raises ModelLoadError if the two disagree beyond round-off.
     """
-    forward, read_weights = FRAMEWORK_READERS[framework]
-    weights = read_weights(path)
-    expected, got = forward(path)(x), weights.forward(x)
+    saved = _read_saved(trainer, path)
+    weights = LinearWeights(np.array(saved.weights, dtype=np.float64), float(saved.bias))
+    expected, got = saved.forward(x), weights.forward(x)
     if not np.allclose(got, expected, rtol=1e-9, atol=1e-9):
         worst = float(np.max(np.abs(got - expected)))
+        name = trainer.name if isinstance(trainer, TrainerSpec) else trainer
         raise ModelLoadError(
-            f"numpy scores {path} differently from {framework} (by up to {worst:.3g}); "
+            f"numpy scores {path} differently from {name} (by up to {worst:.3g}); "
             "its weights were not saved for numpy scoring"
         )
     return weights

@@ -16,8 +16,8 @@ from typing import Any
 from houseprice import storage
 from houseprice.locking import lock_is_held
 from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
+from houseprice.trainers import UnknownTrainerError, trainer_names
 
-FRAMEWORKS = ("torch", "tensorflow")
 # A run whose run.json still says running while no retrain holds the lock: its process died
 # (SIGKILL, power cut) before it could write anything else.
 KILLED = "killed"
@@ -72,10 +72,12 @@ def _check_champion_paths(artifacts_dir: Path, champion: Champion) -> None:
 
 
 def model_file(run: storage.RunPaths, framework: str) -> Path:
-    """The saved model of one framework in a run."""
-    if framework not in FRAMEWORKS:
-        raise RegistryError(f"unknown framework {framework!r}; expected one of {FRAMEWORKS}")
-    return run.torch_model if framework == "torch" else run.keras_model
+    """The saved model of one trainer in a run; RegistryError for an unregistered trainer."""
+    try:
+        return run.model_file(framework)
+    except UnknownTrainerError:
+        known = ", ".join(trainer_names())
+        raise RegistryError(f"unknown framework {framework!r}; trainers: {known}") from None
 
 
 def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:

@@ -21,18 +21,16 @@ import yaml
 
 from houseprice import storage
 from houseprice.config import PipelineConfig
+from houseprice.trainers import get_trainer, trainer_names
 
 logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 # Set on an error that stopped a run: the run folder it left (read with run_folder_of).
 RUN_FOLDER_ATTRIBUTE = "houseprice_run_folder"
+# Each trainer's own packages (its spec's) are tracked too.
 TRACKED_PACKAGES = (
     "prefect",
-    "torch",
-    "tensorflow-cpu",
-    "tensorflow",
-    "keras",
     "great-expectations",
     "pandas",
     "numpy",
@@ -49,7 +47,8 @@ def utc_now() -> str:
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape a model (without importing them)."""
     versions = {}
-    for name in TRACKED_PACKAGES:
+    trainer_packages = [p for name in trainer_names() for p in get_trainer(name).packages]
+    for name in dict.fromkeys([*TRACKED_PACKAGES, *trainer_packages]):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     return versions

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from houseprice.trainers import TrainerSpec, get_trainer
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back
@@ -340,13 +342,9 @@ class RunPaths:
         """SHA-256 of each model file, written once they are all in place."""
         return self.root / "model" / "manifest.json"
 
-    @property
-    def torch_model(self) -> Path:
-        return self.root / "model" / "torch_state_dict.pt"
-
-    @property
-    def keras_model(self) -> Path:
-        return self.root / "model" / "tensorflow.keras"
+    def model_file(self, trainer: str | TrainerSpec) -> Path:
+        """A trainer's saved model, named by its spec (houseprice/trainers.py)."""
+        return self.root / "model" / _spec(trainer).model_file
 
     def linear_weights(self, framework: str) -> Path:
         """The saved model's weights and bias as JSON, for scoring with numpy alone."""
@@ -360,19 +358,22 @@ class RunPaths:
     def onnx_export(self) -> Path:
         return self.exports / "model.onnx"
 
-    @property
-    def torch_export(self) -> Path:
-        return self.exports / "torch_program.pt2"
-
-    @property
-    def tensorflow_export(self) -> Path:
-        """A SavedModel folder."""
-        return self.exports / "tensorflow_savedmodel"
+    def trainer_export(self, trainer: str | TrainerSpec) -> Path:
+        """A trainer's stand-alone export (a file or a folder); ValueError if it has none."""
+        spec = _spec(trainer)
+        if spec.export_file is None:
+            raise ValueError(f"trainer {spec.name!r} has no stand-alone export")
+        return self.exports / spec.export_file
 
     @property
     def export_signature(self) -> Path:
         """The raw input columns the exports take, and which fit each export holds."""
         return self.exports / "signature.json"
+
+
+def _spec(trainer: str | TrainerSpec) -> TrainerSpec:
+    """A trainer's spec from its name (a spec is passed where the registry may not hold it)."""
+    return trainer if isinstance(trainer, TrainerSpec) else get_trainer(trainer)
 
 
 # Under the artifacts folder, beside runs/: Data Docs assets, one subfolder per version.

@@ -22,6 +22,7 @@ from typing import Any
 
 from houseprice import registry, storage
 from houseprice.config import MLFLOW_INSTALL, PipelineConfig, TrackingConfig
+from houseprice.trainers import get_trainer
 
 CHAMPION_ALIAS = "champion"
 # Tags naming the houseprice run and framework, on MLflow runs and on model versions.
@@ -162,7 +163,7 @@ def _snapshot_types(data_dir: Path, content_hash: str | None) -> dict[str, str]:
 def _requirements(framework: str) -> list[str]:
     """What loading the model needs; given explicitly, so MLflow never guesses by importing."""
     names = ["houseprice", "mlflow", "numpy", "pandas"]
-    names.append("torch" if framework == "torch" else "tensorflow-cpu")
+    names += get_trainer(framework).packages[:1]  # what reads its model: torch, tensorflow-cpu
     pins = []
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -2,48 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import EvaluationConfig, TrainingConfig
-from houseprice.preprocessing import Preprocessor
-from tasks.features import FeatureSet, refit_preprocessor
-from tasks.statistics import RegressionTable, fold_assignments, regression_table
+from tasks.cross_validation import cross_validate
+from tasks.features import FeatureSet
+from tasks.regression import (
+    LinearModel,
+    RegressionMetrics,
+    coefficient_units,
+    coefficients_in_original_units,
+    compare_predictions,
+    fit_least_squares,
+    ratio,
+    regression_metrics,
+)
+from tasks.statistics import RegressionTable, regression_table
 from tasks.trainers.common import TrainResult
 
 REFERENCE = "ols"
 # What judges a model (its error estimate and the promotion gate's absolute limits).
 BASIS_TEST = "test"
 BASIS_CV = "cross-validation"
-# Rows × repeats the cross-validation may refit on. Each fold refits the preprocessing (pandas,
-# about 0.1 s for 3,000 rows) and a least-squares fit, so above 3,000 rows fewer repeats run (at
-# least one): repeats average out the luck of the fold assignment, which matters on small data.
-CV_ROW_BUDGET = 30_000
-
-
-class LinearModel(NamedTuple):
-    """y = x @ weights + bias in the scaled space; what every model reduces to."""
-
-    weights: np.ndarray
-    bias: float
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predict in the scaled target space."""
-        return x @ self.weights + self.bias
-
-
-class RegressionMetrics(NamedTuple):
-    """Errors in price units; mape is a fraction (0.1 = 10%)."""
-
-    rmse: float
-    mae: float
-    r2: float
-    mape: float
 
 
 @dataclass
@@ -62,14 +48,25 @@ class ModelEvaluation:
     cross_validated: RegressionMetrics | None = None  # mean over the repeats, when run
 
 
+class Agreement(NamedTuple):
+    """How closely two trainers' predictions agree, in price units, on the rows named."""
+
+    first: str  # trainer names, in trainer order
+    second: str
+    max_abs_diff: float
+    rms_diff: float
+    relative_rms_diff: float  # rms_diff relative to the mean absolute prediction of first
+    rows: str  # "test", or "training (in-sample)" in a full-sample fit
+
+
 @dataclass
 class Evaluation:
     """All models' evaluations plus how they compare with each other and with the reference."""
 
-    models: dict[str, ModelEvaluation]
+    models: dict[str, ModelEvaluation]  # the reference first, then each trainer, in order
     y_test: np.ndarray
-    agreement: dict[str, float]
-    reference_check: dict[str, dict[str, Any]]
+    agreements: list[Agreement]  # every pair of trainers: none with fewer than two
+    reference_check: dict[str, dict[str, Any]]  # per trainer, in trainer order
     y_train: np.ndarray | None = None  # price units
     basis: str = BASIS_TEST  # what judges the models: the test part or cross-validation
     cross_validation: dict[str, Any] | None = None  # folds, repeats, rows, spread per model
@@ -112,7 +109,8 @@ class Evaluation:
             "training_rows": train_rows,
             "cross_validation": self.cross_validation,
         }
-        payload["agreement"] = self.agreement
+        # Keyed "first-second" (trainer names are identifiers, so "-" cannot be part of one).
+        payload["agreement"] = {f"{a.first}-{a.second}": a._asdict() for a in self.agreements}
         payload["reference_check"] = self.reference_check
         return payload
 
@@ -140,72 +138,6 @@ def _missing_part_reasons(evaluation: ModelEvaluation) -> dict[str, str]:
     if evaluation.cross_validated is None:
         reasons["cross_validated"] = "not run: the test part is large enough to judge by"
     return reasons
-
-
-def fit_least_squares(x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> LinearModel:
-    """The exact minimizer of MSE + l2 * |w|^2 (bias unpenalized), by numpy's SVD least squares.
-
-    The ridge penalty is written as extra rows sqrt(n * l2) * I with target 0, so the same
-    lstsq call gives the trainers' exact optimum whatever their l2 setting.
-    """
-    design = np.hstack([x, np.ones((len(x), 1))])
-    target = y
-    if l2 > 0:
-        penalty = np.hstack([np.sqrt(len(x) * l2) * np.eye(x.shape[1]), np.zeros((x.shape[1], 1))])
-        design, target = np.vstack([design, penalty]), np.concatenate([y, np.zeros(x.shape[1])])
-    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
-    return LinearModel(solution[:-1], float(solution[-1]))
-
-
-def _ratio(value: float, reference: float) -> float:
-    """value / reference, with 0/0 = 1 (both exact) instead of a ZeroDivisionError."""
-    if reference == 0:
-        return 1.0 if value == 0 else float("inf")
-    return value / reference
-
-
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionMetrics:
-    """RMSE, MAE, R² and MAPE of predictions against actual values."""
-    errors = predicted - actual
-    total = np.sum((actual - actual.mean()) ** 2)
-    return RegressionMetrics(
-        rmse=float(np.sqrt(np.mean(errors**2))),
-        mae=float(np.mean(np.abs(errors))),
-        r2=float(1 - np.sum(errors**2) / total) if total > 0 else float("nan"),
-        mape=float(np.mean(np.abs(errors) / np.abs(actual))),
-    )
-
-
-def coefficients_in_original_units(
-    model: LinearModel, preprocessor: Preprocessor
-) -> dict[str, float]:
-    """Target change per unit of each raw feature, plus the intercept.
-
-    In price units, or in log-price units for a log target (log(price) is the same affine map
-    of the raw features, so the same conversion applies; only the units differ).
-    """
-    scales, means = np.asarray(preprocessor.scales), np.asarray(preprocessor.means)
-    # y = t_mean + t_scale * (sum_j w_j (x_j - m_j) / s_j + b)
-    slopes = preprocessor.target_scale * model.weights / scales
-    intercept = preprocessor.target_mean + preprocessor.target_scale * model.bias - slopes @ means
-    coefficients = dict(zip(preprocessor.feature_names, slopes.tolist(), strict=True))
-    return {**coefficients, "intercept": float(intercept)}
-
-
-def coefficient_units(preprocessor: Preprocessor) -> str:
-    """How to read the coefficients, in one sentence."""
-    target = preprocessor.target
-    if not preprocessor.log_target:
-        return (
-            f"{target} per unit of each feature; an indicator [column=level] is the difference "
-            "from that column's reference level"
-        )
-    return (
-        f"log({target}) per unit of each feature (semi-elasticities): b means about 100·b % "
-        f"more {target} per unit (exactly 100·(exp(b) − 1) %), and for an indicator that much "
-        f"above the reference level; for a feature that is itself a logarithm, b is an "
-        f"elasticity (% change in {target} per 1% change in the feature)"
-    )
 
 
 def _part_metrics(actual: np.ndarray, predicted: np.ndarray) -> RegressionMetrics | None:
@@ -241,55 +173,6 @@ def reference_regression_table(features: FeatureSet) -> RegressionTable:
     return regression_table(prep.encode(train), target, prep.feature_names)
 
 
-def cross_validate(
-    features: FeatureSet, penalties: list[float], settings: EvaluationConfig
-) -> tuple[dict[float, RegressionMetrics], dict[str, Any]]:
-    """Repeated k-fold cross-validation of the exact optimum of each cost (ridge penalty l2).
-
-    Every row of the data (all parts) is held out once per repeat. In each fold the whole
-    preprocessing is refitted on the other folds, as a run would, and the exact least-squares
-    (or ridge) solution predicts the held-out rows in price units. Each repeat's pooled
-    out-of-fold predictions give RMSE, MAE, R², MAPE; returned: their mean per penalty, and
-    the settings with the spread (standard deviation over repeats).
-    """
-    rows = pd.concat(list(features.split), ignore_index=True)
-    actual = rows[features.preprocessor.target].astype("float64").to_numpy()
-    folds = min(settings.cv_folds, len(rows))
-    repeats = min(settings.cv_repeats, max(1, CV_ROW_BUDGET // max(len(rows), 1)))
-    runs: dict[float, list[RegressionMetrics]] = {l2: [] for l2 in penalties}
-    for assignment in fold_assignments(len(rows), folds, repeats, settings.cv_seed):
-        predicted = {l2: np.empty(len(rows)) for l2 in penalties}
-        for fold in range(folds):
-            held = assignment == fold
-            kept = rows[~held]
-            prep = refit_preprocessor(kept, features)
-            x, y = prep.transform(kept), prep.transform_target(kept[prep.target])
-            x_held = prep.transform(rows[held])
-            for l2 in penalties:
-                model = fit_least_squares(x, y, l2)
-                predicted[l2][held] = prep.inverse_target(model.predict(x_held))
-        for l2 in penalties:
-            runs[l2].append(regression_metrics(actual, predicted[l2]))
-    means = {l2: RegressionMetrics(*np.mean(runs[l2], axis=0).tolist()) for l2 in penalties}
-    spread = {
-        f"l2={l2:g}": RegressionMetrics(*np.std(runs[l2], axis=0).tolist())._asdict()
-        for l2 in penalties
-    }
-    summary = {"folds": folds, "repeats": repeats, "rows": len(rows), "seed": settings.cv_seed}
-    return means, {**summary, "spread_over_repeats": spread}
-
-
-def compare_predictions(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
-    """How closely two models' predictions agree, in price units and relative to the mean price."""
-    differences = first - second
-    rms = float(np.sqrt(np.mean(differences**2)))
-    return {
-        "max_abs_diff": float(np.max(np.abs(differences))),
-        "rms_diff": rms,
-        "relative_rms_diff": rms / float(np.mean(np.abs(first))),
-    }
-
-
 def evaluate_models(
     features: FeatureSet,
     results: list[TrainResult],
@@ -320,11 +203,11 @@ def evaluate_models(
             models[result.framework], optimum, settings
         )
     trained = [models[result.framework] for result in results]
-    agreement = _agreement(trained, has_test_rows=len(features.y_test) > 0)
+    agreements = pairwise_agreement(trained, has_test_rows=len(features.y_test) > 0)
     evaluation = Evaluation(
         models,
         features.y_test,
-        agreement,
+        agreements,
         reference_check,
         y_train=prep.inverse_target(training.y_train),
         regression=reference_regression_table(features),
@@ -357,16 +240,22 @@ def _add_cross_validation(
     evaluation.cross_validation = {**summary, "penalty_per_model": l2_of}
 
 
-def _agreement(trained: list[ModelEvaluation], has_test_rows: bool) -> dict[str, Any]:
-    """How closely the two trainers' predictions agree, on the test rows or else in-sample."""
-    if len(trained) != 2:
-        return {}
-    if has_test_rows:
-        first, second, rows = trained[0].test_predictions, trained[1].test_predictions, "test"
-    else:
-        first, second = trained[0].train_predictions, trained[1].train_predictions
-        rows = "training (in-sample)"
-    return {**compare_predictions(first, second), "rows": rows}
+def pairwise_agreement(trained: list[ModelEvaluation], has_test_rows: bool) -> list[Agreement]:
+    """How closely each pair of trainers agrees, on the test rows or else in-sample."""
+    rows = "test" if has_test_rows else "training (in-sample)"
+
+    def predictions(model: ModelEvaluation) -> np.ndarray:
+        return model.test_predictions if has_test_rows else model.train_predictions
+
+    return [
+        Agreement(
+            first.name,
+            second.name,
+            **compare_predictions(predictions(first), predictions(second)),
+            rows=rows,
+        )
+        for first, second in itertools.combinations(trained, 2)
+    ]
 
 
 def _check_against(
@@ -377,16 +266,16 @@ def _check_against(
     On the test rows, or, in a full-sample fit without any, on the training rows.
     """
     if model.test is not None and optimum.test is not None:
-        rmse_ratio, rows = _ratio(model.test.rmse, optimum.test.rmse), "test"
+        rmse_ratio, rows = ratio(model.test.rmse, optimum.test.rmse), "test"
     else:
-        rmse_ratio = _ratio(model.in_sample.rmse, optimum.in_sample.rmse)
+        rmse_ratio = ratio(model.in_sample.rmse, optimum.in_sample.rmse)
         rows = "training (in-sample)"
     return {
         "reference": optimum.name,
         "rmse_ratio": rmse_ratio,
         "rmse_rows": rows,
         "test_rmse_ratio": rmse_ratio if rows == "test" else None,
-        "train_mse_ratio": _ratio(model.train_mse_scaled, optimum.train_mse_scaled),
+        "train_mse_ratio": ratio(model.train_mse_scaled, optimum.train_mse_scaled),
         "max_weight_diff_scaled": float(np.max(np.abs(model.model.weights - optimum.model.weights)))
         if len(model.model.weights)
         else 0.0,
@@ -402,9 +291,9 @@ def evaluate(
     settings: EvaluationConfig,
     training: TrainingConfig,
 ) -> Evaluation:
-    """Score torch, TensorFlow and the least-squares reference on the test part."""
+    """Score every trained model and the least-squares reference on the test part."""
     logger = get_run_logger()
-    penalties = {"torch": training.torch.l2, "tensorflow": training.tensorflow.l2}
+    penalties = {name: settings.l2 for name, settings in training.trainers.items()}
     evaluation = evaluate_models(features, results, settings, penalties)
     if evaluation.basis == BASIS_CV:
         cv = evaluation.cross_validation or {}

@@ -2,8 +2,8 @@
 
 The ONNX graph uses standard ai.onnx operators only (IsNaN/Where to impute, Equal on strings to
 one-hot, Sub/Div to scale, MatMul/Add for the model, Mul/Add/Exp to undo the target transform),
-all in float64, so any ONNX runtime scores it as `houseprice predict` does. The torch and
-TensorFlow exports are written by the training tasks, each from its own fit, beside it.
+all in float64, so any ONNX runtime scores it as `houseprice predict` does. Each trainer's own
+export (torch.export, SavedModel) is written by its training task, from its own fit, beside it.
 """
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
 def export_onnx(
     run: storage.RunPaths, prep: Preprocessor, results: list[TrainResult], selected: str | None
 ) -> None:
-    """Write the selected model as ONNX and the signature the three exports share."""
+    """Write the selected model as ONNX and the signature all the exports share."""
     chosen = next((r for r in results if r.framework == selected), None)
-    holders = {r.framework: r.framework for r in results}
+    # A trainer's own export, for each trainer that has one (its spec names an export file).
+    holders = {r.framework: r.framework for r in results if r.framework in exports.EXPORTS}
     if chosen is None:
         get_run_logger().warning("export: no model was selected, so no ONNX export is written")
     else:

@@ -17,20 +17,24 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from houseprice.trainers import get_trainer, trainer_label, trainer_names
 from tasks.evaluate import REFERENCE, Evaluation
 from tasks.trainers.common import TrainResult
 
-MODEL_LABELS = {
-    REFERENCE: "least squares (reference)",
-    "torch": "PyTorch",
-    "tensorflow": "TensorFlow",
-}
-MODEL_COLORS = {REFERENCE: "#555555", "torch": "#d62728", "tensorflow": "#1f77b4"}
+REFERENCE_LABEL = "least squares (reference)"
+REFERENCE_COLOR = "#555555"
 
 
 def model_label(name: str) -> str:
     """How a model is named to a reader: 'PyTorch', not 'torch'; unknown names as they are."""
-    return MODEL_LABELS.get(name, name)
+    return REFERENCE_LABEL if name == REFERENCE else trainer_label(name)
+
+
+def model_color(name: str) -> str | None:
+    """A model's colour in every figure: its trainer's, else matplotlib's next one (None)."""
+    if name == REFERENCE:
+        return REFERENCE_COLOR
+    return get_trainer(name).color if name in trainer_names() else None
 
 
 def _png_data_uri(figure: Figure) -> str:
@@ -75,14 +79,14 @@ def _short_ticks(*axes: Any, minor: bool = False) -> None:
 
 
 def loss_plot(results: list[TrainResult], optimum: float) -> str:
-    """Train and validation MSE per epoch for each framework, against the least-squares optimum."""
+    """Train and validation MSE per epoch for each trainer, against the least-squares optimum."""
     by_name = {result.framework: result for result in results}
 
     def draw(axes: Axes, name: str) -> None:
         result = by_name[name]
         epochs = np.arange(1, len(result.train_loss) + 1)
-        axes.plot(epochs, result.train_loss, color=MODEL_COLORS.get(name), label="train")
-        axes.plot(epochs, result.val_loss, color=MODEL_COLORS.get(name), ls=":", label="validation")
+        axes.plot(epochs, result.train_loss, color=model_color(name), label="train")
+        axes.plot(epochs, result.val_loss, color=model_color(name), ls=":", label="validation")
         axes.axhline(optimum, color="black", ls="--", lw=1, label="least-squares train optimum")
         axes.set_yscale("log")
         _short_ticks(axes.yaxis, minor=True)
@@ -98,7 +102,7 @@ def prediction_plot(evaluation: Evaluation, target: str) -> str:
 
     def draw(axes: Axes, name: str) -> None:
         predicted = evaluation.models[name].test_predictions
-        axes.scatter(actual, predicted, s=12, alpha=0.6, color=MODEL_COLORS.get(name))
+        axes.scatter(actual, predicted, s=12, alpha=0.6, color=model_color(name))
         axes.plot([low, high], [low, high], color="black", lw=1, ls="--", label="y = x")
         axes.legend(fontsize="small")
         _short_ticks(axes.xaxis, axes.yaxis)
@@ -113,12 +117,12 @@ def residual_plots(evaluation: Evaluation, target: str) -> list[str]:
 
     def scatter(axes: Axes, name: str) -> None:
         predicted = evaluation.models[name].test_predictions
-        axes.scatter(predicted, residuals[name], s=12, alpha=0.6, color=MODEL_COLORS.get(name))
+        axes.scatter(predicted, residuals[name], s=12, alpha=0.6, color=model_color(name))
         axes.axhline(0, color="black", lw=1, ls="--")
         _short_ticks(axes.xaxis, axes.yaxis)
 
     def histogram(axes: Axes, name: str) -> None:
-        axes.hist(residuals[name], bins="auto", color=MODEL_COLORS.get(name), alpha=0.8)
+        axes.hist(residuals[name], bins="auto", color=model_color(name), alpha=0.8)
         axes.axvline(0, color="black", lw=1, ls="--")
         _short_ticks(axes.xaxis)
 

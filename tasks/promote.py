@@ -2,7 +2,8 @@
 
 The rule, in order:
 1. A run's challenger is its trainer with the lowest validation RMSE among those whose test
-   RMSE is within the evaluation tolerance of the least-squares optimum (torch wins ties).
+   RMSE is within the evaluation tolerance of the least-squares optimum (ties go to the first
+   trainer in registration order: torch).
 2. It must clear the absolute limits (PromotionConfig: minimum R², maximum RMSE / MAPE), on
    the figures the run is judged by: its test part when that has at least
    evaluation.min_test_rows rows, else repeated k-fold cross-validation (always in a
@@ -64,8 +65,8 @@ def select_run_model(evaluation: Evaluation) -> str | None:
     ]
     if not candidates:
         return None
-    order = {"torch": 0, "tensorflow": 1}
-    return min(candidates, key=lambda n: (_choice_rmse(evaluation, n), order.get(n, 9)))
+    order = list(evaluation.reference_check)  # trainer order: ties go to the first trainer
+    return min(candidates, key=lambda n: (_choice_rmse(evaluation, n), order.index(n)))
 
 
 def _choice_rmse(evaluation: Evaluation, name: str) -> float:

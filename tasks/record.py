@@ -9,8 +9,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import exports, registry, storage
+from houseprice import exports, storage
 from houseprice.preprocessing import Preprocessor
+from houseprice.trainers import trainer_names
 from tasks.evaluate import Evaluation
 from tasks.promote import PromotionDecision
 from tasks.trainers.common import TrainResult
@@ -45,11 +46,10 @@ def build_metrics(
 
 def model_checksums(run: storage.RunPaths) -> dict[str, str]:
     """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
-    model_files = [run.preprocessing, run.torch_model, run.keras_model]
-    # Each trainer's weights as JSON (written and checked by its training task): numpy scoring.
-    # A model without one still loads, through its framework.
-    weights = [run.linear_weights(framework) for framework in registry.FRAMEWORKS]
-    model_files += [path for path in weights if path.exists()]
+    # Each trainer that ran saved its model and its weights as JSON (written and checked by its
+    # training task, for numpy scoring); a run folder holds no other trainer's files.
+    trained = [(run.model_file(name), run.linear_weights(name)) for name in trainer_names()]
+    model_files = [run.preprocessing, *(path for pair in trained for path in pair if path.exists())]
     if run.exports.is_dir():  # hidden names are writes in progress, never part of an export
         found = exports.export_files(run.exports)
         model_files += [f for f in found if not f.relative_to(run.exports).parts[0].startswith(".")]

@@ -435,9 +435,9 @@ def champion(tmp_path_factory):
     result = train_torch(features.training, config.training.torch, 0)
     artifacts = config.paths.artifacts_dir
     run = storage.create_run(artifacts)
-    storage.write_with_atomic(run.torch_model, lambda path: save_torch_model(result, path))
+    storage.write_with_atomic(run.model_file("torch"), lambda path: save_torch_model(result, path))
     storage.write_json_atomic(run.preprocessing, features.preprocessor.to_dict())
-    files = (run.preprocessing, run.torch_model)
+    files = (run.preprocessing, run.model_file("torch"))
     manifest = {str(p.relative_to(run.root)): storage.file_sha256(p) for p in files}
     storage.write_json_atomic(run.model_manifest, manifest)
     storage.write_json_atomic(run.metrics, {"selected_model": "torch"})
@@ -556,7 +556,7 @@ def test_a_run_that_fills_the_disk_removes_its_folder_and_says_so(tmp_path):
     config = small_config(tmp_path)
     run = storage.create_run(config.paths.artifacts_dir)
     with pytest.raises(OSError) as caught, recorded_run(run, config, lambda *a: None):
-        raise OSError(errno.ENOSPC, "No space left on device", str(run.torch_model))
+        raise OSError(errno.ENOSPC, "No space left on device", str(run.model_file("torch")))
     assert not run.root.exists()
     assert f"removed this run's folder {run.root}" in "\n".join(caught.value.__notes__)
 

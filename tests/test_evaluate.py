@@ -65,7 +65,8 @@ def test_reference_check_flags_a_model_off_the_optimum(tmp_path):
     assert evaluation.reference_check["torch"]["within_tolerance"]
     assert evaluation.reference_check["torch"]["train_mse_ratio"] == pytest.approx(1)
     assert not evaluation.reference_check["tensorflow"]["within_tolerance"]
-    assert evaluation.agreement["max_abs_diff"] > 0
+    (pair,) = evaluation.agreements  # two trainers: one pair
+    assert (pair.first, pair.second) == ("torch", "tensorflow") and pair.max_abs_diff > 0
     payload = evaluation.metrics_payload()
     assert set(payload["ols"]["test"]) == {"rmse", "mae", "r2", "mape"}
 

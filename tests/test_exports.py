@@ -19,7 +19,7 @@ from houseprice.runs import utc_now
 from tasks.export import build_onnx_model
 from tasks.features import build_feature_set
 from tasks.record import model_checksums
-from tasks.trainers import tensorflow_trainer, torch_trainer
+from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -31,16 +31,16 @@ def _write_completed_run(artifacts: Path, features, fits: dict, selected: str) -
     prep = features.preprocessor
     torch_fit, tf_fit = fits["torch"], fits["tensorflow"]
     storage.write_with_atomic(
-        run.torch_model, lambda p: torch_trainer.save_torch_model(torch_fit, p)
+        run.model_file("torch"), lambda p: torch_trainer.save_torch_model(torch_fit, p)
     )
     storage.write_with_atomic(
-        run.keras_model, lambda p: tensorflow_trainer.save_keras_model(tf_fit, p)
+        run.model_file("tensorflow"), lambda p: tensorflow_trainer.save_keras_model(tf_fit, p)
     )
     storage.write_with_atomic(
-        run.torch_export, lambda p: torch_trainer.export_torch_model(torch_fit, prep, p)
+        run.trainer_export("torch"), lambda p: torch_export.export_torch_model(torch_fit, prep, p)
     )
     storage.write_with_atomic(
-        run.tensorflow_export,
+        run.trainer_export("tensorflow"),
         lambda p: tensorflow_trainer.export_tensorflow_model(tf_fit, prep, p),
     )
     onnx_model = build_onnx_model(fits[selected], prep)
@@ -137,17 +137,19 @@ def _flip_last_byte(path: Path) -> None:
     ("kind", "damage", "message"),
     [
         ("onnx", lambda run: _flip_last_byte(run.onnx_export), "does not match the checksum"),
-        ("torch", lambda run: run.torch_export.unlink(), "is missing"),
+        ("torch", lambda run: run.trainer_export("torch").unlink(), "is missing"),
         (
             "tensorflow",
-            lambda run: _flip_last_byte(run.tensorflow_export / "variables/variables.index"),
+            lambda run: _flip_last_byte(
+                run.trainer_export("tensorflow") / "variables" / "variables.index"
+            ),
             "does not match the checksum",
         ),
         (
             "tensorflow",
             lambda run: (
-                (run.tensorflow_export / "assets").mkdir(exist_ok=True)
-                or (run.tensorflow_export / "assets" / "extra.txt").write_text("x")
+                (run.trainer_export("tensorflow") / "assets").mkdir(exist_ok=True)
+                or (run.trainer_export("tensorflow") / "assets" / "extra.txt").write_text("x")
             ),
             "holds files the run did not write",
         ),

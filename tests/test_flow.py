@@ -47,13 +47,13 @@ def test_run_folder_holds_every_artifact(first_run):
         first_run.report,
         first_run.validation,
         first_run.preprocessing,
-        first_run.torch_model,
-        first_run.keras_model,
+        first_run.model_file("torch"),
+        first_run.model_file("tensorflow"),
         first_run.model_manifest,
         first_run.lineage,
         first_run.onnx_export,
-        first_run.torch_export,
-        first_run.tensorflow_export / "saved_model.pb",
+        first_run.trainer_export("torch"),
+        first_run.trainer_export("tensorflow") / "saved_model.pb",
         first_run.export_signature,
     ):
         assert path.exists(), path
@@ -212,7 +212,7 @@ def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
     page = run.report.read_text()
     assert "FAILED in stage validate" in page and "<td>price</td><td>-5</td>" in page
     assert Artifact.get(REPORT_ARTIFACT_KEY).data.startswith("**FAILED in stage validate")
-    assert not run.torch_model.exists() and not run.keras_model.exists()
+    assert not run.model_file("torch").exists() and not run.model_file("tensorflow").exists()
     assert registry.read_champion(config.paths.artifacts_dir) is None
     from cli import main
 

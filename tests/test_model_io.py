@@ -11,7 +11,7 @@ import torch
 from houseprice import exports
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
-from tasks.trainers import tensorflow_trainer, torch_trainer
+from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
 from tasks.trainers.common import TrainResult
 from tests.fakes import train_result
 
@@ -78,7 +78,7 @@ def test_torch_state_dict_round_trip(tmp_path, result, rows):
 
 
 def test_torch_export_prices_raw_rows_like_the_preprocessor_and_model(tmp_path, result, prep, raw):
-    torch_trainer.export_torch_model(result, prep, tmp_path / "model.pt2")
+    torch_export.export_torch_model(result, prep, tmp_path / "model.pt2")
     score = exports.EXPORTS["torch"].load(tmp_path / "model.pt2")
     for batch in (raw, raw[:1], raw[raw.hood.str.len() < 3]):  # any rows, any byte width
         predicted = score(exports.raw_columns(batch, prep))
@@ -119,10 +119,10 @@ def test_wrong_torch_state_raises_model_load_error(tmp_path, state, problem):
 
 
 def test_truncated_torch_export_raises_model_load_error(tmp_path, result, prep):
-    torch_trainer.export_torch_model(result, prep, tmp_path / "model.pt2")
+    torch_export.export_torch_model(result, prep, tmp_path / "model.pt2")
     _truncate(tmp_path / "model.pt2")
     with pytest.raises(ModelLoadError, match=r"model\.pt2"):
-        torch_trainer.load_torch_export(tmp_path / "model.pt2")
+        torch_export.load_torch_export(tmp_path / "model.pt2")
 
 
 def test_keras_round_trip(tmp_path, result, rows):
@@ -229,14 +229,17 @@ def test_numpy_scores_a_saved_model_as_its_framework_does(tmp_path, result, rows
 
 
 def test_weights_that_score_unlike_the_framework_are_refused(tmp_path, result, rows, monkeypatch):
-    from houseprice import model
-    from houseprice.model import LinearWeights, checked_linear_weights
+    from houseprice.model import checked_linear_weights
 
     path = tmp_path / "model.pt"
     torch_trainer.save_torch_model(result, path)
-    forward, _ = model.FRAMEWORK_READERS["torch"]
-    wrong = LinearWeights(result.weights * (1 + 1e-6), result.bias)
-    monkeypatch.setitem(model.FRAMEWORK_READERS, "torch", (forward, lambda _: wrong))
+    read = torch_trainer.read_torch_model
+
+    def read_wrong_weights(path):
+        saved = read(path)
+        return saved._replace(weights=saved.weights * (1 + 1e-6))
+
+    monkeypatch.setattr(torch_trainer, "read_torch_model", read_wrong_weights)
     with pytest.raises(ModelLoadError, match=r"numpy scores .* differently from torch"):
         checked_linear_weights("torch", path, rows)
 

@@ -79,13 +79,13 @@ def _run_with_model_files(tmp_path) -> storage.RunPaths:
     run = storage.create_run(tmp_path, RUN_ID)
     for index, path in enumerate(
         [
-            run.torch_model,
-            run.keras_model,
+            run.model_file("torch"),
+            run.model_file("tensorflow"),
             run.linear_weights("torch"),  # tensorflow's left out: a model may have none
             run.onnx_export,
             run.export_signature,
-            run.tensorflow_export / "saved_model.pb",
-            run.tensorflow_export / "variables" / "variables.index",
+            run.trainer_export("tensorflow") / "saved_model.pb",
+            run.trainer_export("tensorflow") / "variables" / "variables.index",
         ]
     ):
         storage.write_bytes_atomic(path, f"file {index}".encode())
@@ -129,8 +129,8 @@ def test_record_writes_preprocessing_manifest_and_metrics_that_loaders_check(eva
     assert strict_json_problems(run.root) == []
     files = [run.root / name for name in manifest]
     verify_checksums(run, files)  # as recorded: accepted
-    payload = bytearray(run.torch_model.read_bytes())
+    payload = bytearray(run.model_file("torch").read_bytes())
     payload[-1] ^= 0xFF
-    run.torch_model.write_bytes(bytes(payload))
+    run.model_file("torch").write_bytes(bytes(payload))
     with pytest.raises(ModelLoadError, match="does not match the checksum"):
         verify_checksums(run, files)

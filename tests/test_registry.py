@@ -42,7 +42,7 @@ def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
     registry.promote(tmp_path, "run-1", "torch", "first")
     registry.promote(tmp_path, "run-2", "torch", "better")
     assert registry.read_champion(tmp_path).run_id == "run-2"
-    assert first.torch_model.exists() and second.torch_model.exists()
+    assert first.model_file("torch").exists() and second.model_file("torch").exists()
     registry.promote(tmp_path, "run-1", "torch", "rollback")
     assert registry.read_champion(tmp_path).run_id == "run-1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]

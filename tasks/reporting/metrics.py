@@ -161,12 +161,12 @@ class AgreementView:
 
 @dataclass(frozen=True)
 class MetricsView:
-    """Every model's metrics, the reference check and the trainers' agreement."""
+    """Every model's metrics, the reference check and the trainers' agreement, pair by pair."""
 
     basis: BasisView
     table: Table
     checks: Table
-    agreement: AgreementView | None
+    agreements: list[AgreementView]
 
 
 def metrics_view(evaluation: Evaluation) -> MetricsView:
@@ -175,7 +175,7 @@ def metrics_view(evaluation: Evaluation) -> MetricsView:
         basis=_basis_view(evaluation),
         table=Table(METRIC_HEADERS, [metric_cells(row) for row in metrics_table_rows(evaluation)]),
         checks=Table(CHECK_HEADERS, [check_cells(*i) for i in evaluation.reference_check.items()]),
-        agreement=_agreement_view(evaluation),
+        agreements=_agreement_views(evaluation),
     )
 
 
@@ -197,17 +197,16 @@ def _basis_view(evaluation: Evaluation) -> BasisView:
     )
 
 
-def _agreement_view(evaluation: Evaluation) -> AgreementView | None:
-    """The first two trainers' agreement, as evaluation measured it; None with only one."""
-    agreement = evaluation.agreement
-    if not agreement:
-        return None
-    first, second = (model_label(name) for name in list(evaluation.reference_check)[:2])
-    return AgreementView(
-        first=first,
-        second=second,
-        rows=str(agreement.get("rows", "test")),
-        max_abs_diff=format_value(agreement["max_abs_diff"]),
-        rms_diff=format_value(agreement["rms_diff"]),
-        relative_pct=f"{100 * agreement['relative_rms_diff']:.2e}",
-    )
+def _agreement_views(evaluation: Evaluation) -> list[AgreementView]:
+    """Each pair of trainers' agreement, as evaluation measured it; none with only one trainer."""
+    return [
+        AgreementView(
+            first=model_label(pair.first),
+            second=model_label(pair.second),
+            rows=pair.rows,
+            max_abs_diff=format_value(pair.max_abs_diff),
+            rms_diff=format_value(pair.rms_diff),
+            relative_pct=f"{100 * pair.relative_rms_diff:.2e}",
+        )
+        for pair in evaluation.agreements
+    ]

@@ -1,1 +1,1 @@
-"""The two trainers, one module per framework, sharing the types in common.py."""
+"""The built-in trainers, one module per framework, sharing common.py (specs: trainers.py)."""

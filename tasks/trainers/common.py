@@ -1,8 +1,8 @@
-"""What both trainers share: their input, their result, their errors and their bookkeeping.
+"""What every trainer shares: its input, its result, its errors and its bookkeeping.
 
 The bookkeeping (loss history, convergence, early stopping, divergence) and the conjugate
 gradient's direction algebra work on small numpy vectors; each trainer only supplies its
-framework's autograd cost and gradient, so the two fits follow one algorithm.
+framework's autograd cost and gradient, so all fits follow one algorithm.
 
 This module imports numpy only, so a framework module can be used (e.g. on a GPU box by
 benchmarks/gpu_check.py) without Prefect, pydantic or the other framework installed.
@@ -24,6 +24,8 @@ import numpy as np
 
 from houseprice.errors import ModelLoadError
 
+Log = Callable[[str], None]  # where a trainer writes its progress lines
+
 
 class TrainingData(NamedTuple):
     """Scaled design matrices and targets; x is (rows, features), y is (rows,), float64."""
@@ -38,7 +40,7 @@ class TrainingData(NamedTuple):
 class TrainResult:
     """A trained linear model y = x @ weights + bias, in the scaled feature/target space."""
 
-    framework: str  # "torch" or "tensorflow"
+    framework: str  # the trainer's registered name: "torch", "tensorflow", ...
     weights: np.ndarray  # (features,) float64
     bias: float
     train_loss: list[float]  # training MSE after each epoch
@@ -71,7 +73,7 @@ class DegenerateFitError(RuntimeError):
 
 
 def check_fit(result: TrainResult, data: TrainingData) -> None:
-    """Raise DegenerateFitError for a fit that must not be saved; both trainers call it."""
+    """Raise DegenerateFitError for a fit that must not be saved; the training task calls it."""
     where = f"{result.framework} fit"
     if not (np.isfinite(result.weights).all() and math.isfinite(result.bias)):
         bad = np.flatnonzero(~np.isfinite(result.weights))[:5].tolist()
@@ -157,7 +159,7 @@ def resolve_learning_rate(optimizer: str, learning_rate: float | None) -> float 
 
 @dataclass
 class EpochTracker:
-    """Per-epoch bookkeeping both trainers share: loss history and the three stop rules.
+    """Per-epoch bookkeeping every trainer shares: loss history and the three stop rules.
 
     Parameters are flat numpy vectors [weights..., bias]. record() raises TrainingDivergedError on
     a NaN, infinite or exploded loss, and returns the stop reason once training should stop.

@@ -16,11 +16,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from houseprice.exports import Scorer
+from houseprice.trainers import SavedModel
 from tasks.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
     DeviceUnavailableError,
     EpochTracker,
+    Log,
     TrainingData,
     TrainResult,
     check_zip_archive,
@@ -40,10 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 def train_tensorflow(
-    data: TrainingData,
-    settings: TrainerConfig,
-    seed: int,
-    log: Callable[[str], None] | None = None,
+    data: TrainingData, settings: TrainerConfig, seed: int, log: Log | None = None
 ) -> TrainResult:
     """Fit y = x @ w + b by minimizing MSE (+ l2 * |w|^2) with tf.GradientTape gradients."""
     started = time.perf_counter()
@@ -237,6 +237,17 @@ def load_keras_model(path: Path) -> keras.Model:
     return model
 
 
+def read_keras_model(path: Path) -> SavedModel:
+    """The saved model as Keras scores it, with its weights for numpy scoring."""
+    model = load_keras_model(path)
+    kernel, bias = (np.asarray(w.numpy(), dtype=np.float64) for w in model.weights)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model(x, training=False), dtype="float64")[:, 0]
+
+    return SavedModel(forward, kernel[:, 0].copy(), float(bias[0]))
+
+
 class _PriceModule(tf.Module):
     """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target."""
 
@@ -288,3 +299,9 @@ def load_tensorflow_export(path: Path) -> Any:
             "tensorflow SavedModel", path, ValueError("it has no 'serve' endpoint")
         )
     return restored
+
+
+def tensorflow_export_scorer(path: Path) -> Scorer:
+    """The SavedModel as a function of raw columns (categories as strings) to prices."""
+    restored = load_tensorflow_export(path)
+    return lambda columns: restored.serve(columns).numpy()

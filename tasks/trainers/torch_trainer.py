@@ -1,4 +1,4 @@
-"""PyTorch trainer: a linear model fitted by torch.autograd gradients, plus its save/load/export.
+"""PyTorch trainer: a linear model fitted by torch.autograd gradients, plus its save and load.
 
 Imports torch, numpy and common only (settings are typed, never imported), so
 benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
@@ -6,7 +6,6 @@ benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
 
 from __future__ import annotations
 
-import functools
 import logging
 import pickle
 import re
@@ -18,24 +17,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
-from tasks.trainers.common import (
-    ADAM_BETAS,
-    ADAM_EPSILON,
-    DeviceUnavailableError,
-    EpochTracker,
-    TrainingData,
-    TrainResult,
-    check_zip_archive,
-    describe_cpu,
-    describe_load_failure,
-    export_view,
-    minimize_conjugate_gradient,
-    setting_name,
-)
+from houseprice.trainers import SavedModel
+from tasks.trainers import common
+from tasks.trainers.common import EpochTracker, Log, TrainingData, TrainResult, setting_name
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
-    from houseprice.preprocessing import Preprocessor
 
 FRAMEWORK = "torch"
 logger = logging.getLogger(__name__)
@@ -51,10 +38,7 @@ class _Tensors(NamedTuple):
 
 
 def train_torch(
-    data: TrainingData,
-    settings: TrainerConfig,
-    seed: int,
-    log: Callable[[str], None] | None = None,
+    data: TrainingData, settings: TrainerConfig, seed: int, log: Log | None = None
 ) -> TrainResult:
     """Fit y = x @ w + b by minimizing MSE (+ l2 * |w|^2) with torch.autograd gradients."""
     started = time.perf_counter()
@@ -66,7 +50,7 @@ def train_torch(
     try:
         tensors = _to_tensors(data, device, dtype)
         if settings.optimizer == "cg":
-            params, stop_reason, gradients = minimize_conjugate_gradient(
+            params, stop_reason, gradients = common.minimize_conjugate_gradient(
                 _cost_and_gradient(tensors.x_train, tensors.y_train, settings.l2),
                 _mse_at(tensors.x_val, tensors.y_val),
                 data.x_train.shape[1] + 1,
@@ -89,7 +73,7 @@ def resolve_torch_device(requested: str) -> tuple[torch.device, str]:
         requested = "cuda" if torch.cuda.is_available() else "mps" if mps_available else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceUnavailableError(
+            raise common.DeviceUnavailableError(
                 f"{setting_name(FRAMEWORK, 'device')} is 'cuda' but torch {torch.__version__} "
                 "sees no CUDA GPU here; set it to 'auto' or 'cpu'"
             )
@@ -97,14 +81,16 @@ def resolve_torch_device(requested: str) -> tuple[torch.device, str]:
         return torch.device("cuda", index), torch.cuda.get_device_name(index)
     if requested == "mps":
         if not mps_available:
-            raise DeviceUnavailableError(
+            raise common.DeviceUnavailableError(
                 f"{setting_name(FRAMEWORK, 'device')} is 'mps' but this machine has no Apple "
                 "GPU that torch can use; set it to 'auto' or 'cpu'"
             )
         return torch.device("mps"), "Apple GPU (MPS)"
     if requested != "cpu":
-        raise DeviceUnavailableError(f"unknown {setting_name(FRAMEWORK, 'device')} {requested!r}")
-    return torch.device("cpu"), describe_cpu()
+        raise common.DeviceUnavailableError(
+            f"unknown {setting_name(FRAMEWORK, 'device')} {requested!r}"
+        )
+    return torch.device("cpu"), common.describe_cpu()
 
 
 def _resolve_dtype(
@@ -210,11 +196,11 @@ def _adam_update(
     Written out rather than torch.optim.Adam because the first optimizer.step() imports
     torch._dynamo (about 1.5 s per process), and so both frameworks share one formula.
     """
-    beta1, beta2 = ADAM_BETAS
+    beta1, beta2 = common.ADAM_BETAS
     first, second = moments
     first.mul_(beta1).add_(gradient, alpha=1 - beta1)
     second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-    denominator = (second / (1 - beta2**step)).sqrt_().add_(ADAM_EPSILON)
+    denominator = (second / (1 - beta2**step)).sqrt_().add_(common.ADAM_EPSILON)
     params.addcdiv_(first, denominator, value=-learning_rate / (1 - beta1**step))
 
 
@@ -235,20 +221,33 @@ def save_torch_model(result: TrainResult, path: Path) -> None:
 
 def load_torch_model(path: Path) -> torch.nn.Linear:
     """Load a state_dict saved by save_torch_model, refusing anything but a (d -> 1) Linear."""
-    check_zip_archive("torch model", Path(path))
+    common.check_zip_archive("torch model", Path(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # weights_only met something other than tensors
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         what = f"a {found.group(1)} object" if found else "objects other than tensors"
         problem = ValueError(f"it holds {what}, which loading with weights_only refuses")
-        raise describe_load_failure("torch model", path, problem) from None
+        raise common.describe_load_failure("torch model", path, problem) from None
     except Exception as error:  # torch raises a different type for each way a file is broken
-        raise describe_load_failure("torch model", path, error) from None
+        raise common.describe_load_failure("torch model", path, error) from None
     weight, bias = _check_state(state, path)
     layer = torch.nn.Linear(weight.shape[1], 1, dtype=weight.dtype)
     layer.load_state_dict({"weight": weight, "bias": bias})
     return layer.eval()
+
+
+def read_torch_model(path: Path) -> SavedModel:
+    """The saved model as torch scores it, with its weights for numpy scoring."""
+    module = load_torch_model(path)
+    dtype = module.weight.dtype
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(x).to(dtype)).numpy()[:, 0].astype("float64")
+
+    weights = module.weight.detach().double().numpy()[0].copy()
+    return SavedModel(forward, weights, float(module.bias.detach().double().item()))
 
 
 def _check_state(state: object, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,106 +266,4 @@ def _check_state(state: object, path: Path) -> tuple[torch.Tensor, torch.Tensor]
             problem = "weight or bias holds NaN or infinite values"
         else:
             return weight, bias.to(weight.dtype)
-    raise describe_load_failure("torch model", path, ValueError(problem))
-
-
-class _PriceProgram(torch.nn.Module):
-    """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target.
-
-    Categories arrive as UTF-8 bytes (rows, width) since tensors hold no strings. Each column is
-    cut or zero-padded to one width, which has room for the longest level plus a zero byte, so a
-    longer string can never pass for a level. torch.export pays ~20 ms per traced operation, so
-    all categorical columns are compared with all levels at once, in 8-byte words.
-    """
-
-    def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
-        super().__init__()
-        self.numeric = list(prep.numeric_features)
-        self.categorical = list(prep.categorical_features)
-        as_tensor = functools.partial(torch.tensor, dtype=torch.float64)
-        self.register_buffer("medians", as_tensor([prep.medians[c] for c in self.numeric]))
-        words, positions = _level_words([prep.levels[c] for c in self.categorical])
-        self.register_buffer("level_words", words)  # (columns, most levels, words)
-        self.register_buffer("level_positions", positions)  # design order in the flat table
-        self.width = words.shape[2] * 8
-        self.register_buffer("means", as_tensor(prep.means))
-        self.register_buffer("scales", as_tensor(prep.scales))
-        self.register_buffer("weight", as_tensor(np.asarray(result.weights))[None])
-        self.register_buffer("bias", as_tensor([result.bias]))
-        self.target_mean, self.target_scale = prep.target_mean, prep.target_scale
-        self.log_target = prep.log_target
-
-    def forward(self, columns: dict[str, torch.Tensor]) -> torch.Tensor:
-        blocks = []
-        if self.numeric:
-            numbers = torch.stack([columns[c] for c in self.numeric], dim=1)
-            blocks.append(torch.where(torch.isnan(numbers), self.medians, numbers))
-        if self.positions_count:
-            pad = torch.nn.functional.pad  # a negative pad cuts: any width in, self.width out
-            cut = [pad(columns[c], (0, self.width - columns[c].shape[1])) for c in self.categorical]
-            words = torch.stack(cut, dim=1).view(torch.int64)  # (rows, columns, words)
-            same = (words[:, :, None, :] == self.level_words[None]).all(dim=3)
-            flat = same.reshape(same.shape[0], -1).index_select(1, self.level_positions)
-            blocks.append(flat.to(torch.float64))
-        design = (torch.cat(blocks, dim=1) - self.means) / self.scales
-        # F.linear, as torch.nn.Linear in the saved model, so both round alike.
-        scaled = torch.nn.functional.linear(design, self.weight, self.bias)[:, 0]
-        values = scaled * self.target_scale + self.target_mean
-        return torch.exp(values) if self.log_target else values
-
-    @property
-    def positions_count(self) -> int:
-        return int(self.level_positions.shape[0])
-
-
-def _level_words(levels: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each column's levels as zero-padded UTF-8 in int64 words, and their flat design order.
-
-    Rows past a column's own levels hold 0xFF bytes, which UTF-8 never contains: they match
-    nothing.
-    """
-    if not levels:  # no categorical column: nothing to compare (an empty table has no words)
-        return torch.zeros((0, 1, 1), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
-    encoded = [[level.encode("utf-8") for level in column] for column in levels]
-    longest = max([0, *(len(code) for column in encoded for code in column)])
-    width = 8 * (longest // 8 + 1)  # room for at least one zero byte after the longest level
-    most = max([1, *(len(column) for column in encoded)])
-    table = np.full((len(levels), most, width), 0xFF, dtype=np.uint8)
-    positions = []
-    for index, column in enumerate(encoded):
-        for row, code in enumerate(column):
-            table[index, row] = 0
-            table[index, row, : len(code)] = np.frombuffer(code, dtype=np.uint8)
-            positions.append(index * most + row)
-    words = torch.from_numpy(table).view(torch.int64)
-    return words, torch.tensor(positions, dtype=torch.int64)
-
-
-def export_torch_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
-    """Export raw columns → price with torch.export (.pt2): any rows, any category width."""
-    result, prep = export_view(result, prep)
-    module = _PriceProgram(result, prep).eval()
-    rows = torch.export.Dim("rows")
-    example, shapes = {}, {}
-    for column in module.numeric:
-        example[column] = torch.zeros(2, dtype=torch.float64)
-        shapes[column] = {0: rows}
-    for index, column in enumerate(prep.categorical_features):
-        example[column] = torch.zeros(2, 3, dtype=torch.uint8)
-        shapes[column] = {0: rows, 1: torch.export.Dim(f"width_{index}")}
-    program = torch.export.export(module, (example,), dynamic_shapes=(shapes,))
-    torch.export.save(program, path)
-
-
-def load_torch_export(path: Path) -> torch.nn.Module:
-    """Load a .pt2 from export_torch_model: a module mapping a dict of raw columns to prices."""
-    check_zip_archive("torch export", Path(path))
-    export_logger = logging.getLogger("torch.export")
-    level = export_logger.level
-    export_logger.setLevel(logging.ERROR)  # it logs a traceback before raising; we explain instead
-    try:
-        return torch.export.load(path).module()
-    except Exception as error:  # a broken archive fails deep inside the deserializer
-        raise describe_load_failure("torch export", path, error) from None
-    finally:
-        export_logger.setLevel(level)
+    raise common.describe_load_failure("torch model", path, ValueError(problem))
