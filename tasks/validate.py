@@ -1,7 +1,8 @@
 """Validate: run an expectation suite over the ingested frame with GX, before training on it.
 
-Owns running Great Expectations (an in-memory context, Data Docs), turning its result into a
-ValidationReport with readable failures, and the `validate_data` task that stops a run whose
+Owns running Great Expectations (an in-memory context, a wide suite in column groups, Data
+Docs), turning its result into a ValidationReport with readable failures (worded by
+tasks/expectation_failures.py), and the `validate_data` task that stops a run whose
 data fails. What the data is expected to look like is built in tasks/suites.py: the bundled Ames
 data has a curated suite (data/ames_suite.json), and every source also gets the checks its
 DataConfig implies, so overriding the features on bundled data is still checked.
@@ -33,14 +34,14 @@ if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
 
-# Failed expectations spelled out in the error; the rest are counted (all are in result.json).
+# Failed expectations spelled out in the error; the rest are counted (all are in the JSON).
 FAILURES_LISTED = 20
 # Past this many expectations Data Docs show only the column groups with a failure (and the
 # table's checks): GX renders ~200 results a second here, and its pages were not built for
 # thousands (GX #11542). Every result, passed or failed, stays in validation.json.
 DOCS_DETAIL_LIMIT = 2_000
 # GX's pandas engine copies the whole frame for every column check (its non-null filter), so a
-# suite run whole costs columns x expectations: 200 columns took 58 s, 2,000 would take hours.
+# suite run whole costs columns x expectations: 200 columns took 58 s, 2,000 never finished.
 # A wide suite runs in groups of this many columns, each on its own columns, so the cost grows
 # linearly; GX's maintainers advise the same split for thousands of expectations (GX #11542).
 COLUMNS_PER_GROUP = 50
