@@ -303,10 +303,13 @@ def validate_data(
     if base is None and data.source == BUNDLED_SOURCE:
         base = storage.read_json(storage.BUNDLED_SUITE)
     suite = build_expectation_suite(data, base)
-    # Progress for the person waiting: importing GX alone takes seconds.
-    get_run_logger().info("validate: loading Great Expectations")
-    _import_gx()
-    get_run_logger().info("validate: checking %d rows, then writing Data Docs", len(frame))
+    # Progress for the person waiting: importing GX alone takes seconds, a wide suite minutes.
+    get_run_logger().info(
+        "validate: loading Great Expectations, checking %d rows x %d columns against %d "
+        "expectations, then writing Data Docs",
+        *frame.shape,
+        len(suite["expectations"]),
+    )
     report = run_validation(frame, suite, run.data_docs, run.data_docs_static)
     storage.write_json_atomic(run.validation, report.to_dict())
     # A wide suite's docs show only its groups with a failure; the JSON has every result.
