@@ -314,7 +314,9 @@ def validate_data(
     storage.write_json_atomic(run.validation, report.to_dict())
     # A wide suite's docs show only its groups with a failure; the JSON has every result.
     omitted = (
-        f" (groups with a failure; all in {run.validation.name})" if report.docs_omitted else ""
+        f" (only column groups with a failure; every result is in {run.validation.name})"
+        if report.docs_omitted
+        else ""
     )
     get_run_logger().info("%s; Data Docs: %s%s", report.summary(), report.docs_index, omitted)
     if not report.success:
