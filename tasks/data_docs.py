@@ -1,5 +1,7 @@
 """Great Expectations Data Docs that render with no network, their static files stored once.
 
+Builds a run's Data Docs from the GX context that validated its data (`build_data_docs`).
+
 GX's pages load Bootstrap, jQuery, bootstrap-table and Font Awesome from CDNs: offline the
 validation index lists nothing (a script draws it) and the pass/fail icons are blank. Each page
 is rewritten to use a small stylesheet and script of our own instead (a subset of Bootstrap's
@@ -14,9 +16,16 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from houseprice import storage
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
+
+DOCS_SITE = "run"
 
 # Remote stylesheets and scripts (CDNs); the logo and favicon, which have local copies.
 _REMOTE_ASSET = re.compile(
@@ -278,3 +287,39 @@ def make_offline(site: Path, shared_root: Path) -> Path:
         page.write_text(offline_page(page.read_text(encoding="utf-8"), href), encoding="utf-8")
     shutil.rmtree(site / "static")
     return shared
+
+
+def build_data_docs(context: AbstractDataContext, docs_dir: Path, static: Path) -> Path:
+    """Render the context's suites and results into docs_dir, offline; its index.html.
+
+    Built beside docs_dir, then renamed into place; styles and scripts go to static.
+    """
+
+    def build(folder: Path) -> None:
+        site = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                # GX refuses a relative base_directory (the default artifacts folder is one).
+                "base_directory": str(Path(folder).resolve()),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+        context.add_data_docs_site(DOCS_SITE, site)
+        context.build_data_docs(site_names=[DOCS_SITE])
+        make_offline(folder, static)  # GX's pages would fetch their styles from CDNs
+
+    storage.write_with_atomic(Path(docs_dir), build)
+    return Path(docs_dir) / "index.html"
+
+
+def leave_out_of_docs(context: AbstractDataContext, suite_names: Iterable[str]) -> None:
+    """Drop these suites and their validation results from the context, so no page shows them."""
+    names = set(suite_names)
+    store = context.validation_results_store
+    for key in store.list_keys():
+        if key.expectation_suite_identifier.name in names:
+            store.remove_key(key)
+    for name in names:
+        context.suites.delete(name)

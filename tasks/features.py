@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
 from tasks.statistics import find_aliased_columns
@@ -209,12 +210,20 @@ def build_features(
     """Split the data and fit scaling and encoding on the training part."""
     feature_set = build_feature_set(frame, config, features_listed)
     check_finite_features(feature_set)
-    for column, why in feature_set.preprocessor.dropped_columns.items():
+    dropped = feature_set.preprocessor.dropped_columns
+    if len(dropped) > NAMES_QUOTED:  # a wide file: one line, not one per column
         get_run_logger().warning(
-            "features: dropped design column %r, its coefficient cannot be estimated: %s",
-            column,
-            why,
+            "features: dropped %s design columns, their coefficients cannot be estimated "
+            "(each one's reason is in the report)",
+            summarize_names(list(dropped)),
         )
+    else:
+        for column, why in dropped.items():
+            get_run_logger().warning(
+                "features: dropped design column %r, its coefficient cannot be estimated: %s",
+                column,
+                why,
+            )
     get_run_logger().info(
         "features: %d design columns; %d train / %d validation / %d test rows",
         feature_set.training.x_train.shape[1],

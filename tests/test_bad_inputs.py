@@ -381,6 +381,47 @@ def test_a_wide_file_logs_a_summary_not_a_line_per_column(tmp_path, monkeypatch)
     assert not (tmp_path / "data").exists()  # nothing stored before validation
 
 
+def _stage_log_lines(tmp_path: Path, columns: int, monkeypatch) -> list[str]:
+    """The lines logged by ingest, validate and features for a file with this many x columns.
+
+    Half the x columns are copies of the other half (doubled), so even the narrow file has
+    aliased columns to drop; the wide one also has more columns than training rows.
+    """
+    from prefect.logging import disable_run_logger
+
+    import tasks.features
+    import tasks.ingest
+    import tasks.validate
+
+    rng = np.random.default_rng(0)
+    half = {f"x_{i:04d}": rng.normal(size=60) for i in range(columns // 2)}
+    copies = {f"x_{i + columns // 2:04d}": 2 * x for i, x in enumerate(half.values())}
+    frame = pd.concat([make_houses(rows=60, seed=1), pd.DataFrame(half | copies)], axis=1)
+    frame.to_csv(tmp_path / f"wide{columns}.csv", index=False)
+    config = _config(tmp_path, tmp_path / f"wide{columns}.csv")
+    messages: list[str] = []
+    logger = logging.getLogger(f"test-lines-{columns}")
+    monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
+    for module in (tasks.ingest, tasks.validate, tasks.features):
+        monkeypatch.setattr(module, "get_run_logger", lambda: logger)
+    run = storage.RunPaths("test-run", tmp_path / f"run{columns}")
+    with disable_run_logger():
+        ingested = tasks.ingest.ingest_data.fn(config.data, tmp_path / "data")
+        tasks.validate.validate_data.fn(ingested.frame, ingested.data, run)
+        config = config.model_copy(update={"data": ingested.data})
+        features = tasks.features.build_features.fn(ingested.frame, config, False)
+    assert len(features.preprocessor.dropped_columns) >= columns // 2
+    return [line for message in messages for line in message.splitlines()]
+
+
+def test_ten_times_the_columns_log_no_more_lines(tmp_path, monkeypatch):
+    narrow = _stage_log_lines(tmp_path, 12, monkeypatch)
+    wide = _stage_log_lines(tmp_path, 120, monkeypatch)
+    assert len(wide) == len(narrow) < 15
+    assert max(len(line) for line in wide) < 300
+    assert any("design columns, their coefficients cannot" in line for line in wide), wide
+
+
 # ---------------------------------------------------------------------------------------------
 # Run ids and champion.json: names, never paths.
 

@@ -136,6 +136,53 @@ def test_null_fraction_limit(houses, missing, passes):
         ]
 
 
+def test_a_wide_suite_run_in_column_groups_reports_as_if_run_whole(houses, monkeypatch):
+    import tasks.validate
+
+    extra = [f"x{i}" for i in range(7)]
+    frame = houses.assign(**{column: np.arange(20.0) for column in extra})
+    frame.loc[3, "x2"], frame.loc[5, "x5"], frame.loc[1, "area"] = -5.0, np.inf, np.nan
+    frame = frame.drop(columns=["year"])
+    changes = {"numeric_features": ["area", "year", *extra], "value_ranges": {"x2": (0, None)}}
+    suite = build_expectation_suite(houses_config(**changes, max_missing_fraction=0))
+    whole = run_validation(frame, suite)
+    monkeypatch.setattr(tasks.validate, "COLUMNS_PER_GROUP", 3)
+    assert len(tasks.validate._split_suite(suite, 3)) == 5  # the table's checks, then 4 groups
+    grouped = run_validation(frame, suite)
+    counts = lambda report: (report.success, report.evaluated, report.successful, report.failed)  # noqa: E731
+    assert counts(grouped) == counts(whole) == (False, len(suite["expectations"]), 46, 9)
+    assert failure_lines(grouped) == failure_lines(whole)  # in suite order, worded alike
+    assert grouped.result["suite_name"] == whole.result["suite_name"] == "houseprice"
+    between = "expect_column_values_to_be_between"
+    assert (
+        failure_lines(grouped)[-1]
+        == f"{between} on 'x2': 1 of 20 values outside [0.0, None], e.g. [-5.0]"
+    )
+
+
+def test_past_the_detail_limit_data_docs_show_only_groups_with_a_failure(
+    houses, tmp_path, monkeypatch
+):
+    import tasks.validate
+
+    monkeypatch.setattr(tasks.validate, "COLUMNS_PER_GROUP", 2)
+    monkeypatch.setattr(tasks.validate, "DOCS_DETAIL_LIMIT", 10)
+    houses.loc[0, "area"] = -1.0  # fails only the range check of the group (price, area)
+    suite = build_expectation_suite(houses_config(value_ranges={"area": (0, None)}))
+    report = run_validation(houses, suite, tmp_path / "docs")
+    pages = sorted(p.name for p in (tmp_path / "docs" / "validations").iterdir())
+    assert pages == ["houseprice (columns 1-2 of 4)", "houseprice (table)"]
+    checks_on = lambda *columns: sum(  # noqa: E731
+        e["kwargs"].get("column") in columns for e in suite["expectations"]
+    )
+    assert report.docs_omitted == checks_on("year", "hood") > 0
+    assert len(report.result["results"]) == report.evaluated == len(suite["expectations"])
+    assert failure_lines(report) == [
+        "expect_column_values_to_be_between on 'area': 1 of 20 values outside [0.0, None], "
+        "e.g. [-1.0]"
+    ]
+
+
 def test_unknown_expectation_is_refused(houses):
     suite = build_expectation_suite(houses_config())
     suite["expectations"].append({"type": "expect_price_to_be_fair", "kwargs": {}})
