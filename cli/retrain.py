@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,40 +22,6 @@ from .terminal import (
     read_champion,
     user_errors,
 )
-
-
-@contextlib.contextmanager
-def prefect_api() -> Iterator[Callable[[], None]]:
-    """Make sure every process of a run talks to one Prefect API; yield a wait-until-ready.
-
-    With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
-    workers are processes of their own: each would start (and wait ~10 s for) another server.
-    Starting the temporary server here and exporting its URL lets the workers share it. It
-    starts in the background: call the yielded function once the slow imports are done.
-    """
-    from prefect.context import refresh_global_settings_context
-    from prefect.settings import PREFECT_API_URL
-
-    from houseprice.prefect_server import TemporaryServer
-
-    if PREFECT_API_URL.value():
-        yield lambda: None
-        return
-    server = TemporaryServer(notify)
-    server.start()
-    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
-    # (its event and log workers), which would otherwise start a server of their own.
-    os.environ["PREFECT_API_URL"] = server.api_url
-    refresh_global_settings_context()
-    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
-    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
-    # minute and print "Error logging to API".
-    atexit.register(server.stop)
-    try:
-        yield server.wait_ready
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        refresh_global_settings_context()
 
 
 @dataclass
@@ -121,17 +84,22 @@ def command_retrain(args: argparse.Namespace) -> int:
     # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
     if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
         raise ConfigError(problem)
-    from houseprice.console import brief_prefect_console
+    from houseprice.prefect_server import temporary_api
 
-    with brief_prefect_console(args.verbose):
-        try:
-            with prefect_api() as wait_for_server:
-                from flows.retrain import retrain  # imported while the server starts: both slow
+    try:
+        # The server starts first: it comes up while this process imports the pipeline.
+        with temporary_api(notify) as wait_for_server:
+            from houseprice.console import brief_prefect_console
 
+            with brief_prefect_console(args.verbose):
+                from flows.retrain import retrain
+                from flows.workers import import_in_background
+
+                import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()
                 result = retrain(config)
-        except Exception as error:
-            return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
+    except Exception as error:
+        return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
     artifacts_dir = config.paths.artifacts_dir
     if not Path(result).is_dir():  # landing mode with nothing new: the flow says why
         print(result)

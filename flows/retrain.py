@@ -4,17 +4,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.alerts import notify_failure
+from flows.workers import TrainingWorkers
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
 from houseprice.storage import RunPaths
-from houseprice.trainers import default_trainers, get_trainer
+from houseprice.trainers import TrainerSpec, default_trainers, get_trainer
 from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from tasks.collect import CollectResult, collect_data
 from tasks.drift import check_drift
@@ -37,30 +39,6 @@ from tasks.window import select_training_rows
 DEFAULT_CONFIG = PipelineConfig()
 
 
-class TrainingWorkers(ProcessPoolTaskRunner):
-    """One worker process per trainer, let go as soon as they have all finished."""
-
-    def resize(self, workers: int) -> None:
-        """Restart the pool with this many workers; free before anything was submitted to it.
-
-        The flow's decorator fixes the pool before the config is read, so the train stage
-        sizes it to the configured trainers (no process starts until a task is submitted).
-        """
-        if workers != self._max_workers:
-            self.__exit__(None, None, None)
-            self._max_workers = workers
-            self.__enter__()
-
-    def release_workers(self) -> None:
-        """Let the idle workers exit now, while the later stages run in the flow's process.
-
-        Otherwise they exit when the flow ends: seconds (an interpreter holding torch or
-        TensorFlow shutting down) between the last task and the end of the run.
-        """
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-
-
 def _training_workers() -> TrainingWorkers | None:
     """This flow run's pool of training workers (None where a caller swapped the runner)."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
@@ -70,6 +48,25 @@ def _training_workers() -> TrainingWorkers | None:
 def _release_training_workers() -> None:
     if (workers := _training_workers()) is not None:
         workers.release_workers()
+
+
+def _start_training_workers(config: PipelineConfig) -> None:
+    """Start a worker per configured trainer now, to load its framework while ingest runs."""
+    if (workers := _training_workers()) is not None:
+        # The flow's module first: a training task arrives with the flow run's context, which
+        # refers to this flow. Then the trainer's module, which imports its framework.
+        workers.start_workers(
+            {
+                name: ("flows.retrain", get_trainer(name).train.partition(":")[0])
+                for name in config.training.trainers
+            }
+        )
+
+
+def _worker_for(task_name: str, parameters: dict[str, Any]) -> str:
+    """A training task goes to the worker started for its trainer."""
+    spec = parameters.get("spec")
+    return spec.name if isinstance(spec, TrainerSpec) else task_name
 
 
 def _train(config: PipelineConfig, features: FeatureSet, run: RunPaths) -> list[TrainResult]:
@@ -90,7 +87,7 @@ def _train(config: PipelineConfig, features: FeatureSet, run: RunPaths) -> list[
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
-    task_runner=TrainingWorkers(max_workers=len(default_trainers())),
+    task_runner=TrainingWorkers(max_workers=len(default_trainers()), route=_worker_for),
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )
@@ -115,6 +112,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         return announce_no_retrain(reason, collected)
     if collected is None and (problem := source_problem(config.data.source)):
         raise SourceError(problem)  # before a run folder exists to be left behind
+    _start_training_workers(config)
     run = start_run(config)
     get_run_logger().info("run %s: writing to %s", run.run_id, run.root)
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest

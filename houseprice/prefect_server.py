@@ -11,6 +11,10 @@ the terminal every few seconds while the person waits.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import gc
+import importlib.util
 import os
 import re
 import socket
@@ -21,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # A fresh database on a busy 2-core machine took 40-60 s; a warm start takes 5-15 s.
@@ -82,10 +86,11 @@ def _migration_heads() -> set[str]:
 
 
 def _prefect_package() -> Path:
-    """Prefect's package folder, found without importing prefect.server (seconds of imports)."""
-    import prefect
-
-    return Path(prefect.__file__).parent
+    """Prefect's package folder, found without importing prefect (1-2 s of imports)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise ServerStartError("Prefect is not installed in this environment")
+    return Path(spec.origin).parent
 
 
 def _free_port() -> int:
@@ -139,13 +144,19 @@ class TemporaryServer:
 
     def start(self) -> None:
         """Launch the server process and return at once; wait_ready() waits for it."""
+        # Launched before anything imports Prefect (1-2 s): its start-up overlaps those imports.
+        self._started_at = time.monotonic()
+        self._launch()
+
+    def announce(self) -> None:
+        """Tell the person at the terminal what they are waiting for."""
+        self.notify("houseprice: starting Prefect's temporary server...")
+        # The server imports for seconds before it touches its database: the check is not late.
         if database_needs_migrating():
             self.notify(
                 "houseprice: preparing Prefect's database (first run with this PREFECT_HOME "
                 "only; about a minute on a busy machine)..."
             )
-        self._started_at = time.monotonic()
-        self._launch()
 
     def _launch(self) -> None:
         self.port = _free_port()
@@ -212,3 +223,67 @@ class TemporaryServer:
             self.process.wait()
         self.process = None
         self._output.close()
+
+
+@contextlib.contextmanager
+def temporary_api(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]:
+    """Make sure every process of a command talks to one Prefect API; yield a wait-until-ready.
+
+    With no PREFECT_API_URL, Prefect starts a temporary server per process, and the training
+    workers are processes of their own: each would start (and wait ~10 s for) another server.
+    Starting the temporary server here and exporting its URL lets the workers share it. Enter it
+    before the slow imports, and call the yielded function once they are done.
+    """
+    # The command next imports Prefect, the pipeline and GX: millions of long-lived objects,
+    # over which the garbage collector would make ~1,000 passes (2 s of CPU). Off while they
+    # load, then frozen (never scanned again); registered first, so it runs last at exit, where
+    # it spares the interpreter's teardown the same passes.
+    gc.disable()
+    atexit.register(gc.freeze)
+    try:
+        with _command_server(notify) as wait_for_server:
+            yield wait_for_server
+    finally:
+        gc.enable()  # also when the command failed before it called wait_for_server
+
+
+@contextlib.contextmanager
+def _command_server(notify: Callable[[str], None]) -> Iterator[Callable[[], None]]:
+    """The temporary server, unless PREFECT_API_URL names one; yield the wait for it."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield _collect_from_now
+        return
+    server = TemporaryServer(notify)
+    server.start()
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():  # set in Prefect's settings: that server, not this one
+        server.stop()
+        yield _collect_from_now
+        return
+    server.announce()
+    # Inherited by the worker processes; the refresh shows it to Prefect's own threads too
+    # (its event and log workers), which would otherwise start a server of their own.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+    # Stopped at exit, after Prefect's log and event workers have sent what they hold (they
+    # drain at interpreter exit, before atexit hooks run); stopped earlier, they retry for a
+    # minute and print "Error logging to API".
+    atexit.register(server.stop)
+
+    def wait_until_ready() -> None:
+        _collect_from_now()
+        server.wait_ready()
+
+    try:
+        yield wait_until_ready
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
+
+
+def _collect_from_now() -> None:
+    """Freeze what the command has loaded so far, and let the garbage collector run again."""
+    gc.freeze()
+    gc.enable()
