@@ -15,12 +15,16 @@ import os
 from collections.abc import Iterator
 
 from prefect.logging.formatters import PrefectFormatter
+from prefect.logging.handlers import PrefectConsoleHandler
 
 # Prefect reads overrides of its logging.yml from PREFECT_LOGGING_<PATH>: this one replaces the
 # factory ("()") of the console's "standard" formatter, in this process and in every worker
 # process it starts (they inherit the environment and configure their logging from it).
 FORMATTER_VARIABLE = "PREFECT_LOGGING_FORMATTERS_STANDARD_"
 FORMATTER_PATH = f"{__name__}.BriefFormatter"
+# Likewise the console handler's class, for the handler that leaves routine completions out.
+HANDLER_VARIABLE = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
+HANDLER_PATH = f"{__name__}.BriefConsoleHandler"
 MAX_MESSAGE_CHARS = 300
 
 
@@ -43,6 +47,21 @@ class BriefFormatter(PrefectFormatter):
         return first + (" …" if first != text else "")
 
 
+class QuietCompletions(logging.Filter):
+    """Leaves out a task or flow run's routine "Finished in state Completed()" record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Finished in state Completed(")
+
+
+class BriefConsoleHandler(PrefectConsoleHandler):
+    """Prefect's console handler with routine completions left out (worker processes use it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.addFilter(QuietCompletions())
+
+
 @contextlib.contextmanager
 def brief_prefect_console(verbose: bool) -> Iterator[None]:
     """Keep tracebacks off the terminal for the duration, unless verbose."""
@@ -50,18 +69,22 @@ def brief_prefect_console(verbose: bool) -> Iterator[None]:
         yield  # verbose, or someone chose a formatter on purpose: leave Prefect's as it is
         return
     os.environ[FORMATTER_VARIABLE] = FORMATTER_PATH
+    os.environ[HANDLER_VARIABLE] = HANDLER_PATH
     # This process may have configured its logging already (Prefect does it on import).
-    swapped = []
+    swapped, quiet = [], QuietCompletions()
     for handler in logging.getLogger().handlers:
         formatter = handler.formatter
         if type(formatter) is PrefectFormatter:
             brief = BriefFormatter.__new__(BriefFormatter)
             brief.__dict__.update(formatter.__dict__)
             handler.setFormatter(brief)
+            handler.addFilter(quiet)
             swapped.append((handler, formatter))
     try:
         yield
     finally:
         os.environ.pop(FORMATTER_VARIABLE, None)
+        os.environ.pop(HANDLER_VARIABLE, None)
         for handler, formatter in swapped:
             handler.setFormatter(formatter)
+            handler.removeFilter(quiet)

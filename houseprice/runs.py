@@ -103,8 +103,11 @@ class RunRecorder:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time one stage and log its start and end."""
-        self.log("stage %s: started", name)
+        """Time one stage and log its end.
+
+        No "started" line: each stage's task says what it is doing as it begins, and one line
+        per stage keeps a run's log short however many columns or trainers it has.
+        """
         start = time.perf_counter()
         try:
             yield

@@ -306,22 +306,17 @@ def evaluate(
             cv.get("repeats", 0),
             cv.get("rows", 0),
         )
-    for name, model in evaluation.models.items():
-        for label, metrics in (
-            ("test", model.test),
-            ("cross-validated", model.cross_validated),
-            ("in-sample", model.in_sample),
-        ):
-            if metrics is not None:
-                logger.info(
-                    "evaluate: %-10s %-15s RMSE %.2f  MAE %.2f  R2 %.4f  MAPE %.2f%%",
-                    name,
-                    label,
-                    metrics.rmse,
-                    metrics.mae,
-                    metrics.r2,
-                    100 * metrics.mape,
-                )
+    for name, model in evaluation.models.items():  # one line per model; the report has more
+        parts = [
+            f"{label} RMSE {metrics.rmse:.2f} R2 {metrics.r2:.4f}"
+            for label, metrics in (
+                ("test", model.test),
+                ("cross-validated", model.cross_validated),
+                ("in-sample", model.in_sample),
+            )
+            if metrics is not None
+        ]
+        logger.info("evaluate: %-10s %s", name, "; ".join(parts))
     for name, check in evaluation.reference_check.items():
         if not check["within_tolerance"]:
             logger.warning(

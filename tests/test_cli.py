@@ -21,7 +21,13 @@ from cli import (
     read_outcome,
 )
 from houseprice import registry, storage
-from houseprice.console import FORMATTER_VARIABLE, BriefFormatter, brief_prefect_console
+from houseprice.console import (
+    FORMATTER_VARIABLE,
+    HANDLER_VARIABLE,
+    BriefConsoleHandler,
+    BriefFormatter,
+    brief_prefect_console,
+)
 from houseprice.locking import retrain_lock
 from tasks.drift import DriftReport
 from tests.fakes import completed_run
@@ -230,11 +236,20 @@ def test_prefect_failure_records_lose_their_traceback_on_the_terminal():
 
 def test_brief_console_reaches_worker_processes_and_is_undone(monkeypatch):
     monkeypatch.delenv(FORMATTER_VARIABLE, raising=False)
+    monkeypatch.delenv(HANDLER_VARIABLE, raising=False)
     with brief_prefect_console(verbose=False):
         assert os.environ[FORMATTER_VARIABLE] == "houseprice.console.BriefFormatter"
-    assert FORMATTER_VARIABLE not in os.environ
+        assert os.environ[HANDLER_VARIABLE] == "houseprice.console.BriefConsoleHandler"
+    assert FORMATTER_VARIABLE not in os.environ and HANDLER_VARIABLE not in os.environ
     with brief_prefect_console(verbose=True):
         assert FORMATTER_VARIABLE not in os.environ
+
+
+def test_the_brief_console_leaves_out_routine_completions_but_not_failures():
+    handler = BriefConsoleHandler()
+    assert not handler.filter(_record("Finished in state Completed()"))
+    assert handler.filter(_record("Finished in state Failed('Task run encountered an error')"))
+    assert handler.filter(_record("stage train: done in 3.19 s"))
 
 
 def test_a_users_error_is_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):

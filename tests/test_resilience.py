@@ -60,7 +60,7 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         start_new_session=True,
     )  # fmt: skip
-    _wait_for_line(process, "stage train: started", timeout_s=120)
+    _wait_for_line(process, "stage features: done", timeout_s=120)  # train is next
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
