@@ -9,6 +9,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from houseprice import layout
 from houseprice.config_files import ConfigError
 
 from .arguments import config_from_arguments
@@ -112,7 +113,7 @@ def command_retrain(args: argparse.Namespace) -> int:
 
 def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> int:
     """Say why the run failed and where its report is; a traceback only for a bug or verbose."""
-    from houseprice import runs, storage
+    from houseprice import runs
 
     expected = isinstance(error, user_errors())
     if verbose or not expected:
@@ -120,7 +121,7 @@ def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> 
         if not expected:
             print("houseprice: this looks like a bug; the traceback is above", file=sys.stderr)
     folder = runs.run_folder_of(error)
-    status = runs.read_status(storage.RunPaths(folder.name, folder)) if folder else {}
+    status = runs.read_status(layout.RunPaths(folder.name, folder)) if folder else {}
     where = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
     lines = [f"houseprice: retrain failed{where}: {error}"]
     if folder is not None:

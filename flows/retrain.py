@@ -13,9 +13,9 @@ from flows.alerts import notify_failure
 from flows.workers import TrainingWorkers
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
+from houseprice.layout import RunPaths
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
-from houseprice.storage import RunPaths
 from houseprice.trainers import TrainerSpec, default_trainers, get_trainer
 from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from tasks.collect import CollectResult, collect_data

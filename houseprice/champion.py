@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import yaml
 
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.errors import ModelLoadError
 from houseprice.model import HousePriceModel, load_run_model
 
@@ -37,7 +37,7 @@ class RunBasis(NamedTuple):
 
 def read_run_basis(artifacts_dir: Path, run_id: str) -> RunBasis:
     """A run's dataset version, training rows' fingerprint and settings, from its run folder."""
-    run = storage.open_run(artifacts_dir, run_id)
+    run = layout.open_run(artifacts_dir, run_id)
     lineage = storage.read_json(run.lineage)
     dataset = lineage.get("dataset") or {}
     config = storage.read_yaml(run.config)
@@ -101,4 +101,4 @@ def read_training_snapshot(champion: ChampionRun, data_dir: Path) -> pd.DataFram
         raise ValueError(champion.basis_problem or f"run {champion.run_id} is unreadable")
     if champion.basis.snapshot is None:
         raise ValueError(f"run {champion.run_id}'s lineage names no data snapshot")
-    return storage.load_snapshot(data_dir, champion.basis.snapshot)
+    return datasets.load_snapshot(data_dir, champion.basis.snapshot)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import MISSING_LEVEL, Preprocessor, category_strings
 from houseprice.trainers import TrainerSpec, get_trainer, trainer_names
@@ -42,7 +42,7 @@ class ExportSpec:
     """One export format: where a run keeps it and how to load it as a scorer."""
 
     kind: str
-    path: Callable[[storage.RunPaths], Path]
+    path: Callable[[layout.RunPaths], Path]
     load: Callable[[Path], Scorer]
 
 
@@ -131,7 +131,7 @@ class _ExportKinds(Mapping[str, ExportSpec]):
         return len(self._kinds())
 
 
-def _trainer_export_path(spec: TrainerSpec, run: storage.RunPaths) -> Path:
+def _trainer_export_path(spec: TrainerSpec, run: layout.RunPaths) -> Path:
     return run.trainer_export(spec)
 
 
@@ -147,7 +147,7 @@ def export_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
 
 
-def verify_export(run: storage.RunPaths, path: Path) -> None:
+def verify_export(run: layout.RunPaths, path: Path) -> None:
     """Refuse an export whose files differ from the manifest: changed, missing or added."""
     from houseprice.model import verify_checksums
 

@@ -15,7 +15,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
 
@@ -48,7 +48,7 @@ def load_model_folder(root: Path, run_id: str, framework: str):
     """A HousePriceModel from a folder laid out like a run folder (model/ and its manifest)."""
     from houseprice.model import HousePriceModel, framework_forward, verify_checksums
 
-    run = storage.RunPaths(run_id, Path(root))
+    run = layout.RunPaths(run_id, Path(root))
     path = registry.model_file(run, framework)
     verify_checksums(run, [run.preprocessing, path])
     try:
@@ -59,9 +59,9 @@ def load_model_folder(root: Path, run_id: str, framework: str):
     return HousePriceModel(run_id, framework, preprocessor, forward)
 
 
-def stage_model_folder(run: storage.RunPaths, framework: str, destination: Path) -> Path:
+def stage_model_folder(run: layout.RunPaths, framework: str, destination: Path) -> Path:
     """Copy what one framework's model needs into destination/model/ (as in a run folder)."""
-    staged = storage.RunPaths(run.run_id, Path(destination))
+    staged = layout.RunPaths(run.run_id, Path(destination))
     for source, target in (
         (run.preprocessing, staged.preprocessing),
         (run.model_manifest, staged.model_manifest),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.columns import normalize_missing
 from houseprice.errors import InputSchemaError, ModelLoadError
 from houseprice.inputs import InputLimits, InputReport, check_prices, check_scoring_input
@@ -29,7 +29,7 @@ from houseprice.trainers import SavedModel, TrainerSpec, get_trainer
 __all__ = ["HousePriceModel", "InputLimits", "InputSchemaError", "load_model", "load_run_model"]
 
 
-def verify_checksums(run: storage.RunPaths, paths: list[Path]) -> None:
+def verify_checksums(run: layout.RunPaths, paths: list[Path]) -> None:
     """Refuse files that differ from what the run recorded (truncated or tampered with)."""
     try:
         recorded = storage.read_json(run.model_manifest)
@@ -108,7 +108,7 @@ def checked_linear_weights(trainer: str | TrainerSpec, path: Path, x: np.ndarray
     return weights
 
 
-def _linear_forward(run: storage.RunPaths, framework: str, features: int) -> Forward:
+def _linear_forward(run: layout.RunPaths, framework: str, features: int) -> Forward:
     """numpy scoring from the run's weights JSON (checked against the manifest by the caller)."""
     path = run.linear_weights(framework)
     try:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.locking import lock_is_held
 from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
 from houseprice.trainers import UnknownTrainerError, trainer_names
@@ -65,13 +65,13 @@ def read_champion(artifacts_dir: Path) -> Champion | None:
 
 def _check_champion_paths(artifacts_dir: Path, champion: Champion) -> None:
     """Refuse a champion.json whose run or model path points outside the artifacts folder."""
-    run = storage.RunPaths(champion.run_id, storage.run_folder(artifacts_dir, champion.run_id))
+    run = layout.RunPaths(champion.run_id, layout.run_folder(artifacts_dir, champion.run_id))
     expected = str(model_file(run, champion.framework).relative_to(artifacts_dir))
     if champion.model_path != expected:
         raise ValueError(f"its model_path {champion.model_path!r} is not the run's {expected!r}")
 
 
-def model_file(run: storage.RunPaths, framework: str) -> Path:
+def model_file(run: layout.RunPaths, framework: str) -> Path:
     """The saved model of one trainer in a run; RegistryError for an unregistered trainer."""
     try:
         return run.model_file(framework)
@@ -80,11 +80,11 @@ def model_file(run: storage.RunPaths, framework: str) -> Path:
         raise RegistryError(f"unknown framework {framework!r}; trainers: {known}") from None
 
 
-def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:
+def require_completed(artifacts_dir: Path, run_id: str) -> layout.RunPaths:
     """Paths of a run that finished; an unfinished, failed or killed run is refused."""
     try:
-        run = storage.open_run(artifacts_dir, run_id)
-    except (FileNotFoundError, storage.RunIdError) as error:
+        run = layout.open_run(artifacts_dir, run_id)
+    except (FileNotFoundError, layout.RunIdError) as error:
         raise RegistryError(str(error)) from None
     status = read_status(run).get("status")
     if status != COMPLETED:
@@ -95,8 +95,8 @@ def require_completed(artifacts_dir: Path, run_id: str) -> storage.RunPaths:
 def check_user_run_id(run_id: str) -> str:
     """A run id given by a person (CLI, Python API): the id format only, never a path."""
     try:
-        return storage.check_run_id(run_id)
-    except storage.RunIdError as error:
+        return layout.check_run_id(run_id)
+    except layout.RunIdError as error:
         raise RegistryError(str(error)) from None
 
 
@@ -145,13 +145,13 @@ def no_champion_message(artifacts_dir: Path) -> str:
 
 def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
     """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
-    root = storage.runs_dir(artifacts_dir)
+    root = layout.runs_dir(artifacts_dir)
     live = lock_is_held(Path(artifacts_dir).resolve())
     summaries = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
-        run = storage.RunPaths(folder.name, folder)
+        run = layout.RunPaths(folder.name, folder)
         status = read_status(run)
         state = status.get("status")
         summary: dict[str, Any] = {
@@ -176,9 +176,9 @@ def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
 
 def latest_completed_run(artifacts_dir: Path) -> str | None:
     """The newest run whose status is completed (run ids sort by start time)."""
-    root = storage.runs_dir(artifacts_dir)
+    root = layout.runs_dir(artifacts_dir)
     for folder in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
-        run = storage.RunPaths(folder.name, folder)
+        run = layout.RunPaths(folder.name, folder)
         if folder.is_dir() and read_status(run).get("status") == COMPLETED:
             return folder.name
     return None
@@ -195,7 +195,7 @@ def interrupted_promotion(artifacts_dir: Path) -> tuple[str, dict[str, Any]] | N
     if run_id is None:
         return None
     try:
-        promotion = storage.read_json(storage.open_run(artifacts_dir, run_id).metrics)["promotion"]
+        promotion = storage.read_json(layout.open_run(artifacts_dir, run_id).metrics)["promotion"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not promotion or not promotion.get("promoted"):

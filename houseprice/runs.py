@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.config import PipelineConfig
 from houseprice.trainers import get_trainer, trainer_names
 
@@ -69,9 +69,9 @@ def git_commit() -> dict[str, Any] | None:
         return None
 
 
-def start_run(config: PipelineConfig) -> storage.RunPaths:
+def start_run(config: PipelineConfig) -> layout.RunPaths:
     """Create the run folder, store the config, and mark the run as running."""
-    run = storage.create_run(config.paths.artifacts_dir)
+    run = layout.create_run(config.paths.artifacts_dir)
     storage.write_text_atomic(
         run.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
@@ -81,7 +81,7 @@ def start_run(config: PipelineConfig) -> storage.RunPaths:
     return run
 
 
-def read_status(run: storage.RunPaths) -> dict[str, Any]:
+def read_status(run: layout.RunPaths) -> dict[str, Any]:
     """The run's status record; an unreadable one counts as unfinished."""
     try:
         return storage.read_json(run.status)
@@ -92,7 +92,7 @@ def read_status(run: storage.RunPaths) -> dict[str, Any]:
 class RunRecorder:
     """Times each stage, logs a line per stage, and writes lineage and status at the end."""
 
-    def __init__(self, run: storage.RunPaths, config: PipelineConfig, log: Callable[..., None]):
+    def __init__(self, run: layout.RunPaths, config: PipelineConfig, log: Callable[..., None]):
         self.run = run
         self.config = config
         self.log = log
@@ -143,7 +143,7 @@ class RunRecorder:
 
 @contextlib.contextmanager
 def recorded_run(
-    run: storage.RunPaths,
+    run: layout.RunPaths,
     config: PipelineConfig,
     log: Callable[..., None],
     on_failure: Callable[[RunRecorder, BaseException], None] | None = None,

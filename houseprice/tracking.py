@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.config import MLFLOW_INSTALL, PipelineConfig, TrackingConfig
 from houseprice.trainers import get_trainer
 
@@ -97,7 +97,7 @@ def run_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return logged
 
 
-def run_tags(run: storage.RunPaths, metrics: dict[str, Any], lineage: dict[str, Any]) -> dict:
+def run_tags(run: layout.RunPaths, metrics: dict[str, Any], lineage: dict[str, Any]) -> dict:
     """Where the run came from: snapshot, dataset version, git commit, devices, decision."""
     git = lineage.get("git") or {}
     dataset = lineage.get("dataset") or {}
@@ -117,7 +117,7 @@ def run_tags(run: storage.RunPaths, metrics: dict[str, Any], lineage: dict[str, 
     return {key: str(value) for key, value in tags.items() if value is not None}
 
 
-def model_signature(run: storage.RunPaths):
+def model_signature(run: layout.RunPaths):
     """Input schema: the raw feature columns, typed as in the data the run trained on.
 
     The types come from the run's snapshot (integers stay integers: MLflow will not turn an
@@ -144,7 +144,7 @@ def _snapshot_types(data_dir: Path, content_hash: str | None) -> dict[str, str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = storage.snapshots_dir(data_dir) / f"{content_hash}.parquet"
+    path = datasets.snapshots_dir(data_dir) / f"{content_hash}.parquet"
     if content_hash is None or not path.exists():
         return {}
     types = {}
@@ -171,7 +171,7 @@ def _requirements(framework: str) -> list[str]:
     return pins
 
 
-def log_model_version(run: storage.RunPaths, framework: str, settings: TrackingConfig) -> str:
+def log_model_version(run: layout.RunPaths, framework: str, settings: TrackingConfig) -> str:
     """Log one framework's model into the active MLflow run; register it; return the version."""
     mlflow = _mlflow()
     from houseprice.mlflow_model import ARTIFACT_KEY, HousePriceMlflowModel, stage_model_folder
@@ -193,7 +193,7 @@ def log_model_version(run: storage.RunPaths, framework: str, settings: TrackingC
     return version
 
 
-def log_run(run: storage.RunPaths, config: PipelineConfig) -> str:
+def log_run(run: layout.RunPaths, config: PipelineConfig) -> str:
     """Log a finished run (params, metrics, tags, artifacts, its model); return its MLflow id."""
     mlflow = _mlflow()
     settings = config.tracking
@@ -289,7 +289,7 @@ def recorded_settings(artifacts_dir: Path, run_ids: list[str]) -> TrackingConfig
     """The tracking settings the first of run_ids with MLflow configured was run with."""
     for run_id in run_ids:
         try:
-            values = storage.read_yaml(storage.open_run(artifacts_dir, run_id).config)
+            values = storage.read_yaml(layout.open_run(artifacts_dir, run_id).config)
         except (OSError, ValueError):
             continue
         section = values.get("tracking") or {}

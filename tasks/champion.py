@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import registry, storage
+from houseprice import layout, registry
 from houseprice.champion import ChampionRun
 from houseprice.champion import load_champion as read_champion_run
 from tasks.promote import PromotionDecision, decision_headline
@@ -32,9 +32,7 @@ def load_champion(artifacts_dir: Path) -> ChampionRun | None:
 
 
 @task(name="apply-promotion", cache_policy=NO_CACHE)
-def apply_promotion(
-    decision: PromotionDecision, run: storage.RunPaths, artifacts_dir: Path
-) -> None:
+def apply_promotion(decision: PromotionDecision, run: layout.RunPaths, artifacts_dir: Path) -> None:
     """Promote the finished run if the gate said so, and record the decision in the history."""
     if decision.promoted:
         registry.promote(artifacts_dir, run.run_id, decision.framework, decision.reason)

@@ -23,12 +23,12 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.champion import UNREADABLE, ChampionRun, RunBasis, read_run_basis
 from houseprice.columns import refuse_spoilt_columns
 from houseprice.config import BUNDLED_SOURCE, DataConfig
+from houseprice.datasets import DatasetVersion, LandedFile
 from houseprice.runs import utc_now
-from houseprice.storage import DatasetVersion, LandedFile
 from tasks.ingest import SourceError, read_source, resolve_source, retry_transient
 from tasks.suites import build_expectation_suite, build_landing_suite, build_learned_suite
 from tasks.validate import DataValidationError, run_validation
@@ -128,7 +128,7 @@ def check_landing_file(path: Path, suite: dict[str, Any], separator: str = ",") 
 def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
     """Version 1 from data.source, once it passes validation; its profile becomes the suite."""
     frame = merge_rows(read_source(data.source, data.separator), [])
-    suite_path = storage.learned_suite_path(data_dir)
+    suite_path = datasets.learned_suite_path(data_dir)
     learned = storage.read_json(suite_path) if suite_path.exists() else None  # a person's edits
     base = learned
     if base is None and data.source == BUNDLED_SOURCE:
@@ -139,9 +139,9 @@ def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
     if learned is None:
         suite = build_learned_suite(frame, data.target, data.time_column)
         storage.write_json_atomic(suite_path, suite)
-    part = storage.store_dataset_part(data_dir, frame)
+    part = datasets.store_dataset_part(data_dir, frame)
     version = DatasetVersion(
-        version=storage.next_version_name(None),
+        version=datasets.next_version_name(None),
         parent=None,
         rows=len(frame),
         content_hash=part,  # the first version is its one part
@@ -150,7 +150,7 @@ def seed_first_version(data: DataConfig, data_dir: Path) -> DatasetVersion:
         rows_added=len(frame),
         parts=[part],
     )
-    storage.commit_dataset_version(data_dir, version)
+    datasets.commit_dataset_version(data_dir, version)
     return version
 
 
@@ -161,26 +161,26 @@ def update_dataset(
     if data.landing_dir is None:
         raise ValueError("update_dataset needs data.landing_dir (landing mode)")
     landing = Path(data.landing_dir)
-    current = storage.read_current_version(data_dir) or seed_first_version(data, data_dir)
-    storage.settle_accepted_files(landing, data_dir, current)  # a commit a crash cut short
-    learned = storage.read_json(storage.learned_suite_path(data_dir))
+    current = datasets.read_current_version(data_dir) or seed_first_version(data, data_dir)
+    datasets.settle_accepted_files(landing, data_dir, current)  # a commit a crash cut short
+    learned = storage.read_json(datasets.learned_suite_path(data_dir))
     suite = build_landing_suite(data, learned)
     checks = [
         check_landing_file(path, suite, data.separator)
-        for path in storage.list_landing_files(landing)
+        for path in datasets.list_landing_files(landing)
     ]
-    batch = storage.new_run_id()
+    batch = layout.new_run_id()
     quarantined = [_quarantine(check, data_dir, batch) for check in checks if check.reason]
     good = [check for check in checks if check.reason is None]
-    previous = frame = storage.load_dataset_version(data_dir, current.version)
+    previous = frame = datasets.load_dataset_version(data_dir, current.version)
     if good:
         frame = merge_rows(previous, [check.frame for check in good])
         current = _commit(frame, current, previous, good, quarantined, data_dir)
-        storage.settle_accepted_files(landing, data_dir, current)
+        datasets.settle_accepted_files(landing, data_dir, current)
     return CollectResult(
         version=current,
         frame=frame,
-        source=str(storage.version_manifest_path(data_dir, current.version)),
+        source=str(datasets.version_manifest_path(data_dir, current.version)),
         new_rows=_unseen_rows(frame, previous if good else None, champion, data_dir),
         suite=learned,
         champion=champion,
@@ -191,7 +191,7 @@ def update_dataset(
 
 
 def _quarantine(check: FileCheck, data_dir: Path, batch: str) -> LandedFile:
-    stored = storage.quarantine_file(check.path, data_dir, batch, check.report)
+    stored = datasets.quarantine_file(check.path, data_dir, batch, check.report)
     rows = None if check.frame is None else len(check.frame)
     relative = str(stored.relative_to(data_dir))
     return LandedFile(check.path.name, check.sha256, rows, relative, check.reason)
@@ -206,19 +206,19 @@ def _commit(
     data_dir: Path,
 ) -> DatasetVersion:
     """Store only the rows this batch adds as a new part, then commit the version naming it."""
-    name = storage.next_version_name(previous)
-    folder = storage.accepted_dir(data_dir, name).relative_to(data_dir)
+    name = datasets.next_version_name(previous)
+    folder = datasets.accepted_dir(data_dir, name).relative_to(data_dir)
     accepted = [
         LandedFile(c.path.name, c.sha256, len(c.frame), str(folder / c.path.name)) for c in good
     ]
     # merge_rows keeps the previous rows first and in order, so what follows them is new.
     added = frame.iloc[len(previous_frame) :].reset_index(drop=True)
     # An old-format parent (one whole file) is stored once as a part, so it converts as it grows.
-    parts = previous.parts or [storage.store_dataset_part(data_dir, previous_frame)]
+    parts = previous.parts or [datasets.store_dataset_part(data_dir, previous_frame)]
     content_hash = previous.content_hash  # files of rows already held: same data, same hash
     if len(added):
-        part = storage.store_dataset_part(data_dir, added)
-        parts, content_hash = [*parts, part], storage.chain_hash(previous.content_hash, part)
+        part = datasets.store_dataset_part(data_dir, added)
+        parts, content_hash = [*parts, part], datasets.chain_hash(previous.content_hash, part)
     version = DatasetVersion(
         version=name,
         parent=previous.version,
@@ -231,7 +231,7 @@ def _commit(
         quarantined=quarantined,
         parts=parts,
     )
-    storage.commit_dataset_version(data_dir, version)
+    datasets.commit_dataset_version(data_dir, version)
     return version
 
 
@@ -242,8 +242,8 @@ def _unseen_rows(
     data_dir: Path,
 ) -> pd.DataFrame:
     version = champion.dataset_version if champion else None
-    if version and storage.dataset_version_exists(data_dir, version):
-        return rows_not_in(frame, storage.load_dataset_version(data_dir, version))
+    if version and datasets.dataset_version_exists(data_dir, version):
+        return rows_not_in(frame, datasets.load_dataset_version(data_dir, version))
     return frame if previous is None else rows_not_in(frame, previous)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import exports, storage
+from houseprice import exports, layout, storage
 from houseprice.preprocessing import Preprocessor
 from tasks.trainers.common import TrainResult, export_view
 
@@ -94,7 +94,7 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
 
 @task(name="export-onnx", cache_policy=NO_CACHE)
 def export_onnx(
-    run: storage.RunPaths, prep: Preprocessor, results: list[TrainResult], selected: str | None
+    run: layout.RunPaths, prep: Preprocessor, results: list[TrainResult], selected: str | None
 ) -> None:
     """Write the selected model as ONNX and the signature all the exports share."""
     chosen = next((r for r in results if r.framework == selected), None)

@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import datasets
 from houseprice.columns import (
     FeatureDecision,
     decide_features,
@@ -78,7 +78,7 @@ class IngestResult(NamedTuple):
     """The ingested rows, the snapshot that records them, and the columns with their kinds."""
 
     frame: pd.DataFrame
-    snapshot: storage.Snapshot
+    snapshot: datasets.Snapshot
     source: str
     data: DataConfig  # the data section with every feature typed
 
@@ -98,7 +98,7 @@ def retry_transient(task, task_run, state) -> bool:
 def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:
     """Read the source and type its columns; the snapshot is stored once the data is valid."""
     frame = read_source(data.source, data.separator)
-    snapshot = storage.plan_snapshot(frame, data_dir)
+    snapshot = datasets.plan_snapshot(frame, data_dir)
     log = get_run_logger()
     log.info(
         "ingest: %d rows x %d columns from %s (snapshot %s once validated)",
@@ -123,8 +123,8 @@ def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:
 
 
 @task(name="store-snapshot", cache_policy=NO_CACHE)
-def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> storage.Snapshot:
+def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> datasets.Snapshot:
     """Keep the validated rows as data/snapshots/<sha256>.parquet (once per content)."""
-    snapshot = storage.store_snapshot(frame, data_dir)
+    snapshot = datasets.store_snapshot(frame, data_dir)
     get_run_logger().info("snapshot %s stored: %s", snapshot.content_hash[:12], snapshot.path)
     return snapshot

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import exports, storage
+from houseprice import exports, layout, storage
 from houseprice.preprocessing import Preprocessor
 from houseprice.trainers import trainer_names
 from tasks.evaluate import Evaluation
@@ -44,7 +44,7 @@ def build_metrics(
     return payload
 
 
-def model_checksums(run: storage.RunPaths) -> dict[str, str]:
+def model_checksums(run: layout.RunPaths) -> dict[str, str]:
     """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
     # Each trainer that ran saved its model and its weights as JSON (written and checked by its
     # training task, for numpy scoring); a run folder holds no other trainer's files.
@@ -58,7 +58,7 @@ def model_checksums(run: storage.RunPaths) -> dict[str, str]:
 
 @task(name="record-metrics", cache_policy=NO_CACHE)
 def record_metrics(
-    run: storage.RunPaths, preprocessor: Preprocessor, metrics: dict[str, Any]
+    run: layout.RunPaths, preprocessor: Preprocessor, metrics: dict[str, Any]
 ) -> None:
     """Write the preprocessing, the checksums of every model and export file, and metrics.json."""
     storage.write_json_atomic(run.preprocessing, preprocessor.to_dict())

@@ -26,7 +26,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
-from houseprice.storage import RunPaths
+from houseprice.layout import RunPaths
 from tasks.evaluate import Evaluation
 from tasks.features import FeatureSet
 from tasks.reporting.failure import build_failure_view

@@ -11,12 +11,12 @@ import logging
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import layout
 from houseprice.config import PipelineConfig
 
 
 def track_run_safely(
-    run: storage.RunPaths, config: PipelineConfig, logger: logging.Logger | logging.LoggerAdapter
+    run: layout.RunPaths, config: PipelineConfig, logger: logging.Logger | logging.LoggerAdapter
 ) -> str | None:
     """Log the run and move the champion alias; on any failure warn and return None."""
     settings = config.tracking
@@ -48,6 +48,6 @@ def track_run_safely(
 
 
 @task(name="track-run", cache_policy=NO_CACHE)
-def track_run(run: storage.RunPaths, config: PipelineConfig) -> str | None:
+def track_run(run: layout.RunPaths, config: PipelineConfig) -> str | None:
     """Log the run to MLflow and point the 'champion' alias at champion.json's model."""
     return track_run_safely(run, config, get_run_logger())

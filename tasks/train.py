@@ -16,7 +16,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.config import TrainerConfig
 from houseprice.preprocessing import Preprocessor
 from houseprice.trainers import TrainerSpec
@@ -26,7 +26,7 @@ from tasks.trainers.common import TrainingData, TrainResult, check_fit
 CHECK_ROWS = 256
 
 
-def _save_numpy_weights(spec: TrainerSpec, data: TrainingData, run: storage.RunPaths) -> None:
+def _save_numpy_weights(spec: TrainerSpec, data: TrainingData, run: layout.RunPaths) -> None:
     """Record the saved model's weights as JSON, checked to score as its framework does.
 
     Done here, where the framework is loaded already, so that predict and the promotion gate
@@ -68,7 +68,7 @@ def train_model(
     data: TrainingData,
     settings: TrainerConfig,
     seed: int,
-    run: storage.RunPaths,
+    run: layout.RunPaths,
     prep: Preprocessor,
 ) -> TrainResult:
     """Fit one trainer's linear model; save it, its numpy weights and its stand-alone export."""

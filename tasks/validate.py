@@ -21,7 +21,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.columns import summarize_names
 from houseprice.config import BUNDLED_SOURCE, DataConfig
 from tasks.data_docs import build_data_docs, leave_out_of_docs
@@ -117,7 +117,7 @@ def run_validation(
             passed = [r for r in results if r["success"] and r is not results[0]]
             omitted = sum(len(r["results"]) for r in passed)
             leave_out_of_docs(context, [r["suite_name"] for r in passed])
-        static = docs_static or Path(docs_dir).parent / storage.DATA_DOCS_STATIC
+        static = docs_static or Path(docs_dir).parent / layout.DATA_DOCS_STATIC
         docs_index = build_data_docs(context, docs_dir, static)
     merged = _merge_results(results, suite.get("name") or "")
     report = _summarize(merged, order, set(frame.columns), docs_index)
@@ -294,7 +294,7 @@ def _json_safe(value: Any) -> Any:
 def validate_data(
     frame: pd.DataFrame,
     data: DataConfig,
-    run: storage.RunPaths,
+    run: layout.RunPaths,
     learned: dict[str, Any] | None = None,
 ) -> ValidationReport:
     """Check the data against its expectation suite; stop the run if it fails."""

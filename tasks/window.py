@@ -12,7 +12,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from houseprice import storage
+from houseprice import datasets
 from houseprice.config import DataConfig
 from tasks.ingest import IngestResult, resolve_feature_kinds
 
@@ -65,7 +65,7 @@ def select_training_rows(
 ) -> IngestResult:
     """Keep the rolling window's rows, store them as the run's snapshot, and type the features."""
     rows = apply_window(frame, data.time_column, data.window)
-    snapshot = storage.plan_snapshot(rows, data_dir)  # stored once the rows pass validation
+    snapshot = datasets.plan_snapshot(rows, data_dir)  # stored once the rows pass validation
     window = f"{data.time_column} within {data.window:g} of the newest" if data.window else "all"
     get_run_logger().info(
         "training rows: %d of %d (%s) -> snapshot %s",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.runs import COMPLETED
 from houseprice.trainers import default_trainers
 from tasks.trainers.common import TrainResult
@@ -69,13 +69,13 @@ def completed_run(
     framework: str = "torch",
     metrics: dict[str, Any] | None = None,
     promote: str | None = None,
-) -> storage.RunPaths:
+) -> layout.RunPaths:
     """A completed run with a placeholder model file; champion when promote gives a reason.
 
     Only what the registry reads is written: run.json and the framework's model file (plus
     metrics.json when given), so a loader that opens the model itself will refuse it.
     """
-    run = storage.create_run(artifacts, run_id)
+    run = layout.create_run(artifacts, run_id)
     storage.write_bytes_atomic(registry.model_file(run, framework), b"model")
     if metrics is not None:
         storage.write_json_atomic(run.metrics, metrics)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from cli import main
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.config import build_config
 from houseprice.runs import COMPLETED, recorded_run
 from tasks.ingest import (
@@ -87,10 +87,10 @@ def _training_refusal(tmp_path: Path, source: Path, **data) -> str:
 
 def _nothing_kept(data_dir: Path, artifacts_dir: Path) -> None:
     """No snapshot, no model file in any run, no champion."""
-    assert not storage.snapshots_dir(data_dir).exists() or not any(
-        storage.snapshots_dir(data_dir).iterdir()
+    assert not datasets.snapshots_dir(data_dir).exists() or not any(
+        datasets.snapshots_dir(data_dir).iterdir()
     )
-    for run in storage.runs_dir(artifacts_dir).glob("*/model/*"):
+    for run in layout.runs_dir(artifacts_dir).glob("*/model/*"):
         assert run.suffix not in {".pt", ".keras"}, run
     assert registry.read_champion(artifacts_dir) is None
 
@@ -404,7 +404,7 @@ def _stage_log_lines(tmp_path: Path, columns: int, monkeypatch) -> list[str]:
     monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
     for module in (tasks.ingest, tasks.validate, tasks.features):
         monkeypatch.setattr(module, "get_run_logger", lambda: logger)
-    run = storage.RunPaths("test-run", tmp_path / f"run{columns}")
+    run = layout.RunPaths("test-run", tmp_path / f"run{columns}")
     with disable_run_logger():
         ingested = tasks.ingest.ingest_data.fn(config.data, tmp_path / "data")
         tasks.validate.validate_data.fn(ingested.frame, ingested.data, run)
@@ -475,7 +475,7 @@ def champion(tmp_path_factory):
     features = build_feature_set(make_houses(rows=200, seed=3), config)
     result = train_torch(features.training, config.training.torch, 0)
     artifacts = config.paths.artifacts_dir
-    run = storage.create_run(artifacts)
+    run = layout.create_run(artifacts)
     storage.write_with_atomic(run.model_file("torch"), lambda path: save_torch_model(result, path))
     storage.write_json_atomic(run.preprocessing, features.preprocessor.to_dict())
     files = (run.preprocessing, run.model_file("torch"))
@@ -595,7 +595,7 @@ def test_predict_to_a_full_disk_names_the_file_and_leaves_nothing(champion, tmp_
 
 def test_a_run_that_fills_the_disk_removes_its_folder_and_says_so(tmp_path):
     config = small_config(tmp_path)
-    run = storage.create_run(config.paths.artifacts_dir)
+    run = layout.create_run(config.paths.artifacts_dir)
     with pytest.raises(OSError) as caught, recorded_run(run, config, lambda *a: None):
         raise OSError(errno.ENOSPC, "No space left on device", str(run.model_file("torch")))
     assert not run.root.exists()

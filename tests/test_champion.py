@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.champion import ChampionRun, RunBasis, load_champion, read_training_snapshot
 from houseprice.config import PathsConfig, SplitConfig
 from houseprice.runs import COMPLETED
@@ -34,7 +34,7 @@ def test_a_champion_whose_model_does_not_load_keeps_its_record_and_training_rows
 def test_a_damaged_run_config_leaves_the_basis_unread_and_says_why(tmp_path):
     paths = _paths(tmp_path)
     run_id = _champion(paths, make_houses(rows=300), SplitConfig())
-    storage.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
+    layout.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
     champion = load_champion(paths.artifacts_dir)
     assert champion.run_id == run_id and champion.basis is None
     assert champion.basis_problem.startswith("while parsing")
@@ -59,11 +59,11 @@ def test_collect_reads_only_a_latest_run_that_is_not_the_champion(tmp_path):
     champion = ChampionRun(record, basis, None, None, "no model in this test")
     assert read_earlier_bases(artifacts, None) == (None, None)
     for run_id in ("run-1", "run-2"):  # run-1 has no run files: it must not be read again
-        run = storage.create_run(artifacts, run_id)
+        run = layout.create_run(artifacts, run_id)
         storage.write_json_atomic(run.status, {"status": COMPLETED})
         if run_id == "run-1":
             assert read_earlier_bases(artifacts, champion) == (basis, basis)
-    latest = storage.open_run(artifacts, "run-2")
+    latest = layout.open_run(artifacts, "run-2")
     storage.write_json_atomic(latest.lineage, {"dataset": {"version": "v000002"}})
     latest.config.write_text("split: {}\n")
     assert read_earlier_bases(artifacts, champion) == (
@@ -84,5 +84,5 @@ def test_a_run_with_an_unreadable_champion_record_stops_before_training(tmp_path
     registry.champion_path(artifacts).write_text("{not json")
     with pytest.raises(registry.RegistryError, match=r"restore it with `houseprice promote`"):
         retrain(config)
-    assert not storage.runs_dir(artifacts).exists()  # nothing trained, nothing to clean up
+    assert not layout.runs_dir(artifacts).exists()  # nothing trained, nothing to clean up
     assert registry.champion_path(artifacts).read_text() == "{not json"  # left for a person

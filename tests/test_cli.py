@@ -20,7 +20,7 @@ from cli import (
     main,
     read_outcome,
 )
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.console import (
     FORMATTER_VARIABLE,
     HANDLER_VARIABLE,
@@ -185,7 +185,7 @@ def test_exit_codes_are_distinct_and_documented_in_the_readme_and_help():
 def test_history_fits_80_columns_and_shows_a_failed_runs_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
-    failed = storage.create_run(tmp_path, "20260102T000000Z-bbbbbb")
+    failed = layout.create_run(tmp_path, "20260102T000000Z-bbbbbb")
     # A run that failed after its gate wrote metrics: history shows the error, not the decision.
     storage.write_json_atomic(failed.metrics, {"promotion": {"promoted": True, "reason": "x"}})
     error = "DataValidationError: data validation failed: suite 'houseprice' failed\n  - detail"
@@ -202,7 +202,7 @@ def test_history_fits_80_columns_and_shows_a_failed_runs_error(tmp_path, capsys,
 
 
 def test_history_shows_a_killed_run_once_its_lock_is_gone(tmp_path, capsys):
-    run = storage.create_run(tmp_path, "20260101T000000Z-dead00")
+    run = layout.create_run(tmp_path, "20260101T000000Z-dead00")
     storage.write_json_atomic(run.status, {"run_id": run.run_id, "status": "running"})
     with retrain_lock(tmp_path, tmp_path, 0, print):  # a live retrain: still running
         assert registry.list_runs(tmp_path)[0]["status"] == "running"

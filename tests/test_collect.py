@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.champion import RunBasis
 from tasks.collect import rows_not_in, update_dataset
 from tasks.ingest import read_source
@@ -42,9 +42,9 @@ def test_first_version_is_seeded_from_the_source_and_learns_the_suite(landing):
     collected = update_dataset(config.data, data_dir)
     assert collected.version.version == "v000001" and collected.version.parent is None
     assert collected.version.rows == len(collected.frame) == 60
-    assert storage.read_current_version(data_dir) == collected.version
-    assert collected.version.content_hash == storage.hash_frame(collected.frame)
-    suite = storage.read_json(storage.learned_suite_path(data_dir))
+    assert datasets.read_current_version(data_dir) == collected.version
+    assert collected.version.content_hash == datasets.hash_frame(collected.frame)
+    suite = storage.read_json(datasets.learned_suite_path(data_dir))
     assert suite == collected.suite
     assert any(e["kwargs"].get("column") == "hood" for e in suite["expectations"])
     assert folder.is_dir() and collected.accepted == collected.quarantined == []
@@ -55,8 +55,8 @@ def test_a_seed_that_fails_validation_commits_nothing(landing):
     make_houses(rows=60).assign(price=-1.0).to_csv(config.data.source, index=False)
     with pytest.raises(DataValidationError, match="'price'"):
         update_dataset(config.data, data_dir)
-    assert storage.read_current_version(data_dir) is None
-    assert not storage.learned_suite_path(data_dir).exists()
+    assert datasets.read_current_version(data_dir) is None
+    assert not datasets.learned_suite_path(data_dir).exists()
 
 
 def test_a_good_file_appends_without_duplicate_rows(landing):
@@ -103,10 +103,10 @@ def test_only_bad_files_leave_the_dataset_untouched(landing):
     first = update_dataset(config.data, data_dir).version
     drop(folder, "strings.csv", make_houses(rows=20, seed=2).assign(area="big"))
     collected = update_dataset(config.data, data_dir)
-    assert collected.version == first == storage.read_current_version(data_dir)
+    assert collected.version == first == datasets.read_current_version(data_dir)
     [refused] = collected.quarantined
     assert refused.reason.startswith("expect_column_values_to_be_in_type_list on 'area'")
-    assert not storage.dataset_version_exists(data_dir, "v000002")
+    assert not datasets.dataset_version_exists(data_dir, "v000002")
 
 
 def test_an_empty_landing_folder_makes_no_new_version(landing):
@@ -114,7 +114,7 @@ def test_an_empty_landing_folder_makes_no_new_version(landing):
     first = update_dataset(config.data, data_dir)
     again = update_dataset(config.data, data_dir)
     assert again.version == first.version and again.rows_added == 0
-    assert sorted(p.name for p in storage.versions_dir(data_dir).iterdir()) == [
+    assert sorted(p.name for p in datasets.versions_dir(data_dir).iterdir()) == [
         "current.json",
         "parts",
         "suite.json",
@@ -139,9 +139,9 @@ def test_a_crash_before_the_commit_leaves_the_file_in_landing(landing, monkeypat
     monkeypatch.setattr(storage, "atomic_path", killed_while_writing)
     with pytest.raises(KeyboardInterrupt):
         update_dataset(config.data, data_dir)
-    assert storage.read_current_version(data_dir).version == "v000001"
+    assert datasets.read_current_version(data_dir).version == "v000001"
     assert [p.name for p in folder.iterdir()] == ["batch.csv"]
-    assert not [p for p in storage.versions_dir(data_dir).iterdir() if p.name.startswith(".")]
+    assert not [p for p in datasets.versions_dir(data_dir).iterdir() if p.name.startswith(".")]
     monkeypatch.undo()
     assert update_dataset(config.data, data_dir).version.rows == 80
 
@@ -160,7 +160,7 @@ def test_a_crash_after_the_commit_is_finished_not_ingested_twice(landing):
 
 def _parquet_bytes(data_dir: Path) -> dict[str, int]:
     """Size of every Parquet file the dataset versions keep, by path."""
-    versions = storage.versions_dir(data_dir)
+    versions = datasets.versions_dir(data_dir)
     return {
         str(p.relative_to(versions)): p.stat().st_size
         for p in versions.rglob("*.parquet")
@@ -183,9 +183,9 @@ def test_a_new_version_stores_only_the_rows_it_adds(tmp_path):
     assert new_part == f"parts/{second.version.parts[-1]}.parquet"
     assert second.version.parts == [*first.version.parts, second.version.parts[-1]]
     assert new_bytes < sum(before.values()) / 5  # Parquet has a ~2 KB floor per file
-    assert pd.read_parquet(storage.versions_dir(data_dir) / new_part).shape[0] == 10
-    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000002"), second.frame)
-    assert len(storage.load_dataset_version(data_dir, "v000001")) == 2000
+    assert pd.read_parquet(datasets.versions_dir(data_dir) / new_part).shape[0] == 10
+    pd.testing.assert_frame_equal(datasets.load_dataset_version(data_dir, "v000002"), second.frame)
+    assert len(datasets.load_dataset_version(data_dir, "v000001")) == 2000
 
 
 def test_a_file_of_rows_already_held_keeps_the_content_hash(landing):
@@ -200,20 +200,20 @@ def test_a_file_of_rows_already_held_keeps_the_content_hash(landing):
 def test_versions_in_the_old_whole_file_format_load_and_grow_as_parts(landing):
     config, folder, data_dir = landing
     seed = read_source(config.data.source)
-    legacy = storage.DatasetVersion(
-        "v000001", None, len(seed), storage.hash_frame(seed), "2026-01-01T00:00:00Z", "x", 60
+    legacy = datasets.DatasetVersion(
+        "v000001", None, len(seed), datasets.hash_frame(seed), "2026-01-01T00:00:00Z", "x", 60
     )  # as the first release wrote it: one whole file, no parts in the manifest
-    storage.write_parquet_atomic(storage.version_data_path(data_dir, "v000001"), seed)
+    storage.write_parquet_atomic(datasets.version_data_path(data_dir, "v000001"), seed)
     manifest = {k: v for k, v in legacy.to_dict().items() if k != "parts"}
-    storage.write_json_atomic(storage.version_manifest_path(data_dir, "v000001"), manifest)
-    storage.write_json_atomic(storage.current_version_path(data_dir), manifest)
+    storage.write_json_atomic(datasets.version_manifest_path(data_dir, "v000001"), manifest)
+    storage.write_json_atomic(datasets.current_version_path(data_dir), manifest)
     suite = build_learned_suite(seed, "price", None)
-    storage.write_json_atomic(storage.learned_suite_path(data_dir), suite)
+    storage.write_json_atomic(datasets.learned_suite_path(data_dir), suite)
     drop(folder, "day.csv", make_houses(rows=20, seed=1))
     grown = update_dataset(config.data, data_dir)
     assert grown.version.version == "v000002" and len(grown.version.parts) == 2
-    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000002"), grown.frame)
-    pd.testing.assert_frame_equal(storage.load_dataset_version(data_dir, "v000001"), seed)
+    pd.testing.assert_frame_equal(datasets.load_dataset_version(data_dir, "v000002"), grown.frame)
+    pd.testing.assert_frame_equal(datasets.load_dataset_version(data_dir, "v000001"), seed)
 
 
 def test_rows_not_in_compares_whole_rows_including_missing_values():
@@ -267,7 +267,7 @@ def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(
 
     message = retrain(config)  # nothing new: no run folder, no new version
     assert message.startswith("no retrain: nothing new")
-    assert [p.name for p in storage.runs_dir(artifacts).iterdir()] == [first.name]
+    assert [p.name for p in layout.runs_dir(artifacts).iterdir()] == [first.name]
 
     drop(folder, "batch.csv", make_houses(rows=120, seed=5))
     drop(folder, "bad.csv", make_houses(rows=20, seed=6).assign(price=-1.0))

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from cli import main
-from houseprice import storage
+from houseprice import datasets, layout, storage
 from houseprice.config import build_config
 
 PREFECT_YAML = storage.REPO_ROOT / "prefect.yaml"
@@ -309,9 +309,9 @@ def test_nightly_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
     night_one = server.run_deployment("retrain/nightly", {"config": config})
     server.run_worker_once()
     server.assert_completed(night_one)
-    seeded = storage.read_current_version(data_dir)
+    seeded = datasets.read_current_version(data_dir)
     assert seeded is not None and seeded.version == "v000001"
-    (first_run,) = storage.runs_dir(artifacts_dir).iterdir()
+    (first_run,) = layout.runs_dir(artifacts_dir).iterdir()
     assert storage.read_json(Path(artifacts_dir) / "champion.json")["run_id"] == first_run.name
 
     # Night 2: nothing landed, so nothing to retrain. Meanwhile the batch deployment scores a file.
@@ -324,8 +324,8 @@ def test_nightly_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
     )
     server.run_worker_once()
     server.assert_completed(night_two, batch)
-    assert storage.read_current_version(data_dir) == seeded
-    assert list(storage.runs_dir(artifacts_dir).iterdir()) == [first_run]
+    assert datasets.read_current_version(data_dir) == seeded
+    assert list(layout.runs_dir(artifacts_dir).iterdir()) == [first_run]
     predictions = pd.read_csv(scored)
     assert len(predictions) == 20 and predictions["prediction"].notna().all()
     assert set(predictions["model_id"].str.split("/").str[0]) == {first_run.name}  # champion
@@ -335,10 +335,10 @@ def test_nightly_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
     night_three = server.run_deployment("retrain/nightly", {"config": config})
     server.run_worker_once()
     server.assert_completed(night_three)
-    grown = storage.read_current_version(data_dir)
+    grown = datasets.read_current_version(data_dir)
     assert (grown.version, grown.parent) == ("v000002", "v000001")
     assert (grown.rows, grown.rows_added) == (seeded.rows + LANDED_ROWS, LANDED_ROWS)
     assert [item.name for item in grown.accepted] == ["sales-2011-01.parquet"]
     assert not list(landing.iterdir())  # taken in, so never ingested twice
-    (second_run,) = set(storage.runs_dir(artifacts_dir).iterdir()) - {first_run}
+    (second_run,) = set(layout.runs_dir(artifacts_dir).iterdir()) - {first_run}
     assert storage.read_json(second_run / "lineage.json")["dataset"]["version"] == "v000002"

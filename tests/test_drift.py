@@ -8,7 +8,7 @@ import pytest
 import yaml
 from prefect.logging import disable_run_logger
 
-from houseprice import registry, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.champion import ChampionRun, RunBasis, load_champion
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
 from tasks.drift import (
@@ -190,7 +190,7 @@ def test_without_a_champion_drift_is_not_checked_and_says_so(tmp_path):
 def _champion(paths: PathsConfig, frame: pd.DataFrame, split: SplitConfig) -> str:
     """A completed, promoted run that trained on frame with the given split settings."""
     run = completed_run(paths.artifacts_dir, "champion-run")
-    snapshot = storage.store_snapshot(frame, paths.data_dir)
+    snapshot = datasets.store_snapshot(frame, paths.data_dir)
     storage.write_json_atomic(run.lineage, {"snapshot": snapshot.content_hash})
     run.config.write_text(yaml.safe_dump({"split": split.model_dump()}))
     registry.promote(paths.artifacts_dir, run.run_id, "torch", "test")
@@ -222,7 +222,7 @@ def test_a_champion_trained_on_other_columns_is_compared_on_the_shared_ones(tmp_
 def test_a_champion_with_a_damaged_config_leaves_drift_unchecked(tmp_path):
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     run_id = _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
-    storage.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
+    layout.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
     with disable_run_logger():
         report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note.startswith("not checked: while parsing")
@@ -231,7 +231,7 @@ def test_a_champion_with_a_damaged_config_leaves_drift_unchecked(tmp_path):
 def test_a_champion_without_its_snapshot_leaves_drift_unchecked(tmp_path):
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
-    for snapshot in storage.snapshots_dir(paths.data_dir).iterdir():
+    for snapshot in datasets.snapshots_dir(paths.data_dir).iterdir():
         snapshot.unlink()
     with disable_run_logger():
         report = _check(paths, make_houses(rows=100))

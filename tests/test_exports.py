@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from houseprice import exports, registry, storage
+from houseprice import exports, layout, registry, storage
 from houseprice.config import build_config
 from houseprice.errors import ModelLoadError
 from houseprice.model import load_model, load_run_model
@@ -24,10 +24,10 @@ from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _write_completed_run(artifacts: Path, features, fits: dict, selected: str) -> storage.RunPaths:
+def _write_completed_run(artifacts: Path, features, fits: dict, selected: str) -> layout.RunPaths:
     """What the retrain flow writes for its models, exports and manifest (tasks/train.py,
     tasks/export.py, tasks/record.py), without Prefect; then the run becomes champion."""
-    run = storage.create_run(artifacts)
+    run = layout.create_run(artifacts)
     prep = features.preprocessor
     torch_fit, tf_fit = fits["torch"], fits["tensorflow"]
     storage.write_with_atomic(
@@ -120,11 +120,11 @@ def test_signature_lists_every_raw_column_once_and_each_exports_fit(bundled_run)
 
 
 @pytest.fixture
-def run_copy(bundled_run, tmp_path) -> storage.RunPaths:
+def run_copy(bundled_run, tmp_path) -> layout.RunPaths:
     """A copy of the bundled run that a test may damage."""
     artifacts, run = bundled_run
     shutil.copytree(artifacts, tmp_path / "artifacts")
-    return storage.open_run(tmp_path / "artifacts", run.run_id)
+    return layout.open_run(tmp_path / "artifacts", run.run_id)
 
 
 def _flip_last_byte(path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prefect.artifacts import Artifact
 
-from houseprice import exports, registry, storage
+from houseprice import exports, layout, registry, storage
 from houseprice.config import PipelineConfig
 from houseprice.model import load_model, load_run_model
 from tasks.evaluate import regression_metrics
@@ -38,7 +38,7 @@ def first_run(workspace, prefect_harness):
 
     _, config = workspace
     folder = Path(retrain(config))
-    return storage.RunPaths(folder.name, folder)
+    return layout.RunPaths(folder.name, folder)
 
 
 def test_run_folder_holds_every_artifact(first_run):
@@ -129,7 +129,7 @@ def test_the_champion_scores_with_numpy_and_older_runs_with_their_framework(
     copy = tmp_path / "artifacts"
     shutil.copytree(config.paths.artifacts_dir, copy)
     champion = registry.read_champion(copy)
-    storage.open_run(copy, champion.run_id).linear_weights(champion.framework).unlink()
+    layout.open_run(copy, champion.run_id).linear_weights(champion.framework).unlink()
     np.testing.assert_allclose(load_model(copy).predict(test_rows), numpy_scored, rtol=1e-9)
     # Loading the champion (with the weights) imports neither framework nor Prefect.
     code = (
@@ -203,8 +203,8 @@ def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
     reason, *details = terminal.err.splitlines()
     assert reason.startswith("houseprice: retrain failed in stage validate: data validation")
     assert any("'price'" in line and "-5.0" in line for line in details)
-    (run_folder,) = storage.runs_dir(config.paths.artifacts_dir).iterdir()
-    run = storage.RunPaths(run_folder.name, run_folder)
+    (run_folder,) = layout.runs_dir(config.paths.artifacts_dir).iterdir()
+    run = layout.RunPaths(run_folder.name, run_folder)
     assert f"report:    {run.report}" in details
     status = json.loads(run.status.read_text())
     assert status["status"] == "failed" and status["failed_stage"] == "validate"

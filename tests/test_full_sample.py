@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cli import build_parser, config_from_arguments
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from tests.test_statistics import (
     TRUE_COEFFICIENTS,
     assert_table_matches_statsmodels,
@@ -46,7 +46,7 @@ def all_rows_run(tmp_path_factory, prefect_harness):
     config = config_from_arguments(build_parser().parse_args(arguments))
     assert config.split.full_sample
     folder = Path(retrain(config))
-    return frame, config, storage.RunPaths(folder.name, folder)
+    return frame, config, layout.RunPaths(folder.name, folder)
 
 
 def test_all_rows_reproduces_the_statsmodels_table(all_rows_run):

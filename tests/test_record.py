@@ -10,7 +10,7 @@ import math
 import pytest
 from prefect.logging import disable_run_logger
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.config import EvaluationConfig
 from houseprice.errors import ModelLoadError
 from tasks.evaluate import evaluate_models
@@ -74,9 +74,9 @@ def test_a_fit_without_validation_rows_says_why_its_final_validation_loss_is_nul
     assert written["torch"]["training"]["final_val_loss"] is None
 
 
-def _run_with_model_files(tmp_path) -> storage.RunPaths:
+def _run_with_model_files(tmp_path) -> layout.RunPaths:
     """A run holding placeholder files wherever a finished run keeps model and export files."""
-    run = storage.create_run(tmp_path, RUN_ID)
+    run = layout.create_run(tmp_path, RUN_ID)
     for index, path in enumerate(
         [
             run.model_file("torch"),

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.locking import retrain_lock
 from houseprice.runs import RUNNING
 from tests.fakes import completed_run
@@ -68,7 +68,7 @@ def test_a_promotion_that_dies_before_its_rename_leaves_the_old_champion_whole(
 
 
 def test_unfinished_runs_cannot_be_promoted(tmp_path):
-    run = storage.create_run(tmp_path, "killed")
+    run = layout.create_run(tmp_path, "killed")
     storage.write_json_atomic(run.status, {"status": "running"})
     with pytest.raises(registry.RegistryError, match="status is 'running'"):
         registry.promote(tmp_path, "killed", "torch", "no")
@@ -144,7 +144,7 @@ def test_the_no_champion_message_names_the_refused_run_and_both_ways_to_use_it(t
 
 
 def _run_with_status(artifacts, run_id, status, **fields):
-    run = storage.create_run(artifacts, run_id)
+    run = layout.create_run(artifacts, run_id)
     storage.write_json_atomic(run.status, {"run_id": run_id, "status": status, **fields})
     return run
 
@@ -167,7 +167,7 @@ def test_list_runs_summarizes_each_run_oldest_first_and_names_a_dead_one_killed(
     completed_run(tmp_path, RUN_A, metrics=metrics)
     _run_with_status(tmp_path, RUN_B, "failed", error="boom", failed_stage="validate")
     _run_with_status(tmp_path, RUN_C, RUNNING)
-    (storage.runs_dir(tmp_path) / ".tmp-copy").mkdir()  # hidden: never a run
+    (layout.runs_dir(tmp_path) / ".tmp-copy").mkdir()  # hidden: never a run
     listed = registry.list_runs(tmp_path)
     assert [(s["run_id"], s["status"]) for s in listed] == [
         (RUN_A, "completed"),

@@ -19,7 +19,7 @@ from markupsafe import escape
 from prefect import flow
 from prefect.artifacts import Artifact
 
-from houseprice import storage
+from houseprice import datasets, layout
 from houseprice.config import PipelineConfig
 from tasks.drift import DriftReport
 from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
@@ -321,7 +321,7 @@ class _FailedSuite(RuntimeError):
 
 
 def test_failure_report_names_the_stage_and_each_failed_expectation(tmp_path):
-    run = storage.RunPaths("20260101T000000Z-abcdef", tmp_path / "run")
+    run = layout.RunPaths("20260101T000000Z-abcdef", tmp_path / "run")
     error = _FailedSuite(run.data_docs / "index.html")
     inputs = FailureInputs.from_error(run, "validate", error, {"ingest": 0.5, "validate": 2.0})
     page = render_failure_report(inputs)
@@ -335,7 +335,7 @@ def test_failure_report_names_the_stage_and_each_failed_expectation(tmp_path):
 
 
 def test_failure_report_of_another_error_shows_the_error():
-    run = storage.RunPaths("r", Path("/nowhere/r"))
+    run = layout.RunPaths("r", Path("/nowhere/r"))
     inputs = FailureInputs.from_error(run, "ingest", FileNotFoundError("no file x.csv"), {})
     assert inputs.validation is None
     assert "FileNotFoundError: no file x.csv" in render_failure_report(inputs)
@@ -374,13 +374,13 @@ def test_missing_reference_is_refused(full):
 
 def test_collect_reads_the_flows_stage_outputs(full, tmp_path):
     inputs, _ = full
-    snapshot = storage.Snapshot("cd" * 32, tmp_path / "snapshot.parquet", 40, 4)
+    snapshot = datasets.Snapshot("cd" * 32, tmp_path / "snapshot.parquet", 40, 4)
     ingested = SimpleNamespace(frame=_frame(), snapshot=snapshot, source="memory")
     validation = SimpleNamespace(
         success=False, evaluated=12, successful=11, failed=1, failures=["x"]
     )
     collected = ReportInputs.collect(
-        storage.RunPaths("r1", tmp_path), _config(), ingested, validation,
+        layout.RunPaths("r1", tmp_path), _config(), ingested, validation,
         inputs.features, inputs.results, inputs.evaluation, {"ingest": 1.0},
     )  # fmt: skip
     assert collected.validation == vars(validation)
@@ -397,7 +397,7 @@ def test_collect_reads_the_flows_stage_outputs(full, tmp_path):
 @pytest.mark.slow
 def test_write_report_writes_page_and_artifacts(full, tmp_path, prefect_harness):
     inputs, _ = full
-    run = storage.create_run(tmp_path, inputs.run_id)
+    run = layout.create_run(tmp_path, inputs.run_id)
 
     @flow
     def report_flow() -> Path:
@@ -418,7 +418,7 @@ def test_write_report_writes_page_and_artifacts(full, tmp_path, prefect_harness)
 
 @pytest.mark.slow
 def test_failed_run_still_writes_its_report_and_artifacts(tmp_path, prefect_harness):
-    run = storage.create_run(tmp_path, "20260101T000000Z-fa11ed")
+    run = layout.create_run(tmp_path, "20260101T000000Z-fa11ed")
     error = _FailedSuite(run.data_docs / "index.html")
 
     @flow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.model import load_model
 from tests.conftest import make_houses, small_config
 
@@ -64,10 +64,10 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
-    runs = sorted(p.name for p in storage.runs_dir(config.paths.artifacts_dir).iterdir())
+    runs = sorted(p.name for p in layout.runs_dir(config.paths.artifacts_dir).iterdir())
     killed = next(run_id for run_id in runs if run_id != champion_run)
     killed_status = json.loads(
-        (storage.runs_dir(config.paths.artifacts_dir) / killed / "run.json").read_text()
+        (layout.runs_dir(config.paths.artifacts_dir) / killed / "run.json").read_text()
     )
     assert killed_status["status"] == "running"  # never marked completed
     # ... but nothing holds its lock any more, so `history` says what became of it.

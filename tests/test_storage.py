@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from houseprice import storage
+from houseprice import datasets, layout, storage
 
 
 def test_atomic_write_leaves_no_partial_file_on_error(tmp_path):
@@ -24,29 +24,29 @@ def test_atomic_write_leaves_no_partial_file_on_error(tmp_path):
 
 
 def test_snapshot_is_content_addressed_and_stored_once(tmp_path, houses):
-    first = storage.store_snapshot(houses, tmp_path)
-    second = storage.store_snapshot(houses.copy(), tmp_path)
+    first = datasets.store_snapshot(houses, tmp_path)
+    second = datasets.store_snapshot(houses.copy(), tmp_path)
     assert first == second
-    assert len(list(storage.snapshots_dir(tmp_path).iterdir())) == 1
+    assert len(list(datasets.snapshots_dir(tmp_path).iterdir())) == 1
     changed = houses.assign(price=houses.price + 1)
-    assert storage.store_snapshot(changed, tmp_path).content_hash != first.content_hash
-    pd.testing.assert_frame_equal(storage.load_snapshot(tmp_path, first.content_hash), houses)
+    assert datasets.store_snapshot(changed, tmp_path).content_hash != first.content_hash
+    pd.testing.assert_frame_equal(datasets.load_snapshot(tmp_path, first.content_hash), houses)
 
 
 def test_missing_snapshot_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no data snapshot"):
-        storage.load_snapshot(tmp_path, "0" * 64)
+        datasets.load_snapshot(tmp_path, "0" * 64)
 
 
 def test_runs_never_share_a_folder(tmp_path):
-    first = storage.create_run(tmp_path)
-    second = storage.create_run(tmp_path)
+    first = layout.create_run(tmp_path)
+    second = layout.create_run(tmp_path)
     assert first.root != second.root
     with pytest.raises(FileExistsError):
-        storage.create_run(tmp_path, first.run_id)
-    assert storage.open_run(tmp_path, first.run_id) == first
+        layout.create_run(tmp_path, first.run_id)
+    assert layout.open_run(tmp_path, first.run_id) == first
     with pytest.raises(FileNotFoundError):
-        storage.open_run(tmp_path, "nope")
+        layout.open_run(tmp_path, "nope")
 
 
 class _NanReason(str):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from houseprice import exports, registry, storage
+from houseprice import exports, layout, registry, storage
 from houseprice.config import EvaluationConfig
 from houseprice.model import load_model, load_run_model
 from tasks.evaluate import evaluate_models, fit_least_squares
@@ -34,7 +34,7 @@ def plugin_run(tmp_path_factory, prefect_harness):
     make_houses(rows=400, seed=2).to_csv(root / "houses.csv", index=False)
     config = small_config(root, data={"source": str(root / "houses.csv")}, training={PLUG_IN: {}})
     folder = Path(retrain(config))
-    return config, storage.RunPaths(folder.name, folder), root / "houses.csv"
+    return config, layout.RunPaths(folder.name, folder), root / "houses.csv"
 
 
 def test_configuring_the_plug_in_adds_it_to_the_default_trainers(tmp_path):
@@ -91,7 +91,7 @@ def test_it_can_be_promoted_and_then_scores_as_the_champion(plugin_run, tmp_path
     torch_prices = load_run_model(artifacts, run.run_id, "torch").predict(houses)
     np.testing.assert_allclose(prices, torch_prices, rtol=1e-6)
     # Without its weights JSON, the model is read by the plug-in's own reader.
-    storage.open_run(artifacts, run.run_id).linear_weights(PLUG_IN).unlink()
+    layout.open_run(artifacts, run.run_id).linear_weights(PLUG_IN).unlink()
     np.testing.assert_allclose(load_model(artifacts).predict(houses), prices, rtol=1e-12)
     assert main(["history", "--artifacts-dir", str(artifacts)]) == 0
     assert f"{run.run_id}/{PLUG_IN}" in capsys.readouterr().out

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from cli import main
-from houseprice import registry, storage
+from houseprice import layout, registry, storage
 from houseprice.config import ConfigError, build_config
 from houseprice.model import load_model
 from tests.conftest import make_houses, small_config
@@ -132,8 +132,8 @@ def test_each_retrain_is_an_mlflow_run_with_params_metrics_tags_and_artifacts(ml
     runs = _logged_runs(mlflow, config)
     assert set(runs) == {first, second}
     run = runs[first]
-    metrics = storage.read_json(storage.open_run(config.paths.artifacts_dir, first).metrics)
-    lineage = storage.read_json(storage.open_run(config.paths.artifacts_dir, first).lineage)
+    metrics = storage.read_json(layout.open_run(config.paths.artifacts_dir, first).metrics)
+    lineage = storage.read_json(layout.open_run(config.paths.artifacts_dir, first).lineage)
     assert run.info.status == "FINISHED" and run.info.run_name == first
     assert run.data.params["data.target"] == "price"
     assert run.data.params["tracking.mlflow_uri"] == config.tracking.mlflow_uri
@@ -220,7 +220,7 @@ def test_an_unreachable_mlflow_server_is_a_warning_not_a_failure(mlflow, tracked
     config, first, _ = tracked
     down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     tracking = config.tracking.model_copy(update={"mlflow_uri": down, "max_retries": 0})
-    run = storage.open_run(config.paths.artifacts_dir, first)
+    run = layout.open_run(config.paths.artifacts_dir, first)
     started = time.monotonic()
     logger = logging.getLogger("houseprice.test")
     with caplog.at_level(logging.WARNING, logger="houseprice.test"):
@@ -278,7 +278,7 @@ def test_a_run_logged_to_an_mlflow_server_serves_the_champion(mlflow, tracked, t
     from houseprice.tracking import log_run, sync_champion_alias
 
     config, first, _ = tracked
-    run = storage.open_run(config.paths.artifacts_dir, first)
+    run = layout.open_run(config.paths.artifacts_dir, first)
     with _mlflow_server(tmp_path) as url:
         tracking = config.tracking.model_copy(update={"mlflow_uri": url})
         served = config.model_copy(update={"tracking": tracking})

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from prefect.logging import disable_run_logger
 
-from houseprice import storage
+from houseprice import layout, storage
 from houseprice.config import DataConfig
 from tasks.suites import (
     build_expectation_suite,
@@ -235,7 +235,7 @@ def test_runs_share_one_copy_of_the_data_docs_assets(houses, tmp_path):
 
 
 def test_task_writes_result_and_docs(houses, tmp_path):
-    run = storage.RunPaths("test-run", tmp_path / "run")
+    run = layout.RunPaths("test-run", tmp_path / "run")
     with disable_run_logger():
         report = validate_data.fn(houses, houses_config(), run)
     assert report.success
@@ -247,7 +247,7 @@ def test_task_writes_result_and_docs(houses, tmp_path):
 
 def test_task_raises_after_writing_result(houses, tmp_path):
     houses.loc[0, "price"] = np.inf
-    run = storage.RunPaths("test-run", tmp_path / "run")
+    run = layout.RunPaths("test-run", tmp_path / "run")
     with disable_run_logger(), pytest.raises(DataValidationError) as raised:
         validate_data.fn(houses, houses_config(), run)
     assert "'price': 1 of 20 values are infinite, e.g. [inf]" in str(raised.value)
