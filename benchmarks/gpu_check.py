@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.training import SplitData, fit_lstsq, fit_trainer, split_rows, training_mse
-from tasks.trainers.common import DeviceUnavailableError
+from houseprice.tasks.trainers.common import DeviceUnavailableError
 
 # lstsq's optimum is exact; a converged fit in float64 matches it to about 1e-12, so 1e-4 only
 # fails a fit that did not converge or ran in a lossy dtype.
@@ -44,9 +44,9 @@ class CheckSettings:
 def check_framework(name: str, settings: CheckSettings, split: SplitData, repeats: int) -> dict:
     """Fit one framework `repeats` times (the first pays for GPU start-up) and summarize."""
     if name == "torch":
-        from tasks.trainers.torch_trainer import train_torch as train
+        from houseprice.tasks.trainers.torch_trainer import train_torch as train
     else:
-        from tasks.trainers.tensorflow_trainer import train_tensorflow as train
+        from houseprice.tasks.trainers.tensorflow_trainer import train_tensorflow as train
     reference = fit_lstsq(split.x, split.y)
     optimal = training_mse(split.x, split.y, reference)
     seconds, ratio, result = [], float("nan"), None

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import houseprice  # noqa: F401  (environment defaults before Prefect is imported)
-from cli.terminal import EXIT_KEPT, EXIT_PROMOTED
 from houseprice import storage
+from houseprice.cli.terminal import EXIT_KEPT, EXIT_PROMOTED
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_FINISHED = re.compile(r"Task run '.*' - Finished in state")
@@ -37,7 +37,7 @@ PREDICT_ROWS = 20
 def _command() -> list[str]:
     """The installed console command beside this interpreter, else its module."""
     script = Path(sys.executable).with_name("houseprice")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "houseprice.cli"]
 
 
 def _environment(prefect_home: Path) -> dict[str, str]:

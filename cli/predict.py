@@ -10,7 +10,10 @@ from .arguments import parse_separator
 def command_predict(args: argparse.Namespace) -> int:
     """Score a file with the champion or a named run and write it with predictions."""
     from houseprice.inputs import InputLimits
-    from tasks.scoring import describe_input_notes, predict_file  # Prefect-free: starts in ~1 s
+    from houseprice.tasks.scoring import (  # Prefect-free: starts in ~1 s
+        describe_input_notes,
+        predict_file,
+    )
 
     limits = InputLimits(max_imputed_fraction=args.max_imputed_fraction)
     summary = predict_file(

@@ -57,8 +57,8 @@ class RetrainOutcome:
 def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
     """Read a completed run's verdict and promotion back from what it wrote."""
     from houseprice import registry, storage
-    from tasks.plots import model_label
-    from tasks.reporting.metrics import run_verdict
+    from houseprice.tasks.plots import model_label
+    from houseprice.tasks.reporting.metrics import run_verdict
 
     metrics = storage.read_json(run_folder / "metrics.json")
     try:
@@ -80,7 +80,7 @@ def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
     config = config_from_arguments(args)
-    from tasks.sources import source_problem
+    from houseprice.tasks.sources import source_problem
 
     # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
     if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
@@ -93,8 +93,8 @@ def command_retrain(args: argparse.Namespace) -> int:
             from houseprice.console import brief_prefect_console
 
             with brief_prefect_console(args.verbose):
-                from flows.retrain import retrain
-                from flows.workers import import_in_background
+                from houseprice.flows.retrain import retrain
+                from houseprice.flows.workers import import_in_background
 
                 import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()

@@ -24,7 +24,7 @@ def command_serve(args: argparse.Namespace) -> int:
     config = serve_config(args)
     from prefect.settings import PREFECT_API_URL
 
-    from flows import serve  # imported late: Prefect start-up is slow
+    from houseprice.flows import serve  # imported late: Prefect start-up is slow
 
     # A temporary server runs no scheduler service: the schedule would never fire.
     if not PREFECT_API_URL.value():
@@ -47,7 +47,7 @@ def command_alerts_install(args: argparse.Namespace) -> int:
     """Save the webhook block and the failure and silence automations on the Prefect server."""
     from prefect.settings import PREFECT_API_URL
 
-    from flows import alerts
+    from houseprice.flows import alerts
 
     if not PREFECT_API_URL.value():
         return fail(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from tasks.predict import predict_file_task
+from houseprice.tasks.predict import predict_file_task
 
 
 @flow(name="batch-predict")

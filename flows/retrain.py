@@ -9,30 +9,36 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from flows.alerts import notify_failure
-from flows.workers import TrainingWorkers
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
+from houseprice.flows.alerts import notify_failure
+from houseprice.flows.workers import TrainingWorkers
 from houseprice.layout import RunPaths
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
+from houseprice.tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
+from houseprice.tasks.collect import CollectResult, collect_data
+from houseprice.tasks.drift import check_drift
+from houseprice.tasks.evaluate import evaluate
+from houseprice.tasks.export import export_onnx
+from houseprice.tasks.features import FeatureSet, build_features
+from houseprice.tasks.ingest import (
+    IngestResult,
+    SourceError,
+    ingest_data,
+    source_problem,
+    store_snapshot,
+)
+from houseprice.tasks.no_retrain import announce_no_retrain, no_retrain_reason
+from houseprice.tasks.promote import gate_promotion, select_run_model
+from houseprice.tasks.record import build_metrics, record_metrics
+from houseprice.tasks.report import ReportInputs, write_failure_report, write_report
+from houseprice.tasks.tracking import track_run
+from houseprice.tasks.train import train_model
+from houseprice.tasks.trainers.common import TrainResult
+from houseprice.tasks.validate import validate_data
+from houseprice.tasks.window import select_training_rows
 from houseprice.trainers import TrainerSpec, default_trainers, get_trainer
-from tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
-from tasks.collect import CollectResult, collect_data
-from tasks.drift import check_drift
-from tasks.evaluate import evaluate
-from tasks.export import export_onnx
-from tasks.features import FeatureSet, build_features
-from tasks.ingest import IngestResult, SourceError, ingest_data, source_problem, store_snapshot
-from tasks.no_retrain import announce_no_retrain, no_retrain_reason
-from tasks.promote import gate_promotion, select_run_model
-from tasks.record import build_metrics, record_metrics
-from tasks.report import ReportInputs, write_failure_report, write_report
-from tasks.tracking import track_run
-from tasks.train import train_model
-from tasks.trainers.common import TrainResult
-from tasks.validate import validate_data
-from tasks.window import select_training_rows
 
 # The defaults as the flow parameter's default, so the Prefect UI shows the whole form filled in.
 # Never mutated: stages derive changed copies with model_copy.
@@ -57,7 +63,7 @@ def _start_training_workers(config: PipelineConfig) -> None:
         # refers to this flow. Then the trainer's module, which imports its framework.
         workers.start_workers(
             {
-                name: ("flows.retrain", get_trainer(name).train.partition(":")[0])
+                name: ("houseprice.flows.retrain", get_trainer(name).train.partition(":")[0])
                 for name in config.training.trainers
             }
         )

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.schedules import Cron, Schedule
 
-from flows.retrain import retrain
 from houseprice.config import PipelineConfig
+from houseprice.flows.retrain import retrain
 
 # 02:00 in Ames (Central time, daylight saving included): after the day's sales are in.
 NIGHTLY_CRON = "0 2 * * *"

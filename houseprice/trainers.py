@@ -126,9 +126,9 @@ def trainer_label(name: str) -> str:
     return spec.label if spec else name
 
 
-_TORCH = "tasks.trainers.torch_trainer"
-_TORCH_EXPORT = "tasks.trainers.torch_export"
-_TENSORFLOW = "tasks.trainers.tensorflow_trainer"
+_TORCH = "houseprice.tasks.trainers.torch_trainer"
+_TORCH_EXPORT = "houseprice.tasks.trainers.torch_export"
+_TENSORFLOW = "houseprice.tasks.trainers.tensorflow_trainer"
 
 register_trainer(
     TrainerSpec(

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import layout, registry
 from houseprice.champion import ChampionRun
 from houseprice.champion import load_champion as read_champion_run
-from tasks.promote import PromotionDecision, decision_headline
+from houseprice.tasks.promote import PromotionDecision, decision_headline
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)

@@ -29,9 +29,13 @@ from houseprice.columns import refuse_spoilt_columns
 from houseprice.config import BUNDLED_SOURCE, DataConfig
 from houseprice.datasets import DatasetVersion, LandedFile
 from houseprice.runs import utc_now
-from tasks.ingest import SourceError, read_source, resolve_source, retry_transient
-from tasks.suites import build_expectation_suite, build_landing_suite, build_learned_suite
-from tasks.validate import DataValidationError, run_validation
+from houseprice.tasks.ingest import SourceError, read_source, resolve_source, retry_transient
+from houseprice.tasks.suites import (
+    build_expectation_suite,
+    build_landing_suite,
+    build_learned_suite,
+)
+from houseprice.tasks.validate import DataValidationError, run_validation
 
 REASON_FAILURES = 3  # failed expectations quoted in a quarantine reason; the report has all
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from houseprice.config import EvaluationConfig
-from tasks.features import FeatureSet, refit_preprocessor
-from tasks.regression import RegressionMetrics, fit_least_squares, regression_metrics
-from tasks.statistics import fold_assignments
+from houseprice.tasks.features import FeatureSet, refit_preprocessor
+from houseprice.tasks.regression import RegressionMetrics, fit_least_squares, regression_metrics
+from houseprice.tasks.statistics import fold_assignments
 
 # Rows × repeats the cross-validation may refit on. Each fold refits the preprocessing (pandas,
 # about 0.1 s for 3,000 rows) and a least-squares fit, so above 3,000 rows fewer repeats run (at

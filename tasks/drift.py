@@ -27,7 +27,7 @@ from houseprice.champion import UNREADABLE, ChampionRun, read_training_snapshot
 from houseprice.columns import summarize_names
 from houseprice.config import DataConfig, DriftConfig, SplitConfig
 from houseprice.preprocessing import MISSING_LEVEL, category_strings
-from tasks.features import split_data
+from houseprice.tasks.features import split_data
 
 # An empty bin would make ln(new / ref) infinite; a floor this small still scores a level that
 # vanished (or appeared) as a large shift (about 0.1 · ln(0.1 / 1e-4) ≈ 0.7 for a 10% bin).

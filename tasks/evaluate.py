@@ -11,9 +11,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import EvaluationConfig, TrainingConfig
-from tasks.cross_validation import cross_validate
-from tasks.features import FeatureSet
-from tasks.regression import (
+from houseprice.tasks.cross_validation import cross_validate
+from houseprice.tasks.features import FeatureSet
+from houseprice.tasks.regression import (
     LinearModel,
     RegressionMetrics,
     coefficient_units,
@@ -23,8 +23,8 @@ from tasks.regression import (
     ratio,
     regression_metrics,
 )
-from tasks.statistics import RegressionTable, regression_table
-from tasks.trainers.common import TrainResult
+from houseprice.tasks.statistics import RegressionTable, regression_table
+from houseprice.tasks.trainers.common import TrainResult
 
 REFERENCE = "ols"
 # What judges a model (its error estimate and the promotion gate's absolute limits).

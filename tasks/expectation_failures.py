@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.suites import (
+from houseprice.tasks.suites import (
     BETWEEN,
     COLUMN_SET,
     EXISTS,

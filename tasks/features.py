@@ -17,8 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
-from tasks.statistics import find_aliased_columns
-from tasks.trainers.common import TrainingData
+from houseprice.tasks.statistics import find_aliased_columns
+from houseprice.tasks.trainers.common import TrainingData
 
 
 class DataSplit(NamedTuple):

@@ -19,7 +19,7 @@ from houseprice.columns import (
 )
 from houseprice.config import DataConfig
 from houseprice.errors import SourceError
-from tasks.sources import (  # noqa: F401  (re-exported: the ingest stage reads through these)
+from houseprice.tasks.sources import (  # noqa: F401  (re-exported: the ingest stage reads through these)
     read_source,
     resolve_source,
     source_problem,

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import PipelineConfig
-from tasks.collect import CollectResult
+from houseprice.tasks.collect import CollectResult
 
 NO_RETRAIN_ARTIFACT_KEY = "houseprice-no-retrain"
 

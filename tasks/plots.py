@@ -17,9 +17,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from houseprice.tasks.evaluate import REFERENCE, Evaluation
+from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import get_trainer, trainer_label, trainer_names
-from tasks.evaluate import REFERENCE, Evaluation
-from tasks.trainers.common import TrainResult
 
 REFERENCE_LABEL = "least squares (reference)"
 REFERENCE_COLOR = "#555555"

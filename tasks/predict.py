@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.scoring import (  # noqa: F401  (re-exported for callers of the predict stage)
+from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers of the predict stage)
     MODEL_ID_COLUMN,
     PREDICTION_COLUMN,
     PredictionSummary,

@@ -34,8 +34,14 @@ from houseprice import registry
 from houseprice.champion import ChampionRun
 from houseprice.config import DriftConfig, PromotionConfig
 from houseprice.errors import InputSchemaError, ModelLoadError
-from tasks.drift import DriftReport
-from tasks.evaluate import BASIS_CV, REFERENCE, Evaluation, RegressionMetrics, regression_metrics
+from houseprice.tasks.drift import DriftReport
+from houseprice.tasks.evaluate import (
+    BASIS_CV,
+    REFERENCE,
+    Evaluation,
+    RegressionMetrics,
+    regression_metrics,
+)
 
 # Resampled row indices held at once (~80 MB): bounds memory however large the test set.
 BOOTSTRAP_CHUNK_ELEMENTS = 10_000_000

@@ -11,10 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import exports, layout, storage
 from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.evaluate import Evaluation
+from houseprice.tasks.promote import PromotionDecision
+from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import trainer_names
-from tasks.evaluate import Evaluation
-from tasks.promote import PromotionDecision
-from tasks.trainers.common import TrainResult
 
 
 def build_metrics(

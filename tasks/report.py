@@ -27,24 +27,24 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import storage
 from houseprice.layout import RunPaths
-from tasks.evaluate import Evaluation
-from tasks.features import FeatureSet
-from tasks.reporting.failure import build_failure_view
-from tasks.reporting.metrics import metrics_table_rows
-from tasks.reporting.pages import (
+from houseprice.tasks.evaluate import Evaluation
+from houseprice.tasks.features import FeatureSet
+from houseprice.tasks.reporting.failure import build_failure_view
+from houseprice.tasks.reporting.metrics import metrics_table_rows
+from houseprice.tasks.reporting.pages import (
     failure_markdown,
     render_failure_page,
     render_page,
     summary_markdown,
 )
-from tasks.reporting.view import build_report_view
-from tasks.trainers.common import TrainResult
+from houseprice.tasks.reporting.view import build_report_view
+from houseprice.tasks.trainers.common import TrainResult
 
 if TYPE_CHECKING:
     from houseprice.config import PipelineConfig
-    from tasks.drift import DriftReport
-    from tasks.ingest import IngestResult
-    from tasks.promote import PromotionDecision
+    from houseprice.tasks.drift import DriftReport
+    from houseprice.tasks.ingest import IngestResult
+    from houseprice.tasks.promote import PromotionDecision
 
 # Stable keys, so the Prefect UI keeps every run's artifact as a version of the same entry.
 REPORT_ARTIFACT_KEY = "houseprice-report"

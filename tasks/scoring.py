@@ -15,7 +15,7 @@ from houseprice import storage
 from houseprice.errors import SourceError
 from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits
 from houseprice.model import HousePriceModel, load_model
-from tasks.sources import read_source
+from houseprice.tasks.sources import read_source
 
 logger = logging.getLogger(__name__)
 PREDICTION_COLUMN = "prediction"

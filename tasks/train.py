@@ -19,8 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import layout, storage
 from houseprice.config import TrainerConfig
 from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.trainers.common import TrainingData, TrainResult, check_fit
 from houseprice.trainers import TrainerSpec
-from tasks.trainers.common import TrainingData, TrainResult, check_fit
 
 # Rows on which numpy's scoring of a saved model is checked against its framework's.
 CHECK_ROWS = 256

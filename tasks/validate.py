@@ -24,9 +24,9 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import layout, storage
 from houseprice.columns import summarize_names
 from houseprice.config import BUNDLED_SOURCE, DataConfig
-from tasks.data_docs import build_data_docs, leave_out_of_docs
-from tasks.expectation_failures import ExpectationFailure, describe_failure
-from tasks.suites import TYPE_LIST, build_expectation_suite
+from houseprice.tasks.data_docs import build_data_docs, leave_out_of_docs
+from houseprice.tasks.expectation_failures import ExpectationFailure, describe_failure
+from houseprice.tasks.suites import TYPE_LIST, build_expectation_suite
 
 if TYPE_CHECKING:
     from types import ModuleType

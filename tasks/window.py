@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import datasets
 from houseprice.config import DataConfig
-from tasks.ingest import IngestResult, resolve_feature_kinds
+from houseprice.tasks.ingest import IngestResult, resolve_feature_kinds
 
 BAD_TIMES_QUOTED = 3  # values quoted when a time column holds text that is not a date
 

@@ -21,7 +21,7 @@ import pytest
 
 from houseprice.config import PipelineConfig, build_config
 from houseprice.synthetic import SyntheticSpec, make_synthetic_data
-from tasks.trainers.common import TrainingData
+from houseprice.tasks.trainers.common import TrainingData
 
 NEIGHBORHOODS = ["North", "South", "East"]
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from houseprice import layout, registry, storage
 from houseprice.runs import COMPLETED
+from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import default_trainers
-from tasks.trainers.common import TrainResult
 
 # The trainers every fake run and result set covers unless a test names others.
 TRAINERS = tuple(default_trainers())
@@ -52,7 +52,7 @@ def exact_results(
 
     scales multiplies a trainer's weights, to put it off the optimum by a known factor.
     """
-    from tasks.evaluate import fit_least_squares  # the reference fit (imports Prefect)
+    from houseprice.tasks.evaluate import fit_least_squares  # the reference fit (imports Prefect)
 
     ols = fit_least_squares(features.training.x_train, features.training.y_train)
     scales = scales or {}

@@ -20,9 +20,9 @@ from uuid import uuid4
 
 import pytest
 
-from cli import main
-from flows import alerts
 from houseprice import storage
+from houseprice.cli import main
+from houseprice.flows import alerts
 from tests.conftest import small_config
 from tests.test_deployment import POOL, _free_port, prefect_server  # noqa: F401 (fixture)
 
@@ -126,7 +126,7 @@ def _failed_run(config):
     """Run the retrain flow, which must fail; return its flow run and final state."""
     from prefect.client.orchestration import get_client
 
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     state = retrain(config, return_state=True)
     assert state.is_failed()

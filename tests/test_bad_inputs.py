@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import main
 from houseprice import datasets, layout, registry, storage
+from houseprice.cli import main
 from houseprice.config import build_config
 from houseprice.runs import COMPLETED, recorded_run
-from tasks.ingest import (
+from houseprice.tasks.ingest import (
     SourceError,
     is_transient_error,
     read_source,
@@ -62,11 +62,11 @@ def _config(tmp_path: Path, source: Path, **data):
 
 def _training_refusal(tmp_path: Path, source: Path, **data) -> str:
     """Run ingest → validate → features → train as the flow does; return the refusal message."""
-    from tasks.features import build_feature_set, check_finite_features
-    from tasks.suites import build_expectation_suite
-    from tasks.trainers.common import check_fit
-    from tasks.trainers.torch_trainer import train_torch
-    from tasks.validate import DataValidationError, run_validation
+    from houseprice.tasks.features import build_feature_set, check_finite_features
+    from houseprice.tasks.suites import build_expectation_suite
+    from houseprice.tasks.trainers.common import check_fit
+    from houseprice.tasks.trainers.torch_trainer import train_torch
+    from houseprice.tasks.validate import DataValidationError, run_validation
 
     config = _config(tmp_path, source, **data)
     try:
@@ -267,7 +267,7 @@ def test_a_constant_target_is_refused_before_any_model_is_saved(tmp_path):
 
 
 def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
-    from tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
+    from houseprice.tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
     from tests.fakes import train_result
 
     rng = np.random.default_rng(0)
@@ -281,7 +281,7 @@ def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
 
 
 def test_an_overflowing_spread_is_refused_after_scaling(tmp_path):
-    from tasks.features import build_feature_set, check_finite_features
+    from houseprice.tasks.features import build_feature_set, check_finite_features
 
     frame = make_houses(rows=40, seed=1)
     frame.loc[:9, "area"] = 1e200  # past a limit raised to 1e150; squared, it overflows
@@ -291,9 +291,13 @@ def test_an_overflowing_spread_is_refused_after_scaling(tmp_path):
 
 
 def test_constant_and_collinear_features_are_refused_when_named_and_dropped_otherwise(tmp_path):
-    from tasks.features import AliasedFeatureError, build_feature_set, check_finite_features
-    from tasks.trainers.common import check_fit
-    from tasks.trainers.torch_trainer import train_torch
+    from houseprice.tasks.features import (
+        AliasedFeatureError,
+        build_feature_set,
+        check_finite_features,
+    )
+    from houseprice.tasks.trainers.common import check_fit
+    from houseprice.tasks.trainers.torch_trainer import train_torch
 
     frame = make_houses(rows=80, seed=1)
     frame = frame.assign(flat=7.0, area_twice=frame["area"] * 2)
@@ -359,7 +363,7 @@ def test_a_name_only_sharing_letters_with_the_target_is_kept(tmp_path):
 def test_a_wide_file_logs_a_summary_not_a_line_per_column(tmp_path, monkeypatch):
     from prefect.logging import disable_run_logger
 
-    import tasks.ingest
+    import houseprice.tasks.ingest
 
     rng = np.random.default_rng(0)
     frame = make_houses(rows=120, seed=1)
@@ -370,10 +374,10 @@ def test_a_wide_file_logs_a_summary_not_a_line_per_column(tmp_path, monkeypatch)
     records: list[logging.LogRecord] = []
     logger = logging.getLogger("test-wide")
     monkeypatch.setattr(logger, "handle", records.append)
-    monkeypatch.setattr(tasks.ingest, "get_run_logger", lambda: logger)
+    monkeypatch.setattr(houseprice.tasks.ingest, "get_run_logger", lambda: logger)
     data = _config(tmp_path, tmp_path / "wide.parquet").data
     with disable_run_logger():
-        result = tasks.ingest.ingest_data.fn(data, tmp_path / "data")
+        result = houseprice.tasks.ingest.ingest_data.fn(data, tmp_path / "data")
     assert len(result.data.numeric_features) == 202  # area, year and the 200 x columns
     assert len(records) < 10
     assert max(len(record.getMessage()) for record in records) < 400
@@ -389,9 +393,9 @@ def _stage_log_lines(tmp_path: Path, columns: int, monkeypatch) -> list[str]:
     """
     from prefect.logging import disable_run_logger
 
-    import tasks.features
-    import tasks.ingest
-    import tasks.validate
+    import houseprice.tasks.features
+    import houseprice.tasks.ingest
+    import houseprice.tasks.validate
 
     rng = np.random.default_rng(0)
     half = {f"x_{i:04d}": rng.normal(size=60) for i in range(columns // 2)}
@@ -402,14 +406,14 @@ def _stage_log_lines(tmp_path: Path, columns: int, monkeypatch) -> list[str]:
     messages: list[str] = []
     logger = logging.getLogger(f"test-lines-{columns}")
     monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
-    for module in (tasks.ingest, tasks.validate, tasks.features):
+    for module in (houseprice.tasks.ingest, houseprice.tasks.validate, houseprice.tasks.features):
         monkeypatch.setattr(module, "get_run_logger", lambda: logger)
     run = layout.RunPaths("test-run", tmp_path / f"run{columns}")
     with disable_run_logger():
-        ingested = tasks.ingest.ingest_data.fn(config.data, tmp_path / "data")
-        tasks.validate.validate_data.fn(ingested.frame, ingested.data, run)
+        ingested = houseprice.tasks.ingest.ingest_data.fn(config.data, tmp_path / "data")
+        houseprice.tasks.validate.validate_data.fn(ingested.frame, ingested.data, run)
         config = config.model_copy(update={"data": ingested.data})
-        features = tasks.features.build_features.fn(ingested.frame, config, False)
+        features = houseprice.tasks.features.build_features.fn(ingested.frame, config, False)
     assert len(features.preprocessor.dropped_columns) >= columns // 2
     return [line for message in messages for line in message.splitlines()]
 
@@ -467,8 +471,8 @@ def test_a_champion_json_pointing_outside_the_artifacts_is_refused(tmp_path, cap
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A real champion (torch, trained on 200 houses) made without the flow: fast."""
-    from tasks.features import build_feature_set
-    from tasks.trainers.torch_trainer import save_torch_model, train_torch
+    from houseprice.tasks.features import build_feature_set
+    from houseprice.tasks.trainers.torch_trainer import save_torch_model, train_torch
 
     root = tmp_path_factory.mktemp("champion")
     config = small_config(root)
@@ -631,7 +635,7 @@ def test_retrain_on_bad_data_exits_1_and_keeps_nothing(
 
 
 def test_a_landing_file_with_text_in_numbers_is_refused_naming_the_cells(tmp_path):
-    from tasks.collect import check_landing_file
+    from houseprice.tasks.collect import check_landing_file
 
     source = _houses_csv(tmp_path / "day.csv", rows=40, area=_spoilt_area(40))
     check = check_landing_file(source, {"name": "unused", "expectations": []})
@@ -641,7 +645,7 @@ def test_a_landing_file_with_text_in_numbers_is_refused_naming_the_cells(tmp_pat
 def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypatch):
     from prefect.logging import disable_run_logger
 
-    import tasks.drift
+    import houseprice.tasks.drift
     from houseprice.champion import load_champion
     from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
     from tests.test_drift import _champion
@@ -656,17 +660,19 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
     messages: list[str] = []
     logger = logging.getLogger("test-drift")
     monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
-    monkeypatch.setattr(tasks.drift, "get_run_logger", lambda: logger)
+    monkeypatch.setattr(houseprice.tasks.drift, "get_run_logger", lambda: logger)
     with disable_run_logger():
         champion = load_champion(paths.artifacts_dir)
-        report = tasks.drift.check_drift.fn(new, data, DriftConfig(), champion, paths.data_dir)
+        report = houseprice.tasks.drift.check_drift.fn(
+            new, data, DriftConfig(), champion, paths.data_dir
+        )
     assert len(report.not_comparable) == 300
     assert len(messages) <= 3
     assert any("300 (x000, x001, x002, x003, x004, …)" in message for message in messages)
 
 
 def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
-    from tasks.validate import DataValidationError, ExpectationFailure, ValidationReport
+    from houseprice.tasks.validate import DataValidationError, ExpectationFailure, ValidationReport
 
     failures = [ExpectationFailure("expect_x", f"c{i:03d}", [], "bad") for i in range(300)]
     error = DataValidationError(ValidationReport(False, "s", 300, 0, 300, failures))
@@ -678,7 +684,7 @@ def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
 
 @pytest.mark.parametrize(("typed", "separator"), [(";", ";"), ("\\t", "\t"), ("tab", "\t")])
 def test_the_separator_flag_reaches_the_config(typed, separator):
-    from cli import build_parser, config_from_arguments
+    from houseprice.cli import build_parser, config_from_arguments
 
     args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
     assert config_from_arguments(args).data.separator == separator

@@ -8,7 +8,7 @@ from houseprice import layout, registry, storage
 from houseprice.champion import ChampionRun, RunBasis, load_champion, read_training_snapshot
 from houseprice.config import PathsConfig, SplitConfig
 from houseprice.runs import COMPLETED
-from tasks.collect import read_earlier_bases
+from houseprice.tasks.collect import read_earlier_bases
 from tests.conftest import make_houses, small_config
 from tests.test_drift import _champion
 
@@ -74,7 +74,7 @@ def test_collect_reads_only_a_latest_run_that_is_not_the_champion(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_with_an_unreadable_champion_record_stops_before_training(tmp_path, prefect_harness):
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     source = tmp_path / "houses.csv"
     make_houses(rows=200).to_csv(source, index=False)

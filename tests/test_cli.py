@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import (
+from houseprice import layout, registry, storage
+from houseprice.cli import (
     EXIT_CHECK,
     EXIT_FAILED,
     EXIT_KEPT,
@@ -20,7 +21,6 @@ from cli import (
     main,
     read_outcome,
 )
-from houseprice import layout, registry, storage
 from houseprice.console import (
     FORMATTER_VARIABLE,
     HANDLER_VARIABLE,
@@ -29,7 +29,7 @@ from houseprice.console import (
     brief_prefect_console,
 )
 from houseprice.locking import retrain_lock
-from tasks.drift import DriftReport
+from houseprice.tasks.drift import DriftReport
 from tests.fakes import completed_run
 
 

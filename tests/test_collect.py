@@ -11,11 +11,11 @@ import pytest
 
 from houseprice import datasets, layout, registry, storage
 from houseprice.champion import RunBasis
-from tasks.collect import rows_not_in, update_dataset
-from tasks.ingest import read_source
-from tasks.no_retrain import no_retrain_reason
-from tasks.suites import build_learned_suite
-from tasks.validate import DataValidationError
+from houseprice.tasks.collect import rows_not_in, update_dataset
+from houseprice.tasks.ingest import read_source
+from houseprice.tasks.no_retrain import no_retrain_reason
+from houseprice.tasks.suites import build_learned_suite
+from houseprice.tasks.validate import DataValidationError
 from tests.conftest import make_houses, small_config
 
 
@@ -249,7 +249,7 @@ def test_nothing_new_skips_only_with_the_champions_data_and_settings(landing):
 def test_scheduled_runs_train_then_skip_then_train_on_the_new_version(
     tmp_path, prefect_harness, monkeypatch
 ):
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     reads = []  # each run reads champion.json once, for collect, drift and the gate together
     read_champion = registry.read_champion

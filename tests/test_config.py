@@ -71,7 +71,7 @@ def test_list_and_section_defaults_fill_the_prefect_form():
     """Prefect's UI fills a form's empty fields from the schema's defaults, lists included."""
     from prefect.utilities.callables import parameter_schema
 
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     schema = parameter_schema(retrain).model_dump()
     definitions = schema["definitions"]

@@ -16,10 +16,8 @@ import yaml
 from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools import validate
 
-from cli import build_parser, config_from_arguments
-from cli.schedule import serve_config
-from flows.retrain import retrain
-from flows.serve import served_parameters
+from houseprice.cli import build_parser, config_from_arguments
+from houseprice.cli.schedule import serve_config
 from houseprice.config import (
     DEFAULT_CATEGORICAL_FEATURES,
     DEFAULT_NUMERIC_FEATURES,
@@ -28,6 +26,8 @@ from houseprice.config import (
     merge_nested,
 )
 from houseprice.data_config import SYNTHETIC_PREFIX, SYNTHETIC_TARGET
+from houseprice.flows.retrain import retrain
+from houseprice.flows.serve import served_parameters
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = "synthetic:rows=200,features=3,seed=1"

@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from cli import main
 from houseprice import datasets, layout, storage
+from houseprice.cli import main
 from houseprice.config import build_config
 
 PREFECT_YAML = storage.REPO_ROOT / "prefect.yaml"
@@ -57,7 +57,7 @@ def test_prefect_yaml_parameters_are_a_valid_config():
 
 
 def test_served_schedule_is_the_nightly_deployments():
-    from flows.serve import AMES_TIMEZONE, NIGHTLY_CRON, nightly_schedule
+    from houseprice.flows.serve import AMES_TIMEZONE, NIGHTLY_CRON, nightly_schedule
 
     (schedule,) = _deployment("nightly")["schedules"]
     assert (schedule["cron"], schedule["timezone"]) == (NIGHTLY_CRON, AMES_TIMEZONE)
@@ -77,10 +77,10 @@ def server_configured():
 @pytest.fixture
 def served(monkeypatch):
     """What `houseprice serve` would have served: its config and schedule."""
-    import flows.serve
+    import houseprice.flows.serve
 
     calls = []
-    monkeypatch.setattr(flows.serve, "serve_retrain", lambda *args: calls.append(args))
+    monkeypatch.setattr(houseprice.flows.serve, "serve_retrain", lambda *args: calls.append(args))
     return calls
 
 
@@ -109,7 +109,7 @@ def test_serve_refuses_to_run_without_a_server(served, capsys):
 
 
 def test_serve_passes_flags_as_the_deployments_parameters(server_configured, served, tmp_path):
-    from flows.serve import served_parameters
+    from houseprice.flows.serve import served_parameters
 
     argv = ["serve", "--artifacts-dir", str(tmp_path / "out"), "--timezone", "Europe/Paris"]
     assert main(argv) == 0

@@ -11,7 +11,7 @@ from prefect.logging import disable_run_logger
 from houseprice import datasets, layout, registry, storage
 from houseprice.champion import ChampionRun, RunBasis, load_champion
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-from tasks.drift import (
+from houseprice.tasks.drift import (
     EMPTY_SHARE,
     categorical_psi,
     check_drift,
@@ -21,8 +21,8 @@ from tasks.drift import (
     min_rows_for_psi,
     numeric_psi,
 )
-from tasks.features import split_data
-from tasks.promote import drift_block_reason
+from houseprice.tasks.features import split_data
+from houseprice.tasks.promote import drift_block_reason
 from tests.conftest import make_houses
 from tests.fakes import completed_run
 

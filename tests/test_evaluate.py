@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from houseprice.config import EvaluationConfig
-from tasks.evaluate import (
+from houseprice.tasks.evaluate import (
     LinearModel,
     compare_predictions,
     evaluate_models,
     fit_least_squares,
     regression_metrics,
 )
-from tasks.features import build_feature_set
+from houseprice.tasks.features import build_feature_set
 from tests.conftest import make_houses, small_config
 from tests.fakes import train_result
 

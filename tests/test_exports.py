@@ -16,10 +16,10 @@ from houseprice.config import build_config
 from houseprice.errors import ModelLoadError
 from houseprice.model import load_model, load_run_model
 from houseprice.runs import utc_now
-from tasks.export import build_onnx_model
-from tasks.features import build_feature_set
-from tasks.record import model_checksums
-from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
+from houseprice.tasks.export import build_onnx_model
+from houseprice.tasks.features import build_feature_set
+from houseprice.tasks.record import model_checksums
+from houseprice.tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -8,7 +8,7 @@ import pytest
 
 from houseprice.config import FeatureConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor
-from tasks.features import build_feature_set, fit_preprocessor, split_data
+from houseprice.tasks.features import build_feature_set, fit_preprocessor, split_data
 from tests.conftest import make_houses, small_config
 
 

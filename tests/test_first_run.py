@@ -19,7 +19,7 @@ BURN_CPU = "while True: pass"
 
 def _houseprice_command() -> list[str]:
     """The console command as its module: this checkout's code, whatever script is installed."""
-    return [sys.executable, "-m", "cli"]
+    return [sys.executable, "-m", "houseprice.cli"]
 
 
 @pytest.mark.e2e  # spawns the houseprice command

@@ -14,9 +14,9 @@ from prefect.artifacts import Artifact
 from houseprice import exports, layout, registry, storage
 from houseprice.config import PipelineConfig
 from houseprice.model import load_model, load_run_model
-from tasks.evaluate import regression_metrics
-from tasks.features import split_data
-from tasks.report import REPORT_ARTIFACT_KEY
+from houseprice.tasks.evaluate import regression_metrics
+from houseprice.tasks.features import split_data
+from houseprice.tasks.report import REPORT_ARTIFACT_KEY
 from tests.conftest import make_houses, small_config
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def workspace(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(workspace, prefect_harness):
     """One real flow run; several tests read what it left behind."""
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     _, config = workspace
     folder = Path(retrain(config))
@@ -151,7 +151,7 @@ def _config_file(config: PipelineConfig, folder: Path) -> str:
 def test_second_run_on_the_same_data_does_not_promote_on_noise(
     first_run, workspace, tmp_path, capsys
 ):
-    from cli import EXIT_KEPT, main
+    from houseprice.cli import EXIT_KEPT, main
 
     _, config = workspace
     assert main(["retrain", "--config", _config_file(config, tmp_path)]) == EXIT_KEPT
@@ -173,7 +173,7 @@ def test_second_run_on_the_same_data_does_not_promote_on_noise(
 
 
 def test_shuffled_prices_are_not_promoted_and_the_report_says_why(first_run, workspace):
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     root, config = workspace
     shuffled = make_houses(rows=400, seed=2)
@@ -191,7 +191,7 @@ def test_shuffled_prices_are_not_promoted_and_the_report_says_why(first_run, wor
 
 def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
     """Through the command: one reason, no traceback, exit 1, and a report of the failure."""
-    from cli import EXIT_FAILED, main
+    from houseprice.cli import EXIT_FAILED, main
 
     frame = make_houses(rows=60)
     frame.loc[3, "price"] = -5.0
@@ -214,7 +214,7 @@ def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
     assert Artifact.get(REPORT_ARTIFACT_KEY).data.startswith("**FAILED in stage validate")
     assert not run.model_file("torch").exists() and not run.model_file("tensorflow").exists()
     assert registry.read_champion(config.paths.artifacts_dir) is None
-    from cli import main
+    from houseprice.cli import main
 
     assert main(["history", "--artifacts-dir", str(config.paths.artifacts_dir)]) == 0
     listing = capsys.readouterr().out
@@ -222,7 +222,7 @@ def test_failing_suite_stops_before_training(tmp_path, prefect_harness, capsys):
 
 
 def test_cli_predict_writes_prices_and_model_id(first_run, workspace, tmp_path, capsys):
-    from cli import main
+    from houseprice.cli import main
 
     root, config = workspace
     artifacts = str(config.paths.artifacts_dir)
@@ -263,7 +263,7 @@ def test_cli_predict_writes_prices_and_model_id(first_run, workspace, tmp_path, 
 def test_cli_predict_refuses_bad_columns_and_tolerates_new_levels(
     first_run, workspace, tmp_path, capsys
 ):
-    from cli import main
+    from houseprice.cli import main
 
     _, config = workspace
     artifacts = str(config.paths.artifacts_dir)
@@ -286,7 +286,7 @@ def test_cli_predict_refuses_bad_columns_and_tolerates_new_levels(
 def test_cli_history_and_manual_promotion(first_run, workspace, tmp_path, capsys):
     import shutil
 
-    from cli import main
+    from houseprice.cli import main
 
     _, config = workspace
     # On a copy: a promotion here must not change the champion history other tests read.
@@ -330,7 +330,7 @@ def test_tampered_champion_gives_a_clear_error(first_run, workspace, tmp_path):
 
 def test_readme_first_command_on_the_bundled_data(tmp_path, monkeypatch, prefect_harness, capsys):
     """`houseprice retrain` with every default, from a fresh folder: relative data/, artifacts/."""
-    from cli import main
+    from houseprice.cli import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["retrain"]) == 0  # completed, PASS, promoted

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli import build_parser, config_from_arguments
 from houseprice import layout, registry, storage
+from houseprice.cli import build_parser, config_from_arguments
 from tests.test_statistics import (
     TRUE_COEFFICIENTS,
     assert_table_matches_statsmodels,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def all_rows_run(tmp_path_factory, prefect_harness):
     """One flow run with --all-rows on 300 generated houses with heteroskedastic noise."""
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     root = tmp_path_factory.mktemp("all-rows")
     frame = heteroskedastic_houses()

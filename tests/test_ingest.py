@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from houseprice.config import DataConfig
-from tasks.ingest import SourceError, is_transient_error, read_source, resolve_feature_kinds
+from houseprice.tasks.ingest import (
+    SourceError,
+    is_transient_error,
+    read_source,
+    resolve_feature_kinds,
+)
 
 
 def test_csv_and_parquet_read_the_same(tmp_path, houses):

@@ -11,8 +11,8 @@ import torch
 from houseprice import exports
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
-from tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
-from tasks.trainers.common import TrainResult
+from houseprice.tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
+from houseprice.tasks.trainers.common import TrainResult
 from tests.fakes import train_result
 
 
@@ -148,7 +148,7 @@ def test_tensorflow_export_prices_raw_rows_like_the_preprocessor_and_model(
 
 
 def test_onnx_export_prices_raw_rows_like_the_preprocessor_and_model(tmp_path, result, prep, raw):
-    from tasks.export import build_onnx_model
+    from houseprice.tasks.export import build_onnx_model
 
     (tmp_path / "model.onnx").write_bytes(build_onnx_model(result, prep).SerializeToString())
     score = exports.EXPORTS["onnx"].load(tmp_path / "model.onnx")

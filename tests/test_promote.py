@@ -7,10 +7,10 @@ from houseprice import registry
 from houseprice.champion import ChampionRun
 from houseprice.config import DriftConfig, EvaluationConfig, PromotionConfig
 from houseprice.model import HousePriceModel, LinearWeights
-from tasks.drift import DriftReport
-from tasks.evaluate import evaluate_models, fit_least_squares
-from tasks.features import build_feature_set
-from tasks.promote import (
+from houseprice.tasks.drift import DriftReport
+from houseprice.tasks.evaluate import evaluate_models, fit_least_squares
+from houseprice.tasks.features import build_feature_set
+from houseprice.tasks.promote import (
     ChampionScore,
     block_on_drift,
     decide_promotion,
@@ -169,7 +169,7 @@ def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
 def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
     from prefect.logging import disable_run_logger
 
-    from tasks.champion import finish_interrupted_promotion
+    from houseprice.tasks.champion import finish_interrupted_promotion
 
     _decided_run(tmp_path, "run-1", promoted=True)  # completed, then killed before promoting
     assert registry.interrupted_promotion(tmp_path)[0] == "run-1"
@@ -181,7 +181,7 @@ def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
 
 
 def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
-    from cli import main
+    from houseprice.cli import main
     from houseprice.locking import retrain_lock
 
     run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only
@@ -215,7 +215,7 @@ def test_predict_without_a_champion_after_a_refused_run_names_the_limit_and_run(
 
 
 def test_a_full_sample_run_never_replaces_a_champion_by_itself(tmp_path):
-    from tasks.evaluate import evaluate_models
+    from houseprice.tasks.evaluate import evaluate_models
 
     frame = make_houses(rows=400, seed=1)
     config = small_config(tmp_path, split={"validation_fraction": 0, "test_fraction": 0})

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from cli import build_parser
+from houseprice.cli import build_parser
 from houseprice.config import build_config
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -13,10 +13,10 @@ from prefect.logging import disable_run_logger
 from houseprice import layout, storage
 from houseprice.config import EvaluationConfig
 from houseprice.errors import ModelLoadError
-from tasks.evaluate import evaluate_models
-from tasks.features import build_feature_set
-from tasks.promote import PromotionDecision
-from tasks.record import build_metrics, model_checksums, record_metrics
+from houseprice.tasks.evaluate import evaluate_models
+from houseprice.tasks.features import build_feature_set
+from houseprice.tasks.promote import PromotionDecision
+from houseprice.tasks.record import build_metrics, model_checksums, record_metrics
 from tests.conftest import make_houses, small_config, strict_json_problems
 from tests.fakes import TRAINERS, exact_results
 

@@ -21,11 +21,11 @@ from prefect.artifacts import Artifact
 
 from houseprice import datasets, layout
 from houseprice.config import PipelineConfig
-from tasks.drift import DriftReport
-from tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
-from tasks.features import FeatureSet, build_feature_set
-from tasks.promote import PromotionDecision
-from tasks.report import (
+from houseprice.tasks.drift import DriftReport
+from houseprice.tasks.evaluate import REFERENCE, evaluate_models, fit_least_squares
+from houseprice.tasks.features import FeatureSet, build_feature_set
+from houseprice.tasks.promote import PromotionDecision
+from houseprice.tasks.report import (
     METRICS_ARTIFACT_KEY,
     REPORT_ARTIFACT_KEY,
     REPORT_LINK_ARTIFACT_KEY,
@@ -40,9 +40,9 @@ from tasks.report import (
     write_failure_report,
     write_report,
 )
-from tasks.reporting.metrics import metrics_table_rows, run_verdict
-from tasks.reporting.pages import render_page
-from tasks.reporting.view import build_report_view
+from houseprice.tasks.reporting.metrics import metrics_table_rows, run_verdict
+from houseprice.tasks.reporting.pages import render_page
+from houseprice.tasks.reporting.view import build_report_view
 from tests.fakes import train_result
 
 HOSTILE = "<script>alert(1)</script>"
@@ -213,7 +213,7 @@ def test_every_template_ships_with_the_package():
     """The templates are read at run time, so an installed wheel must contain each of them."""
     root = Path(__file__).resolve().parent.parent
     project = tomllib.loads((root / "pyproject.toml").read_text())
-    patterns = project["tool"]["setuptools"]["package-data"]["*"]
+    patterns = project["tool"]["setuptools"]["package-data"]["houseprice.tasks.reporting"]
     templates = sorted((root / "tasks" / "reporting" / "templates").iterdir())
     assert templates
     for template in templates:

@@ -39,7 +39,7 @@ def _wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> 
 def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_harness):
     from prefect.settings import PREFECT_API_URL
 
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     make_houses(rows=300, seed=4).to_csv(tmp_path / "houses.csv", index=False)
     config = small_config(tmp_path, data={"source": str(tmp_path / "houses.csv")})
@@ -50,7 +50,7 @@ def test_sigkill_during_training_leaves_the_champion_usable(tmp_path, prefect_ha
     # A second retrain in its own process group (the CLI plus its two training workers).
     paths = config.paths
     command = [
-        sys.executable, "-m", "cli", "retrain",
+        sys.executable, "-m", "houseprice.cli", "retrain",
         "--source", str(tmp_path / "houses.csv"), "--target", "price",
         "--features", "area,year,hood",
         "--data-dir", str(paths.data_dir), "--artifacts-dir", str(paths.artifacts_dir),

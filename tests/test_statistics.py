@@ -8,10 +8,10 @@ import pytest
 import statsmodels.api as sm
 
 from houseprice.config import EvaluationConfig, PromotionConfig, build_config
-from tasks.evaluate import BASIS_CV, evaluate_models
-from tasks.features import AliasedFeatureError, build_feature_set, split_data
-from tasks.promote import decide_promotion, decision_headline
-from tasks.statistics import find_aliased_columns, fold_assignments, regression_table
+from houseprice.tasks.evaluate import BASIS_CV, evaluate_models
+from houseprice.tasks.features import AliasedFeatureError, build_feature_set, split_data
+from houseprice.tasks.promote import decide_promotion, decision_headline
+from houseprice.tasks.statistics import find_aliased_columns, fold_assignments, regression_table
 from tests.conftest import make_houses, small_config
 from tests.fakes import exact_results
 

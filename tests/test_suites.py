@@ -14,8 +14,8 @@ import pytest
 
 from houseprice import storage
 from houseprice.config import DataConfig
-from tasks import suites
-from tasks.suites import (
+from houseprice.tasks import suites
+from houseprice.tasks.suites import (
     BETWEEN,
     COLUMN_SET,
     EXISTS,

@@ -14,9 +14,9 @@ import pytest
 from houseprice import exports, layout, registry, storage
 from houseprice.config import EvaluationConfig
 from houseprice.model import load_model, load_run_model
-from tasks.evaluate import evaluate_models, fit_least_squares
-from tasks.features import build_feature_set
-from tasks.promote import select_run_model
+from houseprice.tasks.evaluate import evaluate_models, fit_least_squares
+from houseprice.tasks.features import build_feature_set
+from houseprice.tasks.promote import select_run_model
 from tests import numpy_trainer
 from tests.conftest import make_houses, small_config
 
@@ -28,7 +28,7 @@ PLUG_IN = numpy_trainer.NAME
 @pytest.fixture(scope="module")
 def plugin_run(tmp_path_factory, prefect_harness):
     """One real flow run with the plug-in configured beside the two default trainers."""
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     root = tmp_path_factory.mktemp("plugin")
     make_houses(rows=400, seed=2).to_csv(root / "houses.csv", index=False)
@@ -78,7 +78,7 @@ def test_the_report_names_it(plugin_run):
 
 
 def test_it_can_be_promoted_and_then_scores_as_the_champion(plugin_run, tmp_path, capsys):
-    from cli import main
+    from houseprice.cli import main
 
     config, run, source = plugin_run
     artifacts = config.paths.artifacts_dir

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import main
 from houseprice import layout, registry, storage
+from houseprice.cli import main
 from houseprice.config import ConfigError, build_config
 from houseprice.model import load_model
 from tests.conftest import make_houses, small_config
@@ -100,7 +100,7 @@ def test_config_and_metrics_flatten_into_mlflow_params_and_metrics():
 @pytest.fixture(scope="module")
 def tracked(mlflow, tmp_path_factory, request):
     """Two retrains logged to a SQLite store: the first promoted, the second (same data) not."""
-    from flows.retrain import retrain
+    from houseprice.flows.retrain import retrain
 
     request.getfixturevalue("prefect_harness")  # only once mlflow is known to be installed
 
@@ -215,7 +215,7 @@ def test_promote_command_moves_the_champion_alias(mlflow, tracked):
 
 @pytest.mark.slow
 def test_an_unreachable_mlflow_server_is_a_warning_not_a_failure(mlflow, tracked, caplog):
-    from tasks.tracking import track_run_safely
+    from houseprice.tasks.tracking import track_run_safely
 
     config, first, _ = tracked
     down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there

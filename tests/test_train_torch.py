@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from houseprice.config import TrainerConfig
-from tasks.trainers.common import TrainingDivergedError
-from tasks.trainers.torch_trainer import train_torch
+from houseprice.tasks.trainers.common import TrainingDivergedError
+from houseprice.tasks.trainers.torch_trainer import train_torch
 from tests.conftest import standardized_data
 
 

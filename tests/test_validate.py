@@ -14,12 +14,12 @@ from prefect.logging import disable_run_logger
 
 from houseprice import layout, storage
 from houseprice.config import DataConfig
-from tasks.suites import (
+from houseprice.tasks.suites import (
     build_expectation_suite,
     build_landing_suite,
     build_learned_suite,
 )
-from tasks.validate import DataValidationError, run_validation, validate_data
+from houseprice.tasks.validate import DataValidationError, run_validation, validate_data
 from tests.conftest import make_houses
 
 
@@ -137,7 +137,7 @@ def test_null_fraction_limit(houses, missing, passes):
 
 
 def test_a_wide_suite_run_in_column_groups_reports_as_if_run_whole(houses, monkeypatch):
-    import tasks.validate
+    import houseprice.tasks.validate
 
     extra = [f"x{i}" for i in range(7)]
     frame = houses.assign(**{column: np.arange(20.0) for column in extra})
@@ -146,8 +146,10 @@ def test_a_wide_suite_run_in_column_groups_reports_as_if_run_whole(houses, monke
     changes = {"numeric_features": ["area", "year", *extra], "value_ranges": {"x2": (0, None)}}
     suite = build_expectation_suite(houses_config(**changes, max_missing_fraction=0))
     whole = run_validation(frame, suite)
-    monkeypatch.setattr(tasks.validate, "COLUMNS_PER_GROUP", 3)
-    assert len(tasks.validate._split_suite(suite, 3)) == 5  # the table's checks, then 4 groups
+    monkeypatch.setattr(houseprice.tasks.validate, "COLUMNS_PER_GROUP", 3)
+    assert (
+        len(houseprice.tasks.validate._split_suite(suite, 3)) == 5
+    )  # the table's checks, then 4 groups
     grouped = run_validation(frame, suite)
     counts = lambda report: (report.success, report.evaluated, report.successful, report.failed)  # noqa: E731
     assert counts(grouped) == counts(whole) == (False, len(suite["expectations"]), 46, 9)
@@ -163,10 +165,10 @@ def test_a_wide_suite_run_in_column_groups_reports_as_if_run_whole(houses, monke
 def test_past_the_detail_limit_data_docs_show_only_groups_with_a_failure(
     houses, tmp_path, monkeypatch
 ):
-    import tasks.validate
+    import houseprice.tasks.validate
 
-    monkeypatch.setattr(tasks.validate, "COLUMNS_PER_GROUP", 2)
-    monkeypatch.setattr(tasks.validate, "DOCS_DETAIL_LIMIT", 10)
+    monkeypatch.setattr(houseprice.tasks.validate, "COLUMNS_PER_GROUP", 2)
+    monkeypatch.setattr(houseprice.tasks.validate, "DOCS_DETAIL_LIMIT", 10)
     houses.loc[0, "area"] = -1.0  # fails only the range check of the group (price, area)
     suite = build_expectation_suite(houses_config(value_ranges={"area": (0, None)}))
     report = run_validation(houses, suite, tmp_path / "docs")

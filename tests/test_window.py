@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.ingest import read_source
-from tasks.window import apply_window
+from houseprice.tasks.ingest import read_source
+from houseprice.tasks.window import apply_window
 
 
 def test_rolling_window_keeps_recent_rows_in_the_columns_units():

@@ -7,7 +7,7 @@ import sys
 
 from prefect import flow, task
 
-from flows.workers import TrainingWorkers
+from houseprice.flows.workers import TrainingWorkers
 
 # Standard-library modules that neither Prefect nor a fresh worker imports by itself.
 PROBES = ("tabnanny", "wave")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.reporting.text import Table, format_value
-from tasks.reporting.view import TimingsView, timings_view
+from houseprice.tasks.reporting.text import Table, format_value
+from houseprice.tasks.reporting.view import TimingsView, timings_view
 
 if TYPE_CHECKING:
-    from tasks.report import FailureInputs
+    from houseprice.tasks.report import FailureInputs
 
 FAILURE_HEADERS = ["expectation", "column", "sample values", "what failed"]
 

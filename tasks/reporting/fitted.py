@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from houseprice.preprocessing import Preprocessor
-from tasks.evaluate import Evaluation, coefficients_in_original_units
-from tasks.plots import model_label
-from tasks.reporting.text import (
+from houseprice.tasks.evaluate import Evaluation, coefficients_in_original_units
+from houseprice.tasks.plots import model_label
+from houseprice.tasks.reporting.text import (
     Table,
     format_number,
     format_p_value,

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.evaluate import REFERENCE, Evaluation
-from tasks.plots import model_label
-from tasks.reporting.text import Table, format_number, format_value
+from houseprice.tasks.evaluate import REFERENCE, Evaluation
+from houseprice.tasks.plots import model_label
+from houseprice.tasks.reporting.text import Table, format_number, format_value
 
 # Each kind of figure: the ModelEvaluation field and its label. In-sample figures are listed only
 # when there is no test part (a full-sample fit), labelled so nobody takes them for test error.

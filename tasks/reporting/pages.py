@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from tasks.reporting.failure import FailureView
-from tasks.reporting.text import md
-from tasks.reporting.view import DriftView, PromotionView, ReportView
+from houseprice.tasks.reporting.failure import FailureView
+from houseprice.tasks.reporting.text import md
+from houseprice.tasks.reporting.view import DriftView, PromotionView, ReportView
 
 # StrictUndefined: a misspelt field fails the render instead of leaving a blank in the page.
 _TEMPLATES = Environment(

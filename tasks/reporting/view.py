@@ -11,16 +11,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from tasks.evaluate import REFERENCE, Evaluation
-from tasks.plots import loss_plot, model_label, prediction_plot, residual_plots
-from tasks.reporting.fitted import EquationsView, RegressionView, equations_view, regression_view
-from tasks.reporting.metrics import MetricsView, metrics_view, require_reference, run_verdict
-from tasks.reporting.text import Table, format_value
+from houseprice.tasks.evaluate import REFERENCE, Evaluation
+from houseprice.tasks.plots import loss_plot, model_label, prediction_plot, residual_plots
+from houseprice.tasks.reporting.fitted import (
+    EquationsView,
+    RegressionView,
+    equations_view,
+    regression_view,
+)
+from houseprice.tasks.reporting.metrics import (
+    MetricsView,
+    metrics_view,
+    require_reference,
+    run_verdict,
+)
+from houseprice.tasks.reporting.text import Table, format_value
 
 if TYPE_CHECKING:
-    from tasks.drift import DriftReport
-    from tasks.promote import PromotionDecision
-    from tasks.report import ReportInputs
+    from houseprice.tasks.drift import DriftReport
+    from houseprice.tasks.promote import PromotionDecision
+    from houseprice.tasks.report import ReportInputs
 
 
 @dataclass(frozen=True)

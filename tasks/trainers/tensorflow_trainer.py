@@ -17,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from houseprice.exports import Scorer
-from houseprice.trainers import SavedModel
-from tasks.trainers.common import (
+from houseprice.tasks.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
     DeviceUnavailableError,
@@ -33,6 +32,7 @@ from tasks.trainers.common import (
     minimize_conjugate_gradient,
     setting_name,
 )
+from houseprice.trainers import SavedModel
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig

@@ -14,7 +14,12 @@ import numpy as np
 import torch
 
 from houseprice.exports import Scorer, utf8_bytes
-from tasks.trainers.common import TrainResult, check_zip_archive, describe_load_failure, export_view
+from houseprice.tasks.trainers.common import (
+    TrainResult,
+    check_zip_archive,
+    describe_load_failure,
+    export_view,
+)
 
 if TYPE_CHECKING:
     from houseprice.preprocessing import Preprocessor

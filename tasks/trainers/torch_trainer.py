@@ -17,9 +17,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from houseprice.tasks.trainers import common
+from houseprice.tasks.trainers.common import (
+    EpochTracker,
+    Log,
+    TrainingData,
+    TrainResult,
+    setting_name,
+)
 from houseprice.trainers import SavedModel
-from tasks.trainers import common
-from tasks.trainers.common import EpochTracker, Log, TrainingData, TrainResult, setting_name
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
