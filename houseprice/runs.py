@@ -154,6 +154,7 @@ def recorded_run(
     own is logged and never hides the run's.
     """
     recorder = RunRecorder(run, config, log)
+    log("run %s: writing to %s", run.run_id, run.root)
     try:
         yield recorder
     except BaseException as error:
