@@ -30,7 +30,8 @@ from houseprice import storage
 from houseprice.cli.terminal import EXIT_KEPT, EXIT_PROMOTED
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK_FINISHED = re.compile(r"Task run '.*' - Finished in state")
+# Any line a task logs (the terminal no longer shows routine "Finished in state Completed()").
+TASK_LINE = re.compile(r"\| Task run '[^']*' - ")
 PREDICT_ROWS = 20
 
 
@@ -115,7 +116,7 @@ def measure_retrain(env: dict[str, str], work: Path) -> dict[str, object]:
     code, wall, lines, cpu = timed_lines(argv, env, work)
     if code not in (EXIT_PROMOTED, EXIT_KEPT):  # a later run keeps the first one's champion
         sys.exit("retrain failed:\n" + "\n".join(line for _, line in lines[-40:]))
-    last_task = max((t for t, line in lines if TASK_FINISHED.search(line)), default=wall)
+    last_task = max((t for t, line in lines if TASK_LINE.search(line)), default=wall)
     runs = sorted((work / "artifacts" / "runs").glob("*/lineage.json"))
     stages = json.loads(runs[-1].read_text())["stage_seconds"]
     return {
