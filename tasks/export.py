@@ -98,8 +98,8 @@ def export_onnx(
 ) -> None:
     """Write the selected model as ONNX and the signature all the exports share."""
     chosen = next((r for r in results if r.framework == selected), None)
-    # A trainer's own export, for each trainer that has one (its spec names an export file).
-    holders = {r.framework: r.framework for r in results if r.framework in exports.EXPORTS}
+    # A trainer's own export, for each trainer whose training task wrote one.
+    holders = {r.framework: r.framework for r in results if r.export_file is not None}
     if chosen is None:
         get_run_logger().warning("export: no model was selected, so no ONNX export is written")
     else:

@@ -83,5 +83,6 @@ def train_model(
         # Here rather than after evaluation: export costs seconds, hidden while others train.
         export = spec.function("export")
         _export(run.trainer_export(spec), lambda path: export(result, prep, path))
+        result.export_file = spec.export_file
     _log_result(result)
     return result

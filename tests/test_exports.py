@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -16,10 +17,12 @@ from houseprice.config import build_config
 from houseprice.errors import ModelLoadError
 from houseprice.model import load_model, load_run_model
 from houseprice.runs import utc_now
+from houseprice.tasks import export as export_task
 from houseprice.tasks.export import build_onnx_model
 from houseprice.tasks.features import build_feature_set
 from houseprice.tasks.record import model_checksums
 from houseprice.tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
+from tests.fakes import train_result
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -117,6 +120,24 @@ def test_signature_lists_every_raw_column_once_and_each_exports_fit(bundled_run)
         "onnx": "tensorflow",
     }
     assert signature["output"] == "price" and signature["log_target"] is True
+
+
+def test_the_signature_names_each_trainer_whose_task_wrote_an_export_registered_here_or_not(
+    bundled_run, tmp_path, monkeypatch
+):
+    # The ONNX task runs in a worker process, where a plug-in trainer may not be registered:
+    # what its training task wrote, not the registry, says which exports exist.
+    monkeypatch.setattr(export_task, "get_run_logger", lambda: logging.getLogger(__name__))
+    prep = load_model(bundled_run[0]).preprocessor
+    run = layout.create_run(tmp_path / "artifacts")
+    results = [
+        train_result("torch", export_file="torch_program.pt2"),
+        train_result("plug_in", export_file="plug_in.bin"),  # registered nowhere in this process
+        train_result("numpy_cg"),  # no stand-alone export
+    ]
+    export_task.export_onnx.fn(run, prep, results, selected=None)
+    signature = storage.read_json(run.export_signature)
+    assert signature["fitted_by"] == {"torch": "torch", "plug_in": "plug_in"}
 
 
 @pytest.fixture

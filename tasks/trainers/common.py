@@ -52,6 +52,7 @@ class TrainResult:
     optimizer: str
     stop_reason: str  # "converged", "early_stopping", "max_epochs"
     extras: dict[str, float | int | str] = field(default_factory=dict)
+    export_file: str | None = None  # the stand-alone export the training task wrote, if any
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict in the scaled target space with numpy (framework-free)."""
