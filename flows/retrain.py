@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
@@ -21,10 +22,10 @@ from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, start_run
 from houseprice.tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from houseprice.tasks.collect import CollectResult, collect_data
-from houseprice.tasks.drift import check_drift
-from houseprice.tasks.evaluate import evaluate
+from houseprice.tasks.drift import DriftReport, check_drift
+from houseprice.tasks.evaluate import Evaluation, evaluate
 from houseprice.tasks.export import export_onnx
-from houseprice.tasks.features import build_features
+from houseprice.tasks.features import FeatureSet, build_features
 from houseprice.tasks.ingest import (
     IngestResult,
     SourceError,
@@ -33,10 +34,11 @@ from houseprice.tasks.ingest import (
     store_snapshot,
 )
 from houseprice.tasks.no_retrain import announce_no_retrain, no_retrain_reason
-from houseprice.tasks.promote import gate_promotion, select_run_model
+from houseprice.tasks.promote import PromotionDecision, gate_promotion, select_run_model
 from houseprice.tasks.record import build_metrics, record_metrics
 from houseprice.tasks.report import ReportInputs, write_failure_report, write_report
 from houseprice.tasks.tracking import track_run
+from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.validate import ValidationReport, validate_data
 from houseprice.tasks.window import select_training_rows
 from houseprice.trainers import default_trainers
@@ -47,7 +49,7 @@ DEFAULT_CONFIG = PipelineConfig()
 
 
 # One worker process per trainer: they run side by side, each with its own framework and
-# threads (the default trainers' count here; the train stage resizes it to the config's).
+# threads (the default trainers' count here; the run starts one per configured trainer).
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
@@ -134,7 +136,17 @@ def _validate(
     return validation
 
 
-def _record(run, recorder, ingested, features, results, evaluation, decision, drift, onnx) -> None:
+def _record(
+    run: RunPaths,
+    recorder: RunRecorder,
+    ingested: IngestResult,
+    features: FeatureSet,
+    results: list[TrainResult],
+    evaluation: Evaluation,
+    decision: PromotionDecision,
+    drift: DriftReport,
+    onnx: PrefectFuture[None],
+) -> None:
     """Write metrics.json and the checksums, once the ONNX export has finished."""
     metrics = build_metrics(
         run.run_id, ingested.snapshot.content_hash, evaluation, results, decision

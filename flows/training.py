@@ -57,9 +57,7 @@ def train_all(
     config: PipelineConfig, features: FeatureSet, run: RunPaths, lineage: dict[str, Any]
 ) -> list[TrainResult]:
     """Train every configured trainer at once; their results in trainer order, devices noted."""
-    trainers = config.training.trainers
-    if (workers := _training_workers()) is not None:
-        workers.resize(len(trainers))
+    trainers = config.training.trainers  # start_training_workers started one worker each
     seed, prep = config.training.seed, features.preprocessor  # exports build prep in
     fits = [
         train_model.submit(get_trainer(name), features.training, settings, seed, run, prep)

@@ -101,12 +101,6 @@ class TrainingWorkers(TaskRunner):
         self._close_idle()
         self._open(max(len(preload), 1), {k: tuple(v) for k, v in preload.items()})
 
-    def resize(self, workers: int) -> None:
-        """Have this many workers; only before any task was submitted, else a no-op."""
-        if workers != len(self._slots) and not any(self._pending):
-            self._close_idle()
-            self._open(workers, {})
-
     def _open(self, workers: int, preload: Mapping[str, tuple[str, ...]]) -> None:
         # One single-process pool per worker, so that a task reaches the worker warmed for it.
         names = list(preload)[:workers]
