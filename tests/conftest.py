@@ -19,11 +19,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from houseprice.config import PipelineConfig, build_config
+from houseprice.config import DataConfig, PipelineConfig, build_config
 from houseprice.synthetic import SyntheticSpec, make_synthetic_data
 from houseprice.tasks.trainers.common import TrainingData
 
 NEIGHBORHOODS = ["North", "South", "East"]
+
+
+def houses_config(**changes) -> DataConfig:
+    """A DataConfig for make_houses' table (area, year, hood, price); changes override fields."""
+    values = {
+        "source": "houses.csv",
+        "target": "price",
+        "numeric_features": ["area", "year"],
+        "categorical_features": ["hood"],
+        "min_rows": 10,
+    }
+    return DataConfig(**{**values, **changes})
 
 
 def make_houses(rows: int = 20, seed: int = 0) -> pd.DataFrame:

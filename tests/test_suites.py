@@ -26,22 +26,15 @@ from houseprice.tasks.suites import (
     build_landing_suite,
     build_learned_suite,
 )
-from tests.conftest import make_houses
+from tests.conftest import houses_config, make_houses
 
 IN_SET = "expect_column_values_to_be_in_set"
 ROW_COUNT = "expect_table_row_count_to_be_between"
 
 
 def houses_data(**changes) -> DataConfig:
-    """A DataConfig for conftest's house table (area, year, hood, price)."""
-    values = {
-        "source": "houses.csv",
-        "target": "price",
-        "numeric_features": ["area", "year"],
-        "categorical_features": ["hood"],
-        "min_rows": 12,
-    }
-    return DataConfig(**{**values, **changes})
+    """conftest's house table config, needing 12 rows."""
+    return houses_config(**{"min_rows": 12, **changes})
 
 
 def checks(suite, kind, column=None) -> list[dict]:

@@ -20,19 +20,7 @@ from houseprice.tasks.suites import (
     build_learned_suite,
 )
 from houseprice.tasks.validate import DataValidationError, run_validation, validate_data
-from tests.conftest import make_houses
-
-
-def houses_config(**changes) -> DataConfig:
-    """A DataConfig for conftest's 20-row house table (area, year, hood, price)."""
-    values = {
-        "source": "houses.csv",
-        "target": "price",
-        "numeric_features": ["area", "year"],
-        "categorical_features": ["hood"],
-        "min_rows": 10,
-    }
-    return DataConfig(**{**values, **changes})
+from tests.conftest import houses_config, make_houses
 
 
 def validate(frame: pd.DataFrame, **changes):
