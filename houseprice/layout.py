@@ -44,6 +44,15 @@ class RunPaths:
         return self.root / "validation" / "result.json"
 
     @property
+    def design_dir(self) -> Path:
+        """Streamed runs only: the scaled design, one .npy per chunk; removed when the run ends."""
+        return self.root / "design"
+
+    def design_chunk(self, part: str, index: int) -> Path:
+        """One chunk's design file: part is 'train' or 'validation'."""
+        return self.design_dir / f"{part}-{index:05d}.npy"
+
+    @property
     def data_docs(self) -> Path:
         return self.root / "validation" / "data_docs"
 

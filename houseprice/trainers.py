@@ -55,6 +55,10 @@ class TrainerSpec:
     export: str | None = None
     read_export: str | None = None
     export_file: str | None = None  # the stand-alone export, under the run's exports/ folder
+    # Streamed training (tasks/trainers/design.py): a chunk's GramStatistics computed with the
+    # framework, and a fit from the summed statistics. A trainer without them trains in memory only.
+    statistics: str | None = None
+    train_from_statistics: str | None = None
     devices: tuple[str, ...] = ("auto", "cpu")
     packages: tuple[str, ...] = ()  # distributions whose versions a run records
     color: str | None = None  # its colour in the report's figures
