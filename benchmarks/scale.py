@@ -1,6 +1,7 @@
 """Scale benchmark: the retrain flow beside the plain script a user might write instead.
 
-    python -m benchmarks.scale --rows 1000000 [--features 20] [--engine local]
+    python -m benchmarks.scale --rows 1000000 [--features 20] [--engine local|dask]
+        [--dask-address tcp://host:8786] [--peer auto|yes|no]
 
 The data is a partitioned Parquet dataset of known-answer synthetic rows (one file per million
 rows), written once under data/bench/ (ignored by git) and reused by later calls. Then, each in
@@ -12,7 +13,10 @@ a process of its own, it runs:
 - the same flow on the first 1,000 rows: the memory floor (server, workers, frameworks);
 - the peer: pandas reads the dataset, splits 70/15/15 at random and fits numpy.linalg.lstsq
   (numpy rather than scikit-learn's LinearRegression, which uses the same LAPACK solver, so
-  the project gains no dependency for a benchmark).
+  the project gains no dependency for a benchmark). It holds the data several times over, so
+  with `--peer auto` it is skipped (peer_s null, the reason printed) when 3 x the raw size is
+  more than the memory available: an out-of-memory kill would take the machine's other work
+  with it.
 
 Memory is the resident set of the whole process tree (the flow, its Prefect server and its
 training workers), sampled from /proc every 0.1 s. The last line printed is one JSON object:
@@ -146,11 +150,14 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float,
     return seconds, peak, text
 
 
-def run_flow(source: Path, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_flow(
+    source: Path, workdir: Path, env: dict[str, str], engine: list[str] | None = None
+) -> dict[str, Any]:
     """Retrain on source in fresh folders under workdir: wall, peak RSS, stages, coefficients."""
     houseprice = Path(sys.executable).with_name("houseprice")
     artifacts = workdir / "artifacts"
     command = [str(houseprice), "retrain", "--source", str(source), "--target", "price"]
+    command += engine or []
     command += ["--data-dir", str(workdir / "data"), "--artifacts-dir", str(artifacts)]
     seconds, peak, _ = run_measured(command, env)
     [run] = (artifacts / "runs").iterdir()
@@ -189,16 +196,40 @@ def floor_source(source: Path, workdir: Path) -> Path:
     return path
 
 
+def peer_skip_reason(choice: str, raw_mb: float) -> str | None:
+    """Why the peer is not run (asked not to, or it would not fit in memory); None to run it."""
+    if choice == "no":
+        return "--peer no"
+    available_mb = available_memory_mb()
+    if choice == "auto" and 3 * raw_mb > available_mb:
+        return f"it needs about {3 * raw_mb:,.0f} MB (3 x raw), {available_mb:,.0f} MB available"
+    return None
+
+
+def available_memory_mb() -> float:
+    """MemAvailable from /proc/meminfo, in MB (infinite where the file is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return float("inf")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Generate (once), run flow, floor and peer, print the figures and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate")
     parser.add_argument("--features", type=int, default=20, help="numeric feature columns")
-    # The Dask engine (issue 12) is not built yet; the flag names what is measured.
-    parser.add_argument("--engine", choices=["local"], default="local", help="flow engine")
+    parser.add_argument("--engine", choices=["local", "dask"], default="local", help="engine")
+    parser.add_argument("--dask-address", help="a running scheduler (default: a LocalCluster)")
+    parser.add_argument("--peer", choices=["auto", "yes", "no"], default="auto", help="run it?")
     args = parser.parse_args(argv)
     source = write_dataset(args.rows, args.features)
     raw_mb = args.rows * (args.features + 1) * 8 / 1e6
+    engine = ["--engine", args.engine]
+    engine += ["--dask-address", args.dask_address] if args.dask_address else []
     with tempfile.TemporaryDirectory(prefix="houseprice-scale-") as temporary:
         workdir = Path(temporary)
         env = {**os.environ, "PREFECT_HOME": str(BENCH_DIR / "prefect-home")}
@@ -207,10 +238,16 @@ def main(argv: list[str] | None = None) -> None:
         floor = run_flow(floor_source(source, workdir), workdir / "floor", env)
         print(f"floor ({FLOOR_ROWS} rows): {floor['seconds']:.1f} s, {floor['peak_rss_mb']:.0f} MB")
         (workdir / "flow").mkdir()
-        flow = run_flow(source, workdir / "flow", env)
+        flow = run_flow(source, workdir / "flow", env, engine)
         print(f"flow: {flow['seconds']:.1f} s, {flow['peak_rss_mb']:.0f} MB, {flow['stage_s']}")
-    peer_s, peer_peak, _ = run_measured([sys.executable, "-c", PEER, str(source)], dict(os.environ))
-    print(f"peer (pandas + numpy lstsq): {peer_s:.1f} s, {peer_peak:.0f} MB")
+        print(f"flow per million rows: {flow['seconds'] / args.rows * 1e6:.2f} s")
+    peer_s = peer_peak = None
+    if skip := peer_skip_reason(args.peer, raw_mb):
+        print(f"peer skipped: {skip}")
+    else:
+        command = [sys.executable, "-c", PEER, str(source)]
+        peer_s, peer_peak, _ = run_measured(command, dict(os.environ))
+        print(f"peer (pandas + numpy lstsq): {peer_s:.1f} s, {peer_peak:.0f} MB")
     summary = {
         "rows": args.rows,
         "features": args.features,
@@ -219,8 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         "flow_s": round(flow["seconds"], 2),
         "flow_peak_rss_mb": round(flow["peak_rss_mb"]),
         "floor_rss_mb": round(floor["peak_rss_mb"]),
-        "peer_s": round(peer_s, 2),
-        "peer_peak_rss_mb": round(peer_peak),
+        "peer_s": None if peer_s is None else round(peer_s, 2),
+        "peer_peak_rss_mb": None if peer_peak is None else round(peer_peak),
         "stage_s": flow["stage_s"],
         "coef_max_rel_diff": flow["coef_max_rel_diff"],
     }

@@ -95,14 +95,26 @@ def loss_plot(results: list[TrainResult], optimum: float) -> str:
     return _panels(list(by_name), draw, "epoch", "MSE (scaled target)")
 
 
+# Points drawn per scatter panel: more only blur into one blot, and drawing each costs time, so
+# past this many test rows the panels show an evenly spaced subset (every row stays in the
+# metrics and the histograms).
+MAX_SCATTER_POINTS = 20_000
+
+
+def scatter_rows(rows: int) -> slice:
+    """The test rows a scatter draws: all of them, or every k-th up to MAX_SCATTER_POINTS."""
+    return slice(None, None, max(1, -(-rows // MAX_SCATTER_POINTS)))
+
+
 def prediction_plot(evaluation: Evaluation, target: str) -> str:
     """Predicted against actual test prices, one panel per model, with the y = x line."""
     actual = evaluation.y_test
     low, high = float(actual.min()), float(actual.max())
+    shown = scatter_rows(len(actual))
 
     def draw(axes: Axes, name: str) -> None:
         predicted = evaluation.models[name].test_predictions
-        axes.scatter(actual, predicted, s=12, alpha=0.6, color=model_color(name))
+        axes.scatter(actual[shown], predicted[shown], s=12, alpha=0.6, color=model_color(name))
         axes.plot([low, high], [low, high], color="black", lw=1, ls="--", label="y = x")
         axes.legend(fontsize="small")
         _short_ticks(axes.xaxis, axes.yaxis)
@@ -114,10 +126,11 @@ def residual_plots(evaluation: Evaluation, target: str) -> list[str]:
     """Residuals (actual − predicted) against predicted price, and their histogram."""
     names = list(evaluation.models)
     residuals = {n: evaluation.y_test - m.test_predictions for n, m in evaluation.models.items()}
+    shown = scatter_rows(len(evaluation.y_test))
 
     def scatter(axes: Axes, name: str) -> None:
-        predicted = evaluation.models[name].test_predictions
-        axes.scatter(predicted, residuals[name], s=12, alpha=0.6, color=model_color(name))
+        predicted = evaluation.models[name].test_predictions[shown]
+        axes.scatter(predicted, residuals[name][shown], s=12, alpha=0.6, color=model_color(name))
         axes.axhline(0, color="black", lw=1, ls="--")
         _short_ticks(axes.xaxis, axes.yaxis)
 

@@ -442,3 +442,12 @@ def test_regression_table_reads_like_regression_output(full, log_page):
     assert f"n = {fit['n']:,} (the training rows)" in page and "adjusted R²" in page
     assert "<code>Year_Built</code>" in page and "***" in page  # a strong effect gets its stars
     assert "semi-elasticities" in log_page and "elasticity" in log_page
+
+
+def test_scatter_panels_draw_at_most_the_cap_however_many_test_rows():
+    from houseprice.tasks.plots import MAX_SCATTER_POINTS, scatter_rows
+
+    assert scatter_rows(500) == slice(None, None, 1)  # small data: every row drawn
+    for rows in (MAX_SCATTER_POINTS, MAX_SCATTER_POINTS + 1, 1_000_000, 7_500_001):
+        drawn = len(range(rows)[scatter_rows(rows)])
+        assert MAX_SCATTER_POINTS // 2 <= drawn <= MAX_SCATTER_POINTS
