@@ -1,6 +1,9 @@
 """Where data lives under data/: content-addressed snapshots and dataset versions.
 
-Snapshots: data/snapshots/<sha256>.parquet, immutable, one per distinct content.
+Snapshots: data/snapshots/<sha256>.parquet, immutable, one per distinct content. A source
+streamed in chunks (too big to hold) is snapshotted as a copy of its Parquet files instead:
+data/snapshots/<sha256 of the files' bytes>/part-00000.parquet, ... (read back as read_source
+reads them).
 
 Dataset versions (landing mode): a version is a manifest (data/versions/v000002.json) listing
 immutable, content-addressed part files (data/versions/parts/<sha256>.parquet): the first
@@ -24,8 +27,11 @@ from typing import Any
 
 import pandas as pd
 
+from houseprice.chunks import ChunkedTable, plan_chunks, read_chunked, read_head
 from houseprice.storage import (
+    copy_files_atomic,
     file_sha256,
+    files_sha256,
     move_file,
     read_json,
     write_json_atomic,
@@ -71,12 +77,49 @@ def store_snapshot(frame: pd.DataFrame, data_dir: Path) -> Snapshot:
     return snapshot
 
 
+def plan_file_snapshot(table: ChunkedTable, data_dir: Path) -> Snapshot:
+    """The snapshot a Parquet source's files would be stored as, from their bytes and metadata.
+
+    For a source too big to hold: the hash reads the files in blocks, never as a table. The
+    same rows stored by store_snapshot hash differently (that hash is of the values).
+    """
+    content_hash = files_sha256(table.files)
+    path = snapshots_dir(data_dir) / content_hash
+    return Snapshot(content_hash, path, table.rows, len(table.columns))
+
+
+def store_file_snapshot(snapshot: Snapshot, table: ChunkedTable, data_dir: Path) -> Snapshot:
+    """Copy the source's files to data/snapshots/<hash>/part-NNNNN.parquet (once per content)."""
+    names = [f"part-{number:05d}.parquet" for number in range(len(table.files))]
+    copy_files_atomic(snapshot.path, list(zip(table.files, names, strict=True)))
+    return snapshot
+
+
+def snapshot_path(data_dir: Path, content_hash: str) -> Path:
+    """Where a stored snapshot is: <hash>.parquet, or the folder <hash>/ for a streamed source."""
+    folder = snapshots_dir(data_dir) / content_hash
+    return folder if folder.is_dir() else snapshots_dir(data_dir) / f"{content_hash}.parquet"
+
+
 def load_snapshot(data_dir: Path, content_hash: str) -> pd.DataFrame:
-    """Read a stored snapshot back by its hash."""
-    path = snapshots_dir(data_dir) / f"{content_hash}.parquet"
+    """Read a stored snapshot back by its hash (whole: see read_snapshot_head for big ones)."""
+    path = snapshot_path(data_dir, content_hash)
     if not path.exists():
         raise FileNotFoundError(f"no data snapshot {content_hash} under {snapshots_dir(data_dir)}")
+    if path.is_dir():  # copies of the source's files: read as read_source read them
+        return read_chunked(plan_chunks(str(path), SNAPSHOT_READ_ROWS))
     return pd.read_parquet(path)
+
+
+def read_snapshot_head(snapshot_path: Path, rows: int) -> pd.DataFrame:
+    """At most rows rows of a snapshot file or folder, from its first row groups only."""
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    return read_head(plan_chunks(str(snapshot_path), min(rows, SNAPSHOT_READ_ROWS)), rows)
+
+
+# Rows read at a time from a snapshot folder; the result is the same whatever the size.
+SNAPSHOT_READ_ROWS = 1_000_000
 
 
 VERSION_WIDTH = 6

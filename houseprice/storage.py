@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -239,11 +239,59 @@ def _json_default(value: Any) -> Any:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes."""
+    return files_sha256([path])
+
+
+def files_sha256(paths: Sequence[Path | str]) -> str:
+    """SHA-256 of the files' bytes one after another, read in blocks (any size fits)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def copy_files_atomic(destination: Path, files: Sequence[tuple[Path | str, str]]) -> bool:
+    """Copy (source, name) files into a new folder that appears whole or not at all.
+
+    The copies go to a temporary folder beside destination, which is renamed into place; if
+    destination already exists (or another writer gets there first) it is left as it is and
+    False is returned. Only for content-addressed folders, whose contents never change.
+    """
+    destination = Path(destination)
+    if destination.exists():
+        return False
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        for source, name in files:
+            shutil.copyfile(source, temporary / name)
+            with open(temporary / name, "rb") as written:
+                os.fsync(written.fileno())
+        temporary.chmod(0o777 & ~_UMASK)  # mkdtemp makes folders owner-only; publish normally
+        try:
+            os.rename(temporary, destination)  # refuses a non-empty destination: no overwrite
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            return False  # a concurrent writer stored the same content first
+        _fsync_folder(destination.parent)
+        return True
+    except OSError as error:
+        raise _naming(error, destination) from error
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside folder durable (where the platform lets a folder be opened)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def move_file(source: Path, destination: Path) -> Path:

@@ -1,5 +1,8 @@
 """Split and features: a deterministic split, then a preprocessor fitted on the training part only.
 
+The split itself lives in tasks/split.py (shared with the streamed path); split_data and
+DataSplit are re-exported here for the modules that import them from features.
+
 The preprocessor is plain data (JSON), saved beside the models so a model can score new rows
 later without the training run, and without unpickling anything.
 """
@@ -15,66 +18,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.columns import NAMES_QUOTED, summarize_names
-from houseprice.config import DataConfig, FeatureConfig, PipelineConfig, SplitConfig
+from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
 from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
+from houseprice.tasks.split import DataSplit, split_data
 from houseprice.tasks.statistics import find_aliased_columns
 from houseprice.tasks.trainers.common import TrainingData
-
-
-class DataSplit(NamedTuple):
-    """Row subsets of one frame; together they hold every row exactly once."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-
-
-def split_data(frame: pd.DataFrame, split: SplitConfig) -> DataSplit:
-    """Split rows by a seeded hash of their content: same data and seed, same split.
-
-    A row's part depends on its own content only (hash below test_fraction → test, and so on),
-    so a row stays in its part when the file is reordered or grows: a champion is never scored
-    on rows it trained on, and duplicated rows never straddle train and test. On tiny data,
-    where a part could come out empty, the parts are cut by hash rank instead.
-    """
-    if split.full_sample:  # fit on every row; nothing is held out
-        empty = frame.iloc[:0].reset_index(drop=True)
-        return DataSplit(frame.reset_index(drop=True), empty, empty.copy())
-    if len(frame) < 3:
-        raise ValueError(f"need at least 3 rows to split, got {len(frame)}")
-    hash_key = f"{split.seed:016d}"[-16:]  # pandas wants exactly 16 characters
-    row_hashes = pd.util.hash_pandas_object(
-        _comparable_values(frame), index=False, hash_key=hash_key
-    ).to_numpy()
-    position = row_hashes / np.float64(2**64)  # uniform in [0, 1)
-    test_cut = split.test_fraction
-    val_cut = test_cut + split.validation_fraction
-    parts = [
-        position < test_cut,
-        (test_cut <= position) & (position < val_cut),
-        val_cut <= position,
-    ]
-    if min(part.sum() for part in parts) == 0:
-        ranks = np.empty(len(frame), dtype=int)
-        ranks[np.argsort(position, kind="stable")] = np.arange(len(frame))
-        n_test = max(1, round(len(frame) * split.test_fraction))
-        n_val_end = n_test + max(1, round(len(frame) * split.validation_fraction))
-        parts = [ranks < n_test, (ranks >= n_test) & (ranks < n_val_end), ranks >= n_val_end]
-    test, val, train = (frame[part].reset_index(drop=True) for part in parts)
-    return DataSplit(train, val, test)
-
-
-def _comparable_values(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with dtype differences erased: numbers as float64, everything else as text.
-
-    A merge that turns an int column into floats (one new row with a gap or a decimal) must
-    not change which part a row hashes to.
-    """
-    columns = {}
-    for name, values in frame.items():
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        columns[name] = values.astype("float64") if numeric else values.astype("object").astype(str)
-    return pd.DataFrame(columns, index=frame.index)
 
 
 def fit_preprocessor(

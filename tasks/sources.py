@@ -16,6 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from houseprice import storage
+from houseprice.chunks import (
+    TABLE_SUFFIXES,
+    checked_frame,
+    column_set_problem,
+    read_parquet_frame,
+    source_errors,
+    table_files,
+)
 from houseprice.columns import (
     MISSING_VALUES,
     header_problems,
@@ -25,7 +33,6 @@ from houseprice.columns import (
 from houseprice.config import BUNDLED_SOURCE
 from houseprice.errors import SourceError, TransientSourceError
 
-TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SYNTHETIC_PREFIX = "synthetic:"
 URL_TIMEOUT_S = 60
 
@@ -81,34 +88,10 @@ def _table_format(name: str) -> str:
 def _parse_table(payload: bytes | Path, kind: str, name: str, separator: str = ",") -> pd.DataFrame:
     """Parse CSV or Parquet content, turning parser errors into SourceError naming the source."""
     handle = io.BytesIO(payload) if isinstance(payload, bytes) else payload
-    try:
+    with source_errors(name, kind):
         parquet = kind == "parquet"
-        frame = pd.read_parquet(handle) if parquet else _read_csv(handle, name, separator)
-    except SourceError:
-        raise
-    except UnicodeDecodeError as error:
-        raise SourceError(
-            f"cannot read {name} as {kind}: it is not UTF-8 text ({error.reason} at byte "
-            f"{error.start}); save it as UTF-8"
-        ) from None
-    except ValueError as error:  # pandas' and pyarrow's parse errors
-        raise SourceError(f"cannot read {name} as {kind}: {_first_line(error)}") from None
-    except OSError as error:
-        if error.errno is not None:  # the disk or network, not the content: may pass on retry
-            raise
-        # pyarrow reports corrupt content as an OSError without an errno: retrying won't help.
-        raise SourceError(
-            f"cannot read {name} as {kind}, the file is corrupt: {_first_line(error)}"
-        ) from None
-    if frame.empty:
-        raise SourceError(f"{name} holds no rows")
-    if problem := header_problems(list(frame.columns)):
-        raise SourceError(f"{name}: {problem}; give every column a distinct name")
-    return normalize_missing(frame)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        frame = read_parquet_frame(handle) if parquet else _read_csv(handle, name, separator)
+    return checked_frame(frame, name)
 
 
 def _read_csv(handle: io.BytesIO | Path, name: str, separator: str) -> pd.DataFrame:
@@ -184,25 +167,14 @@ def _read_folder(folder: Path, separator: str = ",") -> pd.DataFrame:
 
     Hidden files (an upload in progress, macOS's ._ files) are skipped.
     """
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
-    )
+    files = table_files(folder)
     if not files:
         raise SourceError(f"folder {folder} holds no .csv or .parquet files")
     frames = [_read_table_file(path, separator) for path in files]
     first = frames[0]
     for path, frame in zip(files[1:], frames[1:], strict=True):
-        if set(frame.columns) != set(first.columns):
-            missing, extra = (
-                set(first.columns) - set(frame.columns),
-                set(frame.columns) - set(first.columns),
-            )
-            raise SourceError(
-                f"{path} does not match {files[0].name}: missing {sorted(missing)}, "
-                f"extra {sorted(extra)}"
-            )
+        if problem := column_set_problem(files[0].name, first.columns, str(path), frame.columns):
+            raise SourceError(problem)
         for column in first.columns:
             if _is_number(first[column]) != _is_number(frame[column]):
                 raise SourceError(

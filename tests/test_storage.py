@@ -1,5 +1,6 @@
 """Storage: atomic writes, content-addressed snapshots, one folder per run."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -101,3 +102,17 @@ def test_the_suite_wide_strict_json_check_finds_a_bare_nan(tmp_path):
     problems = strict_json_problems(tmp_path)
     assert len(problems) == 1 and "run/metrics.json" in problems[0] and "NaN" in problems[0]
     (tmp_path / "run" / "metrics.json").unlink()  # the session-wide check would flag it too
+
+
+def test_a_folder_of_copies_appears_whole_or_not_at_all(tmp_path):
+    (tmp_path / "a").write_bytes(b"first")
+    destination = tmp_path / "store" / "abc"
+    with pytest.raises(FileNotFoundError):
+        storage.copy_files_atomic(destination, [(tmp_path / "a", "1"), (tmp_path / "gone", "2")])
+    assert not destination.exists() and list(destination.parent.iterdir()) == []
+    assert storage.copy_files_atomic(destination, [(tmp_path / "a", "part-0")])
+    (tmp_path / "a").write_bytes(b"second")
+    assert not storage.copy_files_atomic(destination, [(tmp_path / "a", "part-0")])
+    assert (destination / "part-0").read_bytes() == b"first"
+    both = hashlib.sha256(b"first" + b"second").hexdigest()
+    assert storage.files_sha256([destination / "part-0", tmp_path / "a"]) == both

@@ -1,0 +1,271 @@
+"""Reading a Parquet source in chunks of whole row groups, so a big table is never held whole.
+
+A chunk is a run of row groups of one file: small to describe (a path and group numbers), so
+it can be handed to a worker, which reads it with read_chunk. Every table read goes through
+the same checks (checked_frame) whether read whole (tasks/sources.py) or in chunks here, so
+the concatenated chunks equal what read_source returns for the same files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from houseprice.columns import header_problems, normalize_missing
+from houseprice.errors import SourceError
+
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+NOT_LOCAL_PREFIXES = ("synthetic:", "http://", "https://")
+BUNDLED_NAME = "bundled"  # config.BUNDLED_SOURCE: small, always read whole
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole row groups of one Parquet file: what one worker reads at a time."""
+
+    index: int  # position in the dataset, 0 first
+    path: str  # absolute
+    row_groups: tuple[int, ...]
+    rows: int
+
+
+@dataclass(frozen=True)
+class ChunkedTable:
+    """A Parquet source planned as chunks: its files, in read_source's order, and its shape."""
+
+    source: str  # as configured
+    files: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
+    rows: int
+    columns: tuple[str, ...]
+
+
+def table_files(folder: Path) -> list[Path]:
+    """A folder's CSV/Parquet files in name order, as read_source reads them.
+
+    Hidden files (an upload in progress, macOS's ._ files) are skipped.
+    """
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+
+
+def checked_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A freshly read table with missing-value cells as missing; no rows or a bad header refused."""
+    if frame.empty:
+        raise SourceError(f"{name} holds no rows")
+    if problem := header_problems(list(frame.columns)):
+        raise SourceError(f"{name}: {problem}; give every column a distinct name")
+    return normalize_missing(frame)
+
+
+def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas, as pd.read_parquet converts it (pyarrow ≥ 25, default dtypes)."""
+    return table.to_pandas()
+
+
+def read_parquet_frame(handle: io.BytesIO | Path) -> pd.DataFrame:
+    """A whole Parquet file or payload as pandas, unchecked (see checked_frame)."""
+    return frame_from_arrow(pq.read_table(handle, use_pandas_metadata=True))
+
+
+@contextlib.contextmanager
+def source_errors(name: str, kind: str) -> Iterator[None]:
+    """Turn a parser's errors into SourceError naming the source; disk and network errors pass."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except UnicodeDecodeError as error:
+        raise SourceError(
+            f"cannot read {name} as {kind}: it is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); save it as UTF-8"
+        ) from None
+    except ValueError as error:  # pandas' and pyarrow's parse errors
+        raise SourceError(f"cannot read {name} as {kind}: {_first_line(error)}") from None
+    except OSError as error:
+        if error.errno is not None:  # the disk or network, not the content: may pass on retry
+            raise
+        # pyarrow reports corrupt content as an OSError without an errno: retrying won't help.
+        raise SourceError(
+            f"cannot read {name} as {kind}, the file is corrupt: {_first_line(error)}"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def column_set_problem(
+    reference: str, reference_columns: Sequence[str], name: str, columns: Sequence[str]
+) -> str | None:
+    """Why a folder's file cannot be stacked under its first file (other columns), or None."""
+    missing = set(reference_columns) - set(columns)
+    extra = set(columns) - set(reference_columns)
+    if not (missing or extra):
+        return None
+    return f"{name} does not match {reference}: missing {sorted(missing)}, extra {sorted(extra)}"
+
+
+def _local_parquet_files(source: str) -> list[Path] | None:
+    """The Parquet files a source names, or None when it is not (only) local Parquet."""
+    if source == BUNDLED_NAME or source.startswith(NOT_LOCAL_PREFIXES) or not source.strip():
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = table_files(path)
+    elif path.is_file():
+        files = [path]
+    else:
+        return None
+    if not files or any(TABLE_SUFFIXES[p.suffix.lower()] != "parquet" for p in files):
+        return None
+    return [p.resolve() for p in files]
+
+
+def parquet_rows(source: str) -> int | None:
+    """Rows of a local Parquet file or folder from its metadata alone; None for anything else.
+
+    Cheap enough to call before every run: only each file's footer is read. An unreadable
+    file also gives None, so that reading it whole reports the problem.
+    """
+    files = _local_parquet_files(source)
+    if files is None:
+        return None
+    try:
+        return sum(pq.read_metadata(path).num_rows for path in files)
+    except (OSError, ValueError):
+        return None
+
+
+def _data_columns(schema: pa.Schema) -> list[str]:
+    """The schema's columns less a stored pandas index (read_source does not return it)."""
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    stored = {name for name in index if isinstance(name, str)}
+    return [name for name in schema.names if name not in stored]
+
+
+def _is_number_type(kind: pa.DataType) -> bool:
+    # An all-null column counts as numeric, as read_source counts an all-empty one.
+    types = pa.types
+    return (
+        types.is_integer(kind)
+        or types.is_floating(kind)
+        or types.is_decimal(kind)
+        or (types.is_null(kind))
+    )
+
+
+def _group_chunks(path: Path, metadata: pq.FileMetaData, chunk_rows: int) -> list[list[int]]:
+    """Consecutive row groups packed up to chunk_rows; a bigger group stands alone."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for group in range(metadata.num_row_groups):
+        size = metadata.row_group(group).num_rows
+        if size == 0:
+            continue
+        if current and rows + size > chunk_rows:
+            groups.append(current)
+            current, rows = [], 0
+        current.append(group)
+        rows += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def plan_chunks(source: str, chunk_rows: int) -> ChunkedTable:
+    """Plan a local Parquet file or folder as chunks of about chunk_rows rows (metadata only).
+
+    Files must have the same columns, each holding numbers in every file or in none, as
+    read_source requires of a folder.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    files = _local_parquet_files(source)
+    if files is None:
+        raise SourceError(
+            f"cannot read {source!r} in chunks: only a local Parquet file or a folder holding "
+            "only Parquet files can be streamed"
+        )
+    chunks: list[Chunk] = []
+    columns: list[str] = []
+    kinds: dict[str, bool | None] = {}
+    for path in files:
+        with source_errors(str(path), "parquet"):
+            metadata = pq.read_metadata(path)
+            schema = pq.read_schema(path)
+        if metadata.num_rows == 0:
+            raise SourceError(f"{path} holds no rows")
+        names = _data_columns(schema)
+        if not columns:
+            if problem := header_problems(list(names)):
+                raise SourceError(f"{path}: {problem}; give every column a distinct name")
+            columns = names
+        elif problem := column_set_problem(files[0].name, columns, str(path), names):
+            raise SourceError(problem)
+        _check_kinds(kinds, schema, names, files[0].name, path)
+        for groups in _group_chunks(path, metadata, chunk_rows):
+            rows = sum(metadata.row_group(g).num_rows for g in groups)
+            chunks.append(Chunk(len(chunks), str(path), tuple(groups), rows))
+    total = sum(chunk.rows for chunk in chunks)
+    return ChunkedTable(source, tuple(map(str, files)), tuple(chunks), total, tuple(columns))
+
+
+def _check_kinds(
+    kinds: dict[str, bool | None], schema: pa.Schema, names: list[str], first: str, path: Path
+) -> None:
+    """Refuse a column that holds numbers in one file and text in another (kinds: so far)."""
+    for name in names:
+        kind = schema.field(name).type
+        number = None if pa.types.is_null(kind) else _is_number_type(kind)
+        seen = kinds.get(name)
+        if seen is None:
+            kinds[name] = number
+        elif number is not None and number != seen:
+            raise SourceError(
+                f"column {name!r} holds numbers in {first} but not in {path.name} "
+                f"(as {kind} there); fix the file"
+            )
+
+
+def read_chunk(chunk: Chunk, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One chunk's rows (only the listed columns), checked as read_source checks a file."""
+    with source_errors(chunk.path, "parquet"):
+        table = pq.ParquetFile(chunk.path).read_row_groups(
+            list(chunk.row_groups),
+            columns=None if columns is None else list(columns),
+            use_pandas_metadata=True,
+        )
+        frame = frame_from_arrow(table)
+    # A stored index belongs to the file, not the dataset: the chunks count from 0 like a folder.
+    return checked_frame(frame.reset_index(drop=True), chunk.path)
+
+
+def read_chunked(table: ChunkedTable, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every chunk of a planned table in one frame (for tables that fit in memory)."""
+    wanted = table.columns if columns is None else columns
+    frames = [read_chunk(chunk, wanted) for chunk in table.chunks]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_head(table: ChunkedTable, rows: int) -> pd.DataFrame:
+    """At most rows rows from the table's first chunks (only the chunks needed are read)."""
+    frames, count = [], 0
+    for chunk in table.chunks:
+        if count >= rows:
+            break
+        frames.append(read_chunk(chunk, table.columns))
+        count += chunk.rows
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.head(rows)
