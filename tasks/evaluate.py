@@ -1,4 +1,8 @@
-"""Evaluate: score each trained model and the exact least-squares reference in price units."""
+"""Evaluate: score each trained model and the exact least-squares reference in price units.
+
+evaluate scores with every part in memory; evaluate_on_disk, with the training rows in design
+chunk files (streamed_evaluation.py), builds the same Evaluation.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice.config import EvaluationConfig, TrainingConfig
+from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.cross_validation import cross_validate
 from houseprice.tasks.evaluation import (
     BASIS_CV,
@@ -33,7 +38,9 @@ from houseprice.tasks.regression import (
     regression_metrics,
 )
 from houseprice.tasks.statistics import RegressionTable, regression_table
+from houseprice.tasks.streamed_evaluation import evaluate_streamed
 from houseprice.tasks.trainers.common import TrainResult
+from houseprice.tasks.trainers.design import DesignFiles
 
 # Re-exported: the report, plots, record and promote stages import the results from here.
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "compare_predictions",
     "evaluate",
     "evaluate_models",
+    "evaluate_on_disk",
     "fit_least_squares",
     "pairwise_agreement",
     "reference_regression_table",
@@ -146,9 +154,37 @@ def evaluate(
     training: TrainingConfig,
 ) -> Evaluation:
     """Score every trained model and the least-squares reference on the test part."""
-    logger = get_run_logger()
     penalties = {name: settings.l2 for name, settings in training.trainers.items()}
     evaluation = evaluate_models(features, results, settings, penalties)
+    _log_evaluation(evaluation, settings)
+    return evaluation
+
+
+@task(name="evaluate-models-on-disk", cache_policy=NO_CACHE)
+def evaluate_on_disk(
+    design: DesignFiles,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    prep: Preprocessor,
+    results: list[TrainResult],
+    settings: EvaluationConfig,
+    training: TrainingConfig,
+) -> Evaluation:
+    """Score every trained model and the streamed least-squares reference, training rows on disk."""
+    penalties = {name: settings.l2 for name, settings in training.trainers.items()}
+    evaluation = evaluate_streamed(design, x_test, y_test, prep, results, settings, penalties)
+    get_run_logger().info(
+        "evaluate: %d training rows on disk in %d chunk files: reference by streamed QR",
+        design.train_rows,
+        len(design.train_files),
+    )
+    _log_evaluation(evaluation, settings)
+    return evaluation
+
+
+def _log_evaluation(evaluation: Evaluation, settings: EvaluationConfig) -> None:
+    """One line per model, and a warning per trainer off its exact optimum."""
+    logger = get_run_logger()
     if evaluation.basis == BASIS_CV:
         cv = evaluation.cross_validation or {}
         logger.info(
@@ -182,4 +218,3 @@ def evaluate(
                 check["reference"],
                 100 * check["tolerance"],
             )
-    return evaluation

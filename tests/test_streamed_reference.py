@@ -17,7 +17,9 @@ import pytest
 from houseprice.config import EvaluationConfig
 from houseprice.tasks.evaluate import evaluate_models, reference_regression_table
 from houseprice.tasks.features import FeatureSet, build_feature_set
+from houseprice.tasks.promote import select_run_model
 from houseprice.tasks.regression import fit_least_squares, regression_metrics
+from houseprice.tasks.reporting.view import _plotted_rows
 from houseprice.tasks.statistics import RegressionTable
 from houseprice.tasks.streamed_evaluation import evaluate_streamed, score_file
 from houseprice.tasks.streamed_reference import (
@@ -97,6 +99,13 @@ def test_combine_r_gives_the_same_r_in_any_grouping(tmp_path):
     for other in (sequential, backwards, tree[0], whole):
         assert _relative(other, flat) < 1e-13
     assert np.allclose(np.tril(flat, -1), 0) and (np.diag(flat) >= 0).all()
+
+
+def test_an_aliased_column_gets_the_same_minimum_norm_solution_as_lstsq(tmp_path):
+    x, y = _correlated()
+    x = np.column_stack([x, x[:, 1]])  # the features stage drops these; the reference copes
+    streamed = streamed_least_squares(_design(tmp_path, x, y, 3).train_chunks())
+    assert _relative(_params(streamed), _params(fit_least_squares(x, y))) < 1e-10
 
 
 def test_a_chunk_with_fewer_rows_than_columns_still_gives_a_square_r():
@@ -235,6 +244,13 @@ def test_the_streamed_payload_counts_the_training_rows_it_did_not_keep(tmp_path)
     ours, theirs = streamed.metrics_payload(), in_memory.metrics_payload()
     assert ours["evaluation"] == theirs["evaluation"]
     assert ours["ols"]["in_sample"] == pytest.approx(theirs["ols"]["in_sample"], rel=1e-9)
+
+
+def test_the_stages_that_read_training_predictions_cope_without_them(tmp_path):
+    _, streamed = _evaluations(tmp_path, {"tensorflow": 0.5})
+    assert _plotted_rows(streamed) == (streamed, "test")  # plots: the test rows, as always
+    assert select_run_model(streamed) == "torch"  # chosen by validation RMSE
+    assert streamed.metrics_payload()["evaluation"]["training_rows"] == streamed.training_rows
 
 
 def test_evaluate_streamed_refuses_a_run_without_test_rows(tmp_path):
