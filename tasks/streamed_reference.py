@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg
 
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.regression import LinearModel, RegressionMetrics
-from houseprice.tasks.statistics import RegressionTable
+from houseprice.tasks.statistics import RegressionTable, table_of_estimates
 from houseprice.tasks.trainers.design import read_design_chunk
 
 
@@ -137,6 +137,7 @@ def streamed_regression_table(
     coef = transform @ theta_t
     # Covariances in the scaled parameters through R⁻¹, so Zᵀ Z is never formed or inverted.
     g = transform @ linalg.solve_triangular(r11, np.eye(k))  # L R⁻¹: bread = g gᵀ
+    # R⁻ᵀ meat R⁻¹ = Qᵀ diag(e²) Q, the meat regression_table forms, in the basis of R.
     h = linalg.solve_triangular(r11, linalg.solve_triangular(r11, meat, trans="T").T, trans="T")
     rss = (scale * rho) ** 2
     # TSS: the norm of y after projecting out the intercept alone, from the R of [1, y]'s rows.
@@ -146,7 +147,8 @@ def streamed_regression_table(
         sigma2 = rss / df if df > 0 else float("nan")
         hc0 = scale * np.sqrt(np.einsum("ij,jk,ik->i", g, h, g))
         se = np.sqrt(np.einsum("ij,ij->i", g, g) * sigma2)
-    return _table(coef, se, hc0, rows, rss, tss, ["intercept", *prep.feature_names], confidence)
+    terms = ["intercept", *prep.feature_names]
+    return table_of_estimates(coef, se, hc0, rows, rss, tss, terms, confidence)
 
 
 def _raw_transform(means: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -157,58 +159,6 @@ def _raw_transform(means: np.ndarray, scales: np.ndarray) -> np.ndarray:
     transform[0, :-1] = -means / scales
     transform[1:, :-1] = np.diag(1.0 / scales)
     return transform
-
-
-def _table(
-    coef: np.ndarray,
-    se: np.ndarray,
-    hc0: np.ndarray,
-    n: int,
-    rss: float,
-    tss: float,
-    terms: list[str],
-    confidence: float,
-) -> RegressionTable:
-    """The table and fit summary as regression_table writes them (its NaN rules included)."""
-    k = len(coef)
-    df = n - k
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma2 = rss / df if df > 0 else float("nan")
-        hc1 = hc0 * np.sqrt(n / df) if df > 0 else np.full(k, np.nan)
-        t = coef / se
-        p = 2 * stats.t.sf(np.abs(t), df) if df > 0 else np.full(k, np.nan)
-        half_width = (stats.t.ppf(0.5 + confidence / 2, df) if df > 0 else np.nan) * se
-        r2 = 1 - rss / tss if tss > 0 else float("nan")
-        slopes = k - 1
-        f = ((tss - rss) / slopes) / sigma2 if slopes > 0 and df > 0 else float("nan")
-        f_p = float(stats.f.sf(f, slopes, df)) if np.isfinite(f) else float("nan")
-    table = [
-        {
-            "term": term,
-            "coef": float(coef[i]),
-            "se": float(se[i]),
-            "se_hc0": float(hc0[i]),
-            "se_hc1": float(hc1[i]),
-            "t": float(t[i]),
-            "p": float(p[i]),
-            "ci_low": float(coef[i] - half_width[i]),
-            "ci_high": float(coef[i] + half_width[i]),
-        }
-        for i, term in enumerate(terms)
-    ]
-    fit = {
-        "n": n,
-        "k": k,
-        "df_resid": df,
-        "r2": float(r2),
-        "adj_r2": float(1 - (1 - r2) * (n - 1) / df) if df > 0 else float("nan"),
-        "rse": float(np.sqrt(sigma2)),
-        "f": float(f),
-        "f_df": [slopes, df],
-        "f_p": f_p,
-        "confidence": confidence,
-    }
-    return RegressionTable(table, fit)
 
 
 @dataclass(frozen=True)
