@@ -89,17 +89,38 @@ def regression_table(
     q, r = np.linalg.qr(x)
     coef = np.linalg.solve(r, q.T @ target)
     residuals = target - x @ coef
-    df = n - k
     rss = float(residuals @ residuals)
     tss = float(np.sum((target - target.mean()) ** 2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma2 = rss / df if df > 0 else float("nan")
+        sigma2 = rss / (n - k) if n > k else float("nan")
         r_inv = np.linalg.solve(r, np.eye(k))
         bread = r_inv @ r_inv.T  # (X'X)⁻¹
         meat = (q * residuals[:, None]).T @ (q * residuals[:, None])  # Q' diag(e²) Q
         hc0 = np.sqrt(np.diag(r_inv @ meat @ r_inv.T))
-        hc1 = hc0 * np.sqrt(n / df) if df > 0 else np.full(k, np.nan)
         se = np.sqrt(np.diag(bread) * sigma2)
+    return table_of_estimates(coef, se, hc0, n, rss, tss, ["intercept", *names], confidence)
+
+
+def table_of_estimates(
+    coef: np.ndarray,
+    se: np.ndarray,
+    hc0: np.ndarray,
+    n: int,
+    rss: float,
+    tss: float,
+    terms: list[str],
+    confidence: float = 0.95,
+) -> RegressionTable:
+    """The table and fit summary of an OLS fit with an intercept, from its estimates and sums.
+
+    se: classical standard errors, hc0: White's; rss, tss: residual and total sums of squares.
+    Shared by regression_table and the streamed reference (streamed_reference.py).
+    """
+    k = len(coef)
+    df = n - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = rss / df if df > 0 else float("nan")
+        hc1 = hc0 * np.sqrt(n / df) if df > 0 else np.full(k, np.nan)
         t = coef / se
         p = 2 * stats.t.sf(np.abs(t), df) if df > 0 else np.full(k, np.nan)
         half_width = (stats.t.ppf(0.5 + confidence / 2, df) if df > 0 else np.nan) * se
@@ -107,7 +128,6 @@ def regression_table(
         slopes = k - 1
         f = ((tss - rss) / slopes) / sigma2 if slopes > 0 and df > 0 else float("nan")
         f_p = float(stats.f.sf(f, slopes, df)) if np.isfinite(f) else float("nan")
-    terms = ["intercept", *names]
     table = [
         {
             "term": term,
