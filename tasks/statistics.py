@@ -31,15 +31,30 @@ def find_aliased_columns(
     Returns {column: why}, in design order.
     """
     centered = design - design.mean(axis=0)
-    variance = np.einsum("ij,ij->j", centered, centered)
     magnitude = np.einsum("ij,ij->j", design, design)
+    return aliased_columns_from_gram(centered.T @ centered, magnitude, names, tolerance)
+
+
+def aliased_columns_from_gram(
+    centered_gram: np.ndarray,
+    magnitude: np.ndarray,
+    names: list[str],
+    tolerance: float = ALIAS_TOLERANCE,
+) -> dict[str, str]:
+    """find_aliased_columns' decision from the design's statistics instead of its rows.
+
+    centered_gram is Σ (x − mean)(x − mean)ᵀ over the rows (columns × columns) and magnitude
+    each column's Σ x²; a streamed design accumulates both chunk by chunk, so the in-memory
+    and the streamed features stage drop the same columns for the same reasons.
+    """
+    variance = np.diag(centered_gram)
     aliased: dict[str, str] = {}
     constant = variance <= tolerance * np.maximum(magnitude, 1e-300)
     for index in np.flatnonzero(constant):
         aliased[names[index]] = "constant in the training rows: aliased with the intercept"
     varying = np.flatnonzero(~constant)
-    standardized = centered[:, varying] / np.sqrt(variance[varying])
-    gram = standardized.T @ standardized  # n × the correlation matrix
+    spread = np.sqrt(variance[varying])
+    gram = centered_gram[np.ix_(varying, varying)] / np.outer(spread, spread)  # n × correlations
     kept: list[int] = []
     for position, index in enumerate(varying):
         if kept:

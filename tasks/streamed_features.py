@@ -1,0 +1,208 @@
+"""Streamed features: the preprocessor fitted from chunks, never from the training rows whole.
+
+Three passes over the chunks; each is a per-chunk function of (one chunk, small arguments) that
+returns a small result, and a combiner, so a loop (local engine) or a Dask map runs them alike:
+
+A. profile_chunk, combine_profiles → start_preprocessor: category counts and numeric medians.
+B. encoded_statistics_chunk, combine_encoded → finish_preprocessor: the aliased columns, means,
+   spreads and the target's standardization, from the encoded design's sums and Gram.
+C. design_chunk: a chunk's scaled training and validation blocks, and its raw test rows.
+
+Pass A lives in streamed_profile.py (with the medians' error bound); its names are importable
+from here too, so the flow imports one module.
+
+Centring. Pass B sums x − c and (x − c)(x − c)ᵀ around fixed centres c (the medians, 0 for the
+indicators, the target's sample median), so a column like years near 2000 with spread 1 keeps
+its digits: Σx² − n·mean² would cancel about seven of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import reduce
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from houseprice.config import FeatureConfig
+from houseprice.preprocessing import Preprocessor, safe_scale
+from houseprice.tasks.statistics import aliased_columns_from_gram
+from houseprice.tasks.streamed_profile import (
+    MEDIAN_SAMPLE_SIZE,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    ChunkProfile,
+    ValueSample,
+    checked_labels,
+    combine_profiles,
+    profile_chunk,
+    start_preprocessor,
+)
+
+__all__ = [
+    "MEDIAN_SAMPLE_SIZE",
+    "TEST",
+    "TRAIN",
+    "VALIDATION",
+    "ChunkProfile",
+    "DesignChunk",
+    "EncodedStatistics",
+    "ValueSample",
+    "combine_encoded",
+    "combine_profiles",
+    "design_chunk",
+    "encoded_statistics_chunk",
+    "finish_preprocessor",
+    "profile_chunk",
+    "start_preprocessor",
+]
+
+
+@dataclass
+class EncodedStatistics:
+    """Pass B's result: sums of the training rows' encoded design and target around centres."""
+
+    rows: int
+    centre: np.ndarray  # (columns,) c: the medians, 0 for the indicators
+    sums: np.ndarray  # (columns,) Σ (x − c)
+    gram: np.ndarray  # (columns, columns) Σ (x − c)(x − c)ᵀ
+    target_centre: float
+    target_sum: float  # Σ (y − target_centre), y the (log) target
+    target_squares: float  # Σ (y − target_centre)²
+
+    def __add__(self, other: EncodedStatistics) -> EncodedStatistics:
+        if not (
+            np.array_equal(self.centre, other.centre) and self.target_centre == other.target_centre
+        ):
+            raise ValueError("encoded statistics around different centres cannot be added")
+        return replace(
+            self,
+            rows=self.rows + other.rows,
+            sums=self.sums + other.sums,
+            gram=self.gram + other.gram,
+            target_sum=self.target_sum + other.target_sum,
+            target_squares=self.target_squares + other.target_squares,
+        )
+
+
+class DesignChunk(NamedTuple):
+    """Pass C's result: a chunk's scaled blocks, each row [scaled design..., scaled target]."""
+
+    train: np.ndarray  # (train rows, features + 1) float64
+    validation: np.ndarray  # (validation rows, features + 1) float64
+    test_rows: pd.DataFrame  # the chunk's TEST rows, raw, index reset
+
+
+def encoded_statistics_chunk(
+    frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor
+) -> EncodedStatistics:
+    """Pass B on one chunk: the training rows' centred sums and Gram, and the target's."""
+    if prep.dropped_columns or prep.means:
+        raise ValueError("pass B needs start_preprocessor's preprocessor, not a finished one")
+    train = frame[checked_labels(frame, labels) == TRAIN]
+    centre = _centre(prep)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        shifted = prep.encode(train) - centre
+        target = _target_values(train[prep.target], prep) - prep.target_mean
+        return EncodedStatistics(
+            rows=len(train),
+            centre=centre,
+            sums=shifted.sum(axis=0),
+            gram=shifted.T @ shifted,
+            target_centre=prep.target_mean,
+            target_sum=float(target.sum()),
+            target_squares=float(target @ target),
+        )
+
+
+def combine_encoded(stats: Iterable[EncodedStatistics]) -> EncodedStatistics:
+    """The statistics of all the chunks: their sum."""
+    return reduce(lambda first, second: first + second, stats)
+
+
+def finish_preprocessor(
+    prep: Preprocessor, encoded: EncodedStatistics, features: FeatureConfig
+) -> Preprocessor:
+    """Dropped columns, means, scales and the target's scaling, as fit_preprocessor sets them."""
+    rows, names = encoded.rows, prep.encoded_names
+    if rows == 0:
+        raise ValueError("no training rows to fit the preprocessor on")
+    with np.errstate(over="ignore", invalid="ignore"):
+        offset = encoded.sums / rows
+        centred_gram = encoded.gram - rows * np.outer(offset, offset)
+        means = encoded.centre + offset
+        spreads = np.sqrt(np.maximum(np.diag(centred_gram), 0.0) / rows)
+        # An overflowed spread must be named as such before the aliasing check reads the column
+        # as a constant, as in fit_preprocessor.
+        _refuse_non_finite(names, ~np.isfinite(means + spreads))
+        centre = encoded.centre
+        magnitude = np.diag(encoded.gram) + 2 * centre * encoded.sums + rows * centre**2
+        target_offset = np.float64(encoded.target_sum) / rows  # numpy floats overflow to inf
+        target_mean = encoded.target_centre + target_offset
+        target_std = np.sqrt(np.maximum(encoded.target_squares / rows - target_offset**2, 0.0))
+    dropped = aliased_columns_from_gram(centred_gram, magnitude, names)
+    keep = np.array([name not in dropped for name in names], dtype=bool)
+    width = int(keep.sum())
+    # Σy² past float64 leaves the spread NaN, which safe_scale would read as a constant.
+    if features.standardize and not (np.isfinite(target_mean) and np.isfinite(target_std)):
+        raise ValueError(
+            f"target {prep.target!r} cannot be scaled (mean {target_mean:g}, spread "
+            f"{target_std:g}): its values are too large; check them for unit errors"
+        )
+    return replace(
+        prep,
+        dropped_columns=dropped,
+        means=means[keep].tolist() if features.standardize else [0.0] * width,
+        scales=[safe_scale(s) for s in spreads[keep]] if features.standardize else [1.0] * width,
+        target_mean=float(target_mean) if features.standardize else 0.0,
+        target_scale=safe_scale(target_std) if features.standardize else 1.0,
+    )
+
+
+def design_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) -> DesignChunk:
+    """Pass C on one chunk: scaled training and validation blocks, and the raw test rows."""
+    labels = checked_labels(frame, labels)
+    blocks, bad = [], np.zeros(len(prep.feature_names), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for part in (TRAIN, VALIDATION):
+            rows = frame[labels == part]
+            design = prep.transform(rows)
+            target = prep.transform_target(rows[prep.target])
+            bad |= ~np.isfinite(design).all(axis=0)
+            if not np.isfinite(target).all():
+                raise ValueError(
+                    f"target {prep.target!r} is not finite after scaling in "
+                    f"{int((~np.isfinite(target)).sum())} rows; check its values"
+                )
+            blocks.append(np.column_stack([design, target]))
+        test_rows = frame[labels == TEST].reset_index(drop=True)
+        # The test rows are transformed later, in memory; their overflow is refused here too,
+        # as check_finite_features refuses it for every part.
+        bad |= ~np.isfinite(prep.transform(test_rows)).all(axis=0)
+    _refuse_non_finite(prep.feature_names, bad)
+    return DesignChunk(blocks[0], blocks[1], test_rows)
+
+
+def _centre(prep: Preprocessor) -> np.ndarray:
+    """Pass B's fixed centre per encoded column: the median, or 0 for an indicator."""
+    centre = np.zeros(len(prep.encoded_names))
+    centre[: len(prep.numeric_features)] = [prep.medians[c] for c in prep.numeric_features]
+    return np.where(np.isfinite(centre), centre, 0.0)
+
+
+def _target_values(target: pd.Series, prep: Preprocessor) -> np.ndarray:
+    values = target.astype("float64").to_numpy()
+    return np.log(values) if prep.log_target else values
+
+
+def _refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
+    """As tasks/features.py's, whose module imports Prefect (this one must not)."""
+    if bad.any():
+        columns = [names[i] for i in np.flatnonzero(bad)]
+        raise ValueError(
+            f"features {columns[:5]} are not finite after scaling: their values are too large "
+            "or infinite; check them for unit errors"
+        )
