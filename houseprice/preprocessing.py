@@ -149,3 +149,13 @@ def category_strings(column: pd.Series) -> np.ndarray:
 def safe_scale(std: float) -> float:
     """A constant column keeps scale 1 rather than dividing by zero."""
     return float(std) if std > 1e-12 else 1.0
+
+
+def refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
+    """Raise ValueError naming the design columns flagged bad (not finite after scaling)."""
+    if bad.any():
+        columns = [names[i] for i in np.flatnonzero(bad)]
+        raise ValueError(
+            f"features {columns[:5]} are not finite after scaling: their values are too large "
+            "or infinite; check them for unit errors"
+        )

@@ -19,7 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
-from houseprice.preprocessing import Preprocessor, category_strings, safe_scale
+from houseprice.preprocessing import (
+    Preprocessor,
+    category_strings,
+    refuse_non_finite,
+    safe_scale,
+)
 from houseprice.tasks.split import DataSplit, split_data
 from houseprice.tasks.statistics import find_aliased_columns
 from houseprice.tasks.trainers.common import TrainingData
@@ -61,7 +66,7 @@ def fit_preprocessor(
     # A spread past float64 (1e200 squared) must be named as such before the aliasing check
     # below reads the overflowed column as a constant.
     with np.errstate(over="ignore", invalid="ignore"):
-        _refuse_non_finite(names, ~np.isfinite(encoded.mean(axis=0) + encoded.std(axis=0)))
+        refuse_non_finite(names, ~np.isfinite(encoded.mean(axis=0) + encoded.std(axis=0)))
     # Aliased columns have no identifiable coefficient: leave them out of the design, so every
     # fit (and every coefficient reported) is unique rather than one of many equally good ones.
     preprocessor.dropped_columns = find_aliased_columns(encoded, names)
@@ -190,7 +195,7 @@ def refuse_overflowed_scaling(prep: Preprocessor) -> None:
             f"{prep.target_scale:g}): its values are too large; check them for unit errors"
         )
     stats = np.vstack([np.asarray(prep.means), np.asarray(prep.scales)])
-    _refuse_non_finite(prep.feature_names, ~np.isfinite(stats).all(axis=0))
+    refuse_non_finite(prep.feature_names, ~np.isfinite(stats).all(axis=0))
 
 
 def check_finite_features(feature_set: FeatureSet) -> None:
@@ -202,13 +207,4 @@ def check_finite_features(feature_set: FeatureSet) -> None:
     for block in blocks:
         if block.size:
             bad |= ~np.isfinite(block).all(axis=0)
-    _refuse_non_finite(prep.feature_names, bad)
-
-
-def _refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
-    if bad.any():
-        columns = [names[i] for i in np.flatnonzero(bad)]
-        raise ValueError(
-            f"features {columns[:5]} are not finite after scaling: their values are too large "
-            "or infinite; check them for unit errors"
-        )
+    refuse_non_finite(prep.feature_names, bad)

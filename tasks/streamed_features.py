@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from houseprice.config import FeatureConfig
-from houseprice.preprocessing import Preprocessor, safe_scale
+from houseprice.preprocessing import Preprocessor, refuse_non_finite, safe_scale
 from houseprice.tasks.statistics import aliased_columns_from_gram
 from houseprice.tasks.streamed_profile import (
     MEDIAN_SAMPLE_SIZE,
@@ -137,7 +137,7 @@ def finish_preprocessor(
         spreads = np.sqrt(np.maximum(np.diag(centred_gram), 0.0) / rows)
         # An overflowed spread must be named as such before the aliasing check reads the column
         # as a constant, as in fit_preprocessor.
-        _refuse_non_finite(names, ~np.isfinite(means + spreads))
+        refuse_non_finite(names, ~np.isfinite(means + spreads))
         centre = encoded.centre
         magnitude = np.diag(encoded.gram) + 2 * centre * encoded.sums + rows * centre**2
         target_offset = np.float64(encoded.target_sum) / rows  # numpy floats overflow to inf
@@ -182,7 +182,7 @@ def design_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
         # The test rows are transformed later, in memory; their overflow is refused here too,
         # as check_finite_features refuses it for every part.
         bad |= ~np.isfinite(prep.transform(test_rows)).all(axis=0)
-    _refuse_non_finite(prep.feature_names, bad)
+    refuse_non_finite(prep.feature_names, bad)
     return DesignChunk(blocks[0], blocks[1], test_rows)
 
 
@@ -196,13 +196,3 @@ def _centre(prep: Preprocessor) -> np.ndarray:
 def _target_values(target: pd.Series, prep: Preprocessor) -> np.ndarray:
     values = target.astype("float64").to_numpy()
     return np.log(values) if prep.log_target else values
-
-
-def _refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
-    """As tasks/features.py's, whose module imports Prefect (this one must not)."""
-    if bad.any():
-        columns = [names[i] for i in np.flatnonzero(bad)]
-        raise ValueError(
-            f"features {columns[:5]} are not finite after scaling: their values are too large "
-            "or infinite; check them for unit errors"
-        )

@@ -25,10 +25,8 @@ import pandas as pd
 
 from houseprice.config import DataConfig, FeatureConfig
 from houseprice.preprocessing import Preprocessor, category_strings
+from houseprice.tasks.split import TEST, TRAIN, VALIDATION
 
-# Part labels, one per row; the same values as tasks/split.py's (import them from there once
-# both are on main).
-TRAIN, VALIDATION, TEST = 0, 1, 2
 # Values kept per numeric column for its median (see the module docstring for the error bound);
 # 16 bytes each, so a chunk's profile is at most 0.8 MB per numeric column.
 MEDIAN_SAMPLE_SIZE = 50_000
