@@ -158,6 +158,7 @@ def recorded_run(
     try:
         yield recorder
     except BaseException as error:
+        storage.remove_tree(run.design_dir)  # a streamed run's scratch: gigabytes, never reused
         if storage.is_disk_full(error):
             # A failed run's files would keep the disk full; a run is never resumed, so nothing
             # of value is lost (snapshots are stored only whole, via a temporary name).
@@ -173,6 +174,7 @@ def recorded_run(
         error.add_note(f"run folder: {run.root}")  # for logs that show only the exception
         setattr(error, RUN_FOLDER_ATTRIBUTE, run.root)  # where the CLI finds run.json, report
         raise
+    storage.remove_tree(run.design_dir)
     recorder.finish(COMPLETED)
 
 

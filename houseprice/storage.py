@@ -185,6 +185,30 @@ def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path
     return destination
 
 
+def write_scratch_array(destination: Path, array: np.ndarray) -> Path:
+    """Save array as .npy under a temporary name, then rename: never seen half-written.
+
+    Scratch (a streamed run's design chunks, deleted when the run ends): no fsync, since a crash
+    discards the run that would read it, and syncing gigabytes would cost seconds.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.stem}.{secrets.token_hex(4)}.npy")
+    try:
+        np.save(temporary, array, allow_pickle=False)
+        os.replace(temporary, destination)
+    except OSError as error:
+        raise _naming(error, destination) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    return destination
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder and everything under it, if it exists."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())

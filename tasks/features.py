@@ -28,6 +28,7 @@ from houseprice.preprocessing import (
 from houseprice.tasks.split import DataSplit, split_data
 from houseprice.tasks.statistics import find_aliased_columns
 from houseprice.tasks.trainers.common import TrainingData
+from houseprice.tasks.trainers.design import DesignFiles
 
 
 def fit_preprocessor(
@@ -83,11 +84,34 @@ class FeatureSet(NamedTuple):
     """Everything training and evaluation need from the split data."""
 
     preprocessor: Preprocessor
-    training: TrainingData
+    # In memory, or (streamed, flows/streamed.py) the scaled design on disk, by file name; then
+    # split.train and split.validation hold no rows, and part_sizes() counts them.
+    training: TrainingData | DesignFiles
     x_test: np.ndarray
     y_test: np.ndarray  # price units, not scaled
     split: DataSplit
     config: PipelineConfig | None = None  # what made it; cross-validation refits with it
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the training rows are on disk (a streamed source) rather than in memory."""
+        return isinstance(self.training, DesignFiles)
+
+    def part_sizes(self) -> dict[str, int]:
+        """Rows in each part: train, validation, test."""
+        if isinstance(self.training, DesignFiles):
+            design = self.training
+            return {
+                "train": design.train_rows,
+                "validation": design.validation_rows,
+                "test": len(self.split.test),
+            }
+        return {part: len(rows) for part, rows in self.split._asdict().items()}
+
+    @property
+    def width(self) -> int:
+        """Design columns."""
+        return len(self.preprocessor.feature_names)
 
 
 def refit_preprocessor(rows: pd.DataFrame, feature_set: FeatureSet) -> Preprocessor:
@@ -126,6 +150,16 @@ def redundant_features(preprocessor: Preprocessor) -> dict[str, str]:
     return redundant
 
 
+def refuse_redundant_features(preprocessor: Preprocessor, train_rows: int) -> None:
+    """Raise AliasedFeatureError for a named feature whose every design column was dropped."""
+    if redundant := redundant_features(preprocessor):
+        listed = "; ".join(f"{column}: {why}" for column, why in redundant.items())
+        raise AliasedFeatureError(
+            f"features {sorted(redundant)} cannot be estimated beside the other features on "
+            f"the {train_rows} training rows ({listed}); remove them from the features"
+        )
+
+
 def build_feature_set(
     frame: pd.DataFrame, config: PipelineConfig, features_listed: bool = True
 ) -> FeatureSet:
@@ -138,13 +172,8 @@ def build_feature_set(
     """
     parts = split_data(frame, config.split)
     preprocessor = fit_preprocessor(parts.train, config.data, config.features)
-    redundant = redundant_features(preprocessor)
-    if features_listed and redundant:
-        listed = "; ".join(f"{column}: {why}" for column, why in redundant.items())
-        raise AliasedFeatureError(
-            f"features {sorted(redundant)} cannot be estimated beside the other features on "
-            f"the {len(parts.train)} training rows ({listed}); remove them from the features"
-        )
+    if features_listed:
+        refuse_redundant_features(preprocessor, len(parts.train))
     training = TrainingData(
         x_train=preprocessor.transform(parts.train),
         y_train=preprocessor.transform_target(parts.train[config.data.target]),
@@ -163,6 +192,12 @@ def build_features(
     """Split the data and fit scaling and encoding on the training part."""
     feature_set = build_feature_set(frame, config, features_listed)
     check_finite_features(feature_set)
+    log_features(feature_set)
+    return feature_set
+
+
+def log_features(feature_set: FeatureSet) -> None:
+    """The dropped design columns (one line when many), then the parts' sizes."""
     dropped = feature_set.preprocessor.dropped_columns
     if len(dropped) > NAMES_QUOTED:  # a wide file: one line, not one per column
         get_run_logger().warning(
@@ -177,14 +212,15 @@ def build_features(
                 column,
                 why,
             )
+    sizes = feature_set.part_sizes()
     get_run_logger().info(
-        "features: %d design columns; %d train / %d validation / %d test rows",
-        feature_set.training.x_train.shape[1],
-        len(feature_set.split.train),
-        len(feature_set.split.validation),
-        len(feature_set.split.test),
+        "features: %d design columns; %d train / %d validation / %d test rows%s",
+        feature_set.width,
+        sizes["train"],
+        sizes["validation"],
+        sizes["test"],
+        " (training and validation rows on disk)" if feature_set.on_disk else "",
     )
-    return feature_set
 
 
 def refuse_overflowed_scaling(prep: Preprocessor) -> None:

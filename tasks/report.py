@@ -62,18 +62,29 @@ class DataSummary:
     target: str
     target_stats: dict[str, float]  # pandas describe(): count, mean, std, min, 25%, 50%, 75%, max
     split_sizes: dict[str, int]  # train / validation / test rows
+    target_basis: str = "every row"  # the rows target_stats describe
 
 
-def summarize_data(frame: pd.DataFrame, features: FeatureSet) -> DataSummary:
-    """Shape, target statistics and split sizes of the data a run trained on."""
+def summarize_data(
+    frame: pd.DataFrame, features: FeatureSet, shape: tuple[int, int] | None = None
+) -> DataSummary:
+    """Shape, target statistics and split sizes of the data a run trained on.
+
+    shape is the whole data's (rows, columns) where frame is only its first chunk (a streamed
+    source); the target's statistics then come from the test part, a content-hash sample of
+    every row, and say so.
+    """
     target = features.preprocessor.target
-    stats = frame[target].astype("float64").describe()
+    sample = features.split.test if features.on_disk else frame
+    stats = sample[target].astype("float64").describe()
+    rows, columns = shape or frame.shape
     return DataSummary(
-        rows=len(frame),
-        columns=frame.shape[1],
+        rows=rows,
+        columns=columns,
         target=target,
         target_stats={str(name): float(value) for name, value in stats.items()},
-        split_sizes={part: len(rows) for part, rows in features.split._asdict().items()},
+        split_sizes=features.part_sizes(),
+        target_basis=f"the {len(sample):,} test rows" if features.on_disk else "every row",
     )
 
 
@@ -119,7 +130,9 @@ class ReportInputs:
             created_at=datetime.now(UTC),
             source=ingested.source,
             snapshot_hash=ingested.snapshot.content_hash,
-            data=summarize_data(ingested.frame, features),
+            data=summarize_data(
+                ingested.frame, features, (ingested.snapshot.rows, ingested.snapshot.columns)
+            ),
             validation=_validation_summary(validation),
             features=features,
             results=list(results),

@@ -30,7 +30,7 @@ from houseprice.tasks.reporting.text import Table, format_value
 if TYPE_CHECKING:
     from houseprice.tasks.drift import DriftReport
     from houseprice.tasks.promote import PromotionDecision
-    from houseprice.tasks.report import ReportInputs
+    from houseprice.tasks.report import DataSummary, ReportInputs
 
 
 @dataclass(frozen=True)
@@ -209,9 +209,16 @@ def _data_view(inputs: ReportInputs) -> DataView:
         numeric=len(prep.numeric_features),
         categorical=len(prep.categorical_features),
         design_columns=len(prep.feature_names),
-        stats=Table.of(["statistic", data.target], data.target_stats.items()),
+        stats=Table.of(["statistic", _target_header(data)], data.target_stats.items()),
         splits=Table.of(["split", "rows"], data.split_sizes.items()),
     )
+
+
+def _target_header(data: DataSummary) -> str:
+    """The target's column header, naming the rows its statistics describe when not all."""
+    if data.target_basis == "every row":
+        return data.target
+    return f"{data.target} ({data.target_basis})"
 
 
 def _validation_view(summary: Mapping[str, Any]) -> ValidationView:
