@@ -1,0 +1,184 @@
+"""The retrain flow's data stages for a source past one machine's memory: chunks in, small out.
+
+A Parquet source with more rows than compute.stream_above_rows is read in chunks of whole row
+groups (houseprice/chunks.py) and never held whole. Each stage maps a per-chunk function over the
+chunks with flows/engine.py's map_chunks (in this process under the local engine, as tasks on the
+cluster under Dask) and combines their small results here:
+
+- ingest: rows and schema from the Parquet metadata, the columns typed from the first chunk, the
+  snapshot's hash over the files' bytes;
+- validate: the suite on each chunk, the results merged as one (tasks/validate.py);
+- features, three passes: (A) each row's part from its content hash (every column, as split_data
+  hashes them, so a row lands in the same part as on the in-memory path), the training rows'
+  category counts and median samples; (B) the encoded training design's sums and cross-products,
+  for scaling and the aliasing check; (C) each chunk's scaled training and validation rows
+  written to the run's design folder, its test rows returned (at most split.max_held_out_rows).
+
+A per-chunk function reads its chunk itself, so a worker gets a file name and row groups, never
+rows. Everything after features takes the FeatureSet the in-memory path makes, with the training
+rows as DesignFiles instead of arrays.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from houseprice import datasets, storage
+from houseprice.chunks import Chunk, ChunkedTable, parquet_rows, plan_chunks, read_chunk
+from houseprice.config import DataConfig, PipelineConfig
+from houseprice.flows.engine import map_chunks
+from houseprice.layout import RunPaths
+from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.features import (
+    FeatureSet,
+    log_features,
+    refuse_overflowed_scaling,
+    refuse_redundant_features,
+)
+from houseprice.tasks.ingest import IngestResult, resolve_feature_decision, typed_data_config
+from houseprice.tasks.split import DataSplit, assign_parts, part_cuts, row_positions
+from houseprice.tasks.streamed_features import (
+    ChunkProfile,
+    EncodedStatistics,
+    combine_encoded,
+    combine_profiles,
+    design_chunk,
+    encoded_statistics_chunk,
+    finish_preprocessor,
+    profile_chunk,
+    start_preprocessor,
+)
+from houseprice.tasks.trainers.design import DesignFiles
+
+
+def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
+    """The source's chunks when it is Parquet with more rows than the streaming threshold."""
+    compute, data = config.compute, config.data
+    if data.landing_dir is not None:  # landing mode reads its dataset version in memory
+        return None
+    rows = parquet_rows(data.source)
+    if rows is None or rows <= compute.stream_above_rows:
+        return None
+    return plan_chunks(data.source, compute.chunk_rows)
+
+
+@task(name="ingest-data-streamed", cache_policy=NO_CACHE)
+def ingest_streamed(table: ChunkedTable, data: DataConfig, data_dir: Path) -> IngestResult:
+    """Shape from the Parquet metadata, columns typed from the first chunk, snapshot hashed."""
+    log = get_run_logger()
+    first = read_chunk(table.chunks[0])  # typing reads one chunk; validation reads them all
+    snapshot = datasets.plan_file_snapshot(table, data_dir)
+    log.info(
+        "ingest: %d rows x %d columns in %d chunks from %s (streamed; snapshot %s once validated)",
+        table.rows, len(table.columns), len(table.chunks), data.source,
+        snapshot.content_hash[:12],
+    )  # fmt: skip
+    decision = resolve_feature_decision(first, data)
+    for line in decision.left_out_summary():  # one line per rule, however wide the file
+        log.warning("ingest: columns left out as %s (judged on the first chunk)", line)
+    return IngestResult(first, snapshot, data.source, typed_data_config(data, decision), table)
+
+
+@task(name="store-snapshot-streamed", cache_policy=NO_CACHE)
+def store_streamed_snapshot(ingested: IngestResult, data_dir: Path) -> datasets.Snapshot:
+    """Keep the validated source files as data/snapshots/<sha256>/ (once per content)."""
+    snapshot = datasets.store_file_snapshot(ingested.snapshot, ingested.table, data_dir)
+    get_run_logger().info("snapshot %s stored: %s", snapshot.content_hash[:12], snapshot.path)
+    return snapshot
+
+
+class _Labelled(NamedTuple):
+    """One chunk and its rows' parts (TRAIN, VALIDATION, TEST): small, sent to a worker."""
+
+    chunk: Chunk
+    labels: np.ndarray  # int8, one per row
+
+
+class _Written(NamedTuple):
+    """What pass C did with one chunk: its design files (None: no such rows) and test rows."""
+
+    train_file: str | None
+    validation_file: str | None
+    train_rows: int
+    validation_rows: int
+    test_rows: pd.DataFrame
+
+
+def profile_chunk_file(
+    chunk: Chunk, data: DataConfig, seed: int, cuts: object
+) -> tuple[ChunkProfile, np.ndarray]:
+    """Pass A on one chunk: its rows' parts (hashed over every column) and its profile."""
+    frame = read_chunk(chunk)
+    labels = assign_parts(row_positions(frame, seed), cuts)
+    return profile_chunk(frame, labels, data), labels
+
+
+def encode_chunk_file(item: _Labelled, columns: list[str], prep: Preprocessor) -> EncodedStatistics:
+    """Pass B on one chunk: the encoded training rows' sums and cross-products."""
+    return encoded_statistics_chunk(read_chunk(item.chunk, columns), item.labels, prep)
+
+
+def write_chunk_design(
+    item: _Labelled, columns: list[str], prep: Preprocessor, run: RunPaths
+) -> _Written:
+    """Pass C on one chunk: its scaled training and validation rows to files, its test rows back."""
+    blocks = design_chunk(read_chunk(item.chunk, columns), item.labels, prep)
+    files = []
+    for part, block in (("train", blocks.train), ("validation", blocks.validation)):
+        path = run.design_chunk(part, item.chunk.index)
+        files.append(str(storage.write_scratch_array(path, block)) if len(block) else None)
+    return _Written(files[0], files[1], len(blocks.train), len(blocks.validation), blocks.test_rows)
+
+
+def used_columns(data: DataConfig) -> list[str]:
+    """The columns passes B and C read: the target and the typed features."""
+    return list(dict.fromkeys([data.target, *data.numeric_features, *data.categorical_features]))
+
+
+@task(name="build-features-streamed", cache_policy=NO_CACHE)
+def build_streamed_features(
+    table: ChunkedTable, config: PipelineConfig, run: RunPaths, features_listed: bool
+) -> FeatureSet:
+    """Split, fit scaling and encoding on the training rows, and write the design, by chunk."""
+    data, cuts = config.data, part_cuts(config.split, table.rows)
+    profile_one = partial(profile_chunk_file, data=data, seed=config.split.seed, cuts=cuts)
+    profiled = map_chunks(profile_one, table.chunks, "profile")
+    items = [
+        _Labelled(chunk, labels) for chunk, (_, labels) in zip(table.chunks, profiled, strict=True)
+    ]
+    prep = start_preprocessor(combine_profiles(p for p, _ in profiled), data, config.features)
+    columns = used_columns(data)
+    encoded = map_chunks(partial(encode_chunk_file, columns=columns, prep=prep), items, "encode")
+    prep = finish_preprocessor(prep, combine_encoded(encoded), config.features)
+    refuse_overflowed_scaling(prep)
+    train_rows = sum(e.rows for e in encoded)
+    if features_listed:
+        refuse_redundant_features(prep, train_rows)
+    writer = partial(write_chunk_design, columns=columns, prep=prep, run=run)
+    written = map_chunks(writer, items, "design")
+    design = DesignFiles(
+        train_files=tuple(w.train_file for w in written if w.train_file),
+        validation_files=tuple(w.validation_file for w in written if w.validation_file),
+        train_rows=train_rows,
+        validation_rows=sum(w.validation_rows for w in written),
+        features=len(prep.feature_names),
+    )
+    test = pd.concat([w.test_rows for w in written], ignore_index=True)
+    empty = test.iloc[:0]
+    feature_set = FeatureSet(
+        prep,
+        design,
+        prep.transform(test),
+        test[data.target].astype("float64").to_numpy(),
+        DataSplit(empty, empty.copy(), test),
+        config,
+    )
+    log_features(feature_set)
+    return feature_set
