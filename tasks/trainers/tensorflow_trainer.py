@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from houseprice.exports import Scorer
+from houseprice.tasks.trainers import streamed
 from houseprice.tasks.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
@@ -32,6 +33,7 @@ from houseprice.tasks.trainers.common import (
     minimize_conjugate_gradient,
     setting_name,
 )
+from houseprice.tasks.trainers.design import GramStatistics
 from houseprice.trainers import SavedModel
 
 if TYPE_CHECKING:
@@ -65,6 +67,50 @@ def train_tensorflow(
             extras["gradient_evaluations"] = gradients
         else:
             params, stop_reason = _minimize_minibatch((x, y, x_val, y_val), settings, seed, tracker)
+    return tracker.to_result(params, stop_reason, device, started, extras)
+
+
+def tensorflow_chunk_statistics(
+    x: np.ndarray, y: np.ndarray, settings: TrainerConfig
+) -> GramStatistics:
+    """One chunk's Zᵀ Z, Zᵀ y, yᵀ y and rows (z = [x, 1]), reduced by TensorFlow on its device.
+
+    Always float64, whatever settings.dtype: Zᵀ Z squares the condition number (streamed.py).
+    """
+    configure_tensorflow(settings.threads, logger.debug)  # quiet: it runs once per chunk
+    with tf.device(resolve_tensorflow_device(settings.device)[0]):
+        x_t, y_t = (tf.convert_to_tensor(a, dtype=tf.float64) for a in (x, y))
+        reductions = (
+            tf.linalg.matmul(x_t, x_t, transpose_a=True),
+            tf.reduce_sum(x_t, axis=0),
+            tf.linalg.matvec(x_t, y_t, transpose_a=True),
+            tf.reduce_sum(y_t),
+            tf.tensordot(y_t, y_t, 1),
+        )
+        xtx, x_sum, xty, y_sum, yy = (r.numpy() for r in reductions)
+    return streamed.gram_from_blocks(xtx, x_sum, xty, float(y_sum), float(yy), len(y))
+
+
+def train_tensorflow_from_statistics(
+    train: GramStatistics,
+    validation: GramStatistics,
+    settings: TrainerConfig,
+    seed: int,
+    log: Log | None = None,
+) -> TrainResult:
+    """Fit from summed statistics: train_tensorflow's cost written from Zᵀ Z, Zᵀ y, yᵀ y.
+
+    seed is unused: every step is full-batch, so nothing is drawn.
+    """
+    started = time.perf_counter()
+    log = log or logger.info
+    configure_tensorflow(settings.threads, log)
+    device = resolve_tensorflow_device(settings.device)
+    tracker = EpochTracker.for_settings(FRAMEWORK, settings, log)
+    with tf.device(device[0]):
+        params, stop_reason, extras = streamed.minimize_from_statistics(
+            _statistics_cost_at, train, validation, settings, tracker
+        )
     return tracker.to_result(params, stop_reason, device, started, extras)
 
 
@@ -196,6 +242,36 @@ def _cost_and_gradient_at(
     def cost_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
         cost, gradient = _cost_and_gradient(x, y, tf.constant(params, x.dtype), penalty)
         return float(cost), gradient.numpy().astype(np.float64)
+
+    return cost_and_gradient
+
+
+@tf.function(reduce_retracing=True)
+def _statistics_cost_and_gradient(zz, zy, yy, rows, params, l2):
+    """MSE + l2 * |w|^2 from the statistics, and its GradientTape gradient."""
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        weights = params[:-1]
+        # (θᵀ zz θ − 2 θᵀ zy + yy) / rows: the sum of squared residuals without the rows.
+        squares = tf.tensordot(params, tf.linalg.matvec(zz, params), 1)
+        squares += yy - 2 * tf.tensordot(params, zy, 1)
+        cost = squares / rows + l2 * tf.reduce_sum(tf.square(weights))
+    return cost, tape.gradient(cost, params)
+
+
+def _statistics_cost_at(
+    statistics: GramStatistics, l2: float
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The cost and gradient from statistics, at numpy parameters (on the enclosing device)."""
+    zz, zy, yy, rows, penalty = (
+        tf.constant(value, tf.float64)
+        for value in (statistics.zz, statistics.zy, statistics.yy, statistics.rows, l2)
+    )
+
+    def cost_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+        at = tf.constant(params, tf.float64)
+        cost, gradient = _statistics_cost_and_gradient(zz, zy, yy, rows, at, penalty)
+        return float(cost), gradient.numpy()
 
     return cost_and_gradient
 
