@@ -1,6 +1,8 @@
 """TensorFlow trainer: a linear model fitted by tf.GradientTape gradients, plus save/load/export.
 
-Imports tensorflow (with its keras), numpy and common only; settings are typed, never imported.
+Imports tensorflow (with its keras), numpy and the numpy-only common, design and streamed
+modules; settings are typed, never imported. It trains in memory (train_tensorflow) or from data
+on disk (tensorflow_chunk_statistics, then train_tensorflow_from_statistics).
 """
 
 from __future__ import annotations

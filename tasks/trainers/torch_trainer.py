@@ -1,7 +1,9 @@
 """PyTorch trainer: a linear model fitted by torch.autograd gradients, plus its save and load.
 
-Imports torch, numpy and common only (settings are typed, never imported), so
-benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
+Imports torch, numpy and the numpy-only common, design and streamed modules (settings are typed,
+never imported), so benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
+It trains in memory (train_torch) or from data on disk (torch_chunk_statistics, then
+train_torch_from_statistics).
 """
 
 from __future__ import annotations
