@@ -135,6 +135,7 @@ def trainer_label(name: str) -> str:
 _TORCH = "houseprice.tasks.trainers.torch_trainer"
 _TORCH_EXPORT = "houseprice.tasks.trainers.torch_export"
 _TENSORFLOW = "houseprice.tasks.trainers.tensorflow_trainer"
+_TENSORFLOW_EXPORT = "houseprice.tasks.trainers.tensorflow_export"
 
 register_trainer(
     TrainerSpec(
@@ -163,8 +164,8 @@ register_trainer(
         save=f"{_TENSORFLOW}:save_keras_model",
         read=f"{_TENSORFLOW}:read_keras_model",
         model_file="tensorflow.keras",
-        export=f"{_TENSORFLOW}:export_tensorflow_model",
-        read_export=f"{_TENSORFLOW}:tensorflow_export_scorer",
+        export=f"{_TENSORFLOW_EXPORT}:export_tensorflow_model",
+        read_export=f"{_TENSORFLOW_EXPORT}:tensorflow_export_scorer",
         export_file="tensorflow_savedmodel",  # a SavedModel folder
         statistics=f"{_TENSORFLOW}:tensorflow_chunk_statistics",
         train_from_statistics=f"{_TENSORFLOW}:train_tensorflow_from_statistics",
