@@ -87,6 +87,11 @@ def combine_statistics(
     """Per-chunk statistics (e.g. mapped over a Dask cluster) summed into one fit's input."""
     train = sum_statistics(train_parts, design.features)
     validation = sum_statistics(validation_parts, design.features)
+    _check_rows(design, train, validation)
+    return TrainingStatistics(train, validation, design.first_rows(CHECK_ROWS))
+
+
+def _check_rows(design: DesignFiles, train: GramStatistics, validation: GramStatistics) -> None:
     # A chunk missed or counted twice would fit the wrong rows without any other sign.
     expected = (design.train_rows, design.validation_rows)
     if (train.rows, validation.rows) != expected:
@@ -94,7 +99,6 @@ def combine_statistics(
             f"the chunk statistics cover {train.rows} training and {validation.rows} validation "
             f"rows, but the design files hold {expected[0]} and {expected[1]}"
         )
-    return TrainingStatistics(train, validation, design.first_rows(CHECK_ROWS))
 
 
 def accumulate_statistics(
@@ -121,12 +125,12 @@ def accumulate_statistics(
 
     train = sum_statistics(each_chunk(design.train_chunks()), design.features)
     validation = sum_statistics(each_chunk(design.validation_chunks()), design.features)
-    combined = combine_statistics(design, [train], [validation])
+    _check_rows(design, train, validation)
     log(
         f"statistics of {train.rows} training and {validation.rows} validation rows from "
         f"{files} chunk files in {time.perf_counter() - started:.2f} s"
     )
-    return combined.train, combined.validation
+    return train, validation
 
 
 def minimize_from_statistics(
@@ -149,6 +153,10 @@ def minimize_from_statistics(
     def validation_mse(params: np.ndarray) -> float:
         return float("nan") if validation_cost is None else validation_cost(params)[0]
 
+    if settings.dtype != "float64":  # why: the module docstring
+        tracker.log(
+            f"{tracker.framework}: {settings.dtype} asked, fitting from statistics in float64"
+        )
     size = train.features + 1
     if settings.optimizer == "cg":
         params, stop, gradients = minimize_conjugate_gradient(
@@ -172,7 +180,7 @@ def minimize_from_statistics(
     if settings.optimizer != "cg":
         extras["batch"] = "full"
     if settings.dtype != "float64":
-        extras["dtype_requested"] = settings.dtype  # why float64 anyway: the module docstring
+        extras["dtype_requested"] = settings.dtype
     return params, stop, extras
 
 
