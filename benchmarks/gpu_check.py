@@ -2,6 +2,10 @@
 
     python -m benchmarks.gpu_check [--device cuda|cpu] [--rows 1000000] [--features 20]
 
+Each framework is checked twice: in memory, and streamed (the scaled rows written as design
+chunk files of --chunk-rows rows, their Gram statistics summed on the device by the framework,
+then the fit from the statistics; tasks/trainers/streamed.py).
+
 Runs with numpy and torch alone (no Prefect, pydantic, pandas or TensorFlow needed), so it can
 be copied onto a bare GPU box. Prints one JSON summary as its last line and exits 0 when every
 fit ran on the asked device and reached the least-squares optimum, 1 when a fit is off, and 2
@@ -11,14 +15,19 @@ when the device is missing.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.training import SplitData, fit_lstsq, fit_trainer, split_rows, training_mse
-from houseprice.tasks.trainers.common import DeviceUnavailableError
+from houseprice.tasks.trainers import streamed
+from houseprice.tasks.trainers.common import DeviceUnavailableError, TrainingData, TrainResult
 
 # lstsq's optimum is exact; a converged fit in float64 matches it to about 1e-12, so 1e-4 only
 # fails a fit that did not converge or ran in a lossy dtype.
@@ -41,12 +50,37 @@ class CheckSettings:
     dtype: str = "float64"
 
 
-def check_framework(name: str, settings: CheckSettings, split: SplitData, repeats: int) -> dict:
-    """Fit one framework `repeats` times (the first pays for GPU start-up) and summarize."""
-    if name == "torch":
-        from houseprice.tasks.trainers.torch_trainer import train_torch as train
-    else:
-        from houseprice.tasks.trainers.tensorflow_trainer import train_tensorflow as train
+# Each framework's in-memory trainer, chunk statistics and fit from statistics, by module.
+FRAMEWORKS = {
+    "torch": (
+        "houseprice.tasks.trainers.torch_trainer",
+        ("train_torch", "torch_chunk_statistics", "train_torch_from_statistics"),
+    ),
+    "tensorflow": (
+        "houseprice.tasks.trainers.tensorflow_trainer",
+        (
+            "train_tensorflow",
+            "tensorflow_chunk_statistics",
+            "train_tensorflow_from_statistics",
+        ),
+    ),
+}
+
+
+def check_framework(
+    name: str, settings: CheckSettings, split: SplitData, repeats: int, chunk_rows: int | None
+) -> dict:
+    """Fit one framework `repeats` times (the first pays for GPU start-up) and summarize.
+
+    With chunk_rows, each fit streams: design chunk files, statistics, the fit from them.
+    """
+    module, functions = FRAMEWORKS[name]
+    train, statistics_fn, fit_fn = (
+        getattr(importlib.import_module(module), function) for function in functions
+    )
+    timings: dict[str, float] = {}
+    if chunk_rows is not None:
+        train = _train_from_disk(statistics_fn, fit_fn, chunk_rows, timings)
     reference = fit_lstsq(split.x, split.y)
     optimal = training_mse(split.x, split.y, reference)
     seconds, ratio, result = [], float("nan"), None
@@ -54,7 +88,7 @@ def check_framework(name: str, settings: CheckSettings, split: SplitData, repeat
         fit, result = fit_trainer(train, settings, 0, *split)
         seconds.append(round(fit.seconds, 4))
         ratio = training_mse(split.x, split.y, fit) / optimal
-    return {
+    summary = {
         "device": result.device,
         "device_name": result.device_name,
         "seconds": seconds,
@@ -65,21 +99,56 @@ def check_framework(name: str, settings: CheckSettings, split: SplitData, repeat
         "stop_reason": result.stop_reason,
         "dtype": result.extras.get("dtype"),
     }
+    return summary | {key: round(value, 4) for key, value in timings.items()}
+
+
+def _train_from_disk(
+    statistics_fn: Callable[..., Any],
+    fit_fn: Callable[..., TrainResult],
+    chunk_rows: int,
+    timings: dict[str, float],
+) -> Callable[..., TrainResult]:
+    """A train(data, settings, seed, log) that streams through chunk files in a temporary folder;
+    it records the last fit's seconds for writing, statistics and fitting in timings."""
+
+    def train(data: TrainingData, settings: Any, seed: int, log: Any = None) -> TrainResult:
+        with tempfile.TemporaryDirectory(prefix="gpu-check-design-") as folder:
+            started = time.perf_counter()
+            design = streamed.write_design_files(folder, data, chunk_rows)
+            written = time.perf_counter()
+            train_part, validation = streamed.accumulate_statistics(
+                statistics_fn, design, settings, log
+            )
+            summed = time.perf_counter()
+            result = fit_fn(train_part, validation, settings, seed, log)
+        timings["write_s"], timings["statistics_s"] = written - started, summed - written
+        timings["fit_s"] = result.seconds
+        return result
+
+    return train
 
 
 def run_check(
-    device: str, dtype: str, rows: int, features: int, cond: float, repeats: int
+    device: str,
+    dtype: str,
+    rows: int,
+    features: int,
+    cond: float,
+    repeats: int,
+    chunk_rows: int = 250_000,
 ) -> dict[str, Any]:
-    """Fit each installed framework on `device`; the summary says whether each passed."""
+    """Fit each installed framework on `device`, in memory and streamed; each says if it passed."""
     split = split_rows(rows, features, cond, seed=0)
     settings = CheckSettings(device=device, dtype=dtype)
     summary: dict[str, Any] = {"rows": rows, "features": features, "cond": cond}
-    summary["torch"] = check_framework("torch", settings, split, repeats)
-    if importlib.util.find_spec("tensorflow") is None:
-        summary["tensorflow"] = "not installed"
-    else:
-        summary["tensorflow"] = check_framework("tensorflow", settings, split, repeats)
-    fits = [fit for fit in (summary["torch"], summary["tensorflow"]) if isinstance(fit, dict)]
+    summary["chunk_rows"] = chunk_rows
+    for name in FRAMEWORKS:
+        if importlib.util.find_spec(name) is None:
+            summary[name] = summary[f"{name}_streamed"] = "not installed"
+            continue
+        summary[name] = check_framework(name, settings, split, repeats, None)
+        summary[f"{name}_streamed"] = check_framework(name, settings, split, repeats, chunk_rows)
+    fits = [fit for fit in summary.values() if isinstance(fit, dict)]
     on_device = [("cpu" in fit["device"].lower()) == (device == "cpu") for fit in fits]
     summary["ok"] = all(on_device) and all(fit["mse_ratio"] <= MAX_MSE_RATIO for fit in fits)
     return summary
@@ -94,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--cond", type=float, default=1000.0)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--chunk-rows", type=int, default=250_000, help="rows per chunk file")
     arguments = parser.parse_args(argv)
     try:
         summary = run_check(
@@ -103,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             arguments.features,
             arguments.cond,
             arguments.repeats,
+            arguments.chunk_rows,
         )
     except DeviceUnavailableError as error:
         print(json.dumps({"ok": False, "error": str(error)}))

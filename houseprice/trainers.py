@@ -12,7 +12,9 @@ provides (names are the spec's):
 - save(result, path): write the fitted model (storage makes the write atomic);
 - read(path) -> SavedModel: read it back with its framework, refusing anything else;
 - export(result, prep, path) and read_export(path) -> Scorer (raw columns in, prices out), when
-  the trainer has a stand-alone export.
+  the trainer has a stand-alone export;
+- statistics(x, y, settings) -> GramStatistics and train_from_statistics(train, validation,
+  settings, seed, log) -> TrainResult, when it can train from data on disk (streamed.py).
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def trainer_label(name: str) -> str:
 _TORCH = "houseprice.tasks.trainers.torch_trainer"
 _TORCH_EXPORT = "houseprice.tasks.trainers.torch_export"
 _TENSORFLOW = "houseprice.tasks.trainers.tensorflow_trainer"
+_TENSORFLOW_EXPORT = "houseprice.tasks.trainers.tensorflow_export"
 
 register_trainer(
     TrainerSpec(
@@ -145,6 +148,8 @@ register_trainer(
         export=f"{_TORCH_EXPORT}:export_torch_model",
         read_export=f"{_TORCH_EXPORT}:torch_export_scorer",
         export_file="torch_program.pt2",
+        statistics=f"{_TORCH}:torch_chunk_statistics",
+        train_from_statistics=f"{_TORCH}:train_torch_from_statistics",
         devices=ALL_DEVICES,  # MPS (Apple GPUs) is torch's alone
         packages=("torch",),
         color="#d62728",
@@ -159,9 +164,11 @@ register_trainer(
         save=f"{_TENSORFLOW}:save_keras_model",
         read=f"{_TENSORFLOW}:read_keras_model",
         model_file="tensorflow.keras",
-        export=f"{_TENSORFLOW}:export_tensorflow_model",
-        read_export=f"{_TENSORFLOW}:tensorflow_export_scorer",
+        export=f"{_TENSORFLOW_EXPORT}:export_tensorflow_model",
+        read_export=f"{_TENSORFLOW_EXPORT}:tensorflow_export_scorer",
         export_file="tensorflow_savedmodel",  # a SavedModel folder
+        statistics=f"{_TENSORFLOW}:tensorflow_chunk_statistics",
+        train_from_statistics=f"{_TENSORFLOW}:train_tensorflow_from_statistics",
         devices=("auto", "cpu", "cuda"),
         packages=("tensorflow-cpu", "tensorflow", "keras"),
         color="#1f77b4",

@@ -21,7 +21,12 @@ from houseprice.tasks import export as export_task
 from houseprice.tasks.export import build_onnx_model
 from houseprice.tasks.features import build_feature_set
 from houseprice.tasks.record import model_checksums
-from houseprice.tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
+from houseprice.tasks.trainers import (
+    tensorflow_export,
+    tensorflow_trainer,
+    torch_export,
+    torch_trainer,
+)
 from tests.fakes import train_result
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -44,7 +49,7 @@ def _write_completed_run(artifacts: Path, features, fits: dict, selected: str) -
     )
     storage.write_with_atomic(
         run.trainer_export("tensorflow"),
-        lambda p: tensorflow_trainer.export_tensorflow_model(tf_fit, prep, p),
+        lambda p: tensorflow_export.export_tensorflow_model(tf_fit, prep, p),
     )
     onnx_model = build_onnx_model(fits[selected], prep)
     storage.write_bytes_atomic(run.onnx_export, onnx_model.SerializeToString())

@@ -11,7 +11,12 @@ import torch
 from houseprice import exports
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
-from houseprice.tasks.trainers import tensorflow_trainer, torch_export, torch_trainer
+from houseprice.tasks.trainers import (
+    tensorflow_export,
+    tensorflow_trainer,
+    torch_export,
+    torch_trainer,
+)
 from houseprice.tasks.trainers.common import TrainResult
 from tests.fakes import train_result
 
@@ -135,8 +140,8 @@ def test_keras_round_trip(tmp_path, result, rows):
 def test_tensorflow_export_prices_raw_rows_like_the_preprocessor_and_model(
     tmp_path, result, prep, raw
 ):
-    tensorflow_trainer.export_tensorflow_model(result, prep, tmp_path / "saved")
-    restored = tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")
+    tensorflow_export.export_tensorflow_model(result, prep, tmp_path / "saved")
+    restored = tensorflow_export.load_tensorflow_export(tmp_path / "saved")
     for batch in (raw, raw[:1]):
         columns = {
             name: tf.constant(values) for name, values in exports.raw_columns(batch, prep).items()
@@ -182,10 +187,10 @@ def test_keras_model_of_the_wrong_shape_raises_model_load_error(tmp_path):
 
 
 def test_broken_tensorflow_export_raises_model_load_error(tmp_path, result, prep):
-    tensorflow_trainer.export_tensorflow_model(result, prep, tmp_path / "saved")
+    tensorflow_export.export_tensorflow_model(result, prep, tmp_path / "saved")
     (tmp_path / "saved" / "saved_model.pb").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="saved"):
-        tensorflow_trainer.load_tensorflow_export(tmp_path / "saved")
+        tensorflow_export.load_tensorflow_export(tmp_path / "saved")
 
 
 class _Payload:

@@ -75,11 +75,17 @@ class DegenerateFitError(RuntimeError):
 
 def check_fit(result: TrainResult, data: TrainingData) -> None:
     """Raise DegenerateFitError for a fit that must not be saved; the training task calls it."""
+    finite = bool(np.isfinite(data.x_train).all() and np.isfinite(data.y_train).all())
+    check_fit_summary(result, finite, float(np.ptp(data.y_train)), len(data.y_train))
+
+
+def check_fit_summary(result: TrainResult, finite: bool, target_spread: float, rows: int) -> None:
+    """check_fit from what it needs of the training data (streamed.py has only its statistics)."""
     where = f"{result.framework} fit"
     if not (np.isfinite(result.weights).all() and math.isfinite(result.bias)):
         bad = np.flatnonzero(~np.isfinite(result.weights))[:5].tolist()
         raise DegenerateFitError(f"{where} has non-finite weights (design columns {bad})")
-    if not (np.isfinite(data.x_train).all() and np.isfinite(data.y_train).all()):
+    if not finite:
         raise DegenerateFitError(
             f"{where}: the training data holds NaN or infinite values after scaling"
         )
@@ -88,9 +94,9 @@ def check_fit(result: TrainResult, data: TrainingData) -> None:
         raise DegenerateFitError(f"{where} ended with training loss {final}")
     # Exactly zero on a target that varies: the target was flattened (e.g. scaled by an
     # infinite spread), not fitted; a real fit of noisy prices never reaches 0.0.
-    if final == 0.0 and float(np.ptp(data.y_train)) > 0:
+    if final == 0.0 and target_spread > 0:
         raise DegenerateFitError(f"{where} reached loss 0 on a varying target: nothing was fitted")
-    if final == 0.0 and float(np.ptp(data.y_train)) == 0 and len(data.y_train) > 1:
+    if final == 0.0 and target_spread == 0 and rows > 1:
         raise DegenerateFitError(
             f"{where}: the scaled target is constant, so there is nothing to fit "
             "(check the target column for one value or values too large to scale)"
@@ -173,6 +179,8 @@ class EpochTracker:
     patience: int | None
     learning_rate: float | None
     log: Callable[[str], None]
+    # Full-batch Adam's cost rises and falls as it spirals in: there a rise is no convergence.
+    full_batch: bool = False
     start_cost: float = float("nan")
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -219,6 +227,7 @@ class EpochTracker:
         self.train_loss.append(float(train_mse))
         self.val_loss.append(float(val_mse))
         improvement = (self._previous_cost - cost) / max(abs(self._previous_cost), 1e-300)
+        improvement = abs(improvement) if self.full_batch else improvement
         self._previous_cost = cost
         self._flat_epochs = self._flat_epochs + 1 if improvement < self.tolerance else 0
         self._log_progress(epoch, train_mse, val_mse)

@@ -1,6 +1,8 @@
-"""TensorFlow trainer: a linear model fitted by tf.GradientTape gradients, plus save/load/export.
+"""TensorFlow trainer: a linear model fitted by tf.GradientTape gradients, plus save and load.
 
-Imports tensorflow (with its keras), numpy and common only; settings are typed, never imported.
+Imports tensorflow (with its keras), numpy and the numpy-only common, design and streamed
+modules; settings are typed, never imported. It trains in memory (train_tensorflow) or from data
+on disk (tensorflow_chunk_statistics, then train_tensorflow_from_statistics).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from houseprice.exports import Scorer
+from houseprice.tasks.trainers import streamed
 from houseprice.tasks.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
@@ -28,15 +30,14 @@ from houseprice.tasks.trainers.common import (
     check_zip_archive,
     describe_cpu,
     describe_load_failure,
-    export_view,
     minimize_conjugate_gradient,
     setting_name,
 )
+from houseprice.tasks.trainers.design import GramStatistics
 from houseprice.trainers import SavedModel
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
-    from houseprice.preprocessing import Preprocessor
 
 FRAMEWORK = "tensorflow"
 logger = logging.getLogger(__name__)
@@ -65,6 +66,50 @@ def train_tensorflow(
             extras["gradient_evaluations"] = gradients
         else:
             params, stop_reason = _minimize_minibatch((x, y, x_val, y_val), settings, seed, tracker)
+    return tracker.to_result(params, stop_reason, device, started, extras)
+
+
+def tensorflow_chunk_statistics(
+    x: np.ndarray, y: np.ndarray, settings: TrainerConfig
+) -> GramStatistics:
+    """One chunk's Zᵀ Z, Zᵀ y, yᵀ y and rows (z = [x, 1]), reduced by TensorFlow on its device.
+
+    Always float64, whatever settings.dtype: Zᵀ Z squares the condition number (streamed.py).
+    """
+    configure_tensorflow(settings.threads, logger.debug)  # quiet: it runs once per chunk
+    with tf.device(resolve_tensorflow_device(settings.device)[0]):
+        x_t, y_t = (tf.convert_to_tensor(a, dtype=tf.float64) for a in (x, y))
+        reductions = (
+            tf.linalg.matmul(x_t, x_t, transpose_a=True),
+            tf.reduce_sum(x_t, axis=0),
+            tf.linalg.matvec(x_t, y_t, transpose_a=True),
+            tf.reduce_sum(y_t),
+            tf.tensordot(y_t, y_t, 1),
+        )
+        xtx, x_sum, xty, y_sum, yy = (r.numpy() for r in reductions)
+    return streamed.gram_from_blocks(xtx, x_sum, xty, float(y_sum), float(yy), len(y))
+
+
+def train_tensorflow_from_statistics(
+    train: GramStatistics,
+    validation: GramStatistics,
+    settings: TrainerConfig,
+    seed: int,
+    log: Log | None = None,
+) -> TrainResult:
+    """Fit from summed statistics: train_tensorflow's cost written from Zᵀ Z, Zᵀ y, yᵀ y.
+
+    seed is unused: every step is full-batch, so nothing is drawn.
+    """
+    started = time.perf_counter()
+    log = log or logger.info
+    configure_tensorflow(settings.threads, log)
+    device = resolve_tensorflow_device(settings.device)
+    tracker = EpochTracker.for_settings(FRAMEWORK, settings, log)
+    with tf.device(device[0]):
+        params, stop_reason, extras = streamed.minimize_from_statistics(
+            _statistics_cost_at, train, validation, settings, tracker
+        )
     return tracker.to_result(params, stop_reason, device, started, extras)
 
 
@@ -200,6 +245,36 @@ def _cost_and_gradient_at(
     return cost_and_gradient
 
 
+@tf.function(reduce_retracing=True)
+def _statistics_cost_and_gradient(zz, zy, yy, rows, params, l2):
+    """MSE + l2 * |w|^2 from the statistics, and its GradientTape gradient."""
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        weights = params[:-1]
+        # (θᵀ zz θ − 2 θᵀ zy + yy) / rows: the sum of squared residuals without the rows.
+        squares = tf.tensordot(params, tf.linalg.matvec(zz, params), 1)
+        squares += yy - 2 * tf.tensordot(params, zy, 1)
+        cost = squares / rows + l2 * tf.reduce_sum(tf.square(weights))
+    return cost, tape.gradient(cost, params)
+
+
+def _statistics_cost_at(
+    statistics: GramStatistics, l2: float
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The cost and gradient from statistics, at numpy parameters (on the enclosing device)."""
+    zz, zy, yy, rows, penalty = (
+        tf.constant(value, tf.float64)
+        for value in (statistics.zz, statistics.zy, statistics.yy, statistics.rows, l2)
+    )
+
+    def cost_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+        at = tf.constant(params, tf.float64)
+        cost, gradient = _statistics_cost_and_gradient(zz, zy, yy, rows, at, penalty)
+        return float(cost), gradient.numpy()
+
+    return cost_and_gradient
+
+
 def _keras_model(features: int) -> keras.Sequential:
     """The linear model as Keras layers, in float64 so a reload predicts exactly the same."""
     return keras.Sequential(
@@ -246,62 +321,3 @@ def read_keras_model(path: Path) -> SavedModel:
         return np.asarray(model(x, training=False), dtype="float64")[:, 0]
 
     return SavedModel(forward, kernel[:, 0].copy(), float(bias[0]))
-
-
-class _PriceModule(tf.Module):
-    """Raw columns → price: impute, one-hot, scale, the linear model, then the inverse target."""
-
-    def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
-        super().__init__()
-        self.numeric = list(prep.numeric_features)
-        self.categorical = list(prep.categorical_features)
-        self.medians = tf.constant([prep.medians[c] for c in self.numeric], tf.float64)
-        self.levels = {c: tf.constant(prep.levels[c], tf.string) for c in self.categorical}
-        self.means = tf.constant(prep.means, tf.float64)
-        self.scales = tf.constant(prep.scales, tf.float64)
-        self.kernel = tf.constant(np.asarray(result.weights)[:, None], tf.float64)
-        self.bias = tf.constant([result.bias], tf.float64)
-        self.target = (prep.target_mean, prep.target_scale, prep.log_target)
-        signature = {c: tf.TensorSpec([None], tf.float64, name=c) for c in self.numeric}
-        signature |= {c: tf.TensorSpec([None], tf.string, name=c) for c in self.categorical}
-        self.serve = tf.function(self._price, input_signature=[signature])
-
-    def _price(self, columns: dict[str, tf.Tensor]) -> tf.Tensor:
-        blocks = []
-        if self.numeric:
-            numbers = tf.stack([columns[c] for c in self.numeric], axis=1)
-            blocks.append(tf.where(tf.math.is_nan(numbers), self.medians, numbers))
-        for column in self.categorical:
-            same = tf.equal(columns[column][:, None], self.levels[column][None, :])
-            blocks.append(tf.cast(same, tf.float64))
-        design = (tf.concat(blocks, axis=1) - self.means) / self.scales
-        scaled = (tf.matmul(design, self.kernel) + self.bias)[:, 0]  # as keras Dense computes it
-        target_mean, target_scale, log_target = self.target
-        values = scaled * target_scale + target_mean
-        return tf.exp(values) if log_target else values
-
-
-def export_tensorflow_model(result: TrainResult, prep: Preprocessor, path: Path) -> None:
-    """Export raw columns → price as a SavedModel folder; call .serve({column: values})."""
-    result, prep = export_view(result, prep)
-    module = _PriceModule(result, prep)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-
-
-def load_tensorflow_export(path: Path) -> Any:
-    """Load a SavedModel written by export_tensorflow_model; call .serve(x) on the result."""
-    try:
-        restored = tf.saved_model.load(str(path))
-    except Exception as error:  # a broken SavedModel fails deep inside the loader
-        raise describe_load_failure("tensorflow SavedModel", path, error) from None
-    if not hasattr(restored, "serve"):
-        raise describe_load_failure(
-            "tensorflow SavedModel", path, ValueError("it has no 'serve' endpoint")
-        )
-    return restored
-
-
-def tensorflow_export_scorer(path: Path) -> Scorer:
-    """The SavedModel as a function of raw columns (categories as strings) to prices."""
-    restored = load_tensorflow_export(path)
-    return lambda columns: restored.serve(columns).numpy()

@@ -1,23 +1,27 @@
 """PyTorch trainer: a linear model fitted by torch.autograd gradients, plus its save and load.
 
-Imports torch, numpy and common only (settings are typed, never imported), so
-benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
+Imports torch, numpy and the numpy-only common, design and streamed modules (settings are typed,
+never imported), so benchmarks/gpu_check.py runs it on a GPU box that has nothing else installed.
+It trains in memory (train_torch) or from data on disk (torch_chunk_statistics, then
+train_torch_from_statistics).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import pickle
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
-from houseprice.tasks.trainers import common
+from houseprice.tasks.trainers import common, streamed
 from houseprice.tasks.trainers.common import (
     EpochTracker,
     Log,
@@ -25,6 +29,7 @@ from houseprice.tasks.trainers.common import (
     TrainResult,
     setting_name,
 )
+from houseprice.tasks.trainers.design import GramStatistics
 from houseprice.trainers import SavedModel
 
 if TYPE_CHECKING:
@@ -51,9 +56,7 @@ def train_torch(
     device, device_name = resolve_torch_device(settings.device)
     dtype, extras = _resolve_dtype(settings.dtype, device)
     tracker = EpochTracker.for_settings(FRAMEWORK, settings, log or logger.info)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)  # process-wide, so restored below
-    try:
+    with _torch_threads(settings.threads):
         tensors = _to_tensors(data, device, dtype)
         if settings.optimizer == "cg":
             params, stop_reason, gradients = common.minimize_conjugate_gradient(
@@ -66,10 +69,82 @@ def train_torch(
             extras["gradient_evaluations"] = gradients
         else:
             params, stop_reason = _minimize_minibatch(tensors, settings, seed, tracker)
-    finally:
-        torch.set_num_threads(previous_threads)
     extras["threads"] = settings.threads
     return tracker.to_result(params, stop_reason, (str(device), device_name), started, extras)
+
+
+def torch_chunk_statistics(x: np.ndarray, y: np.ndarray, settings: TrainerConfig) -> GramStatistics:
+    """One chunk's Zᵀ Z, Zᵀ y, yᵀ y and rows (z = [x, 1]), reduced by torch on its device.
+
+    Always float64, whatever settings.dtype: Zᵀ Z squares the condition number (streamed.py).
+    """
+    device, _, _ = _statistics_device(settings.device)
+    with _torch_threads(settings.threads):
+        # as_tensor shares the chunk's memory on the CPU (a strided view of the file's block).
+        x_t, y_t = (torch.as_tensor(a).to(device=device, dtype=torch.float64) for a in (x, y))
+        reductions = (x_t.T @ x_t, x_t.sum(0), x_t.T @ y_t, y_t.sum(), y_t.dot(y_t))
+        xtx, x_sum, xty, y_sum, yy = (r.cpu().numpy() for r in reductions)
+    return streamed.gram_from_blocks(xtx, x_sum, xty, float(y_sum), float(yy), len(y))
+
+
+def train_torch_from_statistics(
+    train: GramStatistics,
+    validation: GramStatistics,
+    settings: TrainerConfig,
+    seed: int,
+    log: Log | None = None,
+) -> TrainResult:
+    """Fit from summed statistics: train_torch's cost written from Zᵀ Z, Zᵀ y, yᵀ y.
+
+    seed is unused: every step is full-batch, so nothing is drawn.
+    """
+    started = time.perf_counter()
+    device, device_name, extras = _statistics_device(settings.device)
+    tracker = EpochTracker.for_settings(FRAMEWORK, settings, log or logger.info)
+    with _torch_threads(settings.threads):
+        params, stop_reason, fit_extras = streamed.minimize_from_statistics(
+            functools.partial(_statistics_cost, device=device), train, validation, settings, tracker
+        )
+    extras.update(fit_extras)
+    return tracker.to_result(params, stop_reason, (str(device), device_name), started, extras)
+
+
+def _statistics_device(requested: str) -> tuple[torch.device, str, dict[str, float | int | str]]:
+    """The device for statistics and fits from them: MPS has no float64, so the CPU there."""
+    device, name = resolve_torch_device(requested)
+    if device.type != "mps":
+        return device, name, {}
+    fallback = "MPS has no float64: statistics and the fit from them ran on the CPU"
+    return torch.device("cpu"), common.describe_cpu(), {"device_fallback": fallback}
+
+
+def _statistics_cost(
+    statistics: GramStatistics, l2: float, device: torch.device
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """MSE + l2 * |w|^2 from the statistics, and its autograd gradient, at numpy parameters."""
+    zz, zy = (torch.from_numpy(a).to(device) for a in (statistics.zz, statistics.zy))
+
+    def cost_and_gradient(params_np: np.ndarray) -> tuple[float, np.ndarray]:
+        params = torch.tensor(params_np, dtype=torch.float64, device=device, requires_grad=True)
+        weights = params[:-1]
+        # (θᵀ zz θ − 2 θᵀ zy + yy) / rows: the sum of squared residuals without the rows.
+        squares = params.dot(zz.mv(params)) - 2 * params.dot(zy) + statistics.yy
+        cost = squares / statistics.rows + l2 * weights.dot(weights)
+        (gradient,) = torch.autograd.grad(cost, params)
+        return cost.item(), gradient.cpu().numpy()
+
+    return cost_and_gradient
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's CPU threads set for a block: the setting is process-wide, so restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_torch_device(requested: str) -> tuple[torch.device, str]:
