@@ -38,7 +38,7 @@ from houseprice.tasks.regression import (
     regression_metrics,
 )
 from houseprice.tasks.statistics import RegressionTable, regression_table
-from houseprice.tasks.streamed_evaluation import evaluate_streamed
+from houseprice.tasks.streamed_evaluation import MapFiles, evaluate_streamed, map_in_process
 from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.trainers.design import DesignFiles
 
@@ -169,10 +169,13 @@ def evaluate_on_disk(
     results: list[TrainResult],
     settings: EvaluationConfig,
     training: TrainingConfig,
+    map_files: MapFiles = map_in_process,
 ) -> Evaluation:
     """Score every trained model and the streamed least-squares reference, training rows on disk."""
     penalties = {name: settings.l2 for name, settings in training.trainers.items()}
-    evaluation = evaluate_streamed(design, x_test, y_test, prep, results, settings, penalties)
+    evaluation = evaluate_streamed(
+        design, x_test, y_test, prep, results, settings, penalties, map_files
+    )
     get_run_logger().info(
         "evaluate: %d training rows on disk in %d chunk files: reference by streamed QR",
         design.train_rows,

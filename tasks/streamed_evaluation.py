@@ -14,16 +14,19 @@ Streamed from the chunk files (DesignFiles), one chunk in memory at a time:
 
 Not kept: per-row training targets and predictions (Evaluation.y_train and every
 ModelEvaluation.train_predictions are None; Evaluation.training_rows says how many there were).
-Cross-validation is not run: at this scale the test part is large enough to judge by. The per-chunk
-functions (r_of_file, score_file) are top-level and return small results, so the flow can map them
-over a Dask cluster and merge them with combine_r and +; evaluate_streamed is the local loop.
+Cross-validation is not run: at this scale the test part is large enough to judge by. The
+per-file functions (r_of_file, score_file) are top-level and return small results, merged with
+combine_r and +; evaluate_streamed runs them through map_files: a loop in this process, or the
+flow's map_chunks, which makes them tasks on a Dask cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +42,10 @@ from houseprice.tasks.evaluation import (
 from houseprice.tasks.regression import LinearModel, coefficient_units
 from houseprice.tasks.streamed_reference import (
     MetricsAccumulator,
+    combine_r,
     least_squares_from_r,
+    r_of_file,
     sandwich_meat_chunk,
-    streamed_r,
     streamed_regression_table,
 )
 from houseprice.tasks.trainers.common import TrainResult
@@ -100,6 +104,16 @@ def score_file(
     return score_chunk(x, y, models, prep, reference)
 
 
+# map_files(function, files, name) -> [function(file) for file in files], in order: a plain loop,
+# or (the flow's map_chunks) tasks over a Dask cluster.
+MapFiles = Callable[[Callable[[str], Any], Sequence[str], str], list[Any]]
+
+
+def map_in_process(function: Callable[[str], Any], files: Sequence[str], name: str) -> list[Any]:
+    """The default MapFiles: each file in turn, in this process."""
+    return [function(path) for path in files]
+
+
 def evaluate_streamed(
     design: DesignFiles,
     x_test: np.ndarray,
@@ -108,10 +122,12 @@ def evaluate_streamed(
     results: list[TrainResult],
     settings: EvaluationConfig,
     penalties: dict[str, float] | None = None,
+    map_files: MapFiles = map_in_process,
 ) -> Evaluation:
     """evaluate_models for training rows on disk: the reference by TSQR, two passes in all.
 
     x_test is the scaled test design, y_test the test prices; penalties: framework → l2.
+    map_files runs the per-file passes (each file's R, then its scores).
     """
     if not len(y_test):
         raise ValueError(
@@ -119,13 +135,15 @@ def evaluate_streamed(
             "on them, since per-row training predictions are not kept"
         )
     penalties = penalties or {}
-    r, rows = streamed_r(design.train_chunks())
+    if not design.train_files:
+        raise ValueError("no training rows to fit the reference on")
+    r, rows = combine_r(map_files(r_of_file, design.train_files, "reference-qr")), design.train_rows
     fits = models_to_score(results, penalties, lambda l2: least_squares_from_r(r, l2, rows))
     models = list(fits.values())
-    train = _total(
-        score_chunk(x, y, models, prep, fits[REFERENCE]) for x, y in design.train_chunks()
-    )
-    validation = _total(score_chunk(x, y, models, prep) for x, y in design.validation_chunks())
+    score_train = partial(score_file, models=models, prep=prep, reference=fits[REFERENCE])
+    train = _total(map_files(score_train, design.train_files, "score-train"))
+    score_validation = partial(score_file, models=models, prep=prep)
+    validation = _total(map_files(score_validation, design.validation_files, "score-validation"))
     scored = {
         name: score_model(
             name,
