@@ -128,12 +128,18 @@ def _trimmed(result: dict[str, Any], order: dict[str, int]) -> dict[str, Any]:
                 "index": order[entry["expectation_config"]["id"]],  # in the suite; GX may reorder
                 "success": entry["success"],
                 "result": outcome,
-                "exception_info": None if info == _NO_EXCEPTION else info,
+                "exception_info": info if _raised(info) else None,  # kept only when raised
             }
         )
     # The batch markers (load time, data fingerprint) are the chunk's own, not the data's.
     meta = {k: v for k, v in result["meta"].items() if k != "batch_markers"}
     return {"suite_name": result["suite_name"], "meta": meta, "results": entries}
+
+
+def _raised(info: dict[str, Any] | None) -> bool:
+    # GX gives one flat record, or one per metric ({metric_id: {...}}) when a metric raised.
+    records = [info] if info and "raised_exception" in info else list((info or {}).values())
+    return any(isinstance(r, dict) and r.get("raised_exception") for r in records)
 
 
 def merge_chunk_results(results: list[dict[str, Any]], suite: dict[str, Any]) -> dict[str, Any]:

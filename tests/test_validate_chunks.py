@@ -122,10 +122,22 @@ def test_the_flawed_houses_fail_as_intended(whole):
     ]
 
 
+def test_a_missing_column_and_text_in_numbers_fail_alike_in_chunks():
+    frame = make_houses(rows=30).drop(columns=["area"]).assign(year=lambda f: f["year"].astype(str))
+    frame.loc[4, "year"] = "new"
+    suite = build_expectation_suite(houses_config())
+    whole = run_validation(frame, suite)
+    merged = report_chunks([validate_chunk(chunk, suite) for chunk in split(frame, 3)], suite)
+    assert [str(f) for f in merged.failures] == [str(f) for f in whole.failures]
+    assert {f.column for f in merged.failures} == {"area", "year"}
+    assert comparable(merged.result["results"]) == comparable(whole.result["results"])
+
+
 def test_the_row_count_is_checked_on_the_total_rows():
     suite = {"name": "rows", "expectations": [{"type": ROW_COUNT, "kwargs": {"min_value": 25}}]}
     results = [validate_chunk(chunk, suite) for chunk in split(make_houses(rows=30), 2)]
     assert [r["groups"][0]["results"][0]["success"] for r in results] == [False, False]
+    assert json.loads(json.dumps(results)) == results  # small, plain data: any worker can send it
     merged = merge_chunk_results(results, suite)
     assert merged["success"] is True
     assert merged["results"][0]["result"] == {"observed_value": 30}
