@@ -110,7 +110,7 @@ def run_groups(
         .add_batch_definition_whole_dataframe("all rows")
     )
     results, order = [], {}
-    groups = split_suite(suite, COLUMNS_PER_GROUP)
+    groups = split_suite(suite)
     for group in groups:
         gx_suite = add_group_suite(gx, context, suite, group, order, whole=len(groups) == 1)
         definition = context.validation_definitions.add(
@@ -149,8 +149,12 @@ class SuiteGroup(NamedTuple):
     columns: list[Any] | None  # None: the whole frame (the suite whole, or its table checks)
 
 
-def split_suite(suite: dict[str, Any], size: int) -> list[SuiteGroup]:
-    """The suite whole when it checks at most size columns; else its table checks, then groups."""
+def split_suite(suite: dict[str, Any], size: int | None = None) -> list[SuiteGroup]:
+    """The suite whole when it checks at most size columns; else its table checks, then groups.
+
+    size defaults to COLUMNS_PER_GROUP, read at each call, so every run and merge groups alike.
+    """
+    size = COLUMNS_PER_GROUP if size is None else size
     by_column: dict[Any, list[int]] = {}
     table = []
     for i, expectation in enumerate(suite.get("expectations", [])):

@@ -24,7 +24,6 @@ from houseprice.config import DataConfig
 from houseprice.tasks.suites import COLUMN_SET, EXISTS, TYPE_LIST
 from houseprice.tasks.validate import (
     BATCH_ID,
-    COLUMNS_PER_GROUP,
     ValidationReport,
     add_group_suite,
     announce_validation,
@@ -203,7 +202,7 @@ def _merge_groups(
     refuse_unmergeable(suite)
     if not results:
         raise ValueError("no chunk results to merge")
-    groups = split_suite(suite, COLUMNS_PER_GROUP)
+    groups = split_suite(suite)
     ran = [[part["suite_name"] for part in chunk["groups"]] for chunk in results]
     if any(names != [group.name for group in groups] for names in ran):
         raise ValueError("the chunks were validated against another suite (or column grouping)")

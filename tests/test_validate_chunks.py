@@ -133,6 +133,18 @@ def test_a_missing_column_and_text_in_numbers_fail_alike_in_chunks():
     assert comparable(merged.result["results"]) == comparable(whole.result["results"])
 
 
+def test_a_wide_suite_in_column_groups_merges_group_by_group(whole, monkeypatch):
+    import houseprice.tasks.validate
+
+    monkeypatch.setattr(houseprice.tasks.validate, "COLUMNS_PER_GROUP", 2)
+    suite = flawed_suite()
+    results = [validate_chunk(chunk, suite) for chunk in split(flawed_houses(), 2)]
+    assert len(results[0]["groups"]) == 3  # the table's checks, then 2 groups of columns
+    merged = report_chunks(results, suite)
+    assert [str(f) for f in merged.failures] == [str(f) for f in whole.failures]
+    assert comparable(merged.result["results"]) == comparable(whole.result["results"])
+
+
 def test_the_row_count_is_checked_on_the_total_rows():
     suite = {"name": "rows", "expectations": [{"type": ROW_COUNT, "kwargs": {"min_value": 25}}]}
     results = [validate_chunk(chunk, suite) for chunk in split(make_houses(rows=30), 2)]
