@@ -1,15 +1,19 @@
 """Expectation failures in words: which check, on which column, and a few offending values.
 
 Turns one failed entry of a GX validation result into an ExpectationFailure whose message a
-person can act on ("3 of 2930 values outside [1, None], e.g. [-5.0]"); tasks/validate.py runs
-the suites and collects these. Needs neither GX nor Prefect.
+person can act on ("3 of 2930 values outside [1, None], e.g. [-5.0]"), and holds the
+ValidationReport that collects them and the DataValidationError that lists them;
+tasks/validate.py runs the suites. Needs neither GX nor Prefect.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from houseprice.columns import summarize_names
 from houseprice.tasks.suites import (
     BETWEEN,
     COLUMN_SET,
@@ -21,6 +25,8 @@ from houseprice.tasks.suites import (
 )
 
 FAILURE_SAMPLE_SIZE = 5
+# Failed expectations spelled out in the error; the rest are counted (all are in the JSON).
+FAILURES_LISTED = 20
 
 
 @dataclass
@@ -125,3 +131,60 @@ def _exception_message(info: dict[str, Any] | None) -> str | None:
         if isinstance(record, dict) and record.get("raised_exception"):
             return str(record.get("exception_message", "")).strip() or "unknown error"
     return None
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of one suite run: verdict, counts, readable failures and GX's full result."""
+
+    success: bool
+    suite: str
+    evaluated: int
+    successful: int
+    failed: int
+    failures: list[ExpectationFailure] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)  # GX's result, JSON-safe
+    docs_index: Path | None = None  # Data Docs index.html, when docs were built
+    docs_omitted: int = 0  # passed expectations left out of Data Docs (a wide suite's)
+
+    def summary(self) -> str:
+        """One line: verdict and counts."""
+        verdict = "passed" if self.success else "failed"
+        return (
+            f"suite {self.suite!r} {verdict}: {self.successful} of {self.evaluated} "
+            f"expectations met, {self.failed} failed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as strict JSON (infinities and NaN become strings)."""
+        payload = asdict(self)
+        payload["failures"] = [{**asdict(f), "message": str(f)} for f in self.failures]
+        payload["docs_index"] = str(self.docs_index) if self.docs_index else None
+        return json_safe(payload)
+
+
+class DataValidationError(RuntimeError):
+    """The data failed its expectation suite; the message lists every failed expectation."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        lines = [f"data validation failed: {report.summary()}"]
+        lines += [f"  - {failure}" for failure in report.failures[:FAILURES_LISTED]]
+        if len(report.failures) > FAILURES_LISTED:  # a wide file's every column: see the JSON
+            hidden = report.failures[FAILURES_LISTED:]
+            columns = summarize_names(list(dict.fromkeys(str(f.column) for f in hidden)))
+            lines.append(f"  - and {len(hidden)} more failures, on columns {columns}")
+        if report.docs_index:
+            lines.append(f"Data Docs: {report.docs_index}")
+        super().__init__("\n".join(lines))
+
+
+def json_safe(value: Any) -> Any:
+    """value with non-finite floats as strings, so the JSON stays strict (no Infinity/NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

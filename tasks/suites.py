@@ -20,6 +20,13 @@ import pandas as pd
 
 from houseprice import storage
 from houseprice.config import DataConfig
+from houseprice.tasks.profiles import (
+    LEARNED_MAX_LEVELS,
+    NUMERIC_KINDS,
+    ColumnProfile,
+    TableProfile,
+    profile_frame,
+)
 
 # Dtypes that count as numeric: numpy names, pandas' nullable dtypes (GX resolves these by class
 # name), and Python int/float, which GX checks value by value when a column has object dtype.
@@ -177,8 +184,6 @@ LEARNED_NEW_LEVEL_SHARE = 0.1
 # refused: a common null varies more between small files (a 40-row Ames sample of a column
 # 61% null often shows 70%), while a column that is never null may gain only a few.
 LEARNED_NULL_HEADROOM = 0.05
-# More distinct values than this is an identifier or free text, not a category worth listing.
-LEARNED_MAX_LEVELS = 100
 _IN_SET = "expect_column_values_to_be_in_set"
 _ROW_COUNT = "expect_table_row_count_to_be_between"
 
@@ -191,27 +196,38 @@ def build_learned_suite(
     The target keeps a floor above zero and the time column gets no upper bound (new data is
     newer by nature). Each learned bound notes what was observed, for the person who edits it.
     """
-    columns = [str(column) for column in frame.columns]
-    expectations = [_expect(COLUMN_SET, column_set=columns, exact_match=True)]
-    for column in columns:
-        expectations += _learned_checks(frame[column], column, target, time_column)
+    return build_learned_suite_from_profile(profile_frame(frame), target, time_column)
+
+
+def build_learned_suite_from_profile(
+    profile: TableProfile, target: str, time_column: str | None = None
+) -> dict[str, Any]:
+    """build_learned_suite from a frame's profile: for streamed data, its chunks' profiles combined.
+
+    The suite is the whole frame's, check for check (tasks/profiles.py keeps all it reads), except
+    where chunks disagree on a column's dtype: int and float chunks count as float (as pandas
+    would concatenate them), any other mix as an object column that gets no level check.
+    """
+    expectations = [_expect(COLUMN_SET, column_set=list(profile.columns), exact_match=True)]
+    for column, values in profile.columns.items():
+        expectations += _learned_checks(values, column, target, time_column)
     notes = (
-        f"Learned from {len(frame):,} trusted rows by tasks/suites.py:build_learned_suite. "
+        f"Learned from {profile.rows:,} trusted rows by tasks/suites.py:build_learned_suite. "
         "Edit freely: landing files are validated against this file, which is never regenerated."
     )
     return {"name": "learned", "expectations": expectations, "meta": {}, "notes": notes}
 
 
 def _learned_checks(
-    values: pd.Series, column: str, target: str, time_column: str | None
+    values: ColumnProfile, column: str, target: str, time_column: str | None
 ) -> list[dict[str, Any]]:
     checks = [_learned_not_null(values, column, column == target)]
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    if values.kind in NUMERIC_KINDS:
         checks += [_expect(TYPE_LIST, column=column, type_list=NUMERIC_TYPES), _finite(column)]
-        if values.notna().any():
+        if values.low is not None:  # some value seen
             checks.append(_learned_range(values, column, column == target, column == time_column))
-    elif not pd.api.types.is_datetime64_any_dtype(values):
-        levels = sorted(values.dropna().unique().tolist(), key=str)
+    elif values.levels is not None:  # text or booleans with at most LEARNED_MAX_LEVELS levels
+        levels = sorted(values.levels, key=str)
         if len(levels) <= LEARNED_MAX_LEVELS:
             checks.append(
                 _expect(
@@ -226,10 +242,10 @@ def _learned_checks(
     return [check for check in checks if check is not None]
 
 
-def _learned_not_null(values: pd.Series, column: str, is_target: bool) -> dict[str, Any] | None:
+def _learned_not_null(values: ColumnProfile, column: str, is_target: bool) -> dict[str, Any] | None:
     if is_target:
         return _expect(NOT_NULL, column=column)
-    rate = float(values.isna().mean())
+    rate = values.nulls / values.rows if values.rows else math.nan  # as pandas' mean of isna
     # Floored to 4 digits (after rounding off float noise), so it is never stricter than meant.
     mostly = math.floor(round((1 - 1.5 * rate - LEARNED_NULL_HEADROOM) * 10_000, 6)) / 10_000
     if mostly <= 0:
@@ -238,14 +254,14 @@ def _learned_not_null(values: pd.Series, column: str, is_target: bool) -> dict[s
 
 
 def _learned_range(
-    values: pd.Series, column: str, is_target: bool, open_ended: bool
+    values: ColumnProfile, column: str, is_target: bool, open_ended: bool
 ) -> dict[str, Any]:
-    low, high = float(values.min()), float(values.max())
+    low, high = float(values.low or 0.0), float(values.high or 0.0)  # set: some value was seen
     span = (high - low) or abs(high) or 1.0
     margin = LEARNED_RANGE_MARGIN * span
     # Rounded outward to 3 significant digits of the range, so the JSON reads well when edited.
     places = 2 - math.floor(math.log10(span))
-    if pd.api.types.is_integer_dtype(values):
+    if values.kind == "integer":
         places = min(places, 0)
 
     def outward(value: float, rounding: Any) -> float | int:

@@ -1,19 +1,18 @@
 """Validate: run an expectation suite over the ingested frame with GX, before training on it.
 
 Owns running Great Expectations (an in-memory context, a wide suite in column groups, Data
-Docs), turning its result into a ValidationReport with readable failures (worded by
+Docs), turning its result into a ValidationReport with readable failures (both in
 tasks/expectation_failures.py), and the `validate_data` task that stops a run whose
-data fails. What the data is expected to look like is built in tasks/suites.py: the bundled Ames
-data has a curated suite (data/ames_suite.json), and every source also gets the checks its
-DataConfig implies, so overriding the features on bundled data is still checked.
+data fails; tasks/validate_chunks.py does the same for data streamed in chunks. What the data
+is expected to look like is built in tasks/suites.py: the bundled Ames data has a curated suite
+(data/ames_suite.json), and every source also gets the checks its DataConfig implies, so
+overriding the features on bundled data is still checked.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -22,10 +21,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import layout, storage
-from houseprice.columns import summarize_names
 from houseprice.config import BUNDLED_SOURCE, DataConfig
 from houseprice.tasks.data_docs import build_data_docs, leave_out_of_docs
-from houseprice.tasks.expectation_failures import ExpectationFailure, describe_failure
+from houseprice.tasks.expectation_failures import (
+    DataValidationError,
+    ValidationReport,
+    describe_failure,
+    json_safe,
+)
 from houseprice.tasks.suites import TYPE_LIST, build_expectation_suite
 
 if TYPE_CHECKING:
@@ -34,8 +37,6 @@ if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
 
-# Failed expectations spelled out in the error; the rest are counted (all are in the JSON).
-FAILURES_LISTED = 20
 # Past this many expectations Data Docs show only the column groups with a failure (and the
 # table's checks): GX renders ~200 results a second here, and its pages were not built for
 # thousands (GX #11542). Every result, passed or failed, stays in validation.json.
@@ -45,52 +46,9 @@ DOCS_DETAIL_LIMIT = 2_000
 # A wide suite runs in groups of this many columns, each on its own columns, so the cost grows
 # linearly; GX's maintainers advise the same split for thousands of expectations (GX #11542).
 COLUMNS_PER_GROUP = 50
-
-
-@dataclass
-class ValidationReport:
-    """Outcome of one suite run: verdict, counts, readable failures and GX's full result."""
-
-    success: bool
-    suite: str
-    evaluated: int
-    successful: int
-    failed: int
-    failures: list[ExpectationFailure] = field(default_factory=list)
-    result: dict[str, Any] = field(default_factory=dict)  # GX's result, JSON-safe
-    docs_index: Path | None = None  # Data Docs index.html, when docs were built
-    docs_omitted: int = 0  # passed expectations left out of Data Docs (a wide suite's)
-
-    def summary(self) -> str:
-        """One line: verdict and counts."""
-        verdict = "passed" if self.success else "failed"
-        return (
-            f"suite {self.suite!r} {verdict}: {self.successful} of {self.evaluated} "
-            f"expectations met, {self.failed} failed"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as strict JSON (infinities and NaN become strings)."""
-        payload = asdict(self)
-        payload["failures"] = [{**asdict(f), "message": str(f)} for f in self.failures]
-        payload["docs_index"] = str(self.docs_index) if self.docs_index else None
-        return _json_safe(payload)
-
-
-class DataValidationError(RuntimeError):
-    """The data failed its expectation suite; the message lists every failed expectation."""
-
-    def __init__(self, report: ValidationReport) -> None:
-        self.report = report
-        lines = [f"data validation failed: {report.summary()}"]
-        lines += [f"  - {failure}" for failure in report.failures[:FAILURES_LISTED]]
-        if len(report.failures) > FAILURES_LISTED:  # a wide file's every column: see the JSON
-            hidden = report.failures[FAILURES_LISTED:]
-            columns = summarize_names(list(dict.fromkeys(str(f.column) for f in hidden)))
-            lines.append(f"  - and {len(hidden)} more failures, on columns {columns}")
-        if report.docs_index:
-            lines.append(f"Data Docs: {report.docs_index}")
-        super().__init__("\n".join(lines))
+# The names GX gives the frame's data source and asset; a result's batch id joins them.
+DATASOURCE, ASSET = "houseprice", "frame"
+BATCH_ID = f"{DATASOURCE}-{ASSET}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,9 +66,26 @@ def run_validation(
     The docs work offline; their styles and scripts go to docs_static (shared by every run;
     default: a folder beside docs_dir).
     """
-    gx = _import_gx()
-    context = _ephemeral_context(gx)
-    results, order = _run_groups(gx, context, frame, suite)
+    gx = import_gx()
+    context = ephemeral_context(gx)
+    results, order = run_groups(gx, context, frame, suite)
+    return report_results(context, results, order, suite, set(frame.columns), docs_dir, docs_static)
+
+
+def report_results(
+    context: AbstractDataContext,
+    results: list[dict[str, Any]],
+    order: dict[str, int],
+    suite: dict[str, Any],
+    columns: set[str],
+    docs_dir: Path | None,
+    docs_static: Path | None,
+) -> ValidationReport:
+    """The report of the groups' GX results held in context (and its Data Docs, when asked).
+
+    Shared by a whole frame's run and the merge of a streamed frame's chunks
+    (tasks/validate_chunks.py), so both are worded, counted and rendered alike.
+    """
     docs_index, omitted = None, 0
     if docs_dir is not None:
         if sum(len(r["results"]) for r in results) > DOCS_DETAIL_LIMIT:
@@ -119,33 +94,25 @@ def run_validation(
             leave_out_of_docs(context, [r["suite_name"] for r in passed])
         static = docs_static or Path(docs_dir).parent / layout.DATA_DOCS_STATIC
         docs_index = build_data_docs(context, docs_dir, static)
-    merged = _merge_results(results, suite.get("name") or "")
-    report = _summarize(merged, order, set(frame.columns), docs_index)
+    merged = merge_group_results(results, suite.get("name") or "")
+    report = _summarize(merged, order, columns, docs_index)
     report.docs_omitted = omitted
     return report
 
 
-def _run_groups(
+def run_groups(
     gx: ModuleType, context: AbstractDataContext, frame: pd.DataFrame, suite: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Each group's GX result, and each expectation's index in the suite by its GX id."""
     batch = (
-        context.data_sources.add_pandas("houseprice")
-        .add_dataframe_asset("frame")
+        context.data_sources.add_pandas(DATASOURCE)
+        .add_dataframe_asset(ASSET)
         .add_batch_definition_whole_dataframe("all rows")
     )
-    expectations, results, order = suite.get("expectations", []), [], {}
-    groups = _split_suite(suite, COLUMNS_PER_GROUP)
+    results, order = [], {}
+    groups = split_suite(suite)
     for group in groups:
-        part = {
-            **suite,
-            "name": group.name,
-            "expectations": [expectations[i] for i in group.indices],
-        }
-        if len(groups) > 1:
-            part.pop("id", None)  # a suite's id is its own, not its parts'
-        gx_suite = context.suites.add(_load_suite(gx, part))
-        order.update({e.id: i for e, i in zip(gx_suite.expectations, group.indices, strict=True)})
+        gx_suite = add_group_suite(gx, context, suite, group, order, whole=len(groups) == 1)
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=group.name, data=batch, suite=gx_suite)
         )
@@ -156,7 +123,25 @@ def _run_groups(
     return results, order
 
 
-class _Group(NamedTuple):
+def add_group_suite(
+    gx: ModuleType,
+    context: AbstractDataContext,
+    suite: dict[str, Any],
+    group: SuiteGroup,
+    order: dict[str, int],
+    whole: bool,
+) -> Any:
+    """Add one group's part of suite to context; note its expectations' suite indices in order."""
+    expectations = suite.get("expectations", [])
+    part = {**suite, "name": group.name, "expectations": [expectations[i] for i in group.indices]}
+    if not whole:
+        part.pop("id", None)  # a suite's id is its own, not its parts'
+    gx_suite = context.suites.add(_load_suite(gx, part))
+    order.update({e.id: i for e, i in zip(gx_suite.expectations, group.indices, strict=True)})
+    return gx_suite
+
+
+class SuiteGroup(NamedTuple):
     """Part of a suite validated on its own: its expectations (indices in the suite), columns."""
 
     name: str
@@ -164,8 +149,12 @@ class _Group(NamedTuple):
     columns: list[Any] | None  # None: the whole frame (the suite whole, or its table checks)
 
 
-def _split_suite(suite: dict[str, Any], size: int) -> list[_Group]:
-    """The suite whole when it checks at most size columns; else its table checks, then groups."""
+def split_suite(suite: dict[str, Any], size: int | None = None) -> list[SuiteGroup]:
+    """The suite whole when it checks at most size columns; else its table checks, then groups.
+
+    size defaults to COLUMNS_PER_GROUP, read at each call, so every run and merge groups alike.
+    """
+    size = COLUMNS_PER_GROUP if size is None else size
     by_column: dict[Any, list[int]] = {}
     table = []
     for i, expectation in enumerate(suite.get("expectations", [])):
@@ -173,17 +162,17 @@ def _split_suite(suite: dict[str, Any], size: int) -> list[_Group]:
         (table if column is None else by_column.setdefault(column, [])).append(i)
     name = suite.get("name") or "houseprice"
     if len(by_column) <= size:
-        return [_Group(name, [*range(len(suite.get("expectations", [])))], None)]
+        return [SuiteGroup(name, [*range(len(suite.get("expectations", [])))], None)]
     columns = list(by_column)
-    groups = [_Group(f"{name} (table)", table, None)] if table else []
+    groups = [SuiteGroup(f"{name} (table)", table, None)] if table else []
     for start in range(0, len(columns), size):
         chunk = columns[start : start + size]
         label = f"{name} (columns {start + 1}-{start + len(chunk)} of {len(columns)})"
-        groups.append(_Group(label, [i for column in chunk for i in by_column[column]], chunk))
+        groups.append(SuiteGroup(label, [i for column in chunk for i in by_column[column]], chunk))
     return groups
 
 
-def _merge_results(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def merge_group_results(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """One GX result from the groups' results, as if the suite had run whole."""
     if len(results) == 1:
         return results[0]
@@ -201,7 +190,7 @@ def _merge_results(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
     }
 
 
-def _import_gx() -> ModuleType:
+def import_gx() -> ModuleType:
     """great_expectations, imported on first use."""
     # Imported lazily: it takes ~2.5 s (measured), which every CLI command and flow import would
     # pay. At import it logs ~200 INFO lines about its own API docs; keep them out of our logs
@@ -214,7 +203,7 @@ def _import_gx() -> ModuleType:
     return gx
 
 
-def _ephemeral_context(gx: ModuleType) -> AbstractDataContext:
+def ephemeral_context(gx: ModuleType) -> AbstractDataContext:
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -268,20 +257,9 @@ def _summarize(
         successful=stats["successful_expectations"],
         failed=stats["unsuccessful_expectations"],
         failures=[describe_failure(entry, columns, mistyped) for entry in failed],
-        result=_json_safe(result),
+        result=json_safe(result),
         docs_index=docs_index,
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """value with non-finite floats as strings, so the JSON stays strict (no Infinity/NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,19 +276,35 @@ def validate_data(
     learned: dict[str, Any] | None = None,
 ) -> ValidationReport:
     """Check the data against its expectation suite; stop the run if it fails."""
+    suite = validation_suite(data, learned)
+    announce_validation(len(frame), len(frame.columns), suite)
+    return conclude_validation(
+        run_validation(frame, suite, run.data_docs, run.data_docs_static), run
+    )
+
+
+def validation_suite(data: DataConfig, learned: dict[str, Any] | None) -> dict[str, Any]:
+    """The suite a run's data must pass: learned (landing mode), bundled, plus the config's."""
     # Landing mode passes the suite learned from its first version; bundled data has its own.
     base = learned
     if base is None and data.source == BUNDLED_SOURCE:
         base = storage.read_json(storage.BUNDLED_SUITE)
-    suite = build_expectation_suite(data, base)
-    # Progress for the person waiting: importing GX alone takes seconds, a wide suite minutes.
+    return build_expectation_suite(data, base)
+
+
+def announce_validation(rows: int, columns: int, suite: dict[str, Any]) -> None:
+    """Log what is about to be checked: GX's import alone takes seconds, a wide suite minutes."""
     get_run_logger().info(
         "validate: loading Great Expectations, checking %d rows x %d columns against %d "
         "expectations, then writing Data Docs",
-        *frame.shape,
+        rows,
+        columns,
         len(suite["expectations"]),
     )
-    report = run_validation(frame, suite, run.data_docs, run.data_docs_static)
+
+
+def conclude_validation(report: ValidationReport, run: layout.RunPaths) -> ValidationReport:
+    """Write the run's validation JSON and log the verdict; raise DataValidationError on failure."""
     storage.write_json_atomic(run.validation, report.to_dict())
     # A wide suite's docs show only its groups with a failure; the JSON has every result.
     omitted = (

@@ -672,7 +672,8 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
 
 
 def test_a_validation_error_lists_twenty_failures_and_counts_the_rest():
-    from houseprice.tasks.validate import DataValidationError, ExpectationFailure, ValidationReport
+    from houseprice.tasks.expectation_failures import ExpectationFailure
+    from houseprice.tasks.validate import DataValidationError, ValidationReport
 
     failures = [ExpectationFailure("expect_x", f"c{i:03d}", [], "bad") for i in range(300)]
     error = DataValidationError(ValidationReport(False, "s", 300, 0, 300, failures))

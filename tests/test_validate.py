@@ -136,7 +136,7 @@ def test_a_wide_suite_run_in_column_groups_reports_as_if_run_whole(houses, monke
     whole = run_validation(frame, suite)
     monkeypatch.setattr(houseprice.tasks.validate, "COLUMNS_PER_GROUP", 3)
     assert (
-        len(houseprice.tasks.validate._split_suite(suite, 3)) == 5
+        len(houseprice.tasks.validate.split_suite(suite, 3)) == 5
     )  # the table's checks, then 4 groups
     grouped = run_validation(frame, suite)
     counts = lambda report: (report.success, report.evaluated, report.successful, report.failed)  # noqa: E731
