@@ -17,13 +17,16 @@ cluster under Dask) and combines their small results here:
 A per-chunk function reads its chunk itself, so a worker gets a file name and row groups, never
 rows. Everything after features takes the FeatureSet the in-memory path makes, with the training
 rows as DesignFiles instead of arrays.
+
+The stages that map are plain functions called by the flow, not tasks: a task mapped from inside
+another task would run on that task's thread pool, not on the flow's cluster.
 """
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,6 +59,13 @@ from houseprice.tasks.streamed_features import (
     start_preprocessor,
 )
 from houseprice.tasks.trainers.design import DesignFiles
+from houseprice.tasks.validate import (
+    ValidationReport,
+    announce_validation,
+    conclude_validation,
+    validation_suite,
+)
+from houseprice.tasks.validate_chunks import refuse_unmergeable, report_chunks, validate_chunk
 
 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
@@ -92,6 +102,27 @@ def store_streamed_snapshot(ingested: IngestResult, data_dir: Path) -> datasets.
     snapshot = datasets.store_file_snapshot(ingested.snapshot, ingested.table, data_dir)
     get_run_logger().info("snapshot %s stored: %s", snapshot.content_hash[:12], snapshot.path)
     return snapshot
+
+
+def validate_chunk_file(item: tuple[Chunk, int], suite: dict[str, Any]) -> dict[str, Any]:
+    """GX's trimmed result on one chunk, its rows labelled by their place in the whole data."""
+    chunk, start = item
+    frame = read_chunk(chunk)
+    frame.index = pd.RangeIndex(start, start + len(frame))  # failures name the data's rows
+    return validate_chunk(frame, suite)
+
+
+def validate_streamed(ingested: IngestResult, run: RunPaths) -> ValidationReport:
+    """Check every chunk against the suite (all columns) and merge the results as one."""
+    table, data = ingested.table, ingested.data
+    suite = validation_suite(data, None)
+    refuse_unmergeable(suite)  # before the first chunk is read, not after the last
+    announce_validation(table.rows, len(table.columns), suite)
+    starts = np.cumsum([0, *(chunk.rows for chunk in table.chunks[:-1])]).tolist()
+    items = list(zip(table.chunks, starts, strict=True))
+    results = map_chunks(partial(validate_chunk_file, suite=suite), items, "validate")
+    report = report_chunks(results, suite, run.data_docs, run.data_docs_static)
+    return conclude_validation(report, run)
 
 
 class _Labelled(NamedTuple):
@@ -142,7 +173,6 @@ def used_columns(data: DataConfig) -> list[str]:
     return list(dict.fromkeys([data.target, *data.numeric_features, *data.categorical_features]))
 
 
-@task(name="build-features-streamed", cache_policy=NO_CACHE)
 def build_streamed_features(
     table: ChunkedTable, config: PipelineConfig, run: RunPaths, features_listed: bool
 ) -> FeatureSet:
