@@ -10,6 +10,14 @@ from prefect.futures import PrefectFuture
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
+from houseprice.flows.streamed import (
+    build_streamed_features,
+    evaluate_on_disk_features,
+    ingest_streamed,
+    store_streamed_snapshot,
+    streamed_table,
+    validate_streamed,
+)
 from houseprice.flows.training import (
     release_training_workers,
     start_training_workers,
@@ -88,12 +96,12 @@ def _retrain_locked(config: PipelineConfig) -> str:
         with recorder.stage("drift"):  # new rows against the champion's training rows
             new_rows = collected.new_rows if collected else ingested.frame
             drift = check_drift(new_rows, config.data, config.drift, champion, paths.data_dir)
-        with recorder.stage("features"):
-            features = build_features(ingested.frame, config, features_listed)
+        with recorder.stage("features"):  # a streamed source's design goes to the run's folder
+            features = _features(ingested, config, run, features_listed)
         with recorder.stage("train"):  # every configured trainer at once, a worker each
             results = train_all(config, features, run, recorder.lineage)
         with recorder.stage("evaluate"):  # against least squares; ONNX starts in a worker
-            evaluation = evaluate(features, results, config.evaluation, config.training)
+            evaluation = _evaluate(features, results, config)
             onnx = export_onnx.submit(
                 run, features.preprocessor, results, select_run_model(evaluation)
             )
@@ -130,10 +138,32 @@ def _validate(
     ingested: IngestResult, config: PipelineConfig, run: RunPaths, collected: CollectResult | None
 ) -> ValidationReport:
     """Validate the rows (landing mode: against the learned suite); keep a snapshot once valid."""
+    if ingested.table is not None:  # streamed: chunk by chunk, and the source's files kept
+        validation = validate_streamed(ingested, run)
+        store_streamed_snapshot(ingested, config.paths.data_dir)
+        return validation
     learned = collected.suite if collected else None
     validation = validate_data(ingested.frame, config.data, run, learned)
     store_snapshot(ingested.frame, config.paths.data_dir)  # only data that passed is kept
     return validation
+
+
+def _features(
+    ingested: IngestResult, config: PipelineConfig, run: RunPaths, features_listed: bool
+) -> FeatureSet:
+    """Split and fit scaling: in memory, or over a streamed source's chunks."""
+    if ingested.table is not None:
+        return build_streamed_features(ingested.table, config, run, features_listed)
+    return build_features(ingested.frame, config, features_listed)
+
+
+def _evaluate(
+    features: FeatureSet, results: list[TrainResult], config: PipelineConfig
+) -> Evaluation:
+    """Score the models against least squares; with the training rows on disk, streamed."""
+    if not features.on_disk:
+        return evaluate(features, results, config.evaluation, config.training)
+    return evaluate_on_disk_features(features, results, config)
 
 
 def _record(
@@ -175,6 +205,8 @@ def _training_rows(config: PipelineConfig, collected: CollectResult | None) -> I
     data, data_dir = config.data, config.paths.data_dir
     if collected is not None:
         return select_training_rows(collected.frame, collected.source, data, data_dir)
+    if (table := streamed_table(config)) is not None:  # Parquet past compute.stream_above_rows
+        return ingest_streamed(table, data, data_dir)
     ingested = ingest_data(data, data_dir)
     if data.window is None:
         return ingested

@@ -36,9 +36,10 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import datasets, storage
 from houseprice.chunks import Chunk, ChunkedTable, parquet_rows, plan_chunks, read_chunk
 from houseprice.config import DataConfig, PipelineConfig
-from houseprice.flows.engine import map_chunks
+from houseprice.flows.engine import map_chunks, on_dask
 from houseprice.layout import RunPaths
 from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.evaluate import Evaluation, evaluate_on_disk
 from houseprice.tasks.features import (
     FeatureSet,
     log_features,
@@ -58,6 +59,7 @@ from houseprice.tasks.streamed_features import (
     profile_chunk,
     start_preprocessor,
 )
+from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.trainers.design import DesignFiles
 from houseprice.tasks.validate import (
     ValidationReport,
@@ -212,3 +214,14 @@ def build_streamed_features(
     )
     log_features(feature_set)
     return feature_set
+
+
+def evaluate_on_disk_features(
+    features: FeatureSet, results: list[TrainResult], config: PipelineConfig
+) -> Evaluation:
+    """Score the models with the training rows on disk: each pass over the files mapped."""
+    inputs = (features.training, features.x_test, features.y_test, features.preprocessor)
+    settings = (results, config.evaluation, config.training)
+    if on_dask():  # run in the flow, so that each file's pass becomes a task on the cluster
+        return evaluate_on_disk.fn(*inputs, *settings, map_files=map_chunks)
+    return evaluate_on_disk(*inputs, *settings)

@@ -6,16 +6,20 @@ ingest and validation run; a training task is routed to the worker started for i
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect.context import FlowRunContext
 
-from houseprice.config import PipelineConfig
+from houseprice.config import PipelineConfig, TrainerConfig
+from houseprice.flows.engine import map_chunks, on_dask
 from houseprice.flows.workers import TrainingWorkers
 from houseprice.layout import RunPaths
 from houseprice.tasks.features import FeatureSet
-from houseprice.tasks.train import train_model
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.tasks.train import train_model, trainer_chunk_statistics
+from houseprice.tasks.trainers.common import TrainingData, TrainResult
+from houseprice.tasks.trainers.design import DesignFiles, GramStatistics
+from houseprice.tasks.trainers.streamed import TrainingStatistics, combine_statistics
 from houseprice.trainers import TrainerSpec, get_trainer
 
 # The module whose flow a training task arrives with: a worker imports it before the task.
@@ -53,6 +57,26 @@ def worker_for(task_name: str, parameters: dict[str, Any]) -> str:
     return spec.name if isinstance(spec, TrainerSpec) else task_name
 
 
+def file_statistics(path: str, spec: TrainerSpec, settings: TrainerConfig) -> GramStatistics:
+    """One design chunk file's statistics, computed with the trainer's framework (a map item)."""
+    return trainer_chunk_statistics.fn(spec, path, settings)
+
+
+def _training_input(
+    spec: TrainerSpec, settings: TrainerConfig, features: FeatureSet
+) -> TrainingData | DesignFiles | TrainingStatistics:
+    """What a training task gets: arrays, or design file names its worker reads; on Dask, the
+    cost's statistics, each file's computed by a task on the cluster and summed here."""
+    if not (features.on_disk and on_dask()):
+        return features.training
+    design = features.training
+    statistics = partial(file_statistics, spec=spec, settings=settings)
+    files = [*design.train_files, *design.validation_files]
+    parts = map_chunks(statistics, files, f"statistics-{spec.name}")
+    split = len(design.train_files)
+    return combine_statistics(design, parts[:split], parts[split:])
+
+
 def train_all(
     config: PipelineConfig, features: FeatureSet, run: RunPaths, lineage: dict[str, Any]
 ) -> list[TrainResult]:
@@ -60,8 +84,10 @@ def train_all(
     trainers = config.training.trainers  # start_training_workers started one worker each
     seed, prep = config.training.seed, features.preprocessor  # exports build prep in
     fits = [
-        train_model.submit(get_trainer(name), features.training, settings, seed, run, prep)
-        for name, settings in trainers.items()
+        train_model.submit(
+            spec, _training_input(spec, settings, features), settings, seed, run, prep
+        )
+        for spec, settings in ((get_trainer(name), settings) for name, settings in trainers.items())
     ]
     results = [fit.result() for fit in fits]
     lineage["devices"] = {r.framework: f"{r.device} ({r.device_name})" for r in results}

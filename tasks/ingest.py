@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import datasets
+from houseprice.chunks import ChunkedTable
 from houseprice.columns import (
     FeatureDecision,
     decide_features,
@@ -77,10 +78,11 @@ def typed_data_config(data: DataConfig, decision: FeatureDecision) -> DataConfig
 class IngestResult(NamedTuple):
     """The ingested rows, the snapshot that records them, and the columns with their kinds."""
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # every row; for a streamed source only its first chunk
     snapshot: datasets.Snapshot
     source: str
     data: DataConfig  # the data section with every feature typed
+    table: ChunkedTable | None = None  # a streamed source's chunks (flows/streamed.py)
 
 
 def retry_transient(task, task_run, state) -> bool:

@@ -1,0 +1,96 @@
+"""The retrain flow on a streamed source: the same models as in memory, never all rows at once.
+
+One Parquet folder of 6,000 houses in three files of 1,000-row groups, trained twice: in memory
+(below compute.stream_above_rows) and streamed (the threshold at 0, six chunks). The split hashes
+every column in both, medians are exact below the sample size, so the two runs fit the same
+rows with the same scaling: their coefficients must agree to 1e-9 relative.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from houseprice import layout
+from tests.conftest import make_houses, small_config
+
+pytestmark = pytest.mark.slow
+
+ROWS, FILES, ROW_GROUP = 6_000, 3, 1_000
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A folder of three Parquet files of 2,000 houses each, in row groups of 1,000."""
+    folder = tmp_path_factory.mktemp("streamed") / "houses"
+    folder.mkdir()
+    houses = make_houses(rows=ROWS, seed=5)
+    houses.loc[houses.index % 97 == 0, "area"] = np.nan  # imputed with the training median
+    per_file = ROWS // FILES
+    for index in range(FILES):
+        part = houses.iloc[index * per_file : (index + 1) * per_file].reset_index(drop=True)
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        pq.write_table(table, folder / f"part-{index}.parquet", row_group_size=ROW_GROUP)
+    return folder
+
+
+def _run(source: Path, root: Path, **compute) -> layout.RunPaths:
+    from houseprice.flows.retrain import retrain
+
+    config = small_config(root, data={"source": str(source)}, compute=compute)
+    folder = Path(retrain(config))
+    return layout.RunPaths(folder.name, folder)
+
+
+@pytest.fixture(scope="module")
+def runs(source, tmp_path_factory, prefect_harness) -> dict[str, layout.RunPaths]:
+    """The same data trained in memory and streamed, each in folders of its own."""
+    return {
+        "memory": _run(source, tmp_path_factory.mktemp("memory")),
+        "streamed": _run(
+            source, tmp_path_factory.mktemp("streamed"), stream_above_rows=0, chunk_rows=1_000
+        ),
+    }
+
+
+def _metrics(run: layout.RunPaths) -> dict:
+    return json.loads(run.metrics.read_text())
+
+
+def _coefficients(run: layout.RunPaths) -> dict[str, dict[str, float]]:
+    metrics = _metrics(run)
+    return {name: metrics[name]["coefficients"] for name in ("ols", "torch", "tensorflow")}
+
+
+def test_streamed_coefficients_equal_the_in_memory_ones(runs):
+    memory, streamed = _coefficients(runs["memory"]), _coefficients(runs["streamed"])
+    for model, expected in memory.items():
+        for term, value in expected.items():
+            got = streamed[model][term]
+            assert abs(got - value) <= 1e-9 * max(abs(value), 1e-12), (model, term, got, value)
+
+
+def test_streamed_trainers_match_the_streamed_qr_reference(runs):
+    check = _metrics(runs["streamed"])["reference_check"]
+    assert set(check) == {"torch", "tensorflow"}
+    assert all(entry["within_tolerance"] for entry in check.values()), check
+
+
+def test_streamed_run_counts_every_part_and_leaves_no_design_files(runs):
+    streamed, memory = runs["streamed"], runs["memory"]
+    evaluation = _metrics(streamed)["evaluation"]
+    assert evaluation == _metrics(memory)["evaluation"]
+    assert evaluation["training_rows"] + evaluation["test_rows"] < ROWS  # validation rows too
+    assert not streamed.design_dir.exists()  # scratch: removed when the run ended
+    assert streamed.report.is_file() and "area" in streamed.report.read_text()
+
+
+def test_streamed_snapshot_keeps_the_source_files(runs):
+    lineage = json.loads(runs["streamed"].lineage.read_text())
+    snapshot = runs["streamed"].root.parents[2] / "data" / "snapshots" / lineage["snapshot"]
+    assert sorted(p.suffix for p in snapshot.iterdir()) == [".parquet"] * FILES
