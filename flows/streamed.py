@@ -73,7 +73,9 @@ from houseprice.tasks.validate_chunks import refuse_unmergeable, report_chunks, 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
     """The source's chunks when it is Parquet with more rows than the streaming threshold."""
     compute, data = config.compute, config.data
-    if data.landing_dir is not None:  # landing mode reads its dataset version in memory
+    # Landing mode reads its dataset version in memory, and a rolling window selects its rows
+    # from the whole table (a time window is usually a small part of a long history).
+    if data.landing_dir is not None or data.window is not None:
         return None
     rows = parquet_rows(data.source)
     if rows is None or rows <= compute.stream_above_rows:
