@@ -7,6 +7,7 @@ the Dask engine, so the local engine and the CLI never pay for it.
 
 from __future__ import annotations
 
+import logging
 import reprlib
 import sys
 from collections.abc import Callable, Sequence
@@ -44,6 +45,9 @@ def dask_task_runner(compute: ComputeConfig) -> DaskTaskRunner:
     """
     from prefect_dask import DaskTaskRunner
 
+    # distributed logs each scheduler, nanny and connection start and stop at INFO: dozens of
+    # lines per run among the stages'. Its warnings (a worker lost, restarted) still show.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if compute.dask_address:
         return DaskTaskRunner(address=compute.dask_address)
     cluster = {"n_workers": compute.dask_workers, "threads_per_worker": 1, "processes": True}

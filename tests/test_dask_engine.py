@@ -21,7 +21,13 @@ from prefect import flow
 
 from houseprice import layout, storage
 from houseprice.config import ComputeConfig
-from houseprice.flows.engine import ChunkError, dask_task_runner, map_chunks, on_dask
+from houseprice.flows.engine import (
+    ChunkError,
+    dask_task_runner,
+    map_chunks,
+    on_dask,
+    on_dask_engine,
+)
 from tests import killed_trainer
 from tests.conftest import make_houses, small_config
 
@@ -120,6 +126,16 @@ def test_the_runner_connects_to_an_address_or_starts_a_local_cluster():
     local = dask_task_runner(ComputeConfig(engine="dask", dask_workers=3))
     assert local.address is None
     assert local.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True}
+
+
+def test_the_flow_on_the_dask_engine_is_the_same_flow_alerting_once_from_its_caller():
+    from houseprice.flows.retrain import retrain
+
+    subflow = on_dask_engine(retrain, ComputeConfig(engine="dask", dask_workers=3))
+    assert (subflow.name, subflow.fn) == (retrain.name, retrain.fn)
+    assert subflow.task_runner.cluster_kwargs["n_workers"] == 3
+    assert retrain.on_failure_hooks and retrain.on_crashed_hooks  # the caller's run alerts
+    assert subflow.on_failure_hooks == subflow.on_crashed_hooks == []
 
 
 def test_on_the_cluster_map_chunks_gives_the_loops_results_in_order(cluster, prefect_harness):
