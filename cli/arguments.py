@@ -77,6 +77,25 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="where runs, reports and the champion are kept (default: artifacts)",
     )
     parser.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        help="where the work runs: this machine, a worker process per trainer; or a Dask "
+        "cluster (see the README, 'Running on a Dask cluster') (default: local)",
+    )
+    parser.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of a running cluster, e.g. tcp://host:8786 "
+        "(default: start a local cluster for the run)",
+    )
+    parser.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="with --engine dask: worker processes of the local cluster the run starts "
+        "(default: 2)",
+    )
+    parser.add_argument(
         "--all-rows",
         action="store_true",
         help="fit on every row (split fractions 0): in-sample regression table, "
@@ -107,10 +126,35 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in (("data_dir", args.data_dir), ("artifacts_dir", args.artifacts_dir))
         if value is not None
     }
-    overrides: dict[str, Any] = {"data": data, "paths": paths}
+    overrides: dict[str, Any] = {"data": data, "paths": paths, "compute": _compute(args)}
     if args.all_rows:
         overrides["split"] = {"validation_fraction": 0, "test_fraction": 0}
-    return merge_nested(file_values, overrides)
+    values = merge_nested(file_values, overrides)
+    _check_dask_flags(args, values.get("compute") or {})
+    return values
+
+
+def _compute(args: argparse.Namespace) -> dict[str, Any]:
+    """The compute section's flags that were given."""
+    flags = {
+        "engine": args.engine,
+        "dask_address": args.dask_address,
+        "dask_workers": args.dask_workers,
+    }
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def _check_dask_flags(args: argparse.Namespace, compute: dict[str, Any]) -> None:
+    """Refuse Dask flags that would be ignored: without the Dask engine, or both cluster kinds."""
+    given = [flag for flag in ("dask_address", "dask_workers") if getattr(args, flag) is not None]
+    if given and compute.get("engine") != "dask":
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"{flag} applies to the Dask engine: add --engine dask")
+    if len(given) == 2:
+        raise ConfigError(
+            "--dask-workers sizes the local cluster a run starts; with --dask-address the "
+            "cluster is already running: give one of them"
+        )
 
 
 def config_from_arguments(args: argparse.Namespace) -> PipelineConfig:

@@ -10,6 +10,7 @@ from prefect.futures import PrefectFuture
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
+from houseprice.flows.engine import on_dask, on_dask_engine
 from houseprice.flows.streamed import (
     build_streamed_features,
     evaluate_on_disk_features,
@@ -56,8 +57,9 @@ from houseprice.trainers import default_trainers
 DEFAULT_CONFIG = PipelineConfig()
 
 
-# One worker process per trainer: they run side by side, each with its own framework and
-# threads (the default trainers' count here; the run starts one per configured trainer).
+# The local engine: one worker process per trainer, side by side, each with its own framework
+# and threads (the default trainers' count here; the run starts one per configured trainer).
+# They start only when the run asks for them, so a run that moves onto Dask starts none.
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
@@ -67,6 +69,13 @@ DEFAULT_CONFIG = PipelineConfig()
 )
 def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
     """Retrain every configured model; return the run folder, or why nothing needed training."""
+    if config.compute.engine == "dask" and not on_dask():
+        # A flow's task runner is fixed when it is defined, and the config arrives only with
+        # the run; so the run re-enters itself as a subflow on the Dask runner. That way every
+        # entry point (the CLI, served and prefect.yaml deployments, a call from Python) gets
+        # the engine its config names, with public API only, and the subflow shows in the UI
+        # under this run. The subflow runs in this process, so its lock guards this host.
+        return on_dask_engine(retrain, config.compute)(config)
     paths = config.paths
     with retrain_lock(
         paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info

@@ -1,7 +1,7 @@
 """One input, one config: the CLI, a YAML file, a deployment in prefect.yaml and the Prefect form.
 
-Each case gives the same choice of data section through every path a person can take and
-asserts the configs are equal, and that they are the config the case expects: the defaults
+Each case gives the same choice of data (or compute) section through every path a person can
+take and asserts the configs are equal, and that they are the config the case expects: the defaults
 that depend on the source come from the config's validators, not from one of the paths.
 """
 
@@ -107,6 +107,34 @@ CASES = [
     ),
 ]
 
+# (name, command line, the same choice as the compute section, what the compute section must hold)
+COMPUTE_CASES = [
+    (
+        "the Dask engine on a local cluster of the default size",
+        ["retrain", "--engine", "dask"],
+        {"engine": "dask"},
+        {"engine": "dask", "dask_address": None, "dask_workers": 2},
+    ),
+    (
+        "the Dask engine on a running cluster",
+        ["retrain", "--engine", "dask", "--dask-address", "tcp://scheduler:8786"],
+        {"engine": "dask", "dask_address": "tcp://scheduler:8786"},
+        {"engine": "dask", "dask_address": "tcp://scheduler:8786"},
+    ),
+    (
+        "the Dask engine on a local cluster of four workers, served",
+        ["serve", "--engine", "dask", "--dask-workers", "4"],
+        {"engine": "dask", "dask_workers": 4},
+        {"engine": "dask", "dask_address": None, "dask_workers": 4},
+    ),
+    (
+        "the local engine said out loud",
+        ["retrain", "--engine", "local"],
+        {"engine": "local"},
+        {"engine": "local", "dask_address": None},
+    ),
+]
+
 
 def _from_flags(argv: list[str]) -> PipelineConfig:
     """The `houseprice` command's config for these flags."""
@@ -114,11 +142,12 @@ def _from_flags(argv: list[str]) -> PipelineConfig:
     return serve_config(args) if args.command == "serve" else config_from_arguments(args)
 
 
-def _from_yaml_file(data: dict[str, Any], folder: Path) -> tuple[PipelineConfig, PipelineConfig]:
-    """A YAML file holding the data section, read directly and by `houseprice retrain --config`."""
+def _from_yaml_file(
+    sections: dict[str, Any], folder: Path, command: str
+) -> tuple[PipelineConfig, PipelineConfig]:
+    """A YAML file holding the sections, read directly and by `houseprice <command> --config`."""
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump({"data": data}))
-    command = "serve" if "landing_dir" in data else "retrain"
+    path.write_text(yaml.safe_dump(sections))
     return load_config(path), _from_flags([command, "--config", str(path)])
 
 
@@ -128,10 +157,10 @@ def _nightly(document: dict[str, Any]) -> dict[str, Any]:
     return nightly
 
 
-def _from_deployment(data: dict[str, Any], folder: Path) -> PipelineConfig:
-    """prefect.yaml's nightly deployment with this data section, as a worker's flow run reads it."""
+def _from_deployment(sections: dict[str, Any], folder: Path) -> PipelineConfig:
+    """prefect.yaml's nightly deployment with these sections, as a worker's flow run reads it."""
     document = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
-    _nightly(document)["parameters"] = {"config": {"data": data}}
+    _nightly(document)["parameters"] = {"config": sections}
     path = folder / "prefect.yaml"
     path.write_text(yaml.safe_dump(document))
     deployed = _nightly(yaml.safe_load(path.read_text()))
@@ -140,10 +169,10 @@ def _from_deployment(data: dict[str, Any], folder: Path) -> PipelineConfig:
     return retrain.validate_parameters(parameters)["config"]
 
 
-def _from_prefect_form(data: dict[str, Any]) -> PipelineConfig:
+def _from_prefect_form(sections: dict[str, Any]) -> PipelineConfig:
     """What the UI's run form submits: every field filled from the schema's defaults, edited."""
     schema = parameter_schema(retrain).model_dump()
-    form = merge_nested(schema["properties"]["config"]["default"], {"data": data})
+    form = merge_nested(schema["properties"]["config"]["default"], sections)
     submitted = json.loads(json.dumps({"config": form}))
     assert validate(submitted, schema) == []  # the server's check of a form against the schema
     return retrain.validate_parameters(submitted)["config"]
@@ -162,17 +191,63 @@ def _as_served(config: PipelineConfig) -> PipelineConfig:
 )
 def test_every_path_gives_the_same_config(argv, data, expected, tmp_path):
     flags = _from_flags(argv)
-    from_file, from_flag_file = _from_yaml_file(data, tmp_path)
+    assert _paths_that_differ(flags, argv[0], {"data": data}, tmp_path) == {}
+    assert {key: getattr(flags.data, key) for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "compute", "expected"),
+    [case[1:] for case in COMPUTE_CASES],
+    ids=[case[0] for case in COMPUTE_CASES],
+)
+def test_every_path_gives_the_same_engine(argv, compute, expected, tmp_path):
+    flags = _from_flags(argv)
+    assert _paths_that_differ(flags, argv[0], {"compute": compute}, tmp_path) == {}
+    assert {key: getattr(flags.compute, key) for key in expected} == expected
+
+
+def _paths_that_differ(
+    flags: PipelineConfig, command: str, sections: dict[str, Any], folder: Path
+) -> dict[str, PipelineConfig]:
+    """The config each other path gives for the same sections, where it is not the flags' one."""
+    if command == "serve":  # landing mode, which `serve` is in by default, said in the sections
+        sections = merge_nested({"data": {"landing_dir": "data/landing"}}, sections)
+    from_file, from_flag_file = _from_yaml_file(sections, folder, command)
     configs = {
         "yaml": from_file,
         "--config": from_flag_file,
-        "prefect.yaml": _from_deployment(data, tmp_path),
-        "prefect form": _from_prefect_form(data),
+        "prefect.yaml": _from_deployment(sections, folder),
+        "prefect form": _from_prefect_form(sections),
         "served": _as_served(flags),
-        "PipelineConfig": PipelineConfig.model_validate({"data": data}),
+        "PipelineConfig": PipelineConfig.model_validate(sections),
     }
-    assert {path: config for path, config in configs.items() if config != flags} == {}
-    assert {key: getattr(flags.data, key) for key in expected} == expected
+    return {path: config for path, config in configs.items() if config != flags}
+
+
+@pytest.mark.parametrize(
+    ("argv", "refused"),
+    [
+        (["retrain", "--dask-address", "tcp://scheduler:8786"], "--dask-address applies to"),
+        (["retrain", "--engine", "local", "--dask-workers", "3"], "--dask-workers applies to"),
+        (
+            ["retrain", "--engine", "dask", "--dask-workers", "3", "--dask-address", "tcp://s:1"],
+            "give one of them",
+        ),
+        (["retrain", "--engine", "dask", "--dask-address", "scheduler:8786"], "tcp://host:8786"),
+    ],
+)
+def test_dask_flags_that_would_be_ignored_or_are_malformed_are_refused(argv, refused):
+    from houseprice.config import ConfigError
+
+    with pytest.raises(ConfigError, match=refused):
+        _from_flags(argv)
+
+
+def test_a_config_file_that_names_the_dask_engine_takes_the_address_flag(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"compute": {"engine": "dask"}}))
+    config = _from_flags(["retrain", "--config", str(path), "--dask-address", "tcp://s:8786"])
+    assert (config.compute.engine, config.compute.dask_address) == ("dask", "tcp://s:8786")
 
 
 def test_the_repositorys_nightly_deployment_needs_no_time_column_of_its_own():

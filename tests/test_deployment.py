@@ -28,7 +28,7 @@ import yaml
 
 from houseprice import datasets, layout, storage
 from houseprice.cli import main
-from houseprice.config import build_config
+from houseprice.config import ComputeConfig, build_config
 
 PREFECT_YAML = storage.REPO_ROOT / "prefect.yaml"
 # The console script beside this interpreter: the venv's, even when .venv/bin is not on PATH.
@@ -54,6 +54,20 @@ def test_prefect_yaml_parameters_are_a_valid_config():
     config = build_config(_deployment("nightly")["parameters"]["config"])
     assert config.data.landing_dir == Path("data/landing")
     assert _deployment("nightly")["concurrency_limit"]["limit"] == 1
+
+
+def test_the_dask_deployment_is_the_nightly_one_on_the_dask_engine_one_run_at_a_time():
+    nightly, on_dask = _deployment("nightly"), _deployment("retrain-dask")
+    config = build_config(on_dask["parameters"]["config"])
+    assert (config.compute.engine, config.compute.dask_address) == ("dask", None)
+    assert config.model_copy(update={"compute": ComputeConfig()}) == build_config(
+        nightly["parameters"]["config"]
+    )
+    assert on_dask["entrypoint"] == nightly["entrypoint"]
+    # The file lock guards one host: the server's limit is what holds across machines.
+    assert on_dask["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    ((schedule,), (nightly_schedule,)) = on_dask["schedules"], nightly["schedules"]
+    assert schedule == {**nightly_schedule, "active": False}  # never both on by default
 
 
 def test_served_schedule_is_the_nightly_deployments():

@@ -1,0 +1,119 @@
+"""Where the work runs: config.compute.engine picks this process (and its trainer workers) or a
+Dask cluster through prefect-dask, and map_chunks fans per-chunk work out on whichever it is.
+
+prefect_dask (and distributed with it, ~0.5 s of imports) is imported only when a run asks for
+the Dask engine, so the local engine and the CLI never pay for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import reprlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prefect import Flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+
+from houseprice.config import ComputeConfig
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+FlowType = TypeVar("FlowType", bound=Flow)
+
+# An item is named in errors and logs by a short repr: a path or a row range, never a whole array.
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 120
+
+
+class ChunkError(RuntimeError):
+    """One item of a map_chunks call failed; the message names the stage and the item."""
+
+
+def dask_task_runner(compute: ComputeConfig) -> DaskTaskRunner:
+    """The Dask task runner for this config: the scheduler at its address, else a LocalCluster.
+
+    The LocalCluster starts at the run's first task and closes with the run. Its workers are
+    processes started from this interpreter, so they import houseprice from the same
+    environment; one thread each, as the trainers and chunk functions use threads of their own
+    and must not share a process with another task's.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    # distributed logs each scheduler, nanny and connection start and stop at INFO: dozens of
+    # lines per run among the stages'. Its warnings (a worker lost, restarted) still show.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if compute.dask_address:
+        return DaskTaskRunner(address=compute.dask_address)
+    cluster = {"n_workers": compute.dask_workers, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+
+
+def on_dask() -> bool:
+    """Whether the current flow run's tasks go to a Dask cluster."""
+    module = sys.modules.get("prefect_dask.task_runners")
+    if module is None:  # never imported, so no runner of this process can be one
+        return False
+    return isinstance(getattr(FlowRunContext.get(), "task_runner", None), module.DaskTaskRunner)
+
+
+def on_dask_engine(flow: FlowType, compute: ComputeConfig) -> FlowType:
+    """The flow with the Dask engine's task runner, to call as a subflow of the running flow.
+
+    Its failure hooks are dropped: the calling run fails with it and alerts once (with_options
+    keeps the hooks when given empty lists, hence the assignment).
+    """
+    subflow = flow.with_options(task_runner=dask_task_runner(compute))
+    subflow.on_failure_hooks, subflow.on_crashed_hooks = [], []
+    return subflow
+
+
+def _chunk_error(name: str, index: int, item: Any, error: BaseException) -> ChunkError:
+    return ChunkError(
+        f"{name}: item {index} ({_short.repr(item)}) failed: {type(error).__name__}: {error}"
+    )
+
+
+def _apply(function: Callable[[Item], Result], item: Item, index: int, name: str) -> Result:
+    """function(item); an error names the stage and the item, and keeps the cause."""
+    try:
+        return function(item)
+    except Exception as error:
+        raise _chunk_error(name, index, item, error) from error
+
+
+# Chunk results are small and read once by the flow, so nothing is persisted or cached (a cache
+# keyed on the inputs would not see a chunk file's content change). A lost worker's task is
+# rescheduled by distributed itself, so no retries here: a failing chunk fails the same way twice.
+@task(task_run_name="{name} #{index}", persist_result=False, cache_policy=NO_CACHE)
+def apply_to_chunk(function: Callable[[Any], Any], item: Any, index: int, name: str) -> Any:
+    """Apply a stage's per-chunk function to one chunk."""
+    return _apply(function, item, index, name)
+
+
+def map_chunks(
+    function: Callable[[Item], Result], items: Sequence[Item], name: str
+) -> list[Result]:
+    """[function(item) for item in items], as tasks over the cluster under the Dask engine.
+
+    function must be a top-level (picklable) function of one item returning a small result;
+    a failing item raises ChunkError naming it. Elsewhere (the local engine, or outside a flow)
+    it runs in this process, in order, with no task per item.
+    """
+    if not on_dask():
+        return [_apply(function, item, index, name) for index, item in enumerate(items)]
+    futures = apply_to_chunk.map(unmapped(function), list(items), range(len(items)), unmapped(name))
+    results = []
+    for index, (item, future) in enumerate(zip(items, futures, strict=True)):
+        try:
+            results.append(future.result())  # in order; the first failure raises
+        except ChunkError:
+            raise
+        except Exception as error:  # the cluster's own: KilledWorker, a lost scheduler, ...
+            raise _chunk_error(name, index, item, error) from error
+    return results
