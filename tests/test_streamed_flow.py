@@ -55,6 +55,15 @@ def runs(source, tmp_path_factory, prefect_harness) -> dict[str, layout.RunPaths
         "streamed": _run(
             source, tmp_path_factory.mktemp("streamed"), stream_above_rows=0, chunk_rows=1_000
         ),
+        # Every per-chunk pass a task on a 2-process LocalCluster, results combined here.
+        "dask": _run(
+            source,
+            tmp_path_factory.mktemp("dask"),
+            stream_above_rows=0,
+            chunk_rows=1_000,
+            engine="dask",
+            dask_workers=2,
+        ),
     }
 
 
@@ -73,6 +82,15 @@ def test_streamed_coefficients_equal_the_in_memory_ones(runs):
         for term, value in expected.items():
             got = streamed[model][term]
             assert abs(got - value) <= 1e-9 * max(abs(value), 1e-12), (model, term, got, value)
+
+
+def test_streamed_on_a_dask_cluster_equals_streamed_locally(runs):
+    local, cluster = _coefficients(runs["streamed"]), _coefficients(runs["dask"])
+    for model, expected in local.items():
+        for term, value in expected.items():
+            got = cluster[model][term]
+            assert abs(got - value) <= 1e-9 * max(abs(value), 1e-12), (model, term, got, value)
+    assert not runs["dask"].design_dir.exists()
 
 
 def test_streamed_trainers_match_the_streamed_qr_reference(runs):
