@@ -11,8 +11,9 @@ cluster under Dask) and combines their small results here:
 - features, three passes: (A) each row's part from its content hash (every column, as split_data
   hashes them, so a row lands in the same part as on the in-memory path), the training rows'
   category counts and median samples; (B) the encoded training design's sums and cross-products,
-  for scaling and the aliasing check; (C) each chunk's scaled training and validation rows
-  written to the run's design folder, its test rows returned (at most split.max_held_out_rows).
+  for scaling and the aliasing check, with each chunk's training and validation rows encoded to
+  scratch files and its test rows returned (at most split.max_held_out_rows in all); (C) each
+  scratch file scaled into the design file the trainers read. The source is read twice.
 
 A per-chunk function reads its chunk itself, so a worker gets a file name and row groups, never
 rows. Everything after features takes the FeatureSet the in-memory path makes, with the training
@@ -38,7 +39,7 @@ from houseprice.chunks import Chunk, ChunkedTable, parquet_rows, plan_chunks, re
 from houseprice.config import DataConfig, PipelineConfig
 from houseprice.flows.engine import map_chunks, on_dask
 from houseprice.layout import RunPaths
-from houseprice.preprocessing import Preprocessor
+from houseprice.preprocessing import Preprocessor, refuse_non_finite
 from houseprice.tasks.evaluate import Evaluation, evaluate_on_disk
 from houseprice.tasks.features import (
     FeatureSet,
@@ -53,10 +54,10 @@ from houseprice.tasks.streamed_features import (
     EncodedStatistics,
     combine_encoded,
     combine_profiles,
-    design_chunk,
-    encoded_statistics_chunk,
+    encode_chunk,
     finish_preprocessor,
     profile_chunk,
+    scale_encoded,
     start_preprocessor,
 )
 from houseprice.tasks.trainers.common import TrainResult
@@ -136,16 +137,6 @@ class _Labelled(NamedTuple):
     labels: np.ndarray  # int8, one per row
 
 
-class _Written(NamedTuple):
-    """What pass C did with one chunk: its design files (None: no such rows) and test rows."""
-
-    train_file: str | None
-    validation_file: str | None
-    train_rows: int
-    validation_rows: int
-    test_rows: pd.DataFrame
-
-
 def profile_chunk_file(
     chunk: Chunk, data: DataConfig, seed: int, cuts: object
 ) -> tuple[ChunkProfile, np.ndarray]:
@@ -155,21 +146,39 @@ def profile_chunk_file(
     return profile_chunk(frame, labels, data), labels
 
 
-def encode_chunk_file(item: _Labelled, columns: list[str], prep: Preprocessor) -> EncodedStatistics:
-    """Pass B on one chunk: the encoded training rows' sums and cross-products."""
-    return encoded_statistics_chunk(read_chunk(item.chunk, columns), item.labels, prep)
+class _Encoded(NamedTuple):
+    """Pass B's result for one chunk: statistics, its encoded blocks' files, its test rows."""
+
+    statistics: EncodedStatistics
+    files: tuple[str | None, str | None]  # train, validation (None: the chunk has no such rows)
+    test_rows: pd.DataFrame
 
 
-def write_chunk_design(
+def encode_chunk_file(
     item: _Labelled, columns: list[str], prep: Preprocessor, run: RunPaths
-) -> _Written:
-    """Pass C on one chunk: its scaled training and validation rows to files, its test rows back."""
-    blocks = design_chunk(read_chunk(item.chunk, columns), item.labels, prep)
-    files = []
-    for part, block in (("train", blocks.train), ("validation", blocks.validation)):
-        path = run.design_chunk(part, item.chunk.index)
-        files.append(str(storage.write_scratch_array(path, block)) if len(block) else None)
-    return _Written(files[0], files[1], len(blocks.train), len(blocks.validation), blocks.test_rows)
+) -> _Encoded:
+    """Pass B on one chunk: its training rows' statistics; its rows encoded, to scratch files."""
+    encoded = encode_chunk(read_chunk(item.chunk, columns), item.labels, prep)
+    files = tuple(
+        str(
+            storage.write_scratch_array(
+                run.design_chunk(f"encoded-{part}", item.chunk.index), block
+            )
+        )
+        if len(block)
+        else None
+        for part, block in (("train", encoded.train), ("validation", encoded.validation))
+    )
+    return _Encoded(encoded.statistics, files, encoded.test_rows)
+
+
+def scale_chunk_file(encoded_file: str, prep: Preprocessor) -> str:
+    """Pass C on one encoded file: scaled in place of it, under the design file's name."""
+    path = Path(encoded_file)
+    scaled = scale_encoded(np.load(path, allow_pickle=False), prep)
+    design = storage.write_scratch_array(path.with_name(path.name.replace("encoded-", "")), scaled)
+    path.unlink()
+    return str(design)
 
 
 def used_columns(data: DataConfig) -> list[str]:
@@ -189,27 +198,35 @@ def build_streamed_features(
     ]
     prep = start_preprocessor(combine_profiles(p for p, _ in profiled), data, config.features)
     columns = used_columns(data)
-    encoded = map_chunks(partial(encode_chunk_file, columns=columns, prep=prep), items, "encode")
-    prep = finish_preprocessor(prep, combine_encoded(encoded), config.features)
+    encode_one = partial(encode_chunk_file, columns=columns, prep=prep, run=run)
+    encoded = map_chunks(encode_one, items, "encode")
+    prep = finish_preprocessor(
+        prep, combine_encoded(e.statistics for e in encoded), config.features
+    )
     refuse_overflowed_scaling(prep)
-    train_rows = sum(e.rows for e in encoded)
+    train_rows = sum(e.statistics.rows for e in encoded)
     if features_listed:
         refuse_redundant_features(prep, train_rows)
-    writer = partial(write_chunk_design, columns=columns, prep=prep, run=run)
-    written = map_chunks(writer, items, "design")
+    train_files = [e.files[0] for e in encoded if e.files[0]]
+    validation_files = [e.files[1] for e in encoded if e.files[1]]
+    scaled = map_chunks(
+        partial(scale_chunk_file, prep=prep), [*train_files, *validation_files], "scale"
+    )
     design = DesignFiles(
-        train_files=tuple(w.train_file for w in written if w.train_file),
-        validation_files=tuple(w.validation_file for w in written if w.validation_file),
+        train_files=tuple(scaled[: len(train_files)]),
+        validation_files=tuple(scaled[len(train_files) :]),
         train_rows=train_rows,
-        validation_rows=sum(w.validation_rows for w in written),
+        validation_rows=table.rows - train_rows - sum(len(e.test_rows) for e in encoded),
         features=len(prep.feature_names),
     )
-    test = pd.concat([w.test_rows for w in written], ignore_index=True)
+    test = pd.concat([e.test_rows for e in encoded], ignore_index=True)
+    x_test = prep.transform(test)
+    refuse_non_finite(prep.feature_names, ~np.isfinite(x_test).all(axis=0))
     empty = test.iloc[:0]
     feature_set = FeatureSet(
         prep,
         design,
-        prep.transform(test),
+        x_test,
         test[data.target].astype("float64").to_numpy(),
         DataSplit(empty, empty.copy(), test),
         config,

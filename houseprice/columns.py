@@ -240,8 +240,15 @@ def left_out_rule(
     return None
 
 
+# Rows the leakage check ranks: past this many, an evenly spaced subset. Ranking is the costly
+# part (seconds per column at a million rows), and on 100,000 rows the estimate's standard
+# error is below 0.003, far inside the gap between a real feature and a |rho| above the limit.
+SPEARMAN_ROWS = 100_000
+
+
 def _spearman(values: pd.Series, target: pd.Series) -> float | None:
-    both = pd.DataFrame({"x": values.astype("float64"), "y": target}).dropna()
+    step = max(1, -(-len(values) // SPEARMAN_ROWS))
+    both = pd.DataFrame({"x": values.astype("float64"), "y": target}).iloc[::step].dropna()
     if len(both) < 3 or both["x"].nunique() < 2 or both["y"].nunique() < 2:
         return None
     ranks = both.rank()

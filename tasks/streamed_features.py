@@ -4,9 +4,11 @@ Three passes over the chunks; each is a per-chunk function of (one chunk, small 
 returns a small result, and a combiner, so a loop (local engine) or a Dask map runs them alike:
 
 A. profile_chunk, combine_profiles → start_preprocessor: category counts and numeric medians.
-B. encoded_statistics_chunk, combine_encoded → finish_preprocessor: the aliased columns, means,
-   spreads and the target's standardization, from the encoded design's sums and Gram.
-C. design_chunk: a chunk's scaled training and validation blocks, and its raw test rows.
+B. encode_chunk, combine_encoded → finish_preprocessor: the aliased columns, means, spreads and
+   the target's standardization, from the encoded design's sums and Gram; the chunk's training
+   and validation rows encoded (the flow keeps them as scratch files), its test rows raw.
+C. scale_encoded: an encoded block scaled once the preprocessor is finished, without reading or
+   encoding the chunk again. design_chunk is B and C on one chunk.
 
 Pass A lives in streamed_profile.py (with the medians' error bound); its names are importable
 from here too, so the flow imports one module.
@@ -49,14 +51,17 @@ __all__ = [
     "VALIDATION",
     "ChunkProfile",
     "DesignChunk",
+    "EncodedChunk",
     "EncodedStatistics",
     "ValueSample",
     "combine_encoded",
     "combine_profiles",
     "design_chunk",
+    "encode_chunk",
     "encoded_statistics_chunk",
     "finish_preprocessor",
     "profile_chunk",
+    "scale_encoded",
     "start_preprocessor",
 ]
 
@@ -96,19 +101,37 @@ class DesignChunk(NamedTuple):
     test_rows: pd.DataFrame  # the chunk's TEST rows, raw, index reset
 
 
-def encoded_statistics_chunk(
-    frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor
-) -> EncodedStatistics:
-    """Pass B on one chunk: the training rows' centred sums and Gram, and the target's."""
+class EncodedChunk(NamedTuple):
+    """Pass B's result for one chunk: its training rows' statistics, and its rows encoded.
+
+    train and validation are [encoded design..., (log) target] before scaling, every encoded
+    column kept: pass C scales them once the preprocessor is finished, so a chunk is read and
+    encoded once for both passes.
+    """
+
+    statistics: EncodedStatistics
+    train: np.ndarray  # (train rows, encoded columns + 1) float64
+    validation: np.ndarray  # (validation rows, encoded columns + 1) float64
+    test_rows: pd.DataFrame  # the chunk's TEST rows, raw, index reset
+
+
+def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) -> EncodedChunk:
+    """Pass B on one chunk: the training rows' centred sums and Gram, and every part encoded."""
     if prep.dropped_columns or prep.means:
         raise ValueError("pass B needs start_preprocessor's preprocessor, not a finished one")
-    train = frame[checked_labels(frame, labels) == TRAIN]
-    centre = _centre(prep)
+    labels = checked_labels(frame, labels)
+    blocks = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        shifted = prep.encode(train) - centre
-        target = _target_values(train[prep.target], prep) - prep.target_mean
-        return EncodedStatistics(
-            rows=len(train),
+        for part in (TRAIN, VALIDATION):
+            rows = frame[labels == part]
+            blocks.append(
+                np.column_stack([prep.encode(rows), _target_values(rows[prep.target], prep)])
+            )
+        centre = _centre(prep)
+        shifted = blocks[0][:, :-1] - centre
+        target = blocks[0][:, -1] - prep.target_mean
+        statistics = EncodedStatistics(
+            rows=len(shifted),
             centre=centre,
             sums=shifted.sum(axis=0),
             gram=shifted.T @ shifted,
@@ -116,6 +139,15 @@ def encoded_statistics_chunk(
             target_sum=float(target.sum()),
             target_squares=float(target @ target),
         )
+    test_rows = frame[labels == TEST].reset_index(drop=True)
+    return EncodedChunk(statistics, blocks[0], blocks[1], test_rows)
+
+
+def encoded_statistics_chunk(
+    frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor
+) -> EncodedStatistics:
+    """Pass B's statistics alone, for one chunk."""
+    return encode_chunk(frame, labels, prep).statistics
 
 
 def combine_encoded(stats: Iterable[EncodedStatistics]) -> EncodedStatistics:
@@ -162,28 +194,35 @@ def finish_preprocessor(
     )
 
 
-def design_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) -> DesignChunk:
-    """Pass C on one chunk: scaled training and validation blocks, and the raw test rows."""
-    labels = checked_labels(frame, labels)
-    blocks, bad = [], np.zeros(len(prep.feature_names), dtype=bool)
+def scale_encoded(block: np.ndarray, prep: Preprocessor) -> np.ndarray:
+    """Pass C on one encoded block: [scaled design..., scaled target], as prep.transform makes it.
+
+    Refuses (naming them) columns or targets that are not finite after scaling.
+    """
+    keep = [name not in prep.dropped_columns for name in prep.encoded_names]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for part in (TRAIN, VALIDATION):
-            rows = frame[labels == part]
-            design = prep.transform(rows)
-            target = prep.transform_target(rows[prep.target])
-            bad |= ~np.isfinite(design).all(axis=0)
-            if not np.isfinite(target).all():
-                raise ValueError(
-                    f"target {prep.target!r} is not finite after scaling in "
-                    f"{int((~np.isfinite(target)).sum())} rows; check its values"
-                )
-            blocks.append(np.column_stack([design, target]))
-        test_rows = frame[labels == TEST].reset_index(drop=True)
-        # The test rows are transformed later, in memory; their overflow is refused here too,
-        # as check_finite_features refuses it for every part.
-        bad |= ~np.isfinite(prep.transform(test_rows)).all(axis=0)
+        design = (block[:, :-1][:, keep] - np.asarray(prep.means)) / np.asarray(prep.scales)
+        target = (block[:, -1] - prep.target_mean) / prep.target_scale
+    refuse_non_finite(prep.feature_names, ~np.isfinite(design).all(axis=0))
+    if not np.isfinite(target).all():
+        raise ValueError(
+            f"target {prep.target!r} is not finite after scaling in "
+            f"{int((~np.isfinite(target)).sum())} rows; check its values"
+        )
+    return np.column_stack([design, target])
+
+
+def design_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) -> DesignChunk:
+    """Passes B and C on one chunk, with prep finished: its scaled blocks and raw test rows."""
+    unfinished = replace(prep, dropped_columns={}, means=[])
+    encoded = encode_chunk(frame, labels, unfinished)
+    train, validation = (scale_encoded(b, prep) for b in (encoded.train, encoded.validation))
+    # The test rows are transformed later, in memory; their overflow is refused here too,
+    # as check_finite_features refuses it for every part.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        bad = ~np.isfinite(prep.transform(encoded.test_rows)).all(axis=0)
     refuse_non_finite(prep.feature_names, bad)
-    return DesignChunk(blocks[0], blocks[1], test_rows)
+    return DesignChunk(train, validation, encoded.test_rows)
 
 
 def _centre(prep: Preprocessor) -> np.ndarray:

@@ -4,6 +4,7 @@ import http.server
 import threading
 import urllib.error
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -137,3 +138,16 @@ def test_folder_files_must_agree_on_column_kinds_and_hidden_files_are_skipped(tm
         read_source(str(tmp_path))
     (tmp_path / "2.csv").rename(tmp_path / ".2.csv")
     assert len(read_source(str(tmp_path))) == len(houses)
+
+
+def test_leakage_check_on_many_rows_still_flags_a_price_derived_column():
+    from houseprice.columns import LEAK, SPEARMAN_ROWS, left_out_rule
+
+    rows = 3 * SPEARMAN_ROWS + 7  # ranked on an evenly spaced subset
+    rng = np.random.default_rng(1)
+    price = pd.Series(rng.uniform(1e5, 9e5, rows), name="price")
+    # Not named after the target: its ranks must give it away.
+    per_foot = pd.Series(price / 1_000 + rng.normal(0, 1, rows), name="value_per_area")
+    area = pd.Series(rng.uniform(500, 3_000, rows), name="area")
+    assert left_out_rule(per_foot, price, "price", None, 0.5)[0] == LEAK
+    assert left_out_rule(area, price, "price", None, 0.5) is None
