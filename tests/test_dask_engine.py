@@ -47,6 +47,12 @@ def refuse_three(x: int) -> int:
     return x
 
 
+def sum_squares_in_one_process(xs: list[int]) -> tuple[int, set[int]]:
+    """The sum of the squares of xs, mapped from inside a chunk; and the processes that squared."""
+    squares = map_chunks(square_with_pid, xs, "inner")
+    return sum(value for value, _ in squares), {pid for _, pid in squares}
+
+
 def kill_own_worker_at_two(x: int) -> int:
     """x, but item 2 kills the Dask worker process it runs in (never the test's own process)."""
     if x == 2 and killed_trainer.in_dask_worker():
@@ -154,6 +160,17 @@ def test_on_the_cluster_map_chunks_gives_the_loops_results_in_order(cluster, pre
         == [25, 9, 64, 1, 81, 4]
     )
     assert os.getpid() not in {pid for _, pid in results}  # the workers squared them
+
+
+def test_map_chunks_inside_a_chunk_on_the_cluster_loops_in_that_worker(cluster, prefect_harness):
+    @flow(task_runner=dask_task_runner(ComputeConfig(dask_address=cluster.scheduler_address)))
+    def nested() -> list[tuple[int, set[int]]]:
+        return map_chunks(sum_squares_in_one_process, [[1, 2], [3]], "outer")
+
+    (first, first_pids), (second, second_pids) = nested()
+    assert (first, second) == (5, 9)
+    assert len(first_pids) == len(second_pids) == 1  # each chunk's own worker, no tasks of its own
+    assert os.getpid() not in first_pids | second_pids
 
 
 def test_on_the_cluster_a_failing_item_fails_the_flow_naming_it(cluster, prefect_harness):
