@@ -100,7 +100,9 @@ def cluster(tmp_path_factory):
     os.environ[killed_trainer.MARKER_ENV] = str(marker)
     before = _children()
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as local:
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as local:
             yield local
     finally:
         os.environ.pop(killed_trainer.MARKER_ENV, None)
