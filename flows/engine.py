@@ -107,9 +107,10 @@ def map_chunks(
     a failing item raises ChunkError naming it. Elsewhere (the local engine, or outside a flow)
     it runs in this process, in order, with no task per item.
     """
-    if not on_dask():
+    items = list(items)
+    if not items or not on_dask():
         return [_apply(function, item, index, name) for index, item in enumerate(items)]
-    futures = apply_to_chunk.map(unmapped(function), list(items), range(len(items)), unmapped(name))
+    futures = apply_to_chunk.map(unmapped(function), items, range(len(items)), unmapped(name))
     results = []
     for index, (item, future) in enumerate(zip(items, futures, strict=True)):
         try:
