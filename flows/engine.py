@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect import Flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 
 from houseprice.config import ComputeConfig
 
@@ -39,9 +39,9 @@ def dask_task_runner(compute: ComputeConfig) -> DaskTaskRunner:
     """The Dask task runner for this config: the scheduler at its address, else a LocalCluster.
 
     The LocalCluster starts at the run's first task and closes with the run. Its workers are
-    processes started from this interpreter, so they import houseprice from the same
-    environment; one thread each, as the trainers and chunk functions use threads of their own
-    and must not share a process with another task's.
+    processes started from this interpreter in this folder, so they import houseprice from the
+    same environment and read relative paths as the flow does. One thread each: a trainer sets
+    its framework's own thread count, and two tasks in one process would fight over the GIL.
     """
     from prefect_dask import DaskTaskRunner
 
@@ -55,9 +55,11 @@ def dask_task_runner(compute: ComputeConfig) -> DaskTaskRunner:
 
 
 def on_dask() -> bool:
-    """Whether the current flow run's tasks go to a Dask cluster."""
+    """Whether the current flow run's tasks go to a Dask cluster (not from inside a task)."""
     module = sys.modules.get("prefect_dask.task_runners")
     if module is None:  # never imported, so no runner of this process can be one
+        return False
+    if TaskRunContext.get() is not None:  # a task (on a worker, maybe) maps in its own process
         return False
     return isinstance(getattr(FlowRunContext.get(), "task_runner", None), module.DaskTaskRunner)
 
@@ -105,9 +107,10 @@ def map_chunks(
     a failing item raises ChunkError naming it. Elsewhere (the local engine, or outside a flow)
     it runs in this process, in order, with no task per item.
     """
-    if not on_dask():
+    items = list(items)
+    if not items or not on_dask():
         return [_apply(function, item, index, name) for index, item in enumerate(items)]
-    futures = apply_to_chunk.map(unmapped(function), list(items), range(len(items)), unmapped(name))
+    futures = apply_to_chunk.map(unmapped(function), items, range(len(items)), unmapped(name))
     results = []
     for index, (item, future) in enumerate(zip(items, futures, strict=True)):
         try:

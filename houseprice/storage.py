@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
             os.fsync(written.fileno())
         os.replace(temporary_path, destination)
     except OSError as error:
-        raise _naming(error, destination) from error
+        _raise_naming(error, destination)
     finally:
         temporary_path.unlink(missing_ok=True)
 
@@ -56,11 +56,15 @@ def atomic_path(destination: Path) -> Iterator[Path]:
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def _naming(error: OSError, destination: Path) -> OSError:
-    """error, or for a full disk (whose write errors name no file) the same error naming it."""
+def _raise_naming(error: OSError, destination: Path) -> NoReturn:
+    """Raise error, or for a full disk (whose write errors name no file) one naming destination.
+
+    Never `raise error from error`: an exception that is its own cause cannot be serialized
+    (Prefect's Failed state of a task on a Dask worker then fails to reach the flow).
+    """
     if error.errno in DISK_FULL_ERRNOS and not error.filename:
-        return OSError(error.errno, error.strerror, str(destination))
-    return error
+        raise OSError(error.errno, error.strerror, str(destination)) from error
+    raise error
 
 
 def is_disk_full(error: BaseException | None) -> bool:
@@ -174,9 +178,9 @@ def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path
         if temporary.is_file():
             with open(temporary, "rb") as written:
                 os.fsync(written.fileno())
-        os.replace(temporary, destination)
+        _replace(temporary, destination)
     except OSError as error:
-        raise _naming(error, destination) from error
+        _raise_naming(error, destination)
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -198,7 +202,7 @@ def write_scratch_array(destination: Path, array: np.ndarray) -> Path:
         np.save(temporary, array, allow_pickle=False)
         os.replace(temporary, destination)
     except OSError as error:
-        raise _naming(error, destination) from error
+        _raise_naming(error, destination)
     finally:
         temporary.unlink(missing_ok=True)
     return destination
@@ -207,6 +211,22 @@ def write_scratch_array(destination: Path, array: np.ndarray) -> Path:
 def remove_tree(path: Path) -> None:
     """Delete a folder and everything under it, if it exists."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _replace(source: Path, destination: Path) -> None:
+    """os.replace, also where both are folders (os.replace refuses a non-empty destination).
+
+    A task that runs twice writes its folder twice: on a Dask cluster, a finished task is run
+    again when the worker holding its result dies before the flow has it. The old folder is
+    moved aside first, so destination is missing for an instant but never half written.
+    """
+    if not (source.is_dir() and destination.is_dir()):
+        os.replace(source, destination)
+        return
+    aside = destination.with_name(f".{destination.name}.old.{secrets.token_hex(4)}")
+    os.replace(destination, aside)
+    os.replace(source, destination)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def read_json(path: Path) -> Any:
@@ -303,7 +323,7 @@ def copy_files_atomic(destination: Path, files: Sequence[tuple[Path | str, str]]
         _fsync_folder(destination.parent)
         return True
     except OSError as error:
-        raise _naming(error, destination) from error
+        _raise_naming(error, destination)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 

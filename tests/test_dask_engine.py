@@ -28,6 +28,7 @@ from houseprice.flows.engine import (
     on_dask,
     on_dask_engine,
 )
+from houseprice.model import load_run_model
 from tests import killed_trainer
 from tests.conftest import make_houses, small_config
 
@@ -45,6 +46,12 @@ def refuse_three(x: int) -> int:
     if x == 3:
         raise ValueError("three is not allowed")
     return x
+
+
+def sum_squares_in_one_process(xs: list[int]) -> tuple[int, set[int]]:
+    """The sum of the squares of xs, mapped from inside a chunk; and the processes that squared."""
+    squares = map_chunks(square_with_pid, xs, "inner")
+    return sum(value for value, _ in squares), {pid for _, pid in squares}
 
 
 def kill_own_worker_at_two(x: int) -> int:
@@ -93,7 +100,9 @@ def cluster(tmp_path_factory):
     os.environ[killed_trainer.MARKER_ENV] = str(marker)
     before = _children()
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as local:
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as local:
             yield local
     finally:
         os.environ.pop(killed_trainer.MARKER_ENV, None)
@@ -154,6 +163,17 @@ def test_on_the_cluster_map_chunks_gives_the_loops_results_in_order(cluster, pre
         == [25, 9, 64, 1, 81, 4]
     )
     assert os.getpid() not in {pid for _, pid in results}  # the workers squared them
+
+
+def test_map_chunks_inside_a_chunk_on_the_cluster_loops_in_that_worker(cluster, prefect_harness):
+    @flow(task_runner=dask_task_runner(ComputeConfig(dask_address=cluster.scheduler_address)))
+    def nested() -> list[tuple[int, set[int]]]:
+        return map_chunks(sum_squares_in_one_process, [[1, 2], [3]], "outer")
+
+    (first, first_pids), (second, second_pids) = nested()
+    assert (first, second) == (5, 9)
+    assert len(first_pids) == len(second_pids) == 1  # each chunk's own worker, no tasks of its own
+    assert os.getpid() not in first_pids | second_pids
 
 
 def test_on_the_cluster_a_failing_item_fails_the_flow_naming_it(cluster, prefect_harness):
@@ -279,4 +299,9 @@ def test_a_killed_worker_is_replaced_and_its_training_rescheduled_to_the_same_mo
         _coefficients(run, killed_trainer.NAME), _coefficients(run, "torch"), rtol=1e-6, atol=1e-9
     )
     assert all(check["within_tolerance"] for check in metrics["reference_check"].values())
+    # A finished training whose result died with the worker ran again: the files it rewrote
+    # are still the ones the manifest's checksums were taken of.
+    artifacts = run.root.parents[1]
+    for framework in ("torch", "tensorflow", killed_trainer.NAME):
+        load_run_model(artifacts, run.run_id, framework)
     cluster.wait_for_workers(2, timeout=60)  # the nanny started a new worker in its place

@@ -24,6 +24,37 @@ def test_atomic_write_leaves_no_partial_file_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_a_folder_written_again_replaces_the_first_one_whole(tmp_path):
+    """A task run twice (a Dask worker lost with its result) exports its folder twice."""
+    target = tmp_path / "export_savedmodel"
+
+    def folder_writer(files):
+        def write(path):
+            path.mkdir()
+            for name in files:
+                (path / name).write_text(name)
+
+        return write
+
+    storage.write_with_atomic(target, folder_writer(["a", "b"]))
+    storage.write_with_atomic(target, folder_writer(["a", "c"]))
+    assert sorted(p.name for p in target.iterdir()) == ["a", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["export_savedmodel"]  # nothing left aside
+
+
+def test_a_write_error_is_raised_as_is_never_as_its_own_cause(tmp_path):
+    """An exception that is its own cause cannot be serialized back from a Dask worker."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+
+    def file_writer(path):
+        path.write_text("a file where a folder is")
+
+    with pytest.raises(OSError) as raised:
+        storage.write_with_atomic(tmp_path / "taken", file_writer)
+    assert raised.value.__cause__ is not raised.value
+
+
 def test_snapshot_is_content_addressed_and_stored_once(tmp_path, houses):
     first = datasets.store_snapshot(houses, tmp_path)
     second = datasets.store_snapshot(houses.copy(), tmp_path)
