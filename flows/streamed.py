@@ -173,11 +173,17 @@ def encode_chunk_file(
 
 
 def scale_chunk_file(encoded_file: str, prep: Preprocessor) -> str:
-    """Pass C on one encoded file: scaled in place of it, under the design file's name."""
+    """Pass C on one encoded file: scaled in place of it, under the design file's name.
+
+    Safe to run twice (a cluster reruns a finished task whose worker died holding its result):
+    once the encoded file has made way for the design file, the design file is the answer.
+    """
     path = Path(encoded_file)
-    scaled = scale_encoded(np.load(path, allow_pickle=False), prep)
-    design = storage.write_scratch_array(path.with_name(path.name.replace("encoded-", "")), scaled)
-    path.unlink()
+    design = path.with_name(path.name.replace("encoded-", ""))
+    if not path.exists() and design.exists():
+        return str(design)
+    storage.write_scratch_array(design, scale_encoded(np.load(path, allow_pickle=False), prep))
+    path.unlink(missing_ok=True)
     return str(design)
 
 
