@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import reprlib
 import sys
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from prefect import Flow, task, unmapped
+from prefect import Flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import MissingContextError
 
 from houseprice.config import ComputeConfig
 
@@ -99,17 +102,26 @@ def apply_to_chunk(function: Callable[[Any], Any], item: Any, index: int, name: 
 
 
 def map_chunks(
-    function: Callable[[Item], Result], items: Sequence[Item], name: str
+    function: Callable[[Item], Result], items: Sequence[Item], name: str, threads: int = 1
 ) -> list[Result]:
     """[function(item) for item in items], as tasks over the cluster under the Dask engine.
 
     function must be a top-level (picklable) function of one item returning a small result;
     a failing item raises ChunkError naming it. Elsewhere (the local engine, or outside a flow)
-    it runs in this process, in order, with no task per item.
+    it runs in this process with no task per item, on up to `threads` items at once: worth it
+    for work that releases the GIL (numpy, pyarrow), not for Python-bound work such as GX's.
+    Results come back in the items' order either way.
     """
     items = list(items)
+    progress = _Progress(name, len(items))
     if not items or not on_dask():
-        return [_apply(function, item, index, name) for index, item in enumerate(items)]
+        if threads > 1 and len(items) > 1:
+            return _map_threads(function, items, name, threads, progress)
+        results = []
+        for index, item in enumerate(items):
+            results.append(_apply(function, item, index, name))
+            progress.done(index + 1)
+        return results
     futures = apply_to_chunk.map(unmapped(function), items, range(len(items)), unmapped(name))
     results = []
     for index, (item, future) in enumerate(zip(items, futures, strict=True)):
@@ -119,4 +131,59 @@ def map_chunks(
             raise
         except Exception as error:  # the cluster's own: KilledWorker, a lost scheduler, ...
             raise _chunk_error(name, index, item, error) from error
+        progress.done(index + 1)
     return results
+
+
+def _map_threads(
+    function: Callable[[Item], Result],
+    items: list[Item],
+    name: str,
+    threads: int,
+    progress: _Progress,
+) -> list[Result]:
+    """map_chunks' local loop on a pool of threads; the first failure cancels what has not run."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+    try:
+        futures = [
+            pool.submit(_apply, function, item, index, name) for index, item in enumerate(items)
+        ]
+        results = []
+        for index, future in enumerate(futures):
+            results.append(future.result())
+            progress.done(index + 1)
+        return results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Seconds between progress lines of a long map: a person sees it moving, a short one is quiet.
+PROGRESS_EVERY_S = 5.0
+
+
+class _Progress:
+    """Logs 'name: k of n chunks' at most every PROGRESS_EVERY_S, and never for a quick map."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total = name, total
+        self.started = self.last = time.perf_counter()
+
+    def done(self, count: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S and count < self.total:
+            self.last = now
+            _logger().info(
+                "%s: %d of %d chunks done in %.0f s",
+                self.name,
+                count,
+                self.total,
+                now - self.started,
+            )
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run's logger inside a flow or task, else this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)

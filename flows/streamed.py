@@ -198,14 +198,15 @@ def build_streamed_features(
     """Split, fit scaling and encoding on the training rows, and write the design, by chunk."""
     data, cuts = config.data, part_cuts(config.split, table.rows)
     profile_one = partial(profile_chunk_file, data=data, seed=config.split.seed, cuts=cuts)
-    profiled = map_chunks(profile_one, table.chunks, "profile")
+    threads = config.compute.local_threads  # numpy and pyarrow work: threads overlap
+    profiled = map_chunks(profile_one, table.chunks, "profile", threads)
     items = [
         _Labelled(chunk, labels) for chunk, (_, labels) in zip(table.chunks, profiled, strict=True)
     ]
     prep = start_preprocessor(combine_profiles(p for p, _ in profiled), data, config.features)
     columns = used_columns(data)
     encode_one = partial(encode_chunk_file, columns=columns, prep=prep, run=run)
-    encoded = map_chunks(encode_one, items, "encode")
+    encoded = map_chunks(encode_one, items, "encode", threads)
     prep = finish_preprocessor(
         prep, combine_encoded(e.statistics for e in encoded), config.features
     )
@@ -216,7 +217,7 @@ def build_streamed_features(
     train_files = [e.files[0] for e in encoded if e.files[0]]
     validation_files = [e.files[1] for e in encoded if e.files[1]]
     scaled = map_chunks(
-        partial(scale_chunk_file, prep=prep), [*train_files, *validation_files], "scale"
+        partial(scale_chunk_file, prep=prep), [*train_files, *validation_files], "scale", threads
     )
     design = DesignFiles(
         train_files=tuple(scaled[: len(train_files)]),
@@ -249,4 +250,6 @@ def evaluate_on_disk_features(
     settings = (results, config.evaluation, config.training)
     if on_dask():  # run in the flow, so that each file's pass becomes a task on the cluster
         return evaluate_on_disk.fn(*inputs, *settings, map_files=map_chunks)
-    return evaluate_on_disk(*inputs, *settings)
+    # A loop in the task's process, with progress lines, on the local engine's threads.
+    local = partial(map_chunks, threads=config.compute.local_threads)
+    return evaluate_on_disk(*inputs, *settings, map_files=local)

@@ -246,6 +246,12 @@ class ComputeConfig(_Section):
     chunk_rows: int = Field(
         1_000_000, ge=1_000, description="Rows per streamed chunk (whole row groups)."
     )
+    # The local engine's flow process works on this many chunks at once where the work is numpy
+    # and pyarrow (they release the GIL): splitting, encoding, scaling. Each holds a chunk in
+    # memory. Validation (Great Expectations, Python-bound) takes one chunk at a time.
+    local_threads: int = Field(
+        2, ge=1, le=64, description="Chunks the local engine works on at once."
+    )
 
     @field_validator("dask_address")
     @classmethod

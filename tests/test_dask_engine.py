@@ -129,6 +129,30 @@ def test_map_chunks_names_the_item_that_failed_and_keeps_its_cause():
     assert isinstance(error.value.__cause__, ValueError)
 
 
+def test_map_chunks_on_local_threads_keeps_the_order_and_names_a_failure():
+    import time
+
+    def slow_square(x: int) -> int:
+        time.sleep(0.01 * (5 - x))  # later items finish first
+        return x * x
+
+    assert map_chunks(slow_square, [0, 1, 2, 3, 4], "square", threads=3) == [0, 1, 4, 9, 16]
+    with pytest.raises(ChunkError, match=r"refuse: item 3 \(3\) failed: ValueError: three"):
+        map_chunks(refuse_three, [0, 1, 2, 3, 4], "refuse", threads=2)
+
+
+def test_a_long_map_logs_its_progress(monkeypatch, caplog):
+    from houseprice.flows import engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level("INFO", logger=engine.__name__):
+        map_chunks(abs, [-1, -2, -3], "absolute")
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == [
+        "absolute: 1 of 3 chunks done",
+        "absolute: 2 of 3 chunks done",
+    ]
+
+
 def test_the_runner_connects_to_an_address_or_starts_a_local_cluster():
     remote = dask_task_runner(ComputeConfig(engine="dask", dask_address="tcp://s:8786"))
     assert (remote.address, remote.cluster_kwargs) == ("tcp://s:8786", {})
