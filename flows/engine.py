@@ -11,6 +11,7 @@ import logging
 import reprlib
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -112,27 +113,62 @@ def map_chunks(
     for work that releases the GIL (numpy, pyarrow), not for Python-bound work such as GX's.
     Results come back in the items' order either way.
     """
+    results: list[Result] = []
+    _run_chunks(function, items, name, threads, results.append)
+    return results
+
+
+def fold_chunks(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    name: str,
+    fold: Callable[[Result, Result], Result],
+    threads: int = 1,
+) -> Result:
+    """fold(...fold(r0, r1)..., rn) of map_chunks' results, each folded in as it arrives.
+
+    For results that add up (statistics, samples): the flow then holds one running total, not
+    one result per chunk, however many chunks there are.
+    """
+    total: list[Result] = []
+
+    def add(result: Result) -> None:
+        total[:] = [fold(total[0], result) if total else result]
+
+    _run_chunks(function, items, name, threads, add)
+    if not total:
+        raise ValueError(f"{name}: no chunks to fold")
+    return total[0]
+
+
+def _run_chunks(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    name: str,
+    threads: int,
+    consume: Callable[[Result], None],
+) -> None:
+    """Run function on every item (see map_chunks) and hand each result to consume, in order."""
     items = list(items)
     progress = _Progress(name, len(items))
     if not items or not on_dask():
         if threads > 1 and len(items) > 1:
-            return _map_threads(function, items, name, threads, progress)
-        results = []
+            _map_threads(function, items, name, threads, progress, consume)
+            return
         for index, item in enumerate(items):
-            results.append(_apply(function, item, index, name))
+            consume(_apply(function, item, index, name))
             progress.done(index + 1)
-        return results
+        return
     futures = apply_to_chunk.map(unmapped(function), items, range(len(items)), unmapped(name))
-    results = []
     for index, (item, future) in enumerate(zip(items, futures, strict=True)):
         try:
-            results.append(future.result())  # in order; the first failure raises
+            result = future.result()  # in order; the first failure raises
         except ChunkError:
             raise
         except Exception as error:  # the cluster's own: KilledWorker, a lost scheduler, ...
             raise _chunk_error(name, index, item, error) from error
+        consume(result)
         progress.done(index + 1)
-    return results
 
 
 def _map_threads(
@@ -141,18 +177,19 @@ def _map_threads(
     name: str,
     threads: int,
     progress: _Progress,
-) -> list[Result]:
-    """map_chunks' local loop on a pool of threads; the first failure cancels what has not run."""
+    consume: Callable[[Result], None],
+) -> None:
+    """The local loop on a pool of threads; the first failure cancels what has not run."""
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
     try:
-        futures = [
+        pending = deque(
             pool.submit(_apply, function, item, index, name) for index, item in enumerate(items)
-        ]
-        results = []
-        for index, future in enumerate(futures):
-            results.append(future.result())
-            progress.done(index + 1)
-        return results
+        )
+        done = 0
+        while pending:  # popped once consumed, so a folded result is not kept
+            consume(pending.popleft().result())
+            done += 1
+            progress.done(done)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -25,6 +25,7 @@ another task would run on that task's thread pool, not on the flow's cluster.
 
 from __future__ import annotations
 
+import operator
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,7 +38,7 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import datasets, storage
 from houseprice.chunks import Chunk, ChunkedTable, parquet_rows, plan_chunks, read_chunk
 from houseprice.config import DataConfig, PipelineConfig
-from houseprice.flows.engine import map_chunks, on_dask
+from houseprice.flows.engine import fold_chunks, map_chunks, on_dask
 from houseprice.layout import RunPaths
 from houseprice.preprocessing import Preprocessor, refuse_non_finite
 from houseprice.tasks.evaluate import Evaluation, evaluate_on_disk
@@ -48,7 +49,7 @@ from houseprice.tasks.features import (
     refuse_redundant_features,
 )
 from houseprice.tasks.ingest import IngestResult, resolve_feature_decision, typed_data_config
-from houseprice.tasks.split import DataSplit, assign_parts, part_cuts, row_positions
+from houseprice.tasks.split import DataSplit, PartCuts, assign_parts, part_cuts, row_positions
 from houseprice.tasks.streamed_features import (
     ChunkProfile,
     EncodedStatistics,
@@ -131,19 +132,36 @@ def validate_streamed(ingested: IngestResult, run: RunPaths) -> ValidationReport
 
 
 class _Labelled(NamedTuple):
-    """One chunk and its rows' parts (TRAIN, VALIDATION, TEST): small, sent to a worker."""
+    """One chunk and the file of its rows' parts (TRAIN, VALIDATION, TEST): sent to a worker."""
 
     chunk: Chunk
-    labels: np.ndarray  # int8, one per row
+    labels_file: str  # int8 .npy, one label per row
+
+
+class _Profiled(NamedTuple):
+    """Pass A's result, folded over the chunks: the profile so far, and each chunk's labels."""
+
+    profile: ChunkProfile
+    labels_files: tuple[str, ...]
+
+    def __add__(self, other: _Profiled) -> _Profiled:
+        return _Profiled(
+            combine_profiles([self.profile, other.profile]), self.labels_files + other.labels_files
+        )
 
 
 def profile_chunk_file(
-    chunk: Chunk, data: DataConfig, seed: int, cuts: object
-) -> tuple[ChunkProfile, np.ndarray]:
-    """Pass A on one chunk: its rows' parts (hashed over every column) and its profile."""
+    chunk: Chunk, data: DataConfig, seed: int, cuts: PartCuts, run: RunPaths
+) -> _Profiled:
+    """Pass A on one chunk: its profile, and its rows' parts (hashed over every column) saved.
+
+    The labels go to a scratch file rather than back to the flow: one byte a row would make the
+    flow's memory grow with the data.
+    """
     frame = read_chunk(chunk)
     labels = assign_parts(row_positions(frame, seed), cuts)
-    return profile_chunk(frame, labels, data), labels
+    path = storage.write_scratch_array(run.design_chunk("labels", chunk.index), labels)
+    return _Profiled(profile_chunk(frame, labels, data), (str(path),))
 
 
 class _Encoded(NamedTuple):
@@ -158,7 +176,8 @@ def encode_chunk_file(
     item: _Labelled, columns: list[str], prep: Preprocessor, run: RunPaths
 ) -> _Encoded:
     """Pass B on one chunk: its training rows' statistics; its rows encoded, to scratch files."""
-    encoded = encode_chunk(read_chunk(item.chunk, columns), item.labels, prep)
+    labels = np.load(item.labels_file, allow_pickle=False)
+    encoded = encode_chunk(read_chunk(item.chunk, columns), labels, prep)
     files = tuple(
         str(
             storage.write_scratch_array(
@@ -197,13 +216,14 @@ def build_streamed_features(
 ) -> FeatureSet:
     """Split, fit scaling and encoding on the training rows, and write the design, by chunk."""
     data, cuts = config.data, part_cuts(config.split, table.rows)
-    profile_one = partial(profile_chunk_file, data=data, seed=config.split.seed, cuts=cuts)
-    threads = config.compute.local_threads  # numpy and pyarrow work: threads overlap
-    profiled = map_chunks(profile_one, table.chunks, "profile", threads)
+    seed, threads = config.split.seed, config.compute.local_threads  # numpy, pyarrow: threads
+    profile_one = partial(profile_chunk_file, data=data, seed=seed, cuts=cuts, run=run)
+    profiled = fold_chunks(profile_one, table.chunks, "profile", operator.add, threads)
     items = [
-        _Labelled(chunk, labels) for chunk, (_, labels) in zip(table.chunks, profiled, strict=True)
+        _Labelled(chunk, labels)
+        for chunk, labels in zip(table.chunks, profiled.labels_files, strict=True)
     ]
-    prep = start_preprocessor(combine_profiles(p for p, _ in profiled), data, config.features)
+    prep = start_preprocessor(profiled.profile, data, config.features)
     columns = used_columns(data)
     encode_one = partial(encode_chunk_file, columns=columns, prep=prep, run=run)
     encoded = map_chunks(encode_one, items, "encode", threads)

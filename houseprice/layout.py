@@ -49,7 +49,7 @@ class RunPaths:
         return self.root / "design"
 
     def design_chunk(self, part: str, index: int) -> Path:
-        """One chunk's design file: part is train or validation (encoded-...: before scaling)."""
+        """A chunk's scratch file: part is train, validation, encoded-... (unscaled) or labels."""
         return self.design_dir / f"{part}-{index:05d}.npy"
 
     @property

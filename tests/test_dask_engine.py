@@ -141,6 +141,18 @@ def test_map_chunks_on_local_threads_keeps_the_order_and_names_a_failure():
         map_chunks(refuse_three, [0, 1, 2, 3, 4], "refuse", threads=2)
 
 
+def test_fold_chunks_folds_each_result_in_order_locally_and_on_threads():
+    import operator
+
+    from houseprice.flows.engine import fold_chunks
+
+    for threads in (1, 3):
+        folded = fold_chunks(lambda x: (x,), range(6), "tuple", operator.add, threads)
+        assert folded == (0, 1, 2, 3, 4, 5)
+    with pytest.raises(ValueError, match="no chunks"):
+        fold_chunks(abs, [], "nothing", operator.add)
+
+
 def test_a_long_map_logs_its_progress(monkeypatch, caplog):
     from houseprice.flows import engine
 
