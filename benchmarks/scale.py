@@ -10,7 +10,8 @@ a process of its own, it runs:
 - the retrain flow (`houseprice retrain --source <that folder> --target price`), in temporary
   data and artifacts folders, with a Prefect home of the benchmark's own (warmed by the floor
   run, so the figures leave out the first-start database migration);
-- the same flow on the first 1,000 rows: the memory floor (server, workers, frameworks);
+- the same flow (same engine) on the first 1,000 rows: the memory floor (server, workers,
+  frameworks; on Dask the cluster's workers too);
 - the peer: pandas reads the dataset, splits 70/15/15 at random and fits numpy.linalg.lstsq
   (numpy rather than scikit-learn's LinearRegression, which uses the same LAPACK solver, so
   the project gains no dependency for a benchmark). It holds the data several times over, so
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         env = {**os.environ, "PREFECT_HOME": str(BENCH_DIR / "prefect-home")}
         env.pop("PREFECT_API_URL", None)
         (workdir / "floor").mkdir()
-        floor = run_flow(floor_source(source, workdir), workdir / "floor", env)
+        floor = run_flow(floor_source(source, workdir), workdir / "floor", env, engine)
         print(f"floor ({FLOOR_ROWS} rows): {floor['seconds']:.1f} s, {floor['peak_rss_mb']:.0f} MB")
         (workdir / "flow").mkdir()
         flow = run_flow(source, workdir / "flow", env, engine)

@@ -7,9 +7,11 @@ the Dask engine, so the local engine and the CLI never pay for it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import reprlib
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -66,6 +68,33 @@ def on_dask() -> bool:
     if TaskRunContext.get() is not None:  # a task (on a worker, maybe) maps in its own process
         return False
     return isinstance(getattr(FlowRunContext.get(), "task_runner", None), module.DaskTaskRunner)
+
+
+def warm_dask_workers(modules: Sequence[str]) -> None:
+    """Start the run's cluster now and have every worker import modules, without waiting.
+
+    The cluster would otherwise start at the first task, and each worker import Great
+    Expectations, torch and TensorFlow (seconds each) inside the first task that needs them;
+    this way both overlap with ingest, as the local engine's trainer workers do.
+    """
+    runner = getattr(FlowRunContext.get(), "task_runner", None)
+    if on_dask() and runner is not None:
+        runner.client.run(import_modules, list(modules), wait=False)
+
+
+async def import_modules(modules: list[str]) -> None:
+    """On a worker: import each module in a thread of its own, and return at once.
+
+    A coroutine because distributed runs only those without waiting; the imports go to a
+    thread so the worker's event loop (its heartbeats) never stalls on them. A task that
+    imports one of them meanwhile waits on Python's import lock, then finds it loaded.
+    """
+    threading.Thread(target=_import_all, args=(modules,), daemon=True).start()
+
+
+def _import_all(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 
 def on_dask_engine(flow: FlowType, compute: ComputeConfig) -> FlowType:

@@ -12,7 +12,7 @@ from typing import Any
 from prefect.context import FlowRunContext
 
 from houseprice.config import PipelineConfig, TrainerConfig
-from houseprice.flows.engine import map_chunks, on_dask
+from houseprice.flows.engine import map_chunks, on_dask, warm_dask_workers
 from houseprice.flows.workers import TrainingWorkers
 from houseprice.layout import RunPaths
 from houseprice.tasks.features import FeatureSet
@@ -38,8 +38,21 @@ def release_training_workers() -> None:
         workers.release_workers()
 
 
+# What a Dask worker imports at the start of a run: validation's GX (the streamed stages map it)
+# and each trainer's module, which imports its framework.
+DASK_WARM_MODULES = ("houseprice.flows.streamed", "great_expectations")
+
+
 def start_training_workers(config: PipelineConfig) -> None:
-    """Start a worker per configured trainer now, to load its framework while ingest runs."""
+    """Start a worker per configured trainer now, to load its framework while ingest runs.
+
+    On the Dask engine, the cluster's workers import the trainers' frameworks instead.
+    """
+    trainer_modules = [
+        get_trainer(name).train.partition(":")[0] for name in config.training.trainers
+    ]
+    if on_dask():
+        warm_dask_workers([FLOW_MODULE, *DASK_WARM_MODULES, *trainer_modules])
     if (workers := _training_workers()) is not None:
         # The flow's module first: a training task arrives with the flow run's context, which
         # refers to this flow. Then the trainer's module, which imports its framework.

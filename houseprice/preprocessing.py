@@ -7,6 +7,7 @@ without the training run, without Prefect, and without unpickling anything. Fitt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -159,3 +160,12 @@ def refuse_non_finite(names: list[str], bad: np.ndarray) -> None:
             f"features {columns[:5]} are not finite after scaling: their values are too large "
             "or infinite; check them for unit errors"
         )
+
+
+def order_levels(counts: Mapping[str, int]) -> tuple[str, list[str]]:
+    """The reference level (the most frequent, ties by name, so deterministic) and the others.
+
+    The others are sorted by name: each becomes a one-hot design column.
+    """
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return ordered[0][0], sorted(level for level, _ in ordered[1:])

@@ -22,6 +22,7 @@ from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
 from houseprice.preprocessing import (
     Preprocessor,
     category_strings,
+    order_levels,
     refuse_non_finite,
     safe_scale,
 )
@@ -42,10 +43,7 @@ def fit_preprocessor(
     levels, reference_levels = {}, {}
     for column in data.categorical_features:
         counts = pd.Series(category_strings(train[column])).value_counts()
-        # Most frequent first, ties by name, so the reference level is deterministic.
-        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        reference_levels[column] = ordered[0][0]
-        levels[column] = sorted(level for level, _ in ordered[1:])
+        reference_levels[column], levels[column] = order_levels(counts.to_dict())
     target = train[data.target].astype("float64").to_numpy()
     if features.log_target:
         target = np.log(target)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from houseprice.config import DataConfig, FeatureConfig
-from houseprice.preprocessing import Preprocessor, category_strings
+from houseprice.preprocessing import Preprocessor, category_strings, order_levels
 from houseprice.tasks.split import TEST, TRAIN, VALIDATION
 
 # Values kept per numeric column for its median (see the module docstring for the error bound);
@@ -127,10 +127,8 @@ def start_preprocessor(
     medians = {column: _median(profile.samples[column].values) for column in data.numeric_features}
     levels, reference_levels = {}, {}
     for column in data.categorical_features:
-        # Most frequent first, ties by name, as fit_preprocessor orders them.
-        ordered = sorted(profile.category_counts[column].items(), key=lambda i: (-i[1], i[0]))
-        reference_levels[column] = ordered[0][0]
-        levels[column] = sorted(level for level, _ in ordered[1:])
+        counts = profile.category_counts[column]
+        reference_levels[column], levels[column] = order_levels(counts)
     target = profile.samples[data.target].values
     with np.errstate(divide="ignore", invalid="ignore"):
         target_centre = _median(np.log(target) if features.log_target else target)
