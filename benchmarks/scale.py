@@ -21,7 +21,7 @@ a process of its own, it runs:
 
 Memory is the resident set of the whole process tree (the flow, its Prefect server and its
 training workers), sampled from /proc every 0.1 s. The last line printed is one JSON object:
-rows, features, engine, raw_mb, flow_s, flow_peak_rss_mb, floor_rss_mb, peer_s,
+rows, features, engine, raw_mb, flow_s, flow_peak_rss_mb, floor_rss_mb, floor_s, peer_s,
 peer_peak_rss_mb, stage_s (per stage, from the run's lineage.json) and coef_max_rel_diff (the
 trainers' coefficients against the least-squares reference's, in price units).
 """
@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         "flow_s": round(flow["seconds"], 2),
         "flow_peak_rss_mb": round(flow["peak_rss_mb"]),
         "floor_rss_mb": round(floor["peak_rss_mb"]),
+        "floor_s": round(floor["seconds"], 2),
         "peer_s": None if peer_s is None else round(peer_s, 2),
         "peer_peak_rss_mb": None if peer_peak is None else round(peer_peak),
         "stage_s": flow["stage_s"],

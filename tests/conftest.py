@@ -50,6 +50,31 @@ def make_houses(rows: int = 20, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"area": area, "year": year, "hood": neighborhood, "price": price.round(2)})
 
 
+def write_houses_folder(
+    folder: Path, rows: int = 6_000, files: int = 3, row_group: int = 1_000
+) -> Path:
+    """make_houses' rows as a folder of Parquet files in small row groups (a streamed source).
+
+    Every 97th area is missing, so imputation is part of what streaming must reproduce.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    houses = make_houses(rows=rows, seed=5)
+    houses.loc[houses.index % 97 == 0, "area"] = np.nan
+    per_file = rows // files
+    for index in range(files):
+        part = houses.iloc[index * per_file : (index + 1) * per_file].reset_index(drop=True)
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        pq.write_table(table, folder / f"part-{index}.parquet", row_group_size=row_group)
+    return folder
+
+
+# A streamed run's compute section for write_houses_folder: every chunk one row group.
+STREAMED = {"stream_above_rows": 0, "chunk_rows": 1_000}
+
+
 @pytest.fixture
 def houses() -> pd.DataFrame:
     """A 20-row house table: area, year, hood (categorical) and price."""

@@ -30,7 +30,7 @@ from houseprice.flows.engine import (
 )
 from houseprice.model import load_run_model
 from tests import killed_trainer
-from tests.conftest import make_houses, small_config
+from tests.conftest import STREAMED, make_houses, small_config, write_houses_folder
 
 # Great Expectations names a validation's Data Docs page by the time it ran.
 TIME_STAMP = re.compile(r"\d{8}T\d{6}\.\d+Z")
@@ -242,13 +242,18 @@ def test_a_chunk_whose_workers_keep_dying_fails_the_flow_naming_it(cluster, pref
 
 
 def _retrain_in(
-    root: Path, training: dict | None = None, **compute
+    root: Path, training: dict | None = None, streamed: bool = False, **compute
 ) -> tuple[layout.RunPaths, float]:
-    """One retrain of the small houses table under root; its run and wall time."""
+    """One retrain of the houses under root (streamed: a Parquet folder in chunks); run, time."""
     from houseprice.flows.retrain import retrain
 
-    make_houses(rows=400, seed=2).to_csv(root / "houses.csv", index=False)
-    sections = {"data": {"source": str(root / "houses.csv")}, "compute": compute}
+    if streamed:  # every per-chunk pass a task on the cluster, the statistics passes too
+        source = write_houses_folder(root / "houses")
+        compute = {**STREAMED, **compute}
+    else:
+        source = root / "houses.csv"
+        make_houses(rows=400, seed=2).to_csv(source, index=False)
+    sections = {"data": {"source": str(source)}, "compute": compute}
     if training:
         sections["training"] = training
     started = time.perf_counter()
@@ -258,14 +263,14 @@ def _retrain_in(
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, prefect_harness):
-    return _retrain_in(tmp_path_factory.mktemp("local"))
+    return _retrain_in(tmp_path_factory.mktemp("local"), streamed=True)
 
 
 @pytest.fixture(scope="module")
 def dask_run(tmp_path_factory, prefect_harness, local_run):
     """A run that starts its own LocalCluster; the processes it started, still running after."""
     before = _children()
-    run = _retrain_in(tmp_path_factory.mktemp("dask"), engine="dask", dask_workers=2)
+    run = _retrain_in(tmp_path_factory.mktemp("dask"), streamed=True, engine="dask", dask_workers=2)
     return run, _gone_within(_children() - before)
 
 

@@ -1,7 +1,8 @@
 """The retrain flow on a streamed source: the same models as in memory, never all rows at once.
 
 One Parquet folder of 6,000 houses in three files of 1,000-row groups, trained twice: in memory
-(below compute.stream_above_rows) and streamed (the threshold at 0, six chunks). The split hashes
+(below compute.stream_above_rows) and streamed (the threshold at 0, six chunks). The same
+streamed run on a 2-process LocalCluster is in tests/test_dask_engine.py. The split hashes
 every column in both, medians are exact below the sample size, so the two runs fit the same
 rows with the same scaling: their coefficients must agree to 1e-9 relative.
 """
@@ -11,32 +12,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from houseprice import layout
-from tests.conftest import make_houses, small_config
+from tests.conftest import STREAMED, small_config, write_houses_folder
 
 pytestmark = pytest.mark.slow
 
-ROWS, FILES, ROW_GROUP = 6_000, 3, 1_000
+ROWS, FILES = 6_000, 3
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """A folder of three Parquet files of 2,000 houses each, in row groups of 1,000."""
-    folder = tmp_path_factory.mktemp("streamed") / "houses"
-    folder.mkdir()
-    houses = make_houses(rows=ROWS, seed=5)
-    houses.loc[houses.index % 97 == 0, "area"] = np.nan  # imputed with the training median
-    per_file = ROWS // FILES
-    for index in range(FILES):
-        part = houses.iloc[index * per_file : (index + 1) * per_file].reset_index(drop=True)
-        table = pa.Table.from_pandas(part, preserve_index=False)
-        pq.write_table(table, folder / f"part-{index}.parquet", row_group_size=ROW_GROUP)
-    return folder
+    return write_houses_folder(tmp_path_factory.mktemp("streamed") / "houses", ROWS, FILES)
 
 
 def _run(source: Path, root: Path, **compute) -> layout.RunPaths:
@@ -52,18 +41,7 @@ def runs(source, tmp_path_factory, prefect_harness) -> dict[str, layout.RunPaths
     """The same data trained in memory and streamed, each in folders of its own."""
     return {
         "memory": _run(source, tmp_path_factory.mktemp("memory")),
-        "streamed": _run(
-            source, tmp_path_factory.mktemp("streamed"), stream_above_rows=0, chunk_rows=1_000
-        ),
-        # Every per-chunk pass a task on a 2-process LocalCluster, results combined here.
-        "dask": _run(
-            source,
-            tmp_path_factory.mktemp("dask"),
-            stream_above_rows=0,
-            chunk_rows=1_000,
-            engine="dask",
-            dask_workers=2,
-        ),
+        "streamed": _run(source, tmp_path_factory.mktemp("streamed"), **STREAMED),
     }
 
 
@@ -82,15 +60,6 @@ def test_streamed_coefficients_equal_the_in_memory_ones(runs):
         for term, value in expected.items():
             got = streamed[model][term]
             assert abs(got - value) <= 1e-9 * max(abs(value), 1e-12), (model, term, got, value)
-
-
-def test_streamed_on_a_dask_cluster_equals_streamed_locally(runs):
-    local, cluster = _coefficients(runs["streamed"]), _coefficients(runs["dask"])
-    for model, expected in local.items():
-        for term, value in expected.items():
-            got = cluster[model][term]
-            assert abs(got - value) <= 1e-9 * max(abs(value), 1e-12), (model, term, got, value)
-    assert not runs["dask"].design_dir.exists()
 
 
 def test_streamed_trainers_match_the_streamed_qr_reference(runs):
