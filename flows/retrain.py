@@ -28,7 +28,7 @@ from houseprice.flows.training import (
 from houseprice.flows.workers import TrainingWorkers
 from houseprice.layout import RunPaths
 from houseprice.locking import retrain_lock
-from houseprice.runs import RunRecorder, recorded_run, start_run
+from houseprice.runs import RunRecorder, recorded_run, remove_stale_scratch, start_run
 from houseprice.tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from houseprice.tasks.collect import CollectResult, collect_data
 from houseprice.tasks.drift import DriftReport, check_drift
@@ -87,6 +87,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
     """The stages, under the retrain lock; a stage that fails still leaves report.html."""
     paths = config.paths
     finish_interrupted_promotion(paths.artifacts_dir)  # a crash after the last run completed
+    remove_stale_scratch(paths.artifacts_dir, get_run_logger().warning)  # a killed streamed run
     champion = load_champion(paths.artifacts_dir)  # read once: collect, drift and the gate use it
     # Landing mode: new files, validated into the next dataset version; nothing new stops here.
     collected = _collect(config, champion)

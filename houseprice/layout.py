@@ -46,7 +46,7 @@ class RunPaths:
     @property
     def design_dir(self) -> Path:
         """Streamed runs only: the scaled design, one .npy per chunk; removed when the run ends."""
-        return self.root / "design"
+        return self.root / DESIGN_DIR
 
     def design_chunk(self, part: str, index: int) -> Path:
         """A chunk's scratch file: part is train, validation, encoded-... (unscaled) or labels."""
@@ -103,6 +103,9 @@ def _spec(trainer: str | TrainerSpec) -> TrainerSpec:
     """A trainer's spec from its name (a spec is passed where the registry may not hold it)."""
     return trainer if isinstance(trainer, TrainerSpec) else get_trainer(trainer)
 
+
+# A streamed run's scratch folder, inside its run folder (RunPaths.design_dir).
+DESIGN_DIR = "design"
 
 # Under the artifacts folder, beside runs/: Data Docs assets, one subfolder per version.
 DATA_DOCS_STATIC = "data_docs_static"

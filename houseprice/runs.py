@@ -69,6 +69,17 @@ def git_commit() -> dict[str, Any] | None:
         return None
 
 
+def remove_stale_scratch(artifacts_dir: Path, log: Callable[..., None]) -> None:
+    """Delete what streamed runs killed mid-run (SIGKILL, a lost machine) left as scratch.
+
+    Called under the retrain lock, when no other run on these folders can be alive: any run's
+    design/ folder then belongs to a run that died before its own clean-up.
+    """
+    for design in layout.runs_dir(artifacts_dir).glob(f"*/{layout.DESIGN_DIR}"):
+        storage.remove_tree(design)
+        log("removed the scratch of interrupted run %s: %s", design.parent.name, design)
+
+
 def start_run(config: PipelineConfig) -> layout.RunPaths:
     """Create the run folder, store the config, and mark the run as running."""
     run = layout.create_run(config.paths.artifacts_dir)

@@ -81,3 +81,17 @@ def test_streamed_snapshot_keeps_the_source_files(runs):
     lineage = json.loads(runs["streamed"].lineage.read_text())
     snapshot = runs["streamed"].root.parents[2] / "data" / "snapshots" / lineage["snapshot"]
     assert sorted(p.suffix for p in snapshot.iterdir()) == [".parquet"] * FILES
+
+
+def test_a_killed_streamed_runs_scratch_is_removed_by_the_next_run(tmp_path):
+    from houseprice.runs import remove_stale_scratch
+
+    killed, finished = layout.create_run(tmp_path), layout.create_run(tmp_path)
+    killed.design_dir.mkdir()
+    (killed.design_dir / "train-00000.npy").write_bytes(b"\0" * 64)
+    finished.report.write_text("kept")
+    removed: list[str] = []
+    remove_stale_scratch(tmp_path, lambda message, *args: removed.append(message % args))
+    assert not killed.design_dir.exists() and killed.root.is_dir()  # only the scratch goes
+    assert finished.report.read_text() == "kept"
+    assert len(removed) == 1 and killed.run_id in removed[0]
