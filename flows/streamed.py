@@ -63,13 +63,12 @@ from houseprice.tasks.streamed_features import (
 )
 from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.trainers.design import DesignFiles
-from houseprice.tasks.validate import (
-    ValidationReport,
-    announce_validation,
-    conclude_validation,
-    validation_suite,
+from houseprice.tasks.validate import ValidationReport, announce_validation
+from houseprice.tasks.validate_chunks import (
+    finish_chunked_validation,
+    start_chunked_validation,
+    validate_chunk,
 )
-from houseprice.tasks.validate_chunks import refuse_unmergeable, report_chunks, validate_chunk
 
 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
@@ -120,15 +119,13 @@ def validate_chunk_file(item: tuple[Chunk, int], suite: dict[str, Any]) -> dict[
 
 def validate_streamed(ingested: IngestResult, run: RunPaths) -> ValidationReport:
     """Check every chunk against the suite (all columns) and merge the results as one."""
-    table, data = ingested.table, ingested.data
-    suite = validation_suite(data, None)
-    refuse_unmergeable(suite)  # before the first chunk is read, not after the last
+    table = ingested.table
+    suite = start_chunked_validation(ingested.data, None)
     announce_validation(table.rows, len(table.columns), suite)
     starts = np.cumsum([0, *(chunk.rows for chunk in table.chunks[:-1])]).tolist()
     items = list(zip(table.chunks, starts, strict=True))
     results = map_chunks(partial(validate_chunk_file, suite=suite), items, "validate")
-    report = report_chunks(results, suite, run.data_docs, run.data_docs_static)
-    return conclude_validation(report, run)
+    return finish_chunked_validation(results, suite, run)
 
 
 class _Labelled(NamedTuple):

@@ -58,7 +58,6 @@ __all__ = [
     "combine_profiles",
     "design_chunk",
     "encode_chunk",
-    "encoded_statistics_chunk",
     "finish_preprocessor",
     "profile_chunk",
     "scale_encoded",
@@ -141,13 +140,6 @@ def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
         )
     test_rows = frame[labels == TEST].reset_index(drop=True)
     return EncodedChunk(statistics, blocks[0], blocks[1], test_rows)
-
-
-def encoded_statistics_chunk(
-    frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor
-) -> EncodedStatistics:
-    """Pass B's statistics alone, for one chunk."""
-    return encode_chunk(frame, labels, prep).statistics
 
 
 def combine_encoded(stats: Iterable[EncodedStatistics]) -> EncodedStatistics:

@@ -164,6 +164,22 @@ def report_chunks(
     return report_results(context, groups, order, suite, columns, docs_dir, docs_static)
 
 
+def start_chunked_validation(data: DataConfig, learned: dict[str, Any] | None) -> dict[str, Any]:
+    """The suite the chunks must pass; refused, before any chunk is read, if it cannot merge."""
+    suite = validation_suite(data, learned)
+    refuse_unmergeable(suite)
+    return suite
+
+
+def finish_chunked_validation(
+    results: list[dict[str, Any]], suite: dict[str, Any], run: layout.RunPaths
+) -> ValidationReport:
+    """The chunks' results merged into the run's report, JSON and Data Docs; raises on failure."""
+    return conclude_validation(
+        report_chunks(results, suite, run.data_docs, run.data_docs_static), run
+    )
+
+
 def validate_chunked(
     chunks: Iterable[pd.DataFrame],
     data: DataConfig,
@@ -173,19 +189,17 @@ def validate_chunked(
 ) -> ValidationReport:
     """validate_data for streamed data (rows in all): each chunk in turn, the results merged.
 
-    On a cluster, map validate_chunk over the chunks instead and pass the results to
-    conclude_validation(report_chunks(results, suite, ...), run), as this does.
+    On a cluster, map validate_chunk over the chunks between start_chunked_validation and
+    finish_chunked_validation instead, as flows/streamed.py does.
     """
-    suite = validation_suite(data, learned)
-    refuse_unmergeable(suite)  # before the first chunk is read, not after the last
+    suite = start_chunked_validation(data, learned)
     stream: Iterator[pd.DataFrame] = iter(chunks)
     first = next(stream, None)
     if first is None:
         raise ValueError("validate_chunked: no chunks to validate")
     announce_validation(rows, len(first.columns), suite)
     results = [validate_chunk(chunk, suite) for chunk in itertools.chain([first], stream)]
-    report = report_chunks(results, suite, run.data_docs, run.data_docs_static)
-    return conclude_validation(report, run)
+    return finish_chunked_validation(results, suite, run)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from houseprice.tasks.streamed_features import (
     combine_encoded,
     combine_profiles,
     design_chunk,
-    encoded_statistics_chunk,
+    encode_chunk,
     finish_preprocessor,
     profile_chunk,
     start_preprocessor,
@@ -76,7 +76,7 @@ def streamed_preprocessor(frame, labels, count, features, data=DATA, sample_size
     )
     prep = start_preprocessor(profile, data, features)
     encoded = combine_encoded(
-        encoded_statistics_chunk(chunk, part, prep) for chunk, part in chunks(frame, labels, count)
+        encode_chunk(chunk, part, prep).statistics for chunk, part in chunks(frame, labels, count)
     )
     return finish_preprocessor(prep, encoded, features)
 
@@ -194,11 +194,11 @@ def test_every_pass_and_its_result_pickles_for_a_dask_worker():
     frame, labels = awkward_houses(), part_labels(400)
     profile = profile_chunk(frame, labels, DATA)
     prep = start_preprocessor(pickle.loads(pickle.dumps(profile)), DATA, FeatureConfig())
-    encoded = pickle.loads(pickle.dumps(encoded_statistics_chunk(frame, labels, prep)))
-    finished = finish_preprocessor(prep, encoded, FeatureConfig())
+    encoded = pickle.loads(pickle.dumps(encode_chunk(frame, labels, prep)))
+    finished = finish_preprocessor(prep, encoded.statistics, FeatureConfig())
     chunk = pickle.loads(pickle.dumps(design_chunk(frame, labels, finished)))
     assert chunk.train.shape == ((labels == TRAIN).sum(), len(finished.feature_names) + 1)
-    for function in (profile_chunk, encoded_statistics_chunk, design_chunk, combine_encoded):
+    for function in (profile_chunk, encode_chunk, design_chunk, combine_encoded):
         assert pickle.loads(pickle.dumps(function)) is function
 
 
@@ -207,4 +207,4 @@ def test_statistics_around_different_centres_are_not_added():
     prep = start_preprocessor(profile_chunk(frame, labels, DATA), DATA, FeatureConfig())
     moved = replace(prep, medians={**prep.medians, "sqft": prep.medians["sqft"] + 1})
     with pytest.raises(ValueError, match="different centres"):
-        combine_encoded([encoded_statistics_chunk(frame, labels, p) for p in (prep, moved)])
+        combine_encoded([encode_chunk(frame, labels, p).statistics for p in (prep, moved)])
