@@ -1,5 +1,12 @@
 """Where the work runs: config.compute.engine picks this process (and its trainer workers) or a
-Dask cluster through prefect-dask, and map_chunks fans per-chunk work out on whichever it is.
+Dask cluster through prefect-dask.
+
+The flow makes the run's Engine once (run_engine) and hands it to every data stage; a stage
+folds its chunks with engine.fold (houseprice/folds.py) and never asks which engine it has.
+LocalEngine folds in this process, on threads where the work releases the GIL; DaskEngine sends
+each chunk's per_chunk to the cluster as a task and folds the small partials here, in chunk
+order, as they arrive. map_chunks and fold_chunks are the older form, for stages not yet written
+as folds: they guess the engine from the flow run's task runner.
 
 prefect_dask (and distributed with it, ~0.5 s of imports) is imported only when a run asks for
 the Dask engine, so the local engine and the CLI never pay for it.
@@ -16,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect import Flow, get_run_logger, task, unmapped
@@ -23,13 +31,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 
+from houseprice.chunks import Chunk, ChunkedTable, FrameChunk, read_rows
 from houseprice.config import ComputeConfig
+from houseprice.folds import Engine, Fold
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Partial = TypeVar("Partial")
 FlowType = TypeVar("FlowType", bound=Flow)
 
 # An item is named in errors and logs by a short repr: a path or a row range, never a whole array.
@@ -108,6 +119,57 @@ def on_dask_engine(flow: FlowType, compute: ComputeConfig) -> FlowType:
     return subflow
 
 
+def fold_chunk(fold: Fold[Partial, Any], chunk: Chunk | FrameChunk) -> Partial:
+    """Where the chunk is worked on: read its rows (the fold's columns) and take their partial."""
+    return fold.per_chunk(read_rows(chunk, fold.columns))
+
+
+class LocalEngine:
+    """Folds in this process: chunk after chunk, or `threads` at once where threads help."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+
+    def fold(self, fold: Fold[Any, Result], table: ChunkedTable) -> Result:
+        """fold's result over every chunk of table."""
+        threads = self.threads if fold.threads_help else 1
+        return _fold_table(fold, table, threads, on_cluster=False)
+
+
+class DaskEngine:
+    """Folds on the flow's Dask cluster: a task per chunk, the partials combined here."""
+
+    def fold(self, fold: Fold[Any, Result], table: ChunkedTable) -> Result:
+        """fold's result over every chunk of table; only partials come back from the workers."""
+        return _fold_table(fold, table, 1, on_cluster=True)
+
+
+def run_engine(compute: ComputeConfig) -> Engine:
+    """The engine the run's config names, for the flow to hand to its stages.
+
+    Make it inside the run that executes the stages: under the Dask engine that is the subflow
+    on the DaskTaskRunner (on_dask_engine), whose cluster receives the chunks' tasks.
+    """
+    if compute.engine == "dask":
+        return DaskEngine()
+    return LocalEngine(compute.local_threads)
+
+
+def _fold_table(
+    fold: Fold[Any, Result], table: ChunkedTable, threads: int, on_cluster: bool
+) -> Result:
+    total: list[Any] = []
+
+    def add(partial_result: Any) -> None:
+        total[:] = [fold.combine(total[0], partial_result) if total else partial_result]
+
+    per_chunk = partial(fold_chunk, fold)
+    _run_chunks(per_chunk, table.chunks, fold.name, threads, add, on_cluster)
+    if not total:
+        raise ValueError(f"{fold.name}: no chunks to fold")
+    return fold.finish(total[0])
+
+
 def _chunk_error(name: str, index: int, item: Any, error: BaseException) -> ChunkError:
     return ChunkError(
         f"{name}: item {index} ({_short.repr(item)}) failed: {type(error).__name__}: {error}"
@@ -143,7 +205,7 @@ def map_chunks(
     Results come back in the items' order either way.
     """
     results: list[Result] = []
-    _run_chunks(function, items, name, threads, results.append)
+    _run_chunks(function, items, name, threads, results.append, on_dask())
     return results
 
 
@@ -164,7 +226,7 @@ def fold_chunks(
     def add(result: Result) -> None:
         total[:] = [fold(total[0], result) if total else result]
 
-    _run_chunks(function, items, name, threads, add)
+    _run_chunks(function, items, name, threads, add, on_dask())
     if not total:
         raise ValueError(f"{name}: no chunks to fold")
     return total[0]
@@ -176,11 +238,12 @@ def _run_chunks(
     name: str,
     threads: int,
     consume: Callable[[Result], None],
+    on_cluster: bool,
 ) -> None:
     """Run function on every item (see map_chunks) and hand each result to consume, in order."""
     items = list(items)
     progress = _Progress(name, len(items))
-    if not items or not on_dask():
+    if not items or not on_cluster:
         if threads > 1 and len(items) > 1:
             _map_threads(function, items, name, threads, progress, consume)
             return

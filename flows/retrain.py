@@ -10,14 +10,13 @@ from prefect.futures import PrefectFuture
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
-from houseprice.flows.engine import on_dask, on_dask_engine
+from houseprice.flows.engine import Engine, on_dask, on_dask_engine, run_engine
 from houseprice.flows.streamed import (
     build_streamed_features,
     evaluate_on_disk_features,
     ingest_streamed,
     store_streamed_snapshot,
     streamed_table,
-    validate_streamed,
 )
 from houseprice.flows.training import (
     release_training_workers,
@@ -48,7 +47,7 @@ from houseprice.tasks.record import build_metrics, record_metrics
 from houseprice.tasks.report import ReportInputs, write_failure_report, write_report
 from houseprice.tasks.tracking import track_run
 from houseprice.tasks.trainers.common import TrainResult
-from houseprice.tasks.validate import ValidationReport, validate_data
+from houseprice.tasks.validate import ValidationReport, validate_table
 from houseprice.tasks.window import select_training_rows
 from houseprice.trainers import default_trainers
 
@@ -96,13 +95,14 @@ def _retrain_locked(config: PipelineConfig) -> str:
     if collected is None and (problem := source_problem(config.data.source)):
         raise SourceError(problem)  # before a run folder exists to be left behind
     start_training_workers(config)  # each loads its framework while the data stages run
+    engine = run_engine(config.compute)  # folds every data stage's chunks
     run = start_run(config)
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
     with recorded_run(run, config, get_run_logger().info, _report_failure) as recorder:
         with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
             ingested, config = _ingest(config, collected, recorder)  # columns typed by ingest
         with recorder.stage("validate"):  # raises, and stops the run, when the suite fails
-            validation = _validate(ingested, config, run, collected)
+            validation = _validate(ingested, config, run, collected, engine)
         with recorder.stage("drift"):  # new rows against the champion's training rows
             new_rows = collected.new_rows if collected else ingested.frame
             drift = check_drift(new_rows, config.data, config.drift, champion, paths.data_dir)
@@ -137,7 +137,7 @@ def _ingest(
     config: PipelineConfig, collected: CollectResult | None, recorder: RunRecorder
 ) -> tuple[IngestResult, PipelineConfig]:
     """The training rows, lineage noted, and the config with the columns as ingest typed them."""
-    ingested = _training_rows(config, collected)
+    ingested = _training_rows(config, collected).with_table(config.compute.chunk_rows)
     recorder.lineage["snapshot"] = ingested.snapshot.content_hash
     recorder.lineage["dataset"] = collected.lineage() if collected else None
     recorder.config = config.model_copy(update={"data": ingested.data})
@@ -145,16 +145,19 @@ def _ingest(
 
 
 def _validate(
-    ingested: IngestResult, config: PipelineConfig, run: RunPaths, collected: CollectResult | None
+    ingested: IngestResult,
+    config: PipelineConfig,
+    run: RunPaths,
+    collected: CollectResult | None,
+    engine: Engine,
 ) -> ValidationReport:
-    """Validate the rows (landing mode: against the learned suite); keep a snapshot once valid."""
-    if ingested.table is not None:  # streamed: chunk by chunk, and the source's files kept
-        validation = validate_streamed(ingested, run)
-        store_streamed_snapshot(ingested, config.paths.data_dir)
-        return validation
+    """Validate every chunk (landing: against the learned suite); keep a snapshot once valid."""
     learned = collected.suite if collected else None
-    validation = validate_data(ingested.frame, config.data, run, learned)
-    store_snapshot(ingested.frame, config.paths.data_dir)  # only data that passed is kept
+    validation = validate_table(ingested.table, config.data, run, engine, learned)
+    if ingested.table.files:  # a Parquet source read in place: its files are kept
+        store_streamed_snapshot(ingested, config.paths.data_dir)
+    else:
+        store_snapshot(ingested.frame, config.paths.data_dir)  # only data that passed is kept
     return validation
 
 
@@ -162,7 +165,7 @@ def _features(
     ingested: IngestResult, config: PipelineConfig, run: RunPaths, features_listed: bool
 ) -> FeatureSet:
     """Split and fit scaling: in memory, or over a streamed source's chunks."""
-    if ingested.table is not None:
+    if ingested.table.files:
         return build_streamed_features(ingested.table, config, run, features_listed)
     return build_features(ingested.frame, config, features_listed)
 

@@ -7,7 +7,7 @@ cluster under Dask) and combines their small results here:
 
 - ingest: rows and schema from the Parquet metadata, the columns typed from the first chunk, the
   snapshot's hash over the files' bytes;
-- validate: the suite on each chunk, the results merged as one (tasks/validate.py);
+- validate: a fold like every other stage's (tasks/validate.py), for every source;
 - features, three passes: (A) each row's part from its content hash (every column, as split_data
   hashes them, so a row lands in the same part as on the in-memory path), the training rows'
   category counts and median samples; (B) the encoded training design's sums and cross-products,
@@ -28,7 +28,7 @@ from __future__ import annotations
 import operator
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -63,12 +63,6 @@ from houseprice.tasks.streamed_features import (
 )
 from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.trainers.design import DesignFiles
-from houseprice.tasks.validate import ValidationReport, announce_validation
-from houseprice.tasks.validate_chunks import (
-    finish_chunked_validation,
-    start_chunked_validation,
-    validate_chunk,
-)
 
 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
@@ -107,25 +101,6 @@ def store_streamed_snapshot(ingested: IngestResult, data_dir: Path) -> datasets.
     snapshot = datasets.store_file_snapshot(ingested.snapshot, ingested.table, data_dir)
     get_run_logger().info("snapshot %s stored: %s", snapshot.content_hash[:12], snapshot.path)
     return snapshot
-
-
-def validate_chunk_file(item: tuple[Chunk, int], suite: dict[str, Any]) -> dict[str, Any]:
-    """GX's trimmed result on one chunk, its rows labelled by their place in the whole data."""
-    chunk, start = item
-    frame = read_chunk(chunk)
-    frame.index = pd.RangeIndex(start, start + len(frame))  # failures name the data's rows
-    return validate_chunk(frame, suite)
-
-
-def validate_streamed(ingested: IngestResult, run: RunPaths) -> ValidationReport:
-    """Check every chunk against the suite (all columns) and merge the results as one."""
-    table = ingested.table
-    suite = start_chunked_validation(ingested.data, None)
-    announce_validation(table.rows, len(table.columns), suite)
-    starts = np.cumsum([0, *(chunk.rows for chunk in table.chunks[:-1])]).tolist()
-    items = list(zip(table.chunks, starts, strict=True))
-    results = map_chunks(partial(validate_chunk_file, suite=suite), items, "validate")
-    return finish_chunked_validation(results, suite, run)
 
 
 class _Labelled(NamedTuple):

@@ -1,9 +1,14 @@
-"""Reading a Parquet source in chunks of whole row groups, so a big table is never held whole.
+"""The chunk, the one unit of data every stage works on, and reading tables as chunks.
 
-A chunk is a run of row groups of one file: small to describe (a path and group numbers), so
-it can be handed to a worker, which reads it with read_chunk. Every table read goes through
-the same checks (checked_frame) whether read whole (tasks/sources.py) or in chunks here, so
-the concatenated chunks equal what read_source returns for the same files.
+A run's data is a ChunkedTable: a sequence of chunks, each read where it is worked on.
+- A Parquet file or folder is planned as runs of whole row groups (Chunk): small to describe (a
+  path and group numbers), so a worker gets an address, never rows.
+- Rows already in memory (a CSV, a URL, a dataset version, a window) are one chunk, or slices of
+  chunk_rows rows (FrameChunk), which carry their rows with them.
+`read_rows` reads either, indexed by the rows' positions in the whole table, for the folds of
+houseprice/folds.py. Every table read goes through the same checks (checked_frame) whether read
+whole (tasks/sources.py) or in chunks here, so the concatenated chunks equal what read_source
+returns for the same files.
 """
 
 from __future__ import annotations
@@ -34,17 +39,60 @@ class Chunk:
     path: str  # absolute
     row_groups: tuple[int, ...]
     rows: int
+    start: int = 0  # the position of its first row in the whole table
+
+
+@dataclass(frozen=True, eq=False)
+class FrameChunk:
+    """Rows already in memory, carried with their address: a small table's one chunk."""
+
+    index: int
+    frame: pd.DataFrame  # indexed 0..rows-1; read_rows gives it the table's positions
+    start: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
 
 
 @dataclass(frozen=True)
 class ChunkedTable:
-    """A Parquet source planned as chunks: its files, in read_source's order, and its shape."""
+    """A source planned as chunks, in read_source's order, and its shape.
+
+    files is empty for rows held in memory (frame_table).
+    """
 
     source: str  # as configured
     files: tuple[str, ...]
-    chunks: tuple[Chunk, ...]
+    chunks: tuple[Chunk | FrameChunk, ...]
     rows: int
     columns: tuple[str, ...]
+
+
+def frame_table(frame: pd.DataFrame, source: str, chunk_rows: int) -> ChunkedTable:
+    """Rows in memory as a table of chunks of at most chunk_rows rows (one for a small frame)."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    frame = frame.reset_index(drop=True)
+    chunks = tuple(
+        FrameChunk(index, frame.iloc[start : start + chunk_rows].reset_index(drop=True), start)
+        for index, start in enumerate(range(0, max(len(frame), 1), chunk_rows))
+    )
+    columns = tuple(str(column) for column in frame.columns)
+    return ChunkedTable(source, (), chunks, len(frame), columns)
+
+
+def read_rows(chunk: Chunk | FrameChunk, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A chunk's rows (only the listed columns it has), indexed by their place in the table."""
+    if isinstance(chunk, FrameChunk):
+        frame = chunk.frame
+        if columns is not None:
+            frame = frame[[column for column in columns if column in frame.columns]]
+        frame = frame.copy(deep=False)
+    else:
+        frame = read_chunk(chunk, columns)
+    frame.index = pd.RangeIndex(chunk.start, chunk.start + len(frame))
+    return frame
 
 
 def table_files(folder: Path) -> list[Path]:
@@ -200,6 +248,7 @@ def plan_chunks(source: str, chunk_rows: int) -> ChunkedTable:
         )
     chunks: list[Chunk] = []
     columns: list[str] = []
+    start = 0
     kinds: dict[str, bool | None] = {}
     for path in files:
         with source_errors(str(path), "parquet"):
@@ -217,7 +266,8 @@ def plan_chunks(source: str, chunk_rows: int) -> ChunkedTable:
         _check_kinds(kinds, schema, names, files[0].name, path)
         for groups in _group_chunks(path, metadata, chunk_rows):
             rows = sum(metadata.row_group(g).num_rows for g in groups)
-            chunks.append(Chunk(len(chunks), str(path), tuple(groups), rows))
+            chunks.append(Chunk(len(chunks), str(path), tuple(groups), rows, start))
+            start += rows
     total = sum(chunk.rows for chunk in chunks)
     return ChunkedTable(source, tuple(map(str, files)), tuple(chunks), total, tuple(columns))
 

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import datasets
-from houseprice.chunks import ChunkedTable
+from houseprice.chunks import ChunkedTable, frame_table
 from houseprice.columns import (
     FeatureDecision,
     decide_features,
@@ -76,13 +76,21 @@ def typed_data_config(data: DataConfig, decision: FeatureDecision) -> DataConfig
 
 
 class IngestResult(NamedTuple):
-    """The ingested rows, the snapshot that records them, and the columns with their kinds."""
+    """The ingested rows as chunks, the snapshot that records them, the columns with kinds."""
 
-    frame: pd.DataFrame  # every row; for a streamed source only its first chunk
+    frame: pd.DataFrame  # every row; for a Parquet source read in place, only its first chunk
     snapshot: datasets.Snapshot
     source: str
     data: DataConfig  # the data section with every feature typed
-    table: ChunkedTable | None = None  # a streamed source's chunks (flows/streamed.py)
+    # The rows every folded stage reads: a Parquet source's row groups where they lie, or the
+    # rows held in memory (frame_table). None only until the flow has planned it.
+    table: ChunkedTable | None = None
+
+    def with_table(self, chunk_rows: int) -> IngestResult:
+        """This result with its rows planned as chunks (those in memory, when not planned)."""
+        if self.table is not None:
+            return self
+        return self._replace(table=frame_table(self.frame, self.source, chunk_rows))
 
 
 def retry_transient(task, task_run, state) -> bool:

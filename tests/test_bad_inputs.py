@@ -20,8 +20,10 @@ import pandas as pd
 import pytest
 
 from houseprice import datasets, layout, registry, storage
+from houseprice.chunks import frame_table
 from houseprice.cli import main
 from houseprice.config import build_config
+from houseprice.flows.engine import LocalEngine
 from houseprice.runs import COMPLETED, recorded_run
 from houseprice.tasks.ingest import (
     SourceError,
@@ -411,7 +413,8 @@ def _stage_log_lines(tmp_path: Path, columns: int, monkeypatch) -> list[str]:
     run = layout.RunPaths("test-run", tmp_path / f"run{columns}")
     with disable_run_logger():
         ingested = houseprice.tasks.ingest.ingest_data.fn(config.data, tmp_path / "data")
-        houseprice.tasks.validate.validate_data.fn(ingested.frame, ingested.data, run)
+        table = frame_table(ingested.frame, "wide", 1_000_000)
+        houseprice.tasks.validate.validate_table(table, ingested.data, run, LocalEngine())
         config = config.model_copy(update={"data": ingested.data})
         features = houseprice.tasks.features.build_features.fn(ingested.frame, config, False)
     assert len(features.preprocessor.dropped_columns) >= columns // 2

@@ -1,41 +1,41 @@
-"""Validate streamed data: the suite run with GX on each chunk, the results merged as if run whole.
+"""GX's results on chunks, merged under GX's own rules into the result on the whole data.
 
-A frame too large to hold is validated chunk by chunk (`validate_chunk`: top-level, picklable,
-its result small, so the flow runs it in a loop or maps it over a Dask cluster), and the chunks'
-results merge into the one GX result the whole frame would give (`merge_chunk_results`): counts
-summed, each expectation's success recomputed from the totals as GX computes it, the row count
-checked on the total. `validate_chunked` is the whole stage, with the same report, JSON, log
-lines, DataValidationError and Data Docs as validate_data on the concatenated frame. A suite
-whose checks need other chunks' rows (uniqueness, order, means, ...) is refused up front.
+Each chunk's result is trimmed to what merging needs (`validate_chunk`: counts, GX's first 20
+offending values and their rows; small and JSON-able). Two chunks' results combine into one of
+the same form (`combine_chunk_results`: counts summed, first values kept in row order, extremes
+and row counts on the totals), so the validate stage folds any number of chunks
+(tasks/validate.py). `report_merged` turns the total into GX's result, each expectation's
+success recomputed from the totals as GX computes it, with the same report and Data Docs.
+
+Which expectations merge: row counts (on the total), column min and max (the least and greatest
+of the chunks'), the table's columns and a column's type (every chunk holds them), and GX's
+row-by-row map expectations (counts summed, `mostly` on the totals). A suite with any other kind
+(uniqueness, order, outliers, or a statistic of the whole column such as a mean, a quantile or
+a distinct count) is refused by name before any chunk is read: its chunks cannot decide it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from houseprice import layout
-from houseprice.config import DataConfig
-from houseprice.tasks.suites import COLUMN_SET, EXISTS, TYPE_LIST
-from houseprice.tasks.validate import (
+from houseprice.tasks.expectation_failures import ValidationReport
+from houseprice.tasks.gx_engine import (
     BATCH_ID,
-    ValidationReport,
     add_group_suite,
-    announce_validation,
-    conclude_validation,
     ephemeral_context,
     import_gx,
     merge_group_results,
     report_results,
     run_groups,
     split_suite,
-    validation_suite,
 )
+from houseprice.tasks.suites import COLUMN_SET, EXISTS, TYPE_LIST
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -93,25 +93,65 @@ def refuse_unmergeable(suite: dict[str, Any]) -> None:
     )
     if refused:
         raise ValueError(
-            f"suite {suite.get('name')!r} cannot be validated chunk by chunk: {refused} judge a "
-            "row by other rows or a statistic of the whole column (a mean, quantile, distinct "
-            "count ...), which the chunks' results cannot rebuild; validate the data whole"
+            f"suite {suite.get('name')!r} cannot be validated: {refused} are not expectations "
+            "whose results on chunks merge. Every stage reads the data in chunks, so a suite "
+            "may hold row counts, column min and max, the table's columns, column types and "
+            "row-by-row checks (GX's expect_column_values_to_...), but no check that judges a "
+            "row by other rows (uniqueness, order, outliers) or a statistic of the whole "
+            "column (a mean, a quantile, a distinct count)"
         )
 
 
 def validate_chunk(frame: pd.DataFrame, suite: dict[str, Any]) -> dict[str, Any]:
-    """GX's result on one chunk, trimmed to what merge_chunk_results needs (JSON-able, small).
+    """GX's result on one chunk, trimmed to what merging needs (JSON-able, small).
 
     Each expectation keeps its counts and GX's first 20 offending values and their index labels:
-    give the chunks the data's row numbers (slices of one frame keep them) and the merged lists
-    name the whole frame's rows.
+    give the chunks the data's row numbers and the merged lists name the whole data's rows.
     """
     gx = import_gx()
     results, order = run_groups(gx, ephemeral_context(gx), frame, suite)
     return {
         "rows": len(frame),
+        "chunks": 1,
         "columns": [str(column) for column in frame.columns],
         "groups": [_trimmed(result, order) for result in results],
+    }
+
+
+def combine_chunk_results(
+    first: dict[str, Any], second: dict[str, Any], suite: dict[str, Any]
+) -> dict[str, Any]:
+    """The trimmed result of first's rows followed by second's, in validate_chunk's form."""
+    expectations = suite.get("expectations", [])
+    groups = []
+    for one, other in zip(first["groups"], second["groups"], strict=True):
+        if one["suite_name"] != other["suite_name"]:
+            raise ValueError("the chunks were validated against another suite (or grouping)")
+        others = {entry["index"]: entry for entry in other["results"]}
+        entries = [
+            _combined_entry(expectations[entry["index"]], entry, others[entry["index"]])
+            for entry in one["results"]
+        ]
+        groups.append({**one, "results": entries})
+    return {
+        "rows": first["rows"] + second["rows"],
+        "chunks": first["chunks"] + second["chunks"],
+        "columns": first["columns"],
+        "groups": groups,
+    }
+
+
+def _combined_entry(
+    expectation: dict[str, Any], first: dict[str, Any], second: dict[str, Any]
+) -> dict[str, Any]:
+    """One expectation's trimmed result over two chunks: merged, then trimmed again."""
+    merged = _merge_entry(expectation, [first, second])
+    info = merged["exception_info"]
+    return {
+        "index": first["index"],
+        "success": merged["success"],
+        "result": merged["result"],
+        "exception_info": info if _raised(info) else None,
     }
 
 
@@ -141,65 +181,27 @@ def _raised(info: dict[str, Any] | None) -> bool:
     return any(isinstance(r, dict) and r.get("raised_exception") for r in records)
 
 
-def merge_chunk_results(results: list[dict[str, Any]], suite: dict[str, Any]) -> dict[str, Any]:
-    """One GX result from validate_chunk's results of all the chunks, as the whole frame's."""
+def merge_chunk_results(total: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
+    """GX's result on the whole data from the combined result of all its chunks."""
     gx = import_gx()
-    groups, _ = _merge_groups(gx, ephemeral_context(gx), results, suite)
+    groups, _ = _merge_groups(gx, ephemeral_context(gx), total, suite)
     return merge_group_results(groups, suite.get("name") or "")
 
 
-def report_chunks(
-    results: list[dict[str, Any]],
+def report_merged(
+    total: dict[str, Any],
     suite: dict[str, Any],
     docs_dir: Path | None = None,
     docs_static: Path | None = None,
 ) -> ValidationReport:
-    """run_validation's report (and Data Docs) for the whole data, from its chunks' results."""
+    """The report (and Data Docs) of the whole data, from the combined result of its chunks."""
     gx = import_gx()
     context = ephemeral_context(gx)
-    groups, order = _merge_groups(gx, context, results, suite)
+    groups, order = _merge_groups(gx, context, total, suite)
     for group in groups:
         _store_result(context, group)  # where Data Docs read it, as GX's own run stores it
-    columns = set(results[0]["columns"])
+    columns = set(total["columns"])
     return report_results(context, groups, order, suite, columns, docs_dir, docs_static)
-
-
-def start_chunked_validation(data: DataConfig, learned: dict[str, Any] | None) -> dict[str, Any]:
-    """The suite the chunks must pass; refused, before any chunk is read, if it cannot merge."""
-    suite = validation_suite(data, learned)
-    refuse_unmergeable(suite)
-    return suite
-
-
-def finish_chunked_validation(
-    results: list[dict[str, Any]], suite: dict[str, Any], run: layout.RunPaths
-) -> ValidationReport:
-    """The chunks' results merged into the run's report, JSON and Data Docs; raises on failure."""
-    return conclude_validation(
-        report_chunks(results, suite, run.data_docs, run.data_docs_static), run
-    )
-
-
-def validate_chunked(
-    chunks: Iterable[pd.DataFrame],
-    data: DataConfig,
-    run: layout.RunPaths,
-    learned: dict[str, Any] | None,
-    rows: int,
-) -> ValidationReport:
-    """validate_data for streamed data (rows in all): each chunk in turn, the results merged.
-
-    On a cluster, map validate_chunk over the chunks between start_chunked_validation and
-    finish_chunked_validation instead, as flows/streamed.py does.
-    """
-    suite = start_chunked_validation(data, learned)
-    stream: Iterator[pd.DataFrame] = iter(chunks)
-    first = next(stream, None)
-    if first is None:
-        raise ValueError("validate_chunked: no chunks to validate")
-    announce_validation(rows, len(first.columns), suite)
-    results = [validate_chunk(chunk, suite) for chunk in itertools.chain([first], stream)]
-    return finish_chunked_validation(results, suite, run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,27 +211,23 @@ def validate_chunked(
 def _merge_groups(
     gx: ModuleType,
     context: AbstractDataContext,
-    results: list[dict[str, Any]],
+    total: dict[str, Any],
     suite: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Each column group's merged GX result, and each expectation's suite index by its GX id."""
+    """Each column group's GX result, and each expectation's suite index by its GX id."""
     refuse_unmergeable(suite)
-    if not results:
-        raise ValueError("no chunk results to merge")
     groups = split_suite(suite)
-    ran = [[part["suite_name"] for part in chunk["groups"]] for chunk in results]
-    if any(names != [group.name for group in groups] for names in ran):
+    if [part["suite_name"] for part in total["groups"]] != [group.name for group in groups]:
         raise ValueError("the chunks were validated against another suite (or column grouping)")
     merged, order = [], {}
-    for position, group in enumerate(groups):
+    for group, part in zip(groups, total["groups"], strict=True):
         gx_suite = add_group_suite(gx, context, suite, group, order, whole=len(groups) == 1)
-        parts = [chunk["groups"][position] for chunk in results]
-        by_index = [{entry["index"]: entry for entry in part["results"]} for part in parts]
+        by_index = {entry["index"]: entry for entry in part["results"]}
         entries = [
-            _merge_entry(expectation.configuration.to_json_dict(), [b[i] for b in by_index])
+            _merge_entry(expectation.configuration.to_json_dict(), [by_index[i]])
             for expectation, i in zip(gx_suite.expectations, group.indices, strict=True)
         ]
-        merged.append(_group_result(group.name, entries, parts[0]["meta"], len(results)))
+        merged.append(_group_result(group.name, entries, part["meta"], total["chunks"]))
     return merged, order
 
 

@@ -1,4 +1,4 @@
-"""Validate in chunks: the merged results of a frame's chunks are validate_data's on it whole."""
+"""The validation fold: a frame validated in any number of chunks gives its whole result."""
 
 from __future__ import annotations
 
@@ -10,19 +10,26 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from houseprice import layout
+from houseprice.chunks import Chunk, ChunkedTable, frame_table
+from houseprice.flows.engine import LocalEngine
+from houseprice.folds import combine_all, fold_frames
+from houseprice.tasks.gx_merge import (
+    merge_chunk_results,
+    refuse_unmergeable,
+    report_merged,
+    validate_chunk,
+)
 from houseprice.tasks.profiles import combine_profiles, profile_frame
 from houseprice.tasks.suites import (
     build_expectation_suite,
     build_learned_suite,
     build_learned_suite_from_profile,
 )
-from houseprice.tasks.validate import DataValidationError, run_validation, validate_data
-from houseprice.tasks.validate_chunks import (
-    merge_chunk_results,
-    refuse_unmergeable,
-    report_chunks,
-    validate_chunk,
-    validate_chunked,
+from houseprice.tasks.validate import (
+    DataValidationError,
+    ValidationFold,
+    run_validation,
+    validate_table,
 )
 from tests.conftest import houses_config, make_houses
 
@@ -85,7 +92,10 @@ def comparable(entries: list[dict]) -> dict[str, dict]:
 def test_merged_chunk_results_equal_the_whole_frames(whole, parts):
     suite = flawed_suite()
     results = [validate_chunk(chunk, suite) for chunk in split(flawed_houses(), parts)]
-    merged = report_chunks(results, suite)
+    total = combine_all(ValidationFold(suite), results)
+    folded = fold_frames(ValidationFold(suite), split(flawed_houses(), parts))
+    assert [g["results"] for g in folded["groups"]] == [g["results"] for g in total["groups"]]
+    merged = report_merged(total, suite)
     assert (merged.success, merged.evaluated, merged.successful, merged.failed) == (
         whole.success,
         whole.evaluated,
@@ -96,7 +106,7 @@ def test_merged_chunk_results_equal_the_whole_frames(whole, parts):
     # Every check's verdict, counts (element, unexpected, missing), percents and first values.
     assert comparable(merged.result["results"]) == comparable(whole.result["results"])
     assert [str(f) for f in merged.failures] == [str(f) for f in whole.failures]
-    assert merge_chunk_results(results, suite)["success"] is False
+    assert merge_chunk_results(total, suite)["success"] is False
     if parts > 1:  # a check no chunk passes alone, yet the merge decides as the whole does
         rows_25 = suite["expectations"].index(
             {"type": ROW_COUNT, "kwargs": {"min_value": 25}, "meta": {}}
@@ -127,20 +137,20 @@ def test_a_missing_column_and_text_in_numbers_fail_alike_in_chunks():
     frame.loc[4, "year"] = "new"
     suite = build_expectation_suite(houses_config())
     whole = run_validation(frame, suite)
-    merged = report_chunks([validate_chunk(chunk, suite) for chunk in split(frame, 3)], suite)
+    merged = report_merged(fold_frames(ValidationFold(suite), split(frame, 3)), suite)
     assert [str(f) for f in merged.failures] == [str(f) for f in whole.failures]
     assert {f.column for f in merged.failures} == {"area", "year"}
     assert comparable(merged.result["results"]) == comparable(whole.result["results"])
 
 
 def test_a_wide_suite_in_column_groups_merges_group_by_group(whole, monkeypatch):
-    import houseprice.tasks.validate
+    import houseprice.tasks.gx_engine
 
-    monkeypatch.setattr(houseprice.tasks.validate, "COLUMNS_PER_GROUP", 2)
+    monkeypatch.setattr(houseprice.tasks.gx_engine, "COLUMNS_PER_GROUP", 2)
     suite = flawed_suite()
     results = [validate_chunk(chunk, suite) for chunk in split(flawed_houses(), 2)]
     assert len(results[0]["groups"]) == 3  # the table's checks, then 2 groups of columns
-    merged = report_chunks(results, suite)
+    merged = report_merged(combine_all(ValidationFold(suite), results), suite)
     assert [str(f) for f in merged.failures] == [str(f) for f in whole.failures]
     assert comparable(merged.result["results"]) == comparable(whole.result["results"])
 
@@ -150,21 +160,30 @@ def test_the_row_count_is_checked_on_the_total_rows():
     results = [validate_chunk(chunk, suite) for chunk in split(make_houses(rows=30), 2)]
     assert [r["groups"][0]["results"][0]["success"] for r in results] == [False, False]
     assert json.loads(json.dumps(results)) == results  # small, plain data: any worker can send it
-    merged = merge_chunk_results(results, suite)
+    merged = merge_chunk_results(combine_all(ValidationFold(suite), results), suite)
     assert merged["success"] is True
     assert merged["results"][0]["result"] == {"observed_value": 30}
 
 
-def test_chunked_stage_writes_and_raises_as_validate_data(tmp_path):
+def test_the_combination_of_chunk_results_is_associative():
+    suite = flawed_suite()
+    fold = ValidationFold(suite)
+    a, b, c = (validate_chunk(chunk, suite) for chunk in split(flawed_houses(), 3))
+    assert fold.combine(fold.combine(a, b), c) == fold.combine(a, fold.combine(b, c))
+
+
+def test_the_stage_writes_and_raises_alike_in_one_chunk_and_in_many(tmp_path):
     data = houses_config(**CHANGES)
     whole_run = layout.RunPaths("whole", tmp_path / "whole")
     chunked_run = layout.RunPaths("chunked", tmp_path / "chunked")
     frame = flawed_houses()
     with disable_run_logger():
         with pytest.raises(DataValidationError) as whole:
-            validate_data.fn(frame, data, whole_run)
+            validate_table(frame_table(frame, "houses", 1_000), data, whole_run, LocalEngine())
         with pytest.raises(DataValidationError) as chunked:
-            validate_chunked(iter(split(frame, 3)), data, chunked_run, None, rows=len(frame))
+            table = frame_table(frame, "houses", 11)
+            assert len(table.chunks) == 3
+            validate_table(table, data, chunked_run, LocalEngine(threads=2))
     assert str(chunked.value).split("Data Docs:")[0] == str(whole.value).split("Data Docs:")[0]
     written = [json.loads(run.validation.read_text()) for run in (whole_run, chunked_run)]
     keys = ("success", "suite", "evaluated", "successful", "failed", "failures", "docs_omitted")
@@ -181,7 +200,8 @@ def test_chunked_stage_returns_the_report_of_clean_data(tmp_path):
     run = layout.RunPaths("clean", tmp_path / "run")
     frame = make_houses(rows=20)
     with disable_run_logger():
-        report = validate_chunked(split(frame, 2), houses_config(), run, None, rows=20)
+        table = frame_table(frame, "houses", 10)
+        report = validate_table(table, houses_config(), run, LocalEngine())
     assert report.success and report.failed == 0 and report.evaluated > 10
     assert json.loads(run.validation.read_text())["success"] is True
 
@@ -196,13 +216,11 @@ def test_checks_that_need_other_chunks_are_refused_before_any_chunk_is_read(tmp_
         ],
     }
 
-    def chunks():
-        raise AssertionError("a chunk was read")
-        yield
-
+    missing = str(tmp_path / "never-read.parquet")  # reading it would raise another error
+    table = ChunkedTable(missing, (missing,), (Chunk(0, missing, (0,), 10),), 10, ("area",))
     run = layout.RunPaths("refused", tmp_path / "run")
-    with pytest.raises(ValueError, match="cannot be validated chunk by chunk") as refused:
-        validate_chunked(chunks(), houses_config(), run, learned, rows=0)
+    with disable_run_logger(), pytest.raises(ValueError, match="cannot be validated") as refused:
+        validate_table(table, houses_config(), run, LocalEngine(), learned)
     assert "['expect_column_mean_to_be_between', 'expect_column_values_to_be_unique']" in str(
         refused.value
     )
