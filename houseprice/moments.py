@@ -1,0 +1,193 @@
+"""Exact, mergeable second moments of the raw design: least squares' sufficient statistics.
+
+Linear least squares needs only Σ w wᵀ over the rows, for w = [scaled design, 1, scaled target].
+Every preprocessing step between a raw row and w is linear once its parameters are known:
+imputing a missing number with a median, one-hot encoding against a reference level, centring
+and scaling, standardising the target. So one pass can gather the moments of the *raw* row
+
+    u = [1, x̊ (numbers less a centre, 0 where missing), m (missing indicators),
+         e (one indicator per category level seen), ẙ (target less a centre)]
+
+and any preprocessing fitted afterwards gives Σ w wᵀ = M (Σ u uᵀ) Mᵀ for the matrix M that maps u
+to w (`design_statistics`). No second pass over the rows, no approximation.
+
+Chunks combine exactly (`RawMoments.__add__`): category levels merge by name, and a chunk's
+moments move to another centre algebraically (x − c₁ = (x − c₂) + (c₂ − c₁) on present cells).
+Each chunk centres on its own means, so the sums hold small numbers and a zip code of 50010 ±2
+keeps its spread (its raw Σ x² would swamp the variance in float64). Parts (train, validation,
+test) and cross-validation folds are RawMoments of their own rows; a fold's complement is the
+total less the fold (`__sub__`).
+
+Ground module: numpy and pandas only, no Prefect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from houseprice.preprocessing import Preprocessor, category_strings
+
+
+@dataclass(frozen=True)
+class RawMoments:
+    """Σ u uᵀ over some rows (see the module's docstring for u), and what u's entries mean."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]  # per categorical column, the levels seen, sorted
+    centres: np.ndarray  # per numeric column, then the target's
+    gram: np.ndarray  # (width, width), width = 1 + 2 · numeric + all levels + 1
+
+    @classmethod
+    def of(
+        cls,
+        rows: pd.DataFrame,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        target: str,
+        log_target: bool = False,
+    ) -> RawMoments:
+        """The moments of rows (the target must be present and, with log_target, positive)."""
+        x = rows[list(numeric)].astype("float64").to_numpy().reshape(len(rows), len(numeric))
+        missing = np.isnan(x)
+        y = rows[target].astype("float64").to_numpy()
+        if log_target:
+            y = np.log(y)
+        with np.errstate(invalid="ignore"):
+            centres = np.append(_present_means(x, missing), y.mean() if len(y) else 0.0)
+        levels = tuple(tuple(sorted(set(category_strings(rows[c])))) for c in categorical)
+        blocks = [
+            np.ones((len(rows), 1)),
+            np.where(missing, 0.0, x - centres[:-1]),
+            missing.astype("float64"),
+        ]
+        for column, seen in zip(categorical, levels, strict=True):
+            values = category_strings(rows[column])
+            blocks.append((values[:, None] == np.asarray(seen, dtype=object)[None, :]) * 1.0)
+        blocks.append((y - centres[-1])[:, None])
+        u = np.hstack(blocks)
+        return cls(tuple(numeric), tuple(categorical), levels, centres, u.T @ u)
+
+    @property
+    def rows(self) -> int:
+        return round(float(self.gram[0, 0]))
+
+    def missing_counts(self) -> dict[str, int]:
+        """Missing cells per numeric column."""
+        start = 1 + len(self.numeric)
+        return {c: round(float(self.gram[0, start + i])) for i, c in enumerate(self.numeric)}
+
+    def level_counts(self, column: str) -> dict[str, int]:
+        """Rows per level of a categorical column (missing values as their own level)."""
+        position = self.categorical.index(column)
+        start = self._level_start(position)
+        levels = self.levels[position]
+        return {level: round(float(self.gram[0, start + i])) for i, level in enumerate(levels)}
+
+    def __add__(self, other: RawMoments) -> RawMoments:
+        """The moments of both sets of rows: other moved to these centres, levels merged."""
+        if (self.numeric, self.categorical) != (other.numeric, other.categorical):
+            raise ValueError("moments of different columns cannot be combined")
+        levels = tuple(
+            tuple(sorted(set(mine) | set(theirs)))
+            for mine, theirs in zip(self.levels, other.levels, strict=True)
+        )
+        mine = self._aligned(levels)
+        theirs = other._recentred(self.centres)._aligned(levels)
+        return RawMoments(self.numeric, self.categorical, levels, self.centres, mine + theirs)
+
+    def __sub__(self, other: RawMoments) -> RawMoments:
+        """These rows less other's, which must be among them (a cross-validation complement)."""
+        negated = RawMoments(
+            other.numeric, other.categorical, other.levels, other.centres, -other.gram
+        )
+        return self + negated
+
+    def _level_start(self, position: int) -> int:
+        return 1 + 2 * len(self.numeric) + sum(len(levels) for levels in self.levels[:position])
+
+    def _recentred(self, centres: np.ndarray) -> RawMoments:
+        """The same moments around other centres: x̊ gains δ(1 − m), ẙ gains δ."""
+        p = len(self.numeric)
+        shift = np.eye(len(self.gram))
+        delta = self.centres - centres
+        for j in range(p):
+            shift[1 + j, 0] = delta[j]
+            shift[1 + j, 1 + p + j] = -delta[j]
+        shift[-1, 0] = delta[-1]
+        gram = shift @ self.gram @ shift.T
+        return RawMoments(self.numeric, self.categorical, self.levels, centres, gram)
+
+    def _aligned(self, levels: tuple[tuple[str, ...], ...]) -> np.ndarray:
+        """This Gram laid out for a superset of its levels (zeros for the levels it lacks)."""
+        p = len(self.numeric)
+        index = list(range(1 + 2 * p))
+        offset = 1 + 2 * p
+        for position, wanted in enumerate(levels):
+            start = self._level_start(position)
+            seen = {level: start + i for i, level in enumerate(self.levels[position])}
+            index += [seen.get(level, -1) for level in wanted]
+            offset += len(wanted)
+        index.append(len(self.gram) - 1)
+        width = offset + 1
+        aligned = np.zeros((width, width))
+        present = np.array([i >= 0 for i in index])
+        source = np.array(index)[present]
+        aligned[np.ix_(present, present)] = self.gram[np.ix_(source, source)]
+        return aligned
+
+    def encoding_map(self, medians: dict[str, float], levels: dict[str, list[str]]) -> np.ndarray:
+        """M with M u = [1, encoded columns (imputed numbers, level indicators), target]."""
+        p = len(self.numeric)
+        columns = sum(len(levels[c]) for c in self.categorical)
+        matrix = np.zeros((2 + p + columns, len(self.gram)))
+        matrix[0, 0] = 1.0
+        for j, column in enumerate(self.numeric):  # x̃ = c + x̊ + (median − c) m
+            matrix[1 + j, 0] = self.centres[j]
+            matrix[1 + j, 1 + j] = 1.0
+            matrix[1 + j, 1 + p + j] = medians[column] - self.centres[j]
+        row = 1 + p
+        for position, column in enumerate(self.categorical):
+            start = self._level_start(position)
+            seen = {level: start + i for i, level in enumerate(self.levels[position])}
+            for level in levels[column]:
+                if level in seen:  # a level these rows lack has an all-zero indicator here
+                    matrix[row, seen[level]] = 1.0
+                row += 1
+        matrix[-1, 0], matrix[-1, -1] = self.centres[-1], 1.0  # y = c + ẙ
+        return matrix
+
+    def encoded_moments(
+        self, medians: dict[str, float], levels: dict[str, list[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each encoded column's mean, and Σ (e − ē)(e − ē)ᵀ: what scaling and aliasing need."""
+        full = self.encoding_map(medians, levels)
+        mean_row = full[:, :] @ self.gram[:, 0] / self.gram[0, 0]
+        centred = full[1:-1] - np.outer(mean_row[1:-1], np.eye(len(self.gram))[0])
+        return mean_row[1:-1], centred @ self.gram @ centred.T
+
+    def design_statistics(self, prep: Preprocessor) -> tuple[np.ndarray, np.ndarray, float]:
+        """Σ z zᵀ, Σ z y and Σ y² of prep's scaled design z = [features..., 1] and scaled target.
+
+        The layout of tasks/trainers/design.py's GramStatistics: the bias column last.
+        """
+        encoded = self.encoding_map(prep.medians, prep.levels)
+        kept = [name not in prep.dropped_columns for name in prep.encoded_names]
+        rows = encoded[1:-1][kept]
+        means, scales = np.asarray(prep.means), np.asarray(prep.scales)
+        design = (rows - np.outer(means, encoded[0])) / scales[:, None]
+        target = (encoded[-1] - prep.target_mean * encoded[0]) / prep.target_scale
+        w = np.vstack([design, encoded[0], target])
+        moments = w @ self.gram @ w.T
+        return moments[:-1, :-1], moments[:-1, -1], float(moments[-1, -1])
+
+
+def _present_means(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Each column's mean over its present cells (0 where it has none)."""
+    counts = (~missing).sum(axis=0)
+    sums = np.where(missing, 0.0, x).sum(axis=0)
+    return np.divide(sums, counts, out=np.zeros(x.shape[1]), where=counts > 0)
