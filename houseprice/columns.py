@@ -670,12 +670,13 @@ def decide_features(
     refuse_spoilt_columns(
         frame, [c for c in named if c not in categorical], hint, notation, judgments
     )
-    refuse_spoilt_columns(
-        frame,
-        [c for c in categorical if judgments.get(c, None) and judgments[c].kind == DAMAGED],
-        "",
-        notation,
-        judgments,
+    # A declared category may hold text among numbers, but not NUL bytes (a damaged file).
+    _refuse(
+        [
+            found.problem
+            for c in categorical
+            if (found := judgments.get(c)) and found.kind == DAMAGED
+        ]
     )
     problems = []
     for column in named:
