@@ -51,6 +51,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--separator", help="field separator of CSV sources, e.g. ';' or '\\t' (default ',')"
     )
     parser.add_argument(
+        "--thousands",
+        choices=(",", ".", " ", "'"),
+        help="thousands separator of numbers in the data, e.g. ',' to read 1,656 as 1656 "
+        "(default: none; a column of such numbers is refused, naming it)",
+    )
+    parser.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        help="decimal mark of numbers in the data: ',' reads 1234,5 as 1234.5 (default '.')",
+    )
+    parser.add_argument(
         "--features",
         type=_comma_list,
         metavar="COLUMNS",
@@ -114,6 +125,9 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
         data["target"] = args.target
     if args.separator is not None:
         data["separator"] = parse_separator(args.separator)
+    for key in ("thousands", "decimal"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
     if args.categorical is not None and args.features is None:
         raise ConfigError("--categorical says which of --features are categorical: add --features")
     if args.features is not None:

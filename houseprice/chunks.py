@@ -27,6 +27,8 @@ from houseprice.columns import header_problems, normalize_missing
 from houseprice.errors import SourceError
 
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# CSV files compressed this way are read (pyarrow decompresses them by their suffix).
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
 NOT_LOCAL_PREFIXES = ("synthetic:", "http://", "https://")
 BUNDLED_NAME = "bundled"  # config.BUNDLED_SOURCE: small, always read whole
 
@@ -95,16 +97,65 @@ def read_rows(chunk: Chunk | FrameChunk, columns: Sequence[str] | None = None) -
     return frame
 
 
-def table_files(folder: Path) -> list[Path]:
-    """A folder's CSV/Parquet files in name order, as read_source reads them.
+def table_format(name: str) -> str | None:
+    """'csv' or 'parquet' for a table file's name (.csv, .csv.gz, .parquet, ...), else None."""
+    suffixes = [suffix.lower() for suffix in Path(name).suffixes]
+    if suffixes and suffixes[-1] in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[suffixes[-1]]
+    if len(suffixes) > 1 and suffixes[-1] in COMPRESSED_SUFFIXES and suffixes[-2] == ".csv":
+        return "csv"
+    return None
 
-    Hidden files (an upload in progress, macOS's ._ files) are skipped.
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith((".", "_"))
+
+
+def is_partition_folder(path: Path) -> bool:
+    """A hive-style partition folder: 'key=value' (year=2008)."""
+    key, equals, _ = path.name.partition("=")
+    return path.is_dir() and bool(equals) and bool(key.strip())
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """A folder's table files (partition folders included), and the entries no reader takes."""
+
+    files: tuple[Path, ...]
+    skipped: tuple[str, ...]  # relative names of other files and folders
+
+
+def list_folder(folder: Path) -> FolderListing:
+    """Every table file of a folder and its key=value subfolders, in path order; the rest named.
+
+    Hidden files (an upload in progress, macOS's ._ files) are neither read nor named.
     """
-    return sorted(
-        p
-        for p in Path(folder).iterdir()
-        if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
-    )
+    files: list[Path] = []
+    skipped: list[str] = []
+    pending = [Path(folder)]
+    while pending:
+        for path in sorted(pending.pop().iterdir()):
+            if _hidden(path):
+                continue
+            if is_partition_folder(path):
+                pending.append(path)
+            elif path.is_file() and table_format(path.name):
+                files.append(path)
+            else:
+                skipped.append(path.relative_to(folder).as_posix() + ("/" if path.is_dir() else ""))
+    order = sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+    return FolderListing(tuple(order), tuple(sorted(skipped)))
+
+
+def table_files(folder: Path) -> list[Path]:
+    """A folder's CSV/Parquet files (partition folders included) in path order, as read."""
+    return list(list_folder(folder).files)
+
+
+def partition_values(folder: Path, path: Path) -> dict[str, str]:
+    """The key=value pairs of the partition folders between folder and one of its files."""
+    parts = path.relative_to(folder).parent.parts
+    return dict(part.partition("=")[::2] for part in parts)
 
 
 def checked_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -175,7 +226,9 @@ def _local_parquet_files(source: str) -> list[Path] | None:
         files = [path]
     else:
         return None
-    if not files or any(TABLE_SUFFIXES[p.suffix.lower()] != "parquet" for p in files):
+    # Partition folders add columns that no single file holds: such a folder is read whole.
+    nested = path.is_dir() and any(p.parent != path for p in files)
+    if not files or nested or any(table_format(p.name) != "parquet" for p in files):
         return None
     return [p.resolve() for p in files]
 

@@ -200,25 +200,329 @@ def _looks_like_dates(text: pd.Series) -> bool:
     return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() >= 0.9)
 
 
+# ---------------------------------------------------------------------------------------------
+# The column profile: a fold over chunks (profile_columns per chunk, combine_profiles, then
+# finish_profile), so typing can see every row of a table too big to hold. Small data is one
+# chunk. A partial holds counts, a few example cells and at most LEVEL_CAP distinct values.
+
+# How numbers are written: (thousands separator or None, decimal mark). PLAIN is 1234.5.
+PLAIN = (None, ".")
+NOTATIONS = (PLAIN, (",", "."), (None, ","), (".", ","), (" ", "."), ("'", "."))
+# A text column counts as numbers with exceptions (refused, naming them) when at least this
+# share of its present cells are numbers in some notation: 20% '-' placeholders must not turn
+# a price column into 1,500 categories, and a column of codes like '12A' is half numbers at most.
+MOSTLY_NUMBERS = 0.5
+# Distinct values counted exactly up to here; past it a column has 'more than LEVEL_CAP'.
+# One-hot encoding that many levels is no longer a model of categories.
+LEVEL_CAP = 10_000
+# A named column typed as categorical by its data is refused when it has more levels than this
+# share of the rows and more than MIN_LEVELS_TO_SKIP: one weight per (nearly every) row is an
+# identifier or free text (declare it with --categorical to use it anyway).
+MAX_NAMED_LEVEL_SHARE = 0.5
+# Dates are recognised from up to this many text cells per chunk, of which this share parse.
+DATE_SAMPLE = 200
+DATE_SHARE = 0.9
+# Judgments beyond NUMERIC and CATEGORICAL (DATES is the all-columns rule's name too).
+SPOILT, DAMAGED = "spoilt", "damaged"
+
+
+def notation_flags(notation: tuple[str | None, str]) -> str:
+    """How to declare a notation on the command line: "--thousands ','" and/or "--decimal ','"."""
+    thousands, decimal = notation
+    flags = [f"--thousands {thousands!r}"] if thousands else []
+    if decimal != "." or not flags:
+        flags.append(f"--decimal {decimal!r}")
+    return " ".join(flags)
+
+
+def _number_pattern(notation: tuple[str | None, str]) -> str:
+    thousands, decimal = notation
+    whole = "[0-9]+"
+    if thousands:
+        whole = rf"[0-9]{{1,3}}(?:{re.escape(thousands)}[0-9]{{3}})+|[0-9]+"
+    mark, exponent = re.escape(decimal), "(?:[eE][+-]?[0-9]+)?"
+    special = "|[+-]?(?i:inf|infinity)" if notation == PLAIN else ""
+    return rf"\s*(?:[+-]?(?:(?:{whole})(?:{mark}[0-9]*)?|{mark}[0-9]+){exponent}{special})\s*"
+
+
+def parse_numbers(text: pd.Series, notation: tuple[str | None, str] = PLAIN) -> pd.Series:
+    """Text cells as float64 read in a notation; NaN where a cell is not a number in it."""
+    text = text.astype("str").where(text.notna(), "")
+    ok = text.str.fullmatch(_number_pattern(notation))
+    thousands, decimal = notation
+    cleaned = text.where(ok, "").str.strip()
+    if thousands:
+        cleaned = cleaned.str.replace(thousands, "", regex=False)
+    if decimal != ".":
+        cleaned = cleaned.str.replace(decimal, ".", regex=False)
+    return pd.to_numeric(cleaned.where(ok), errors="coerce").astype("float64")
+
+
+def numbers_in_notation(
+    frame: pd.DataFrame, notation: tuple[str | None, str] = PLAIN, plain_too: bool = True
+) -> pd.DataFrame:
+    """frame with each text column whose every present cell is a number in notation as numbers.
+
+    plain_too=False leaves columns of plain numbers as text (a Parquet file's own choice).
+    """
+    changed = {}
+    for column, values in frame.items():
+        if is_number_column(values) or not pd.api.types.is_string_dtype(values):
+            continue
+        present = values.dropna()
+        if not len(present) or parse_numbers(present.head(20), notation).isna().any():
+            continue  # cheap look first: a wide file has thousands of text columns
+        parsed = parse_numbers(values, notation)
+        if parsed[values.notna()].isna().any():
+            continue
+        if plain_too or parse_numbers(present, PLAIN).isna().any():
+            changed[column] = parsed
+    return frame.assign(**changed) if changed else frame
+
+
+def _first(items: list, more, limit: int = CELLS_QUOTED) -> list:
+    """items then more, without repeats, at most limit: the first cells seen, chunk order kept."""
+    seen = list(dict.fromkeys([*items, *more]))
+    return seen[:limit]
+
+
+@dataclass
+class ColumnProfile:
+    """One column's counts over the rows seen so far: what typing decides from."""
+
+    rows: int = 0
+    missing: int = 0
+    kind: str = "text"  # number, bool, datetime or text: the chunk's dtype
+    numbers: int = 0  # present cells that are numbers in the declared notation
+    notations: dict[str, int] = field(default_factory=dict)  # flags → cells only they read
+    in_other_notation: int = 0  # present cells that some other notation reads
+    foreign_digits: int = 0  # numbers in digits other than 0-9 ('١٢٣٤', '１２')
+    unread: int = 0  # cells that are not numbers at all ('-', 'abc')
+    bad_rows: list = field(default_factory=list)  # first rows whose cell is not a number
+    bad_cells: list[str] = field(default_factory=list)  # first distinct such cells
+    placeholders: list[str] = field(default_factory=list)  # first cells no notation reads
+    examples: dict[str, str] = field(default_factory=dict)  # flags → a cell they read
+    nul: int = 0  # cells holding a NUL byte (a damaged file)
+    nul_rows: list = field(default_factory=list)
+    date_tried: int = 0
+    date_parsed: int = 0
+    levels: frozenset[str] = frozenset()  # distinct present values, at most LEVEL_CAP + 1
+
+
+def _dtype_kind(values: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if is_number_column(values):
+        return "number"
+    return "datetime" if pd.api.types.is_datetime64_any_dtype(values) else "text"
+
+
+def profile_column(values: pd.Series, notation: tuple[str | None, str] = PLAIN) -> ColumnProfile:
+    """One chunk of one column profiled (values already read with MISSING_VALUES as missing)."""
+    kind = _dtype_kind(values)
+    present = values.dropna()
+    found = ColumnProfile(rows=len(values), missing=len(values) - len(present), kind=kind)
+    if kind in {"number", "datetime"}:
+        found.numbers = len(present) if kind == "number" else 0
+        return found
+    text = present.astype("str")
+    # Each distinct value is looked at once, its cells counted: categories repeat a lot.
+    counts = text.value_counts(sort=False)
+    uniques = pd.Series(text.unique(), dtype="str")  # in order of first appearance
+    found.levels = frozenset(uniques[: LEVEL_CAP + 1])
+
+    def cells(values: pd.Series) -> int:
+        return int(counts.reindex(values).sum())
+
+    nul = uniques.str.contains("\x00", regex=False)
+    if nul.any():
+        rows = text.isin(set(uniques[nul]))
+        found.nul, found.nul_rows = int(rows.sum()), list(text.index[rows][:CELLS_QUOTED])
+    if kind == "bool":
+        return found
+    numbers = parse_numbers(uniques, notation).notna()
+    found.numbers = cells(uniques[numbers])
+    rest = uniques[~numbers & uniques.str.contains(r"\d")]  # a number has a digit
+    unread = uniques[~numbers & ~uniques.isin(set(rest))]
+    if found.numbers < len(text):
+        bad = ~text.isin(set(uniques[numbers]))
+        found.bad_rows = list(text.index[bad][:CELLS_QUOTED])
+        found.bad_cells = uniques[~numbers][:CELLS_QUOTED].tolist()
+    read = pd.Series(False, index=rest.index)
+    for other in NOTATIONS:
+        if other != notation and len(rest) and (hits := parse_numbers(rest, other).notna()).any():
+            flags = notation_flags(other)
+            found.notations[flags], found.examples[flags] = cells(rest[hits]), rest[hits].iloc[0]
+            read |= hits
+    foreign = rest.str.fullmatch(r"\s*[+-]?[\d.,' ]*\d[\d.,' ]*\s*") & ~read
+    found.in_other_notation = cells(rest[read])
+    found.foreign_digits = cells(rest[foreign])
+    unread = pd.concat([unread, rest[~read & ~foreign]]).sort_index()
+    found.unread = cells(unread)
+    found.placeholders = unread[:CELLS_QUOTED].tolist()
+    found.date_tried, found.date_parsed = _date_counts(
+        text[text.isin(set(unread))].head(DATE_SAMPLE)
+    )
+    return found
+
+
+def _date_counts(sample: pd.Series) -> tuple[int, int]:
+    """(cells tried, cells that are dates) for a sample of text cells that are not numbers."""
+    if not len(sample) or not _looks_like_dates(sample):
+        return len(sample), 0
+    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601").notna()
+    if parsed.mean() < DATE_SHARE:
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed").notna()
+    return len(sample), int(parsed.sum())
+
+
+def combine_column(a: ColumnProfile, b: ColumnProfile) -> ColumnProfile:
+    """Two profiles of one column (a's rows first) as one."""
+    if a.rows == 0:
+        return b
+    notations = dict(a.notations)
+    for flags, count in b.notations.items():
+        notations[flags] = notations.get(flags, 0) + count
+    levels = a.levels if len(a.levels) > LEVEL_CAP else a.levels | b.levels
+    return ColumnProfile(
+        rows=a.rows + b.rows,
+        missing=a.missing + b.missing,
+        kind=a.kind if a.kind == b.kind else "text",  # numbers beside text: text, judged below
+        numbers=a.numbers + b.numbers,
+        notations=notations,
+        in_other_notation=a.in_other_notation + b.in_other_notation,
+        foreign_digits=a.foreign_digits + b.foreign_digits,
+        unread=a.unread + b.unread,
+        bad_rows=_first(a.bad_rows, b.bad_rows),
+        bad_cells=_first(a.bad_cells, b.bad_cells),
+        placeholders=_first(a.placeholders, b.placeholders),
+        examples={**b.examples, **a.examples},
+        nul=a.nul + b.nul,
+        nul_rows=_first(a.nul_rows, b.nul_rows),
+        date_tried=a.date_tried + b.date_tried,
+        date_parsed=a.date_parsed + b.date_parsed,
+        levels=frozenset(sorted(levels)[: LEVEL_CAP + 1]) if len(levels) > LEVEL_CAP else levels,
+    )
+
+
+TableProfile = dict[str, ColumnProfile]
+
+
+def profile_columns(
+    chunk: pd.DataFrame,
+    columns: list[str] | None = None,
+    notation: tuple[str | None, str] = PLAIN,
+) -> TableProfile:
+    """profile(chunk) -> partial: each listed column (every column by default) of one chunk."""
+    names = list(chunk.columns) if columns is None else [c for c in columns if c in chunk]
+    return {str(name): profile_column(chunk[name], notation) for name in names}
+
+
+def combine_profiles(a: TableProfile, b: TableProfile) -> TableProfile:
+    """combine(a, b) -> partial: a's rows first."""
+    return {name: combine_column(a.get(name, ColumnProfile()), b[name]) for name in b} | {
+        name: found for name, found in a.items() if name not in b
+    }
+
+
+@dataclass(frozen=True)
+class ColumnJudgment:
+    """What a column is (NUMERIC, CATEGORICAL, DATES, SPOILT or DAMAGED) and why."""
+
+    kind: str
+    rows: int
+    missing_share: float
+    levels: int  # distinct present values (LEVEL_CAP + 1 means more than LEVEL_CAP)
+    dated: bool = False  # a date dtype, not text that parses as dates
+    problem: str = ""  # for SPOILT and DAMAGED: the cells, counted, with what would fix them
+
+    @property
+    def levels_text(self) -> str:
+        """The level count as a person reads it: '1,502' or 'more than 10,000'."""
+        return f"more than {LEVEL_CAP:,}" if self.levels > LEVEL_CAP else f"{self.levels:,}"
+
+
+def finish_profile(total: TableProfile) -> dict[str, ColumnJudgment]:
+    """finish(total) -> each column's judgment."""
+    return {name: _judge(name, found) for name, found in total.items()}
+
+
+def _judge(name: str, found: ColumnProfile) -> ColumnJudgment:
+    present = found.rows - found.missing
+    share = found.missing / found.rows if found.rows else 0.0
+    base = {"rows": found.rows, "missing_share": share, "levels": len(found.levels)}
+    if found.nul:
+        rows = ", ".join(map(str, found.nul_rows)) + (", …" if found.nul > CELLS_QUOTED else "")
+        problem = (
+            f"column {name!r} holds a NUL byte (\\x00) in {found.nul:,} cells (rows {rows}): "
+            "the file is damaged; remove those bytes"
+        )
+        return ColumnJudgment(DAMAGED, problem=problem, **base)
+    if found.kind == "datetime":
+        return ColumnJudgment(DATES, dated=True, **base)
+    if found.kind in {"number", "bool"}:
+        return ColumnJudgment(NUMERIC if found.kind == "number" else CATEGORICAL, **base)
+    read = found.numbers + found.in_other_notation + found.foreign_digits
+    if present and found.numbers < present and read >= MOSTLY_NUMBERS * present:
+        return ColumnJudgment(SPOILT, problem=_spoilt_text(name, found, present), **base)
+    if found.date_tried and found.date_parsed >= DATE_SHARE * found.date_tried:
+        return ColumnJudgment(DATES, **base)
+    return ColumnJudgment(CATEGORICAL, **base)
+
+
+def _spoilt_text(name: str, found: ColumnProfile, present: int) -> str:
+    """'column 'area' holds numbers except in 2 rows (rows 5, 17), e.g. [...]: why, counted.'"""
+    bad = present - found.numbers
+    rows = ", ".join(map(str, found.bad_rows)) + (", …" if bad > CELLS_QUOTED else "")
+    reasons = [
+        f"{count:,} are numbers written for {flags} (e.g. {found.examples[flags]!r}): pass "
+        f"{flags} (data.thousands / data.decimal) to read them"
+        for flags, count in sorted(found.notations.items(), key=lambda item: -item[1])
+    ]
+    if found.foreign_digits:
+        reasons.append(f"{found.foreign_digits:,} use digits other than 0-9: write them with 0-9")
+    if found.unread:
+        reasons.append(
+            f"{found.unread:,} are not numbers (e.g. {found.placeholders}): empty them or write a "
+            "missing token such as NA"
+        )
+    return (
+        f"column {name!r} holds numbers except in {bad:,} rows (rows {rows}), e.g. "
+        f"{found.bad_cells}; of those, {'; '.join(reasons)}"
+    )
+
+
+def profile_judgments(
+    frame: pd.DataFrame,
+    columns: list[str] | None = None,
+    notation: tuple[str | None, str] = PLAIN,
+) -> dict[str, ColumnJudgment]:
+    """Today's callers: the whole frame profiled as one chunk, then judged."""
+    return finish_profile(profile_columns(frame, columns, notation))
+
+
 def left_out_rule(
     values: pd.Series,
     target: pd.Series | None,
     target_name: str,
     time_column: str | None,
     max_missing_fraction: float,
+    judgment: ColumnJudgment | None = None,
 ) -> tuple[str, str] | None:
     """(rule, detail) when all-columns mode should not use a column as a feature, else None.
 
-    target is the target column when it holds numbers (for the leakage check), else None.
+    target is the target column when it holds numbers (for the leakage check), else None;
+    judgment is the column's profile judgment (computed here from values when not given).
     """
     name = str(values.name)
+    if judgment is None:
+        judgment = finish_profile(profile_columns(values.to_frame(name)))[name]
     if name == time_column:
         return TIME, "it is data.time_column"
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return DATES, "it holds dates"
-    empty = float(values.isna().mean()) if len(values) else 0.0
-    if empty > max_missing_fraction:
-        return EMPTY, f"{empty:.0%} empty, more than data.max_missing_fraction"
+    if judgment.kind == DATES:
+        return DATES, "it holds dates" if judgment.dated else "its values are dates"
+    if judgment.missing_share > max_missing_fraction:
+        return EMPTY, f"{judgment.missing_share:.0%} empty, more than data.max_missing_fraction"
     if named_after_target(name, target_name):
         return LEAK, f"its name is made from the target {target_name!r}"
     if is_number_column(values):
@@ -231,12 +535,11 @@ def left_out_rule(
         return None
     if pd.api.types.is_bool_dtype(values):
         return None
-    text = values.dropna().astype(str)
-    if _looks_like_dates(text):
-        return DATES, "its values are dates"
-    levels = text.nunique()
-    if levels > max(MIN_LEVELS_TO_SKIP, MAX_LEVEL_SHARE * len(values)):
-        return IDENTIFIER, f"{levels} distinct values look like identifiers or free text"
+    if judgment.levels > max(MIN_LEVELS_TO_SKIP, MAX_LEVEL_SHARE * judgment.rows):
+        return (
+            IDENTIFIER,
+            f"{judgment.levels_text} distinct values look like identifiers or free text",
+        )
     return None
 
 
@@ -278,18 +581,54 @@ class ColumnError(SourceError):
     """Columns that cannot be used as they are (text in numbers, bad headers), named."""
 
 
-def refuse_spoilt_columns(frame: pd.DataFrame, columns: list[str], hint: str = "") -> None:
-    """Raise ColumnError naming each column (and its cells) that is numbers with a few texts."""
+def refuse_spoilt_columns(
+    frame: pd.DataFrame,
+    columns: list[str],
+    hint: str = "",
+    notation: tuple[str | None, str] = PLAIN,
+    judgments: dict[str, ColumnJudgment] | None = None,
+) -> None:
+    """Raise ColumnError naming each column that is numbers with exceptions, or damaged."""
+    if judgments is None:
+        judgments = profile_judgments(frame, [c for c in columns if c in frame.columns], notation)
     problems = [
-        describe_spoilt(column, bad)
-        for column in columns
-        if column in frame.columns and len(bad := spoilt_cells(frame[column]))
+        found.problem
+        for column in dict.fromkeys(columns)
+        if (found := judgments.get(str(column))) is not None and found.kind in {SPOILT, DAMAGED}
     ]
+    _refuse(problems, hint)
+
+
+def _refuse(problems: list[str], hint: str = "") -> None:
     if problems:
         shown = "; ".join(problems[:NAMES_QUOTED])
         extra = len(problems) - NAMES_QUOTED
         more = f"; and {extra} more columns" if extra > 0 else ""
-        raise ColumnError(f"{shown}{more}: fix those cells{hint}")
+        raise ColumnError(f"{shown}{more}{hint}")
+
+
+def dates_problem(name: str) -> str:
+    """Why a date column named as a feature is refused, and what would use it."""
+    return (
+        f"column {name!r} holds dates, which would become one category per date: write it as "
+        "a number in the file (the fractional year, e.g. 2008.5 for 1 July 2008), or set "
+        "data.time_column to train on a recent window, or declare it with --categorical"
+    )
+
+
+def levels_problem(name: str, judgment: ColumnJudgment) -> str:
+    """Why a named column typed categorical with about one level per row is refused."""
+    return (
+        f"column {name!r} has {judgment.levels_text} distinct values in {judgment.rows:,} rows: "
+        "as a category that is nearly one weight per row (an identifier or free text); leave "
+        "it out, or declare it with --categorical to use it anyway"
+    )
+
+
+def too_many_levels(judgment: ColumnJudgment) -> bool:
+    """More levels than MAX_NAMED_LEVEL_SHARE of the rows and than MIN_LEVELS_TO_SKIP."""
+    limit = max(MIN_LEVELS_TO_SKIP, MAX_NAMED_LEVEL_SHARE * judgment.rows)
+    return judgment.levels > limit or judgment.levels > LEVEL_CAP
 
 
 def decide_features(
@@ -299,32 +638,58 @@ def decide_features(
     categorical: list[str],
     time_column: str | None = None,
     max_missing_fraction: float = 1.0,
+    notation: tuple[str | None, str] = PLAIN,
 ) -> FeatureDecision:
     """Type the named feature columns (every usable column when named is None) by their data.
 
-    A column the user put in `categorical` stays categorical, and a named column is never left
-    out. A mostly-numeric column with a few text cells is refused, naming the cells, either way.
+    A column the user put in `categorical` stays categorical. A named column is never left
+    out: numbers with exceptions, dates and near-identifiers are refused, naming the cells.
     """
     decision = FeatureDecision()
+    wanted = list(frame.columns) if named is None else [*named, *categorical]
+    judgments = profile_judgments(frame, [c for c in dict.fromkeys(wanted) if c in frame], notation)
+    declared = named is not None
     if named is None:
         numbers = frame[target] if target in frame and is_number_column(frame[target]) else None
         named = []
         for column in frame.columns:
             if column == target or column in categorical:
                 continue
-            if len(spoilt_cells(frame[column])):
+            found = judgments[str(column)]
+            if found.kind in {SPOILT, DAMAGED}:
                 named.append(column)  # refused below, never quietly left out
                 continue
-            rule = left_out_rule(frame[column], numbers, target, time_column, max_missing_fraction)
+            rule = left_out_rule(
+                frame[column], numbers, target, time_column, max_missing_fraction, found
+            )
             if rule is None:
                 named.append(column)
             else:
                 decision.left_out[str(column)] = rule
     hint = " (or name the column with --categorical if it really is a category)"
-    refuse_spoilt_columns(frame, [c for c in named if c not in categorical], hint)
+    refuse_spoilt_columns(
+        frame, [c for c in named if c not in categorical], hint, notation, judgments
+    )
+    # A declared category may hold text among numbers, but not NUL bytes (a damaged file).
+    _refuse(
+        [
+            found.problem
+            for c in categorical
+            if (found := judgments.get(c)) and found.kind == DAMAGED
+        ]
+    )
+    problems = []
     for column in named:
-        kind = column_kind(frame[column]) if column in frame.columns else NUMERIC
-        (decision.numeric if kind == NUMERIC else decision.categorical).append(column)
+        found = judgments.get(str(column))
+        if found is None or found.kind == NUMERIC:  # a missing column: validation names it
+            decision.numeric.append(column)
+            continue
+        if found.kind == DATES:
+            problems.append(dates_problem(column))
+        elif declared and too_many_levels(found):
+            problems.append(levels_problem(column, found))
+        decision.categorical.append(column)
+    _refuse(problems)
     return decision
 
 

@@ -7,7 +7,7 @@ a deployment's parameters, the Prefect UI's form and the `houseprice` flags give
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
@@ -120,6 +120,16 @@ class DataConfig(Section):
         max_length=1,
         description="Field separator of CSV sources, e.g. ';' or a tab.",
     )
+    # Numbers written with grouped thousands ('1,656') or a decimal comma ('1234,5') are read
+    # only when declared: guessed, '1,656' could be 1656 or 1.656.
+    thousands: Literal[",", ".", " ", "'"] | None = Field(
+        None,
+        description="Thousands separator of numbers written as text, e.g. ',' for 1,656 "
+        "(default: none; such cells are refused, naming the column).",
+    )
+    decimal: Literal[".", ","] = Field(
+        ".", description="Decimal mark of numbers written as text: '.' or ',' (1234,5)."
+    )
     value_ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict,
         description='Plausible ranges checked by validation, e.g. {"Year_Built": [1800, 2100]}; '
@@ -156,6 +166,17 @@ class DataConfig(Section):
         if self.window is not None and self.time_column is None:
             raise ValueError("window needs time_column")
         return self
+
+    @model_validator(mode="after")
+    def _check_notation(self) -> DataConfig:
+        if self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal are both {self.decimal!r}")
+        return self
+
+    @property
+    def notation(self) -> tuple[str | None, str]:
+        """(thousands separator or None, decimal mark), as houseprice.columns reads numbers."""
+        return self.thousands, self.decimal
 
     @model_validator(mode="after")
     def _check_columns(self) -> DataConfig:

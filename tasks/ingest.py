@@ -60,11 +60,31 @@ def resolve_feature_decision(frame: pd.DataFrame, data: DataConfig) -> FeatureDe
         list(data.categorical_features) if named is not None else [],
         data.time_column,
         data.max_missing_fraction,
+        data.notation,
     )
     # The target, and typed numeric features (the user's choice, kept as given), are checked too.
     typed = list(data.numeric_features) if named is not None else []
-    refuse_spoilt_columns(frame, [data.target, *typed])
+    refuse_spoilt_columns(frame, [data.target, *typed], notation=data.notation)
+    if problem := repeated_rows_problem(frame):
+        raise SourceError(problem)
     return decision
+
+
+# Fewer distinct rows than this share of all rows: an export that repeated a few rows (a join
+# gone wrong), not sales. Train, validation and test parts would hold the same rows, and the test
+# R² is undefined (nan) once the test prices are all one value.
+MIN_DISTINCT_ROW_SHARE = 0.05
+
+
+def repeated_rows_problem(frame: pd.DataFrame) -> str | None:
+    """Why the rows are too few distinct ones to learn from, or None."""
+    distinct = len(frame) - int(frame.duplicated().sum())
+    if len(frame) and distinct < MIN_DISTINCT_ROW_SHARE * len(frame):
+        return (
+            f"the data holds {distinct:,} distinct rows in {len(frame):,} (fewer than "
+            f"{MIN_DISTINCT_ROW_SHARE:.0%}): the same rows repeated, not sales; check the export"
+        )
+    return None
 
 
 def typed_data_config(data: DataConfig, decision: FeatureDecision) -> DataConfig:
@@ -107,7 +127,7 @@ def retry_transient(task, task_run, state) -> bool:
 )
 def ingest_data(data: DataConfig, data_dir: Path) -> IngestResult:
     """Read the source and type its columns; the snapshot is stored once the data is valid."""
-    frame = read_source(data.source, data.separator)
+    frame = read_source(data.source, data.separator, data.notation)
     snapshot = datasets.plan_snapshot(frame, data_dir)
     log = get_run_logger()
     log.info(

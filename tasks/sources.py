@@ -7,34 +7,44 @@ missing whatever the format; duplicate or empty header names are refused.
 
 from __future__ import annotations
 
+import csv
 import io
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from houseprice import storage
 from houseprice.chunks import (
     TABLE_SUFFIXES,
     checked_frame,
     column_set_problem,
+    list_folder,
+    partition_values,
     read_parquet_frame,
     source_errors,
-    table_files,
+    table_format,
 )
 from houseprice.columns import (
     MISSING_VALUES,
+    PLAIN,
     header_problems,
     is_number_column,
     normalize_missing,
+    numbers_in_notation,
+    parse_numbers,
 )
 from houseprice.config import BUNDLED_SOURCE
 from houseprice.errors import SourceError, TransientSourceError
 
 SYNTHETIC_PREFIX = "synthetic:"
 URL_TIMEOUT_S = 60
+Notation = tuple[str | None, str]  # (thousands separator or None, decimal mark)
+log = logging.getLogger(__name__)
 
 
 def resolve_source(source: str) -> str:
@@ -55,11 +65,11 @@ def source_problem(source: str) -> str | None:
     return None
 
 
-def read_source(source: str, separator: str = ",") -> pd.DataFrame:
+def read_source(source: str, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:
     """Read a CSV/Parquet file, a folder of them, an http(s) URL, or a synthetic spec.
 
     Cells in MISSING_VALUES read as missing whatever the format, and duplicate or empty header
-    names are refused.
+    names are refused. Text columns of numbers in the declared notation ('1,656') are numbers.
     """
     source = resolve_source(source)
     if source.startswith(SYNTHETIC_PREFIX):
@@ -67,34 +77,45 @@ def read_source(source: str, separator: str = ",") -> pd.DataFrame:
 
         return synthetic_frame_from_source(source)
     if source.startswith(("http://", "https://")):
-        return _read_url(source, separator)
+        return _read_url(source, separator, notation)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _read_folder(path, separator)
+        return _read_folder(path, separator, notation)
     if problem := source_problem(source):
         raise SourceError(problem)
-    return _read_table_file(path, separator)
+    return _read_table_file(path, separator, notation)
 
 
 def _table_format(name: str) -> str:
-    suffix = Path(name).suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
+    kind = table_format(name)
+    if kind is None:
+        suffix = Path(name).suffix.lower()
         raise SourceError(
-            f"unsupported file type {suffix or '(none)'!r} for {name}: use .csv or .parquet"
+            f"unsupported file type {suffix or '(none)'!r} for {name}: use .csv (also "
+            ".csv.gz, .csv.bz2, .csv.zst) or .parquet"
         )
-    return TABLE_SUFFIXES[suffix]
+    return kind
 
 
-def _parse_table(payload: bytes | Path, kind: str, name: str, separator: str = ",") -> pd.DataFrame:
+def _parse_table(
+    payload: bytes | Path, kind: str, name: str, separator: str = ",", notation: Notation = PLAIN
+) -> pd.DataFrame:
     """Parse CSV or Parquet content, turning parser errors into SourceError naming the source."""
     handle = io.BytesIO(payload) if isinstance(payload, bytes) else payload
     with source_errors(name, kind):
-        parquet = kind == "parquet"
-        frame = read_parquet_frame(handle) if parquet else _read_csv(handle, name, separator)
-    return checked_frame(frame, name)
+        if kind == "parquet":
+            frame = read_parquet_frame(handle)
+        else:
+            frame = _read_csv(handle, name, separator, notation)
+    frame = checked_frame(frame, name)
+    if kind == "parquet" and notation != PLAIN:  # text numbers in a declared notation
+        frame = numbers_in_notation(frame, notation, plain_too=False)
+    return frame
 
 
-def _read_csv(handle: io.BytesIO | Path, name: str, separator: str) -> pd.DataFrame:
+def _read_csv(
+    handle: io.BytesIO | Path, name: str, separator: str, notation: Notation = PLAIN
+) -> pd.DataFrame:
     """Read CSV with the explicit missing-value list; header names are checked as written."""
     head = handle.getvalue()[:4096] if isinstance(handle, io.BytesIO) else _head(handle)
     if b"\x00" in head:  # binary, or UTF-16 text: either way not what a CSV reader can use
@@ -118,7 +139,34 @@ def _read_csv(handle: io.BytesIO | Path, name: str, separator: str) -> pd.DataFr
             f"{name} looks {other[1]}-delimited (its header is one column, {names[0][:80]!r}): "
             f"pass --separator '{other[2]}'"
         )
-    return _numbers_as_numbers(pd.read_csv(handle, **options))
+    if notation != PLAIN:  # read as text: pandas would take '1.656' for 1.656, not 1656
+        options["dtype"] = str
+    frame = pd.read_csv(handle, **options)
+    _refuse_short_rows(frame, handle, name, separator)
+    if notation != PLAIN:
+        return numbers_in_notation(normalize_missing(frame), notation)
+    return _numbers_as_numbers(frame)
+
+
+def _refuse_short_rows(
+    frame: pd.DataFrame, handle: io.BytesIO | Path, name: str, separator: str
+) -> None:
+    """Refuse rows with fewer fields than the header: pandas pads them with empty cells.
+
+    Only a file whose last column has gaps can hold such rows, so others are not read twice.
+    """
+    if frame.empty or not frame.iloc[:, -1].isna().any():
+        return
+    raw = handle.getvalue() if isinstance(handle, io.BytesIO) else Path(handle).read_bytes()
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")), delimiter=separator)
+    width = len(next(reader, []))
+    short = [reader.line_num for row in reader if row and len(row) < width]
+    if short:
+        lines = ", ".join(map(str, short[:5])) + (", …" if len(short) > 5 else "")
+        raise SourceError(
+            f"{name}: {len(short):,} rows have fewer fields than the header's {width} (lines "
+            f"{lines}); an empty value still needs its separator: fix those rows"
+        )
 
 
 def _numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -158,19 +206,38 @@ def _other_separator(header: str, separator: str) -> tuple[str, str, str] | None
     return None
 
 
-def _read_table_file(path: Path, separator: str = ",") -> pd.DataFrame:
-    return _parse_table(path, _table_format(path.name), str(path), separator)
+def _read_table_file(path: Path, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:
+    kind = _table_format(path.name)
+    payload: bytes | Path = path
+    if kind == "csv" and path.suffix.lower() != ".csv":  # compressed: .csv.gz, .bz2, .zst
+        with (
+            source_errors(str(path), "compressed csv"),
+            pa.input_stream(str(path), compression="detect") as stream,
+        ):
+            payload = stream.read()
+    return _parse_table(payload, kind, str(path), separator, notation)
 
 
-def _read_folder(folder: Path, separator: str = ",") -> pd.DataFrame:
-    """Concatenate every CSV/Parquet file in the folder, in name order; columns must agree.
+def _read_folder(folder: Path, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:
+    """Concatenate every CSV/Parquet file in the folder, in path order; columns must agree.
 
-    Hidden files (an upload in progress, macOS's ._ files) are skipped.
+    Files under key=value folders (hive partitions) are read, their keys becoming columns.
+    Hidden files (an upload in progress, macOS's ._ files) are skipped; other files and
+    folders are named in one warning.
     """
-    files = table_files(folder)
+    listing = list_folder(folder)
+    files = list(listing.files)
+    if listing.skipped:
+        log.warning(
+            "%s: %d entries are not tables and were not read: %s",
+            folder,
+            len(listing.skipped),
+            ", ".join(listing.skipped[:10]) + (", …" if len(listing.skipped) > 10 else ""),
+        )
     if not files:
         raise SourceError(f"folder {folder} holds no .csv or .parquet files")
-    frames = [_read_table_file(path, separator) for path in files]
+    frames = [_read_table_file(path, separator, notation) for path in files]
+    frames = _with_partition_columns(folder, files, frames)
     first = frames[0]
     for path, frame in zip(files[1:], frames[1:], strict=True):
         if problem := column_set_problem(files[0].name, first.columns, str(path), frame.columns):
@@ -184,12 +251,34 @@ def _read_folder(folder: Path, separator: str = ",") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _with_partition_columns(
+    folder: Path, files: list[Path], frames: list[pd.DataFrame]
+) -> list[pd.DataFrame]:
+    """Each file's rows with its key=value folders as columns (numbers where every value is)."""
+    values = [partition_values(folder, path) for path in files]
+    keys = list(dict.fromkeys(key for found in values for key in found))
+    for key in keys:
+        if missing := [p.name for p, found in zip(files, values, strict=True) if key not in found]:
+            raise SourceError(f"{folder}: files {missing[:5]} are outside the {key}=… folders")
+        if clash := next((p for p, f in zip(files, frames, strict=True) if key in f.columns), None):
+            raise SourceError(f"{clash}: column {key!r} is also a partition folder's key")
+    typed = {}
+    for key in keys:
+        texts = pd.Series([found[key] for found in values], dtype="str")
+        numbers = parse_numbers(texts)
+        typed[key] = numbers.tolist() if numbers.notna().all() else texts.tolist()
+    return [
+        frame.assign(**{key: typed[key][index] for key in keys})
+        for index, frame in enumerate(frames)
+    ]
+
+
 def _is_number(values: pd.Series) -> bool:
     """Whether a column is numeric (an all-empty column counts as numeric: it holds no text)."""
     return bool(values.isna().all()) or is_number_column(values)
 
 
-def _read_url(url: str, separator: str = ",") -> pd.DataFrame:
+def _read_url(url: str, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:
     """Download a table; HTTP 4xx is permanent, network errors and 5xx are transient."""
     try:
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
@@ -208,4 +297,4 @@ def _read_url(url: str, separator: str = ",") -> pd.DataFrame:
         kind = _table_format(path_part)
     else:  # no telling suffix: Parquet files start with the magic bytes PAR1
         kind = "parquet" if payload[:4] == b"PAR1" else "csv"
-    return _parse_table(payload, kind, url, separator)
+    return _parse_table(payload, kind, url, separator, notation)

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def _training_refusal(tmp_path: Path, source: Path, **data) -> str:
 
     config = _config(tmp_path, source, **data)
     try:
-        frame = read_source(config.data.source, config.data.separator)
+        frame = read_source(config.data.source, config.data.separator, config.data.notation)
         typed = resolve_feature_kinds(frame, config.data)
         report = run_validation(frame, build_expectation_suite(typed))
         if not report.success:
@@ -692,3 +693,153 @@ def test_the_separator_flag_reaches_the_config(typed, separator):
 
     args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
     assert config_from_arguments(args).data.separator == separator
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers in another notation, dates and near-identifiers: never typed by a silent guess.
+
+
+def _notation_csv(tmp_path: Path, cells: list[str], rows: int = 300) -> Path:
+    """make_houses' table with area written as the given cells, cycled."""
+    frame = make_houses(rows=rows, seed=1)
+    frame["price"] = frame["price"].round().astype(int)  # no decimal mark to disagree with area
+    frame["area"] = [cells[i % len(cells)].format(a=int(a)) for i, a in enumerate(frame["area"])]
+    frame.to_csv(tmp_path / "n.csv", index=False)
+    return tmp_path / "n.csv"
+
+
+NOTATION_CASES = [
+    ("thousands", ["{a:,}"], "--thousands ','", {"thousands": ","}),
+    ("decimal-comma", ["{a},5"], "--decimal ','", {"decimal": ","}),
+]
+
+
+@pytest.mark.parametrize(
+    ("cells", "flag", "declared"),
+    [c[1:] for c in NOTATION_CASES],
+    ids=[c[0] for c in NOTATION_CASES],
+)
+@pytest.mark.parametrize("mode", ["named", "all-columns"])
+def test_numbers_in_another_notation_are_refused_or_read_when_declared(
+    tmp_path, cells, flag, declared, mode
+):
+    # They became 1,500 one-hot levels (named) or were dropped as identifiers (all columns).
+    source = _notation_csv(tmp_path, cells)
+    named = {"features": ["area", "year"]} if mode == "named" else {}
+    message = _training_refusal(tmp_path, source, **named)
+    assert "'area' holds numbers except in" in message and f"pass {flag}" in message
+    config = _config(tmp_path, source, **named, **declared)
+    frame = read_source(str(source), ",", config.data.notation)
+    assert pd.api.types.is_float_dtype(frame["area"])
+    assert "area" in resolve_feature_kinds(frame, config.data).numeric_features
+
+
+def test_a_quoted_decimal_comma_reads_with_a_comma_separator(tmp_path):
+    _write(tmp_path / "q.csv", 'area,price\n"1234,5",1\n"12,25",2\n')
+    frame = read_source(str(tmp_path / "q.csv"), ",", (None, ","))
+    assert frame["area"].tolist() == [1234.5, 12.25]
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        (["{a}"] * 4 + ["-"], r"60 are not numbers \(e.g. \['-'\]\)"),
+        (["{a}"] * 4 + ["١٢٣٤"], "60 use digits other than 0-9"),
+    ],
+    ids=["dash-placeholders", "arabic-digits"],
+)
+def test_a_fifth_of_odd_cells_in_numbers_is_refused_naming_them(tmp_path, cells, message):
+    source = _notation_csv(tmp_path, cells)
+    assert re.search(message, _training_refusal(tmp_path, source, features=["area", "year"]))
+
+
+def test_a_fifth_of_missing_tokens_in_numbers_reads_as_gaps(tmp_path):
+    frame = read_source(str(_notation_csv(tmp_path, ["{a}"] * 4 + ["n/a"])))
+    assert pd.api.types.is_float_dtype(frame["area"]) and frame["area"].isna().sum() == 60
+
+
+def test_a_date_named_as_a_feature_is_refused_with_the_fractional_year_advice(tmp_path):
+    sold = pd.date_range("2008-01-01", periods=300, freq="D").strftime("%Y-%m-%d").tolist()
+    source = _houses_csv(tmp_path / "h.csv", rows=300, sold=sold)
+    message = _training_refusal(tmp_path, source, features=["sold", "area"])
+    assert "'sold' holds dates" in message and "2008.5" in message
+    parquet = tmp_path / "h.parquet"
+    read_source(str(source)).assign(sold=pd.to_datetime(sold)).to_parquet(parquet)
+    assert "'sold' holds dates" in _training_refusal(tmp_path, parquet, features=["sold", "area"])
+
+
+def test_a_named_category_with_a_level_per_row_is_refused_unless_declared(tmp_path):
+    source = _houses_csv(tmp_path / "h.csv", rows=300, code=[f"k{i}" for i in range(300)])
+    message = _training_refusal(tmp_path, source, features=["code", "area"])
+    assert "'code' has 300 distinct values in 300 rows" in message and "--categorical" in message
+    config = _config(tmp_path, source, features=["area"], categorical_features=["code"])
+    typed = resolve_feature_kinds(read_source(str(source)), config.data)
+    assert typed.categorical_features == ["code"]
+
+
+def test_thousands_and_decimal_flags_reach_the_config_and_must_differ():
+    from houseprice.cli.arguments import config_from_arguments
+    from houseprice.cli.parser import build_parser
+
+    args = build_parser().parse_args(["retrain", "--thousands", ".", "--decimal", ","])
+    assert config_from_arguments(args).data.notation == (".", ",")
+    with pytest.raises(ValueError, match="thousands and decimal are both ','"):
+        build_config({"data": {"thousands": ",", "decimal": ","}})
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing lost: every file of a folder is read or named; rows that cannot be whole are refused.
+
+
+def test_compressed_csv_files_in_a_folder_are_read(tmp_path):
+    import bz2
+    import gzip
+
+    houses = make_houses(rows=30, seed=1)
+    houses.iloc[:10].to_csv(tmp_path / "a.csv", index=False)
+    (tmp_path / "b.csv.gz").write_bytes(
+        gzip.compress(houses.iloc[10:20].to_csv(index=False).encode())
+    )
+    (tmp_path / "c.csv.bz2").write_bytes(
+        bz2.compress(houses.iloc[20:].to_csv(index=False).encode())
+    )
+    frame = read_source(str(tmp_path))
+    assert frame["price"].tolist() == houses["price"].tolist()
+
+
+def test_hive_partition_folders_are_read_with_their_keys_as_columns(tmp_path, caplog):
+    houses = make_houses(rows=120, seed=1)
+    for index, year in enumerate((2007, 2008, 2009)):
+        folder = tmp_path / f"sold={year}"
+        folder.mkdir()
+        houses.iloc[index * 40 : (index + 1) * 40].to_parquet(folder / "part.parquet")
+    houses.iloc[:5].to_csv(tmp_path / "notes.txt")
+    (tmp_path / "archive").mkdir()
+    with caplog.at_level(logging.WARNING):
+        frame = read_source(str(tmp_path))
+    assert (
+        len(frame) == 120
+        and frame["sold"].tolist() == [2007.0] * 40 + [2008.0] * 40 + [2009.0] * 40
+    )
+    assert "2 entries are not tables and were not read: archive/, notes.txt" in caplog.text
+
+
+def test_rows_shorter_than_the_header_are_refused_with_their_lines(tmp_path):
+    lines = ["area,year,hood,price"] + [f"{900 + i},2000,North,{100000 + i}" for i in range(40)]
+    lines[7], lines[30] = "950,2001", "951,2002,South"
+    message = _training_refusal(tmp_path, _write(tmp_path / "s.csv", "\n".join(lines) + "\n"))
+    assert "s.csv: 2 rows have fewer fields than the header's 4 (lines 8, 31)" in message
+
+
+def test_a_nul_byte_inside_a_value_is_refused_naming_the_column(tmp_path):
+    lines = ["area,year,hood,price"] + [f"{900 + i},2000,North,{100000 + i}" for i in range(400)]
+    lines[300] = "950,2001,No\x00rth,100"
+    message = _training_refusal(tmp_path, _write(tmp_path / "z.csv", "\n".join(lines) + "\n"))
+    assert "column 'hood' holds a NUL byte (\\x00) in 1 cells (rows 299)" in message
+
+
+def test_a_few_rows_repeated_many_times_are_refused_with_counts(tmp_path):
+    frame = pd.concat([make_houses(rows=5, seed=1)] * 600, ignore_index=True)
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    message = _training_refusal(tmp_path, tmp_path / "r.csv")
+    assert "5 distinct rows in 3,000" in message
