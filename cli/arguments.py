@@ -31,6 +31,21 @@ def parse_fraction(text: str) -> float:
     return value
 
 
+def parse_model_name(text: str) -> str:
+    """A model name as argparse's type: refused (exit 2) unless it can name a folder."""
+    from houseprice.model_names import ModelNameError, check_model_name
+
+    try:
+        return check_model_name(text)
+    except ModelNameError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_model_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--model NAME: which named model (and so which champion) a command is about."""
+    parser.add_argument("--model", type=parse_model_name, metavar="NAME", help=help_text)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that builds a PipelineConfig."""
     parser.add_argument(
@@ -38,6 +53,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="YAML file with any part of the configuration (see the README); flags win over it",
+    )
+    add_model_argument(
+        parser,
+        "the model this run trains, whose champion it competes with, e.g. sales-2026 "
+        "(default: the source's file name and the target, e.g. sales-price; ames for the "
+        "bundled data)",
     )
     parser.add_argument(
         "--source",
@@ -119,6 +140,8 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
     file_values = read_config_file(args.config) if args.config is not None else {}
     data: dict[str, Any] = {}
     # `is not None`: an empty --target or --source is refused by the config, not ignored.
+    if args.model is not None:
+        data["model"] = args.model
     if args.source is not None:
         data["source"] = args.source
     if args.target is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from houseprice.trainers import trainer_names
 
-from .terminal import champion_text, fail, notify
+from .terminal import EXIT_REFUSED, champion_text, fail, notify
 
 
 def _decision_text(run: dict[str, Any]) -> str:
@@ -29,7 +29,8 @@ def _decision_text(run: dict[str, Any]) -> str:
     return f"{verdict}: {promotion.get('reason', '')}"
 
 
-HISTORY_ROW = "{:<23}  {:<9}  {:<8}  {:<10}  {:>10}  {:>6}"
+HISTORY_ROW = "{:<23} {:<10} {:<9} {:<6} {:<10} {:>9} {:>6}"
+MODEL_WIDTH = 10  # a longer model name is cut with '…' (the champion lines below say it whole)
 MIN_WIDTH, MAX_WIDTH = 80, 100  # fits an 80-column terminal; longer lines are hard to scan
 
 
@@ -44,19 +45,22 @@ def command_history(args: argparse.Namespace) -> int:
     """Print every run (data, model, metrics, decision) and every champion change."""
     from houseprice import registry
 
-    runs = registry.list_runs(args.artifacts_dir)
+    model = getattr(args, "model", None)
+    runs = [r for r in registry.list_runs(args.artifacts_dir) if model in (None, r["model"])]
     if not runs:
-        print(f"no runs under {args.artifacts_dir}")
+        print(f"no runs under {args.artifacts_dir}" + (f" for model {model}" if model else ""))
         return 0
     width = min(max(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MIN_WIDTH), MAX_WIDTH)
-    print(HISTORY_ROW.format("run", "status", "snapshot", "model", "test RMSE", "R²"))
+    print(HISTORY_ROW.format("run", "model", "status", "data", "trainer", "test RMSE", "R²"))
     for run in runs:
         test = run["test"] or {}
+        name = run["model"]
         print(
             HISTORY_ROW.format(
                 run["run_id"],
+                name if len(name) <= MODEL_WIDTH else name[: MODEL_WIDTH - 1] + "…",
                 run["status"] or "?",
-                (run["snapshot"] or "-")[:8],
+                (run["snapshot"] or "-")[:6],
                 run["selected_model"] or "-",
                 f"{test['rmse']:,.0f}" if "rmse" in test else "-",
                 f"{test['r2']:.3f}" if "r2" in test else "-",
@@ -64,13 +68,16 @@ def command_history(args: argparse.Namespace) -> int:
         )
         print("\n".join(_wrapped(_decision_text(run), width)))
     print("\nchampion changes:")
-    changes = [e for e in registry.read_history(args.artifacts_dir) if e.get("promoted")]
-    for entry in changes:
+    history = registry.read_history(args.artifacts_dir, model)
+    for entry in (e for e in history if e.get("promoted")):
         framework = entry.get("framework") or ""
-        print(f"  {entry['time']}  {entry['run_id']}/{framework}")
+        print(f"  {entry['time']}  {entry.get('model')}: {entry['run_id']}/{framework}")
         print("\n".join(_wrapped(entry.get("reason") or "", width, indent="      ")))
-    champion = registry.read_champion(args.artifacts_dir)
-    print(f"current champion: {champion_text(champion)}")
+    names = [model] if model else registry.champion_models(args.artifacts_dir)
+    print("current champions:" if names else "current champion: none yet")
+    for name in names:
+        text = f"{name}: {champion_text(registry.read_champion(args.artifacts_dir, name))}"
+        print("\n".join(_wrapped(text, width, indent="  ", max_lines=2)))
     return 0
 
 
@@ -91,14 +98,28 @@ def command_promote(args: argparse.Namespace) -> int:
 def _promote_run(args: argparse.Namespace) -> int:
     """Promote one completed run (the caller holds the retrain lock)."""
     from houseprice import registry, storage
+    from houseprice.champion import promote_verified
+    from houseprice.errors import ModelLoadError
 
+    if note := registry.migrate_legacy_champion(args.artifacts_dir):
+        notify("note: %s", note)
     run = registry.require_completed(args.artifacts_dir, args.run_id)
+    trained_as = registry.run_model(args.artifacts_dir, args.run_id)
+    if args.model is not None and args.model != trained_as:
+        return fail(
+            f"run {args.run_id} was trained as model {trained_as!r}, not {args.model!r}: it "
+            f"can only be the champion of {trained_as!r}",
+            code=EXIT_REFUSED,
+        )
     framework = args.framework or storage.read_json(run.metrics).get("selected_model")
     if framework is None:
         names = "|".join(trainer_names())
         return fail(f"run {args.run_id} has no selected model; pass --framework {names}")
     reason = f"manual promotion by `houseprice promote`{': ' + args.reason if args.reason else ''}"
-    champion = registry.promote(args.artifacts_dir, args.run_id, framework, reason)
+    try:  # a tampered or truncated run must never replace a working champion
+        champion = promote_verified(args.artifacts_dir, args.run_id, framework, reason)
+    except ModelLoadError as error:
+        return fail(f"refused, the champion is unchanged: {error}", code=EXIT_REFUSED)
     registry.append_history(
         args.artifacts_dir,
         {
@@ -109,7 +130,7 @@ def _promote_run(args: argparse.Namespace) -> int:
             "reason": reason,
         },
     )
-    print(f"champion: {champion.run_id}/{champion.framework}")
+    print(f"champion of {champion.model}: {champion.run_id}/{champion.framework}")
     _move_champion_alias(args.artifacts_dir, args.run_id)
     return 0
 
@@ -126,7 +147,8 @@ def _move_champion_alias(artifacts_dir: Path, run_id: str) -> None:
         settings = tracking.recorded_settings(artifacts_dir, candidates)
         if settings is None:
             return
-        version = tracking.sync_champion_alias(artifacts_dir, settings)
+        model = registry.run_model(artifacts_dir, run_id)
+        version = tracking.sync_champion_alias(artifacts_dir, settings, model)
     except ValidationError as error:
         print(f"warning: MLflow alias not moved: {error.errors()[0]['msg']}", file=sys.stderr)
         return

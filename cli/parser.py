@@ -13,6 +13,7 @@ from .arguments import (
     DEFAULT_LANDING_DIR,
     add_artifacts_argument,
     add_config_arguments,
+    add_model_argument,
     parse_fraction,
 )
 from .history import command_history, command_promote
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--run", metavar="RUN_ID", help="use this run's model instead of the champion"
     )
+    add_model_argument(
+        predict,
+        "whose champion prices the houses (default: the only model with a champion, or the "
+        "one whose columns the file has)",
+    )
     predict.add_argument(
         "--max-imputed-fraction",
         type=parse_fraction,
@@ -120,12 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     history = add(
         "history", "List every run with its metrics and decision, and every champion change."
     )
+    add_model_argument(history, "list only this model's runs and champion changes")
     add_artifacts_argument(history)
     history.set_defaults(handler=command_history)
 
     promote = add(
         "promote",
-        "Make an earlier completed run's model the champion (to roll back a promotion).",
+        "Make an earlier completed run's model the champion of its model (to roll back a "
+        "promotion), once its files match the checksums it recorded.",
     )
     promote.add_argument("run_id", metavar="RUN_ID", help="the run to promote, as in `history`")
     promote.add_argument(
@@ -134,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which of the run's models (default: the one the run selected)",
     )
     promote.add_argument("--reason", help="a note kept with the decision in the history")
+    add_model_argument(
+        promote,
+        "the model the run must belong to; refused if it was trained as another (default: "
+        "the run's own model, whose champion it becomes)",
+    )
     promote.add_argument(
         "--wait",
         type=float,

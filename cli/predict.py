@@ -23,8 +23,9 @@ def command_predict(args: argparse.Namespace) -> int:
         args.run,
         limits,
         parse_separator(args.separator),
+        args.model,
     )
-    print(f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}")
+    print(f"{summary.rows} rows scored by {summary.scored_by()} -> {summary.output}")
     for column, values in summary.unseen_categories.items():
         print(f"note: {column} levels unseen in training, scored as the reference: {values[:10]}")
     for line in describe_input_notes(summary):

@@ -68,13 +68,13 @@ def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
     drifted = (metrics.get("drift") or {}).get("drifted") or []
     passed, verdict = run_verdict(validation, metrics["reference_check"], drifted=drifted)
     promotion = metrics.get("promotion") or {}
-    champion = registry.read_champion(artifacts_dir)
+    name = registry.run_model(artifacts_dir, run_folder.name)  # each model has its champion
+    champion = registry.read_champion(artifacts_dir, name)
     promoted = champion is not None and champion.run_id == run_folder.name
     model = f" ({model_label(promotion['framework'])})" if promotion.get("framework") else ""
     decision = f"{'promoted' if promoted else 'not promoted'}{model}: {promotion.get('reason')}"
-    return RetrainOutcome(
-        run_folder, passed, verdict, promoted, decision, champion_text(champion, run_folder.name)
-    )
+    champion_line = f"{champion_text(champion, run_folder.name)} (model {name})"
+    return RetrainOutcome(run_folder, passed, verdict, promoted, decision, champion_line)
 
 
 def command_retrain(args: argparse.Namespace) -> int:
@@ -100,18 +100,23 @@ def command_retrain(args: argparse.Namespace) -> int:
                 wait_for_server()
                 result = retrain(config)
     except Exception as error:
-        return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
+        return _report_failed_run(
+            error, config.paths.artifacts_dir, args.verbose, config.data.model_name
+        )
     artifacts_dir = config.paths.artifacts_dir
     if not Path(result).is_dir():  # landing mode with nothing new: the flow says why
         print(result)
-        print(f"champion:  {champion_text(read_champion(artifacts_dir))}")
+        model = config.data.model_name
+        print(f"champion:  {champion_text(read_champion(artifacts_dir, model))} (model {model})")
         return EXIT_KEPT
     outcome = read_outcome(Path(result), artifacts_dir)
     print("\n".join(outcome.lines()))
     return outcome.exit_code
 
 
-def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> int:
+def _report_failed_run(
+    error: Exception, artifacts_dir: Path, verbose: bool, model: str | None = None
+) -> int:
     """Say why the run failed and where its report is; a traceback only for a bug or verbose."""
     from houseprice import runs
 
@@ -129,6 +134,7 @@ def _report_failed_run(error: Exception, artifacts_dir: Path, verbose: bool) -> 
         if (folder / "report.html").exists():
             lines.append(f"report:    {folder / 'report.html'}")
     with contextlib.suppress(Exception):  # an unreadable champion must not hide the failure
-        lines.append(f"champion:  {champion_text(read_champion(artifacts_dir))} (unchanged)")
+        champion = champion_text(read_champion(artifacts_dir, model))
+        lines.append(f"champion:  {champion} (unchanged)")
     print("\n".join(lines), file=sys.stderr)
     return EXIT_FAILED

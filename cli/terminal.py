@@ -85,8 +85,8 @@ def champion_text(champion: Any, this_run: str | None = None) -> str:
     return f"{champion.run_id}/{champion.framework}{mine}, since {champion.promoted_at}"
 
 
-def read_champion(artifacts_dir: Path) -> Any:
-    """The champion record, or None (the registry is imported only when asked)."""
+def read_champion(artifacts_dir: Path, model: str | None = None) -> Any:
+    """A model's champion record, or None (the registry is imported only when asked)."""
     from houseprice import registry
 
-    return registry.read_champion(artifacts_dir)
+    return registry.read_champion(artifacts_dir, model)

@@ -11,8 +11,14 @@ from houseprice.tasks.predict import predict_file_task
 
 @flow(name="batch-predict")
 def batch_predict(
-    input_path: str, output_path: str, artifacts_dir: str = "artifacts", run_id: str | None = None
+    input_path: str,
+    output_path: str,
+    artifacts_dir: str = "artifacts",
+    run_id: str | None = None,
+    model: str | None = None,
 ) -> str:
     """Score input_path and write the rows with a `prediction` column to output_path."""
-    summary = predict_file_task(Path(input_path), Path(output_path), Path(artifacts_dir), run_id)
+    summary = predict_file_task(
+        Path(input_path), Path(output_path), Path(artifacts_dir), run_id, model
+    )
     return str(summary.output)

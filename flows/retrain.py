@@ -87,7 +87,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
     paths = config.paths
     finish_interrupted_promotion(paths.artifacts_dir)  # a crash after the last run completed
     remove_stale_scratch(paths.artifacts_dir, get_run_logger().warning)  # a killed streamed run
-    champion = load_champion(paths.artifacts_dir)  # read once: collect, drift and the gate use it
+    # This model's champion, read once: collect, drift and the gate use it.
+    champion = load_champion(paths.artifacts_dir, config.data.model_name)
     # Landing mode: new files, validated into the next dataset version; nothing new stops here.
     collected = _collect(config, champion)
     if collected and (reason := no_retrain_reason(collected, config)):

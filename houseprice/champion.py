@@ -9,6 +9,7 @@ drift goes unchecked, and the gate replaces a model that no longer loads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,8 +18,8 @@ import pandas as pd
 import yaml
 
 from houseprice import datasets, layout, registry, storage
-from houseprice.errors import ModelLoadError
-from houseprice.model import HousePriceModel, load_run_model
+from houseprice.errors import InputSchemaError, ModelLoadError
+from houseprice.model import HousePriceModel, load_run_model, verify_checksums
 
 # What a run folder whose lineage, config or snapshot is missing or damaged raises on the way
 # in (storage.read_yaml lets yaml.YAMLError through).
@@ -71,13 +72,13 @@ class ChampionRun:
         return self.record.framework
 
 
-def load_champion(artifacts_dir: Path) -> ChampionRun | None:
-    """The champion and everything the stages read of it; None before the first promotion.
+def load_champion(artifacts_dir: Path, model: str | None = None) -> ChampionRun | None:
+    """A model's champion and everything the stages read of it; None before its first promotion.
 
     An unreadable champion.json raises RegistryError: no stage can go on without knowing which
     model is in use, and promoting over it would lose the record a person can still restore.
     """
-    record = registry.read_champion(artifacts_dir)
+    record = registry.read_champion(artifacts_dir, model)
     if record is None:
         return None
     basis = model = basis_problem = model_problem = None
@@ -113,3 +114,117 @@ def read_training_snapshot(champion: ChampionRun, data_dir: Path) -> pd.DataFram
     if path.is_dir():
         return datasets.read_snapshot_head(path, DRIFT_SNAPSHOT_ROWS)
     return datasets.load_snapshot(data_dir, champion.basis.snapshot)
+
+
+def verify_run(artifacts_dir: Path, run_id: str, framework: str) -> HousePriceModel:
+    """A completed run's model, after checking every file its manifest lists; else raise.
+
+    ModelLoadError names the first file that is missing or differs from its recorded checksum
+    (the model, its preprocessing, its weights or an export): such a run must never become a
+    champion, or every later predict would fail.
+    """
+    run = registry.require_completed(artifacts_dir, run_id)
+    try:
+        listed = storage.read_json(run.model_manifest)
+    except (OSError, ValueError):
+        listed = {}  # verify_checksums below names the missing manifest
+    verify_checksums(run, [run.root / name for name in listed if isinstance(name, str)])
+    return load_run_model(artifacts_dir, run_id, framework)
+
+
+def promote_verified(
+    artifacts_dir: Path, run_id: str, framework: str, reason: str
+) -> registry.Champion:
+    """Promote a run only once its files match the checksums it recorded (verify_run)."""
+    verify_run(artifacts_dir, run_id, framework)
+    return registry.promote(artifacts_dir, run_id, framework, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which model scores a file: `predict` without --run.
+
+
+class ScoringChoice(NamedTuple):
+    """The model predict uses, the model name it belongs to, and whether it is the champion."""
+
+    model: HousePriceModel
+    model_name: str
+    champion: bool
+
+
+def _missing_columns(model: HousePriceModel, columns: pd.Index) -> list[str]:
+    """The model's input columns that a file lacks."""
+    prep = model.preprocessor
+    return [c for c in prep.numeric_features + prep.categorical_features if c not in columns]
+
+
+def fitting_models(artifacts_dir: Path, columns: pd.Index) -> dict[str, str]:
+    """Model name → champion run id, for each champion that finds all its columns in columns."""
+    fitting = {}
+    for name in registry.champion_models(artifacts_dir):
+        try:
+            record = registry.read_champion(artifacts_dir, name)
+            model = load_run_model(artifacts_dir, record.run_id, record.framework)
+        except (ModelLoadError, registry.RegistryError, AttributeError):
+            continue  # a broken champion fits nothing; loading it names the problem
+        if not _missing_columns(model, columns):
+            fitting[name] = record.run_id
+    return fitting
+
+
+def _fitting_text(fitting: dict[str, str]) -> str:
+    """'sales-price (champion run X: --model sales-price)', or that none fits."""
+    if not fitting:
+        return "no model's champion has these columns"
+    listed = ", ".join(f"{n} (champion run {r}: --model {n})" for n, r in fitting.items())
+    return f"models whose champion has these columns: {listed}"
+
+
+def choose_scoring_model(
+    artifacts_dir: Path,
+    read_frame: Callable[[], pd.DataFrame],
+    model: str | None = None,
+    run_id: str | None = None,
+) -> tuple[ScoringChoice, pd.DataFrame]:
+    """The model that scores a file, and the file's rows (read_frame is called once).
+
+    The run named, else the named model's champion, else the one champion (with several, the
+    one whose columns the file has; none or several fitting raise RegistryError naming them).
+    The model is found before the file is read, so a bad run id or champion.json is refused
+    first. A champion whose columns the file lacks raises InputSchemaError naming the models
+    that fit and the --model/--run to use.
+    """
+    artifacts_dir = Path(artifacts_dir)
+    if run_id is not None:
+        chosen = load_run_model(artifacts_dir, registry.check_user_run_id(run_id))
+        return ScoringChoice(chosen, registry.run_model(artifacts_dir, run_id), False), read_frame()
+    frame = None
+    if model is None and len(registry.champion_models(artifacts_dir)) > 1:
+        frame = read_frame()  # several champions: the file's columns pick one
+        model = _only_fitting_model(artifacts_dir, frame.columns)
+    record = registry.read_champion(artifacts_dir, model)
+    if record is None:
+        raise registry.RegistryError(registry.no_champion_message(artifacts_dir, model))
+    chosen = load_run_model(artifacts_dir, record.run_id, record.framework)
+    frame = read_frame() if frame is None else frame
+    if missing := _missing_columns(chosen, frame.columns):
+        raise InputSchemaError(
+            f"the champion of model {record.model!r} (run {chosen.model_id}) cannot score this "
+            f"file: it lacks the model's columns {missing}; "
+            f"{_fitting_text(fitting_models(artifacts_dir, frame.columns))}; or score with a "
+            "run that has them: --run RUN_ID (see `houseprice history`)"
+        )
+    return ScoringChoice(chosen, record.model, True), frame
+
+
+def _only_fitting_model(artifacts_dir: Path, columns: pd.Index) -> str:
+    """With no --model and several champions: the one whose champion has these columns."""
+    names = registry.champion_models(artifacts_dir)
+    fitting = fitting_models(artifacts_dir, columns)
+    if len(fitting) == 1:
+        return next(iter(fitting))
+    found = "several fit these columns" if fitting else "none fits these columns"
+    raise registry.RegistryError(
+        f"{len(names)} models have a champion under {artifacts_dir} ({', '.join(names)}) and "
+        f"{found}: name one with --model; {_fitting_text(fitting)}"
+    )

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from houseprice.columns import DEFAULT_MAX_ABS_VALUE
 from houseprice.config_base import Section
+from houseprice.model_names import check_model_name, derive_model_name
 
 BUNDLED_SOURCE = "bundled"
 
@@ -77,6 +78,12 @@ class DataConfig(Section):
         BUNDLED_SOURCE,
         description="'bundled', a CSV/Parquet file, a folder of them, an http(s) URL, "
         "or 'synthetic:rows=N,features=D,...'.",
+    )
+    # Each model has its own champion: runs on other data must not compete with this one.
+    model: str | None = Field(
+        None,
+        description="Name of the model this run trains (its champion slot), e.g. sales-2026; "
+        "default: derived from the source's name and the target (`ames` for the bundled data).",
     )
     target: str = Field(
         DEFAULT_TARGET,
@@ -160,6 +167,17 @@ class DataConfig(Section):
         if not isinstance(values, dict) or (info.context or {}).get(_COLUMNS_CHOSEN):
             return values
         return source_defaults(values)
+
+    @model_validator(mode="after")
+    def _check_model(self) -> DataConfig:
+        if self.model is not None:
+            check_model_name(self.model)
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The model this run trains: the one named, else derived from the source and target."""
+        return self.model or derive_model_name(self.source, self.target)
 
     @model_validator(mode="after")
     def _check_window(self) -> DataConfig:

@@ -183,12 +183,12 @@ def load_run_model(
 
 
 def load_model(
-    artifacts_dir: Path | str = "artifacts", run_id: str | None = None
+    artifacts_dir: Path | str = "artifacts", run_id: str | None = None, model: str | None = None
 ) -> HousePriceModel:
-    """Load the champion, or a named run's selected model."""
+    """Load a model's champion (the only one when model is None), or a named run's model."""
     if run_id is not None:
         return load_run_model(Path(artifacts_dir), registry.check_user_run_id(run_id))
-    champion = registry.read_champion(Path(artifacts_dir))
+    champion = registry.read_champion(Path(artifacts_dir), model)
     if champion is None:
-        raise registry.RegistryError(registry.no_champion_message(Path(artifacts_dir)))
+        raise registry.RegistryError(registry.no_champion_message(Path(artifacts_dir), model))
     return load_run_model(Path(artifacts_dir), champion.run_id, champion.framework)

@@ -256,7 +256,9 @@ def _mlflow_run_of(client: Any, settings: TrackingConfig, run_id: str) -> str | 
     return found[0].info.run_id if found else None
 
 
-def sync_champion_alias(artifacts_dir: Path, settings: TrackingConfig) -> str | None:
+def sync_champion_alias(
+    artifacts_dir: Path, settings: TrackingConfig, model: str | None = None
+) -> str | None:
     """Point the alias 'champion' at champion.json's model (registering it if need be).
 
     Returns the version now under the alias, or None when there is no champion yet. A champion
@@ -264,7 +266,7 @@ def sync_champion_alias(artifacts_dir: Path, settings: TrackingConfig) -> str | 
     selected one) is logged into its run's MLflow run, or a new one, first.
     """
     mlflow = _mlflow()
-    champion = registry.read_champion(Path(artifacts_dir))
+    champion = registry.read_champion(Path(artifacts_dir), model)  # settings name its MLflow model
     if champion is None:
         return None
     with mlflow_session(settings) as client:

@@ -11,20 +11,23 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from houseprice import layout, registry
-from houseprice.champion import ChampionRun
+from houseprice.champion import ChampionRun, promote_verified
 from houseprice.champion import load_champion as read_champion_run
+from houseprice.errors import ModelLoadError
 from houseprice.tasks.promote import PromotionDecision, decision_headline
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)
-def load_champion(artifacts_dir: Path) -> ChampionRun | None:
-    """Read the champion once for the whole run: collect, drift and the gate all use this."""
-    champion = read_champion_run(artifacts_dir)
+def load_champion(artifacts_dir: Path, model: str) -> ChampionRun | None:
+    """Read this model's champion once for the run: collect, drift and the gate all use this."""
     log = get_run_logger()
+    if note := registry.migrate_legacy_champion(artifacts_dir):  # artifacts from before models
+        log.warning("champion: %s", note)
+    champion = read_champion_run(artifacts_dir, model)
     if champion is None:
-        log.info("champion: none yet")
+        log.info("champion of model %s: none yet", model)
         return None
-    log.info("champion: %s/%s", champion.run_id, champion.framework)
+    log.info("champion of model %s: %s/%s", model, champion.run_id, champion.framework)
     for part, problem in (("run", champion.basis_problem), ("model", champion.model_problem)):
         if problem:
             log.warning("champion %s: its %s cannot be read: %s", champion.run_id, part, problem)
@@ -61,7 +64,11 @@ def finish_interrupted_promotion(artifacts_dir: Path) -> None:
         return
     run_id, promotion = pending
     reason = f"{promotion['reason']} (applied by a later run: the first attempt was interrupted)"
-    registry.promote(artifacts_dir, run_id, promotion["framework"], reason)
+    try:  # the run has waited since it completed: its files are checked before it takes over
+        promote_verified(artifacts_dir, run_id, promotion["framework"], reason)
+    except ModelLoadError as error:
+        get_run_logger().warning("promotion: run %s not promoted after all: %s", run_id, error)
+        return
     registry.append_history(
         artifacts_dir, {"event": "recovered", "run_id": run_id, **promotion, "reason": reason}
     )

@@ -252,16 +252,16 @@ def _unseen_rows(
 
 
 def read_earlier_bases(
-    artifacts_dir: Path, champion: ChampionRun | None
+    artifacts_dir: Path, champion: ChampionRun | None, model: str | None = None
 ) -> tuple[RunBasis | None, RunBasis | None]:
-    """What the champion (as loaded) and the newest completed run were trained on.
+    """What the champion (as loaded) and the newest completed run (of model) were trained on.
 
     Raises one of houseprice.champion.UNREADABLE when either cannot be read.
     """
     if champion is not None and champion.basis is None:
         raise ValueError(champion.basis_problem)
     basis = champion.basis if champion else None
-    latest = registry.latest_completed_run(artifacts_dir)
+    latest = registry.latest_completed_run(artifacts_dir, model)
     if latest is None:
         return basis, None
     if basis is not None and basis.run_id == latest:  # the champion is the newest run
@@ -288,7 +288,7 @@ def collect_data(
     """Validate each new landing file and append the accepted ones as a new dataset version."""
     log = get_run_logger()
     try:
-        basis, latest = read_earlier_bases(artifacts_dir, champion)
+        basis, latest = read_earlier_bases(artifacts_dir, champion, data.model_name)
     except UNREADABLE as error:
         log.warning("collect: cannot read what earlier runs trained on (%s); will train", error)
         basis = latest = None

@@ -12,9 +12,10 @@ from typing import NamedTuple
 import pandas as pd
 
 from houseprice import storage
+from houseprice.champion import choose_scoring_model
 from houseprice.errors import SourceError
 from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits
-from houseprice.model import HousePriceModel, load_model
+from houseprice.model import HousePriceModel
 from houseprice.tasks.sources import read_source
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,14 @@ class PredictionSummary(NamedTuple):
     unseen_categories: dict[str, list[str]]
     imputed: dict[str, int]  # column → cells filled with the training median
     far_outside: dict[str, int]  # column → rows far outside the training data
+    model_name: str = ""  # the named model whose champion (or run) scored the rows
+    champion: bool = False  # scored by that model's champion, not a run named with --run
+
+    def scored_by(self) -> str:
+        """'the champion of model ames (run X/torch)', or 'run X/torch (model ames)'."""
+        if self.champion:
+            return f"the champion of model {self.model_name} (run {self.model_id})"
+        return f"run {self.model_id} (model {self.model_name})"
 
 
 def score_rows(
@@ -49,12 +58,19 @@ def predict_file(
     run_id: str | None = None,
     limits: InputLimits | None = None,
     separator: str = ",",
+    model_name: str | None = None,
 ) -> PredictionSummary:
-    """Score a CSV/Parquet file and write the result, as CSV or Parquet by output's extension."""
+    """Score a CSV/Parquet file and write the result, as CSV or Parquet by output's extension.
+
+    The rows are scored by run_id's model, else model_name's champion, else the champion whose
+    columns the file has (houseprice.champion.choose_scoring_model).
+    """
     if Path(output_path).suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise SourceError(f"output {output_path} must end in .csv or .parquet")
-    model = load_model(artifacts_dir, run_id)
-    frame = read_source(str(input_path), separator)
+    choice, frame = choose_scoring_model(
+        artifacts_dir, lambda: read_source(str(input_path), separator), model_name, run_id
+    )
+    model = choice.model
     checked = model.check_input(frame, limits)
     scored = score_rows(model, frame, limits)
     storage.write_table_atomic(Path(output_path), scored)
@@ -66,6 +82,8 @@ def predict_file(
         unseen,
         checked.imputed,
         checked.far_outside,
+        choice.model_name,
+        choice.champion,
     )
 
 

@@ -26,7 +26,9 @@ def track_run_safely(
 
     try:
         mlflow_run_id = tracking.log_run(run, config)
-        version = tracking.sync_champion_alias(config.paths.artifacts_dir, settings)
+        version = tracking.sync_champion_alias(
+            config.paths.artifacts_dir, settings, config.data.model_name
+        )
     except Exception as error:  # whatever MLflow raises, the run itself has succeeded
         logger.warning(
             "MLflow: could not log run %s to %s (%s: %s); the run and champion.json are unaffected",

@@ -83,3 +83,49 @@ def completed_run(
     if promote is not None:
         registry.promote(artifacts, run.run_id, framework, promote)
     return run
+
+
+def loadable_run(
+    artifacts: Path,
+    run_id: str | None = None,
+    *,
+    columns: tuple[str, ...] = ("sqft",),
+    model: str | None = None,
+    weight: float = 100.0,
+    metrics: dict[str, Any] | None = None,
+    promote: str | None = None,
+) -> layout.RunPaths:
+    """A completed run that loads and scores (price = weight × sum of columns), of a model.
+
+    What load_run_model and promote's checks read: config.yaml naming the model, preprocessing,
+    the torch model file (a placeholder), its weights as JSON, and the manifest of all three.
+    """
+    import yaml
+
+    from houseprice.preprocessing import Preprocessor
+
+    run = completed_run(artifacts, run_id, metrics={"selected_model": "torch", **(metrics or {})})
+    data = {"source": "houses.csv", "target": "price", "model": model}
+    storage.write_text_atomic(run.config, yaml.safe_dump({"data": data}))
+    prep = Preprocessor(
+        target="price",
+        numeric_features=list(columns),
+        categorical_features=[],
+        medians=dict.fromkeys(columns, 0.0),
+        levels={},
+        reference_levels={},
+        means=[0.0] * len(columns),
+        scales=[1.0] * len(columns),
+        log_target=False,
+        target_mean=0.0,
+        target_scale=1.0,
+    )
+    storage.write_json_atomic(run.preprocessing, prep.to_dict())
+    linear = {"weights": [weight] * len(columns), "bias": 0.0}
+    storage.write_json_atomic(run.linear_weights("torch"), linear)
+    files = (run.preprocessing, run.model_file("torch"), run.linear_weights("torch"))
+    manifest = {str(p.relative_to(run.root)): storage.file_sha256(p) for p in files}
+    storage.write_json_atomic(run.model_manifest, manifest)
+    if promote is not None:
+        registry.promote(artifacts, run.run_id, "torch", promote)
+    return run

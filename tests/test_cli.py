@@ -198,7 +198,7 @@ def test_history_fits_80_columns_and_shows_a_failed_runs_error(tmp_path, capsys,
     assert max(map(len, listing.splitlines())) <= 80, listing
     assert "failed in stage validate: DataValidationError: data validation failed" in listing
     assert "- detail" not in listing and "promoted: x" not in listing
-    assert "current champion: 20260101T000000Z-aaaaaa/torch" in listing
+    assert "current champions:\n  ames: 20260101T000000Z-aaaaaa/torch" in listing
 
 
 def test_history_shows_a_killed_run_once_its_lock_is_gone(tmp_path, capsys):

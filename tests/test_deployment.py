@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from houseprice import datasets, layout, storage
+from houseprice import datasets, layout, registry, storage
 from houseprice.cli import main
 from houseprice.config import ComputeConfig, build_config
 
@@ -326,7 +326,7 @@ def test_nightly_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
     seeded = datasets.read_current_version(data_dir)
     assert seeded is not None and seeded.version == "v000001"
     (first_run,) = layout.runs_dir(artifacts_dir).iterdir()
-    assert storage.read_json(Path(artifacts_dir) / "champion.json")["run_id"] == first_run.name
+    assert registry.read_champion(Path(artifacts_dir)).run_id == first_run.name
 
     # Night 2: nothing landed, so nothing to retrain. Meanwhile the batch deployment scores a file.
     to_score, scored = tmp_path / "to_score.csv", tmp_path / "scored.csv"

@@ -19,7 +19,7 @@ from houseprice.tasks.promote import (
     select_run_model,
 )
 from tests.conftest import make_houses, small_config
-from tests.fakes import completed_run, exact_results
+from tests.fakes import exact_results, loadable_run
 
 
 def _evaluation(tmp_path, scale_tf: float = 1.0, shuffle: bool = False):
@@ -163,7 +163,7 @@ def _decided_run(artifacts, run_id, promoted, champion_run_id=None):
         "reason": "beats it",
         "champion_run_id": champion_run_id,
     }
-    return completed_run(artifacts, run_id, metrics={"promotion": promotion})
+    return loadable_run(artifacts, run_id, metrics={"promotion": promotion})
 
 
 def test_a_promotion_cut_short_by_a_crash_is_finished_by_the_next_run(tmp_path):
@@ -185,7 +185,7 @@ def test_manual_promotion_waits_for_a_running_retrain(tmp_path, capsys):
     from houseprice.locking import retrain_lock
 
     run_id = "20260101T000000Z-abc123"  # the CLI takes run ids in their own format only
-    completed_run(tmp_path, run_id, metrics={"selected_model": "torch"})
+    loadable_run(tmp_path, run_id)
     argv = ["promote", run_id, "--artifacts-dir", str(tmp_path), "--wait", "0"]
     with retrain_lock(tmp_path / "data", tmp_path, 0, print):
         assert main(argv) == 1

@@ -45,7 +45,7 @@ def test_promotion_is_atomic_and_keeps_earlier_champions(tmp_path):
     assert first.model_file("torch").exists() and second.model_file("torch").exists()
     registry.promote(tmp_path, "run-1", "torch", "rollback")
     assert registry.read_champion(tmp_path).run_id == "run-1"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "runs"]
 
 
 def test_a_promotion_that_dies_before_its_rename_leaves_the_old_champion_whole(
@@ -64,7 +64,7 @@ def test_a_promotion_that_dies_before_its_rename_leaves_the_old_champion_whole(
     monkeypatch.undo()
     assert registry.champion_path(tmp_path).read_bytes() == before
     assert registry.read_champion(tmp_path).run_id == RUN_A
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion.json", "runs"]  # no temp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "runs"]  # no temp
 
 
 def test_unfinished_runs_cannot_be_promoted(tmp_path):
