@@ -81,6 +81,13 @@ class RawMoments:
         start = 1 + len(self.numeric)
         return {c: round(float(self.gram[0, start + i])) for i, c in enumerate(self.numeric)}
 
+    def target_mean_std(self) -> tuple[float, float]:
+        """The target's mean and standard deviation (ddof 0) over these rows."""
+        rows = self.gram[0, 0]
+        offset = self.gram[0, -1] / rows
+        variance = max(self.gram[-1, -1] / rows - offset**2, 0.0)
+        return float(self.centres[-1] + offset), float(np.sqrt(variance))
+
     def level_counts(self, column: str) -> dict[str, int]:
         """Rows per level of a categorical column (missing values as their own level)."""
         position = self.categorical.index(column)

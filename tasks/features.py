@@ -19,15 +19,10 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
-from houseprice.preprocessing import (
-    Preprocessor,
-    category_strings,
-    order_levels,
-    refuse_non_finite,
-    safe_scale,
-)
+from houseprice.folds import fold_frames
+from houseprice.preprocessing import Preprocessor, refuse_non_finite
+from houseprice.tasks.preprocessing_fold import fit_preprocessor_by
 from houseprice.tasks.split import DataSplit, split_data
-from houseprice.tasks.statistics import find_aliased_columns
 from houseprice.tasks.trainers.common import TrainingData
 from houseprice.tasks.trainers.design import DesignFiles
 
@@ -35,47 +30,8 @@ from houseprice.tasks.trainers.design import DesignFiles
 def fit_preprocessor(
     train: pd.DataFrame, data: DataConfig, features: FeatureConfig
 ) -> Preprocessor:
-    """Learn imputation, encoding and scaling from the training rows only."""
-    medians = {}
-    for column in data.numeric_features:
-        median = train[column].astype("float64").median()
-        medians[column] = 0.0 if np.isnan(median) else float(median)
-    levels, reference_levels = {}, {}
-    for column in data.categorical_features:
-        counts = pd.Series(category_strings(train[column])).value_counts()
-        reference_levels[column], levels[column] = order_levels(counts.to_dict())
-    target = train[data.target].astype("float64").to_numpy()
-    if features.log_target:
-        target = np.log(target)
-    preprocessor = Preprocessor(
-        target=data.target,
-        numeric_features=list(data.numeric_features),
-        categorical_features=list(data.categorical_features),
-        medians=medians,
-        levels=levels,
-        reference_levels=reference_levels,
-        means=[],
-        scales=[],
-        log_target=features.log_target,
-        target_mean=float(target.mean()) if features.standardize else 0.0,
-        target_scale=safe_scale(target.std()) if features.standardize else 1.0,
-    )
-    encoded = preprocessor.encode(train)
-    names = preprocessor.encoded_names
-    # A spread past float64 (1e200 squared) must be named as such before the aliasing check
-    # below reads the overflowed column as a constant.
-    with np.errstate(over="ignore", invalid="ignore"):
-        refuse_non_finite(names, ~np.isfinite(encoded.mean(axis=0) + encoded.std(axis=0)))
-    # Aliased columns have no identifiable coefficient: leave them out of the design, so every
-    # fit (and every coefficient reported) is unique rather than one of many equally good ones.
-    preprocessor.dropped_columns = find_aliased_columns(encoded, names)
-    encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
-    width = encoded.shape[1]
-    preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
-    preprocessor.scales = (
-        [safe_scale(s) for s in encoded.std(axis=0)] if features.standardize else [1.0] * width
-    )
-    return preprocessor
+    """Learn imputation, encoding and scaling from the training rows only (one chunk of them)."""
+    return fit_preprocessor_by(lambda fold: fold_frames(fold, [train]), data, features)
 
 
 class FeatureSet(NamedTuple):

@@ -1,0 +1,185 @@
+"""The preprocessor, fitted as a fold: one pass over the training rows, the same at any chunking.
+
+Each chunk gives the raw moments of its training rows (houseprice/moments.py) and the exact
+value counts of its numeric columns (houseprice/medians.py). From their total come the medians,
+the one-hot levels (ordered by count), the encoded columns' means and spreads, the aliased
+columns and the target's standardisation, all without holding the rows. A second pass happens
+only for a numeric column with more than 200,000 distinct values: it collects the few values
+in the median's range.
+
+`fit_preprocessor_by(fold, ...)` takes whatever folds the chunks: an engine over a run's table,
+or `fold_frames` over frames in memory, so a small frame and 50M rows are fitted by one code
+path. Which rows count as training rows is the fold's `select` (all of them by default; the
+features stage passes the split's labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from houseprice.config import DataConfig, FeatureConfig
+from houseprice.folds import Fold
+from houseprice.medians import BucketCounts, MedianWindow, ValueCounts
+from houseprice.moments import RawMoments
+from houseprice.preprocessing import Preprocessor, order_levels, refuse_non_finite, safe_scale
+from houseprice.tasks.statistics import aliased_columns_from_gram
+
+Folder = Callable[[Fold[Any, Any]], Any]  # folds a stage over the chunks; returns its result
+RowSelector = Callable[[pd.DataFrame], np.ndarray]  # a chunk's rows → a boolean mask
+
+
+@dataclass(frozen=True)
+class FitStatistics:
+    """What fitting needs from the training rows: their raw moments and numeric value counts."""
+
+    moments: RawMoments
+    counts: dict[str, ValueCounts | BucketCounts]
+
+    def __add__(self, other: FitStatistics) -> FitStatistics:
+        counts = {column: self.counts[column] + other.counts[column] for column in self.counts}
+        return FitStatistics(self.moments + other.moments, counts)
+
+
+@dataclass(frozen=True)
+class FitStatisticsFold:
+    """The training rows' FitStatistics, chunk by chunk."""
+
+    target: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    log_target: bool
+    select: RowSelector | None = None  # None: every row is a training row
+    name: str = "fit-preprocessor"
+    threads_help: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        # A selector may read every column (the split hashes whole rows).
+        if self.select is not None:
+            return None
+        return tuple(dict.fromkeys((self.target, *self.numeric, *self.categorical)))
+
+    def per_chunk(self, rows: pd.DataFrame) -> FitStatistics:
+        if self.select is not None:
+            rows = rows[self.select(rows)]
+        moments = RawMoments.of(rows, self.numeric, self.categorical, self.target, self.log_target)
+        counts = {column: ValueCounts.of(_numbers(rows[column])) for column in self.numeric}
+        return FitStatistics(moments, counts)
+
+    def combine(self, first: FitStatistics, second: FitStatistics) -> FitStatistics:
+        return first + second
+
+    def finish(self, total: FitStatistics) -> FitStatistics:
+        return total
+
+
+@dataclass(frozen=True)
+class MedianRangeFold:
+    """The second pass, for columns past the distinct-value cap: the values in each window."""
+
+    windows: dict[str, MedianWindow]
+    select: RowSelector | None = None
+    name: str = "medians"
+    threads_help: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        return None if self.select is not None else tuple(self.windows)
+
+    def per_chunk(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        if self.select is not None:
+            rows = rows[self.select(rows)]
+        return {c: w.values_between(_numbers(rows[c])) for c, w in self.windows.items()}
+
+    def combine(self, first: dict[str, np.ndarray], second: dict[str, np.ndarray]):
+        return {column: np.concatenate([first[column], second[column]]) for column in first}
+
+    def finish(self, total: dict[str, np.ndarray]) -> dict[str, float]:
+        return {column: window.median(total[column]) for column, window in self.windows.items()}
+
+
+def fit_preprocessor_by(
+    fold: Folder,
+    data: DataConfig,
+    features: FeatureConfig,
+    select: RowSelector | None = None,
+) -> Preprocessor:
+    """The preprocessor fitted on the training rows of whatever `fold` folds over."""
+    statistics = fold(
+        FitStatisticsFold(
+            data.target,
+            tuple(data.numeric_features),
+            tuple(data.categorical_features),
+            features.log_target,
+            select,
+        )
+    )
+    if statistics.moments.rows == 0:
+        raise ValueError("no training rows to fit the preprocessor on")
+    medians = _medians(statistics.counts)
+    windows = {c: n.median_window() for c, n in statistics.counts.items() if c not in medians}
+    if windows:
+        medians |= fold(MedianRangeFold(windows, select))
+    return preprocessor_from(statistics.moments, medians, data, features)
+
+
+def preprocessor_from(
+    moments: RawMoments, medians: dict[str, float], data: DataConfig, features: FeatureConfig
+) -> Preprocessor:
+    """Levels, scaling, aliasing and the target's standardisation from the training moments."""
+    levels, reference_levels = {}, {}
+    for column in data.categorical_features:
+        reference_levels[column], levels[column] = order_levels(moments.level_counts(column))
+    rows = moments.rows
+    target_mean, target_std = moments.target_mean_std()
+    preprocessor = Preprocessor(
+        target=data.target,
+        numeric_features=list(data.numeric_features),
+        categorical_features=list(data.categorical_features),
+        medians=medians,
+        levels=levels,
+        reference_levels=reference_levels,
+        means=[],
+        scales=[],
+        log_target=features.log_target,
+        target_mean=target_mean if features.standardize else 0.0,
+        target_scale=safe_scale(target_std) if features.standardize else 1.0,
+    )
+    names = preprocessor.encoded_names
+    means, centred = moments.encoded_moments(medians, levels)
+    variances = np.maximum(np.diag(centred), 0.0) / rows
+    # A spread past float64 (1e200 squared) must be named as such before the aliasing check
+    # below reads the overflowed column as a constant.
+    with np.errstate(over="ignore", invalid="ignore"):
+        refuse_non_finite(names, ~np.isfinite(means + np.sqrt(variances)))
+        magnitude = np.diag(centred) + rows * means**2  # Σ x², as the aliasing check takes it
+    # Aliased columns have no identifiable coefficient: leave them out of the design, so every
+    # fit (and every coefficient reported) is unique rather than one of many equally good ones.
+    preprocessor.dropped_columns = aliased_columns_from_gram(centred, magnitude, names)
+    kept = np.array([name not in preprocessor.dropped_columns for name in names], dtype=bool)
+    width = int(kept.sum())
+    if features.standardize:
+        preprocessor.means = means[kept].tolist()
+        preprocessor.scales = [safe_scale(s) for s in np.sqrt(variances[kept])]
+    else:
+        preprocessor.means, preprocessor.scales = [0.0] * width, [1.0] * width
+    return preprocessor
+
+
+def _medians(counts: dict[str, ValueCounts | BucketCounts]) -> dict[str, float]:
+    """Each column's exact median from its value counts (0 with no value); windowed ones left."""
+    medians = {}
+    for column, values in counts.items():
+        if isinstance(values, ValueCounts):
+            median = values.median()
+            medians[column] = 0.0 if median is None else median
+    return medians
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return values.astype("float64").to_numpy()
