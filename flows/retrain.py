@@ -12,7 +12,6 @@ from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
 from houseprice.flows.engine import Engine, on_dask, on_dask_engine, run_engine
 from houseprice.flows.streamed import (
-    build_streamed_features,
     evaluate_on_disk_features,
     ingest_streamed,
     store_streamed_snapshot,
@@ -33,7 +32,7 @@ from houseprice.tasks.collect import CollectResult, collect_data
 from houseprice.tasks.drift import DriftReport, check_drift
 from houseprice.tasks.evaluate import Evaluation, evaluate
 from houseprice.tasks.export import export_onnx
-from houseprice.tasks.features import FeatureSet, build_features
+from houseprice.tasks.features import FeatureSet, build_features, build_table_features
 from houseprice.tasks.ingest import (
     IngestResult,
     SourceError,
@@ -108,7 +107,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
             new_rows = collected.new_rows if collected else ingested.frame
             drift = check_drift(new_rows, config.data, config.drift, champion, paths.data_dir)
         with recorder.stage("features"):  # a streamed source's design goes to the run's folder
-            features = _features(ingested, config, run, features_listed)
+            features = _features(ingested, config, run, features_listed, engine)
         with recorder.stage("train"):  # every configured trainer at once, a worker each
             results = train_all(config, features, run, recorder.lineage)
         with recorder.stage("evaluate"):  # against least squares; ONNX starts in a worker
@@ -163,11 +162,15 @@ def _validate(
 
 
 def _features(
-    ingested: IngestResult, config: PipelineConfig, run: RunPaths, features_listed: bool
+    ingested: IngestResult,
+    config: PipelineConfig,
+    run: RunPaths,
+    features_listed: bool,
+    engine: Engine,
 ) -> FeatureSet:
-    """Split and fit scaling: in memory, or over a streamed source's chunks."""
+    """Split and fit scaling: in memory, or over a Parquet source's chunks, read in place."""
     if ingested.table.files:
-        return build_streamed_features(ingested.table, config, run, features_listed)
+        return build_table_features(ingested.table, config, run, features_listed, engine)
     return build_features(ingested.frame, config, features_listed)
 
 

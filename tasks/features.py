@@ -10,6 +10,7 @@ later without the training run, and without unpickling anything.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -17,12 +18,26 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from houseprice import storage
+from houseprice.chunks import ChunkedTable
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
-from houseprice.folds import fold_frames
+from houseprice.folds import Engine, fold_frames
+from houseprice.layout import RunPaths
 from houseprice.preprocessing import Preprocessor, refuse_non_finite
 from houseprice.tasks.preprocessing_fold import fit_preprocessor_by
-from houseprice.tasks.split import DataSplit, split_data
+from houseprice.tasks.split import (
+    TEST,
+    TRAIN,
+    VALIDATION,
+    DataSplit,
+    PartCuts,
+    PartRows,
+    assign_parts,
+    part_cuts,
+    row_positions,
+    split_data,
+)
 from houseprice.tasks.trainers.common import TrainingData
 from houseprice.tasks.trainers.design import DesignFiles
 
@@ -146,6 +161,109 @@ def build_features(
     """Split the data and fit scaling and encoding on the training part."""
     feature_set = build_feature_set(frame, config, features_listed)
     check_finite_features(feature_set)
+    log_features(feature_set)
+    return feature_set
+
+
+class _Designed(NamedTuple):
+    """The design pass's partial: scratch files written, rows counted, the test rows kept."""
+
+    train_files: tuple[str, ...]
+    validation_files: tuple[str, ...]
+    train_rows: int
+    validation_rows: int
+    test_rows: pd.DataFrame  # raw; at most split.max_held_out_rows in all
+
+
+@dataclass(frozen=True)
+class DesignFold:
+    """Each chunk's training and validation rows scaled into design files the trainers read.
+
+    Rows are written as [scaled design..., scaled target], one .npy per chunk and part, named
+    by the chunk's first row; the test rows come back raw, for evaluation in memory.
+    """
+
+    prep: Preprocessor
+    seed: int
+    cuts: PartCuts
+    run: RunPaths
+    name: str = "design"
+    columns: tuple[str, ...] | None = None  # the split hashes whole rows
+    threads_help: bool = True
+
+    def per_chunk(self, rows: pd.DataFrame) -> _Designed:
+        labels = assign_parts(row_positions(rows, self.seed), self.cuts)
+        files: dict[int, tuple[str, ...]] = {}
+        for part, name in ((TRAIN, "train"), (VALIDATION, "validation")):
+            block = design_block(rows[labels == part], self.prep)
+            path = self.run.design_chunk(name, int(rows.index[0])) if len(block) else None
+            files[part] = (str(storage.write_scratch_array(path, block)),) if path else ()
+        test = rows[labels == TEST].reset_index(drop=True)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            bad = ~np.isfinite(self.prep.transform(test)).all(axis=0)
+        refuse_non_finite(self.prep.feature_names, bad)  # as check_finite_features does
+        counts = (int((labels == TRAIN).sum()), int((labels == VALIDATION).sum()))
+        return _Designed(files[TRAIN], files[VALIDATION], *counts, test)
+
+    def combine(self, first: _Designed, second: _Designed) -> _Designed:
+        return _Designed(
+            first.train_files + second.train_files,
+            first.validation_files + second.validation_files,
+            first.train_rows + second.train_rows,
+            first.validation_rows + second.validation_rows,
+            pd.concat([first.test_rows, second.test_rows], ignore_index=True),
+        )
+
+    def finish(self, total: _Designed) -> _Designed:
+        return total
+
+
+def design_block(rows: pd.DataFrame, prep: Preprocessor) -> np.ndarray:
+    """Rows as [scaled design..., scaled target], refused (by name) where not finite."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        design = prep.transform(rows)
+        target = prep.transform_target(rows[prep.target])
+    refuse_non_finite(prep.feature_names, ~np.isfinite(design).all(axis=0))
+    if not np.isfinite(target).all():
+        raise ValueError(
+            f"target {prep.target!r} is not finite after scaling in "
+            f"{int((~np.isfinite(target)).sum())} rows; check its values"
+        )
+    return np.column_stack([design, target])
+
+
+def build_table_features(
+    table: ChunkedTable,
+    config: PipelineConfig,
+    run: RunPaths,
+    features_listed: bool,
+    engine: Engine,
+) -> FeatureSet:
+    """Split, fit the preprocessor on the training rows, and write the design, by chunk.
+
+    Two passes over the table, each a fold the engine runs: the preprocessor's statistics
+    (tasks/preprocessing_fold.py), then the scaled design files; the test rows come back raw.
+    """
+    data, cuts, seed = config.data, part_cuts(config.split, table.rows), config.split.seed
+    prep = fit_preprocessor_by(
+        lambda fold: engine.fold(fold, table), data, config.features, PartRows(seed, cuts, TRAIN)
+    )
+    refuse_overflowed_scaling(prep)
+    designed = engine.fold(DesignFold(prep, seed, cuts, run), table)
+    if features_listed:
+        refuse_redundant_features(prep, designed.train_rows)
+    design = DesignFiles(
+        train_files=designed.train_files,
+        validation_files=designed.validation_files,
+        train_rows=designed.train_rows,
+        validation_rows=designed.validation_rows,
+        features=len(prep.feature_names),
+    )
+    test = designed.test_rows
+    empty = test.iloc[:0]
+    y_test = test[data.target].astype("float64").to_numpy()
+    split = DataSplit(empty, empty.copy(), test)
+    feature_set = FeatureSet(prep, design, prep.transform(test), y_test, split, config)
     log_features(feature_set)
     return feature_set
 

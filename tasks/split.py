@@ -75,6 +75,18 @@ def assign_parts(positions: np.ndarray, cuts: PartCuts) -> np.ndarray:
     return labels
 
 
+@dataclass(frozen=True)
+class PartRows:
+    """Which of a chunk's rows belong to one part: picklable, for a fold's row selector."""
+
+    seed: int
+    cuts: PartCuts
+    part: int  # TRAIN, VALIDATION or TEST
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        return assign_parts(row_positions(rows, self.seed), self.cuts) == self.part
+
+
 class DataSplit(NamedTuple):
     """Row subsets of one frame; together they hold every row exactly once."""
 

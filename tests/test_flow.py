@@ -271,7 +271,7 @@ def test_cli_predict_refuses_bad_columns_and_tolerates_new_levels(
     houses.to_csv(tmp_path / "missing.csv", index=False)
     argv = ["predict", "--output", str(tmp_path / "o.csv"), "--artifacts-dir", artifacts]
     assert main([*argv, "--input", str(tmp_path / "missing.csv")]) == 1
-    assert "lacks the model's columns: ['year']" in capsys.readouterr().err
+    assert "lacks the model's columns ['year']" in capsys.readouterr().err
     typed = make_houses(rows=4).astype({"area": str})
     typed.loc[0, "area"] = "big"
     typed.to_csv(tmp_path / "typed.csv", index=False)

@@ -86,3 +86,26 @@ def test_a_zip_code_of_large_mean_and_small_spread_is_scaled_not_dropped():
     if position is None:
         pytest.xfail("the aliasing check's constant test drops zip (issue 19, its own fix)")
     assert fitted.scales[position] == pytest.approx(frame["zip"].std(ddof=0), rel=1e-9)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1_000])
+def test_the_design_fold_writes_the_whole_frames_scaled_parts(tmp_path, chunk_rows):
+    from houseprice import layout
+    from houseprice.config import SplitConfig
+    from houseprice.tasks.features import DesignFold, design_block
+    from houseprice.tasks.split import part_cuts, split_data
+
+    frame, data = awkward_houses(), config()
+    prep = fit_preprocessor(frame, data, FeatureConfig())
+    split = SplitConfig()
+    run = layout.RunPaths("design", tmp_path / str(chunk_rows))
+    fold = DesignFold(prep, split.seed, part_cuts(split, len(frame)), run)
+    designed = LocalEngine(threads=2).fold(fold, frame_table(frame, "houses", chunk_rows))
+    parts = split_data(frame, split)
+    written = np.vstack([np.load(path) for path in designed.train_files])
+    np.testing.assert_array_equal(written, design_block(parts.train, prep))
+    assert (designed.train_rows, designed.validation_rows) == (
+        len(parts.train),
+        len(parts.validation),
+    )
+    pd.testing.assert_frame_equal(designed.test_rows, parts.test)
