@@ -94,12 +94,13 @@ def command_retrain(args: argparse.Namespace) -> int:
             from houseprice.console import brief_prefect_console
 
             with brief_prefect_console(args.verbose):
+                from houseprice.flows.alerts import without_unused_alerts
                 from houseprice.flows.retrain import retrain
                 from houseprice.flows.workers import import_in_background
 
                 import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()
-                result = retrain(config)
+                result = without_unused_alerts(retrain)(config)
     except Exception as error:
         return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
     artifacts_dir = config.paths.artifacts_dir
