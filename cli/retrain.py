@@ -80,10 +80,11 @@ def read_outcome(run_folder: Path, artifacts_dir: Path) -> RetrainOutcome:
 def command_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once; end with the verdict, the promotion, the champion, the report."""
     config = config_from_arguments(args)
-    from houseprice.tasks.sources import source_problem
+    from houseprice.preflight import retrain_problem
 
-    # Checked before the Prefect server starts (tens of seconds) or a run folder is made.
-    if config.data.landing_dir is None and (problem := source_problem(config.data.source)):
+    # Checked before the Prefect server starts (tens of seconds) or a run folder is made: the
+    # source's kind and header, the columns named, the folders (nothing read but headers).
+    if problem := retrain_problem(config):
         raise ConfigError(problem)
     from houseprice.prefect_server import temporary_api
 
@@ -93,12 +94,13 @@ def command_retrain(args: argparse.Namespace) -> int:
             from houseprice.console import brief_prefect_console
 
             with brief_prefect_console(args.verbose):
+                from houseprice.flows.alerts import without_unused_alerts
                 from houseprice.flows.retrain import retrain
                 from houseprice.flows.workers import import_in_background
 
                 import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()
-                result = retrain(config)
+                result = without_unused_alerts(retrain)(config)
     except Exception as error:
         return _report_failed_run(
             error, config.paths.artifacts_dir, args.verbose, config.data.model_name

@@ -166,6 +166,33 @@ def failure_message(flow_name: str, flow_run: Any, state: Any) -> tuple[str, str
     return subject, body
 
 
+def alerts_configured() -> bool:
+    """Whether the alerts block is saved on the server this process talks to."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    try:
+        CustomWebhookNotificationBlock.load(BLOCK_NAME, validate=False)
+    except ValueError:  # never installed: `houseprice alerts install` saves it
+        return False
+    return True
+
+
+def without_unused_alerts(flow: Any) -> Any:
+    """The flow, less its failure-alert hooks when no alerts are configured.
+
+    With no block the hook would send nothing, yet Prefect would print two lines about
+    running it under every failure; a block saved later still reaches deployments' runs,
+    which keep the hook.
+    """
+    if alerts_configured():
+        return flow
+    quiet = flow.with_options()
+    # with_options keeps the hooks when given empty lists (flows/engine.py does the same).
+    quiet.on_failure_hooks = [h for h in quiet.on_failure_hooks if h is not notify_failure]
+    quiet.on_crashed_hooks = [h for h in quiet.on_crashed_hooks if h is not notify_failure]
+    return quiet
+
+
 def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: post the failed or crashed run and its error via the alerts block; never raises.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 
 from houseprice.champion import ChampionRun
 from houseprice.config import PipelineConfig
@@ -24,7 +25,7 @@ from houseprice.flows.training import (
     worker_for,
 )
 from houseprice.flows.workers import TrainingWorkers
-from houseprice.layout import RunPaths
+from houseprice.layout import RUN_ID_PATTERN, RunPaths, new_run_id
 from houseprice.locking import retrain_lock
 from houseprice.runs import RunRecorder, recorded_run, remove_stale_scratch, start_run
 from houseprice.tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
@@ -55,12 +56,18 @@ from houseprice.trainers import default_trainers
 DEFAULT_CONFIG = PipelineConfig()
 
 
+def run_name() -> str:
+    """A new run id as the flow run's name: the UI and logs show the id of artifacts/runs/<id>."""
+    return new_run_id()
+
+
 # The local engine: one worker process per trainer, side by side, each with its own framework
 # and threads (the default trainers' count here; the run starts one per configured trainer).
 # They start only when the run asks for them, so a run that moves onto Dask starts none.
 # A failure alert goes out from the run itself too, for runs no server automation watches.
 @flow(
     name="retrain",
+    flow_run_name=run_name,
     task_runner=TrainingWorkers(max_workers=len(default_trainers()), route=worker_for),
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
@@ -73,7 +80,8 @@ def retrain(config: PipelineConfig = DEFAULT_CONFIG) -> str:
         # entry point (the CLI, served and prefect.yaml deployments, a call from Python) gets
         # the engine its config names, with public API only, and the subflow shows in the UI
         # under this run. The subflow runs in this process, so its lock guards this host.
-        return on_dask_engine(retrain, config.compute)(config)
+        named = retrain.with_options(flow_run_name=flow_run.name)  # its folder's id, as here
+        return on_dask_engine(named, config.compute)(config)
     paths = config.paths
     with retrain_lock(
         paths.data_dir, paths.artifacts_dir, config.lock_timeout_s, get_run_logger().info
@@ -96,7 +104,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         raise SourceError(problem)  # before a run folder exists to be left behind
     start_training_workers(config)  # each loads its framework while the data stages run
     engine = run_engine(config.compute)  # folds every data stage's chunks
-    run = start_run(config)
+    run = start_run(config, _named_run_id())
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
     with recorded_run(run, config, get_run_logger().info, _report_failure) as recorder:
         with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
@@ -131,6 +139,12 @@ def _retrain_locked(config: PipelineConfig) -> str:
     apply_promotion(decision, run, paths.artifacts_dir)  # only a completed run can be champion
     track_run(run, config)  # MLflow, if configured: a warning when unreachable, never a failure
     return str(run.root)
+
+
+def _named_run_id() -> str | None:
+    """This flow run's name when run_name gave it (a run id), so the run folder takes it."""
+    name = flow_run.name
+    return name if isinstance(name, str) and RUN_ID_PATTERN.fullmatch(name) else None
 
 
 def _ingest(

@@ -315,7 +315,7 @@ def build_config(values: dict[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error)) from None
+        raise ConfigError(format_validation_error(error, PipelineConfig)) from None
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class ConfigError(ValueError):
     """A configuration that was refused, with a message naming each bad field."""
 
 
-def format_validation_error(error: ValidationError) -> str:
-    """Render pydantic's errors as one 'field.path: message' line each."""
+def format_validation_error(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """Render pydantic's errors as one 'field.path: message' line each.
+
+    Given the model, an unknown key names the closest known one ('taget': did you mean 'target'?).
+    """
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "config"
-        lines.append(f"{where}: {item['msg']}")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden" and model is not None:
+            message += _closest_key(model, item["loc"])
+        lines.append(f"{where}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _closest_key(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """'; did you mean 'target'?' for an unknown key at loc, or '' when nothing is close."""
+    for part in loc[:-1]:  # down the nested sections to the one holding the key
+        field = model.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return ""
+        model = field.annotation
+    found = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {found[0]!r}?" if found else ""
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a nested dict, raising ConfigError on a bad file."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # reading a FIFO would wait for a writer
+        kind = "a folder" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise ConfigError(f"config file {path} is {kind}: give a YAML file")
     try:
         loaded = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:

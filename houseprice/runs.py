@@ -80,9 +80,16 @@ def remove_stale_scratch(artifacts_dir: Path, log: Callable[..., None]) -> None:
         log("removed the scratch of interrupted run %s: %s", design.parent.name, design)
 
 
-def start_run(config: PipelineConfig) -> layout.RunPaths:
-    """Create the run folder, store the config, and mark the run as running."""
-    run = layout.create_run(config.paths.artifacts_dir)
+def start_run(config: PipelineConfig, run_id: str | None = None) -> layout.RunPaths:
+    """Create the run folder, store the config, and mark the run as running.
+
+    run_id (the flow run's name) is used unless a folder has it already (a retried flow run
+    keeps its name, and a run folder is never reused): then a new id is made.
+    """
+    artifacts_dir = config.paths.artifacts_dir
+    if run_id is not None and layout.run_folder(artifacts_dir, run_id).exists():
+        run_id = None
+    run = layout.create_run(artifacts_dir, run_id)
     storage.write_text_atomic(
         run.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )

@@ -60,8 +60,13 @@ class SyntheticData:
     @property
     def feature_names(self) -> list[str]:
         """Column names x01..xNN, zero-padded so they sort in feature order."""
-        width = max(2, len(str(self.x.shape[1])))
-        return [f"x{index:0{width}d}" for index in range(1, self.x.shape[1] + 1)]
+        return feature_names(self.x.shape[1])
+
+
+def feature_names(features: int) -> list[str]:
+    """The feature columns of synthetic data with this many features: x01..xNN."""
+    width = max(2, len(str(features)))
+    return [f"x{index:0{width}d}" for index in range(1, features + 1)]
 
 
 def make_synthetic_data(spec: SyntheticSpec) -> SyntheticData:

@@ -40,6 +40,7 @@ from houseprice.columns import (
 )
 from houseprice.config import BUNDLED_SOURCE
 from houseprice.errors import SourceError, TransientSourceError
+from houseprice.headers import ANY_SOURCE, other_separator, path_kind
 
 SYNTHETIC_PREFIX = "synthetic:"
 URL_TIMEOUT_S = 60
@@ -53,15 +54,18 @@ def resolve_source(source: str) -> str:
 
 
 def source_problem(source: str) -> str | None:
-    """Why a local source cannot be read (missing, empty name), checked before a run starts."""
+    """Why a local source cannot be read (missing, a FIFO, empty name), checked before a run."""
     if not source.strip():
         return "the source is empty: pass --source FILE, a folder, a URL or synthetic:..."
     source = resolve_source(source)
     if source.startswith((SYNTHETIC_PREFIX, "http://", "https://")):
         return None
     path = Path(source).expanduser()
-    if not path.exists():
+    kind = path_kind(path)
+    if kind == "missing":
         return f"source not found: {path}"
+    if kind not in {"a file", "a folder"}:  # a FIFO would block the read, maybe forever
+        return f"source {path} is {kind}: {ANY_SOURCE}"
     return None
 
 
@@ -134,7 +138,7 @@ def _read_csv(
     names = header.iloc[0].tolist() if len(header) else []
     if problem := header_problems(names):
         raise SourceError(f"{name}: {problem}; give every column a distinct name")
-    if len(names) == 1 and (other := _other_separator(str(names[0]), separator)):
+    if len(names) == 1 and (other := other_separator(str(names[0]), separator)):
         raise SourceError(
             f"{name} looks {other[1]}-delimited (its header is one column, {names[0][:80]!r}): "
             f"pass --separator '{other[2]}'"
@@ -191,19 +195,6 @@ def _numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
 def _head(path: Path) -> bytes:
     with open(path, "rb") as handle:
         return handle.read(4096)
-
-
-def _other_separator(header: str, separator: str) -> tuple[str, str, str] | None:
-    # (separator, its name, how to type it on the command line)
-    for candidate, label, typed in (
-        (";", "semicolon", ";"),
-        ("\t", "tab", "\\t"),
-        ("|", "pipe", "|"),
-        (",", "comma", ","),
-    ):
-        if candidate != separator and candidate in header:
-            return candidate, label, typed
-    return None
 
 
 def _read_table_file(path: Path, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:

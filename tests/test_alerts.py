@@ -145,6 +145,24 @@ def test_a_failed_run_posts_its_name_and_error_through_the_alerts_block(alerts_b
 
 
 @pytest.mark.slow
+def test_the_hook_is_left_out_only_while_no_alerts_are_configured(prefect_harness, receiver):
+    from prefect.client.orchestration import get_client
+
+    from houseprice.flows.retrain import retrain
+
+    quiet = alerts.without_unused_alerts(retrain)  # no block: Prefect would log two idle lines
+    assert alerts.notify_failure not in quiet.on_failure_hooks + quiet.on_crashed_hooks
+    assert quiet.flow_run_name is retrain.flow_run_name
+    assert alerts.notify_failure in retrain.on_failure_hooks  # deployments' runs keep it
+    block_id = alerts.webhook_block(receiver.url).save(alerts.BLOCK_NAME, overwrite=True)
+    try:
+        assert alerts.without_unused_alerts(retrain) is retrain
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_block_document(block_id)
+
+
+@pytest.mark.slow
 def test_the_hook_never_hides_the_runs_own_error_when_the_webhook_is_down(
     prefect_harness, tmp_path, caplog
 ):

@@ -62,6 +62,16 @@ def test_run_folder_holds_every_artifact(first_run):
     assert first_run.report.read_text().count("data:image/png;base64,") >= 4
 
 
+def test_the_flow_run_is_named_after_its_run_folder(first_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    named = FlowRunFilter(name=FlowRunFilterName(any_=[first_run.run_id]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=named)
+    assert [run.name for run in runs] == [first_run.run_id]
+
+
 def test_exports_are_in_the_manifest_and_price_raw_rows_like_their_models(first_run, workspace):
     root, config = workspace
     manifest = storage.read_json(first_run.model_manifest)
