@@ -139,7 +139,7 @@ def list_folder(folder: Path) -> FolderListing:
                 continue
             if is_partition_folder(path):
                 pending.append(path)
-            elif path.is_file() and table_format(path.name):
+            elif table_format(path.name):  # a folder named like a table is refused when read
                 files.append(path)
             else:
                 skipped.append(path.relative_to(folder).as_posix() + ("/" if path.is_dir() else ""))

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from houseprice import storage
-from houseprice.chunks import NOT_LOCAL_PREFIXES, TABLE_SUFFIXES, table_files
+from houseprice.chunks import (
+    NOT_LOCAL_PREFIXES,
+    TABLE_SUFFIXES,
+    partition_values,
+    table_files,
+    table_format,
+)
 from houseprice.data_config import BUNDLED_SOURCE, SYNTHETIC_PREFIX
 from houseprice.errors import SourceError
 
@@ -110,11 +116,13 @@ def _folder_header(folder: Path, separator: str) -> SourceHeader | None:
     for path in files:
         if (kind := path_kind(path)) != "a file":
             raise SourceError(f"{path} in source folder {folder} is {kind}, not a file")
-    return _file_header(files[0], str(files[0]), separator)
+    header = _file_header(files[0], str(files[0]), separator)
+    keys = list(partition_values(folder, files[0]))  # hive folders' keys become columns
+    return header if header is None else SourceHeader(header.name, [*header.columns, *keys])
 
 
 def _file_header(path: Path, name: str, separator: str) -> SourceHeader | None:
-    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    kind = table_format(path.name)
     if kind is None:
         raise SourceError(
             f"unsupported file type {path.suffix or '(none)'!r} for {name}: use .csv or .parquet"
@@ -123,6 +131,15 @@ def _file_header(path: Path, name: str, separator: str) -> SourceHeader | None:
         raise SourceError(f"cannot read {name}: permission denied")
     if kind == "parquet":
         return _parquet_header(path, name)
+    if path.suffix.lower() != ".csv":  # compressed (.csv.gz, .bz2, .zst): its first bytes
+        import pyarrow as pa
+
+        try:
+            with pa.input_stream(str(path), compression="detect") as stream:
+                head = stream.read(MAX_HEADER_BYTES)
+        except (OSError, ValueError):  # corrupt: the run says so, naming the file
+            return None
+        return _csv_header(head.split(b"\n", 1)[0], name, separator)
     with open(path, "rb") as handle:
         return _csv_header(handle.readline(MAX_HEADER_BYTES), name, separator)
 

@@ -170,12 +170,20 @@ class RawMoments:
 
     def encoded_moments(
         self, medians: dict[str, float], levels: dict[str, list[str]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Each encoded column's mean, and Σ (e − ē)(e − ē)ᵀ: what scaling and aliasing need."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each encoded column's mean and Σ (e − ē)², and Σ (e − ē)(e − ē)ᵀ.
+
+        What scaling and aliasing need. Each column's own sum of squares is taken over the raw
+        entries it is made of, so a column whose squares overflow float64 shows as infinite
+        alone, instead of spreading NaN (∞ · 0) to the others through the full product.
+        """
         full = self.encoding_map(medians, levels)
-        mean_row = full[:, :] @ self.gram[:, 0] / self.gram[0, 0]
-        centred = full[1:-1] - np.outer(mean_row[1:-1], np.eye(len(self.gram))[0])
-        return mean_row[1:-1], centred @ self.gram @ centred.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean_row = full @ self.gram[:, 0] / self.gram[0, 0]
+            centred = full[1:-1] - np.outer(mean_row[1:-1], np.eye(len(self.gram))[0])
+            squares = np.array([_own_square(row, self.gram) for row in centred])
+            gram = centred @ self.gram @ centred.T
+        return mean_row[1:-1], squares, gram
 
     def design_statistics(self, prep: Preprocessor) -> tuple[np.ndarray, np.ndarray, float]:
         """Σ z zᵀ, Σ z y and Σ y² of prep's scaled design z = [features..., 1] and scaled target.
@@ -191,6 +199,12 @@ class RawMoments:
         w = np.vstack([design, encoded[0], target])
         moments = w @ self.gram @ w.T
         return moments[:-1, :-1], moments[:-1, -1], float(moments[-1, -1])
+
+
+def _own_square(row: np.ndarray, gram: np.ndarray) -> float:
+    """row · gram · row over the entries row uses (its zeros never meet an infinite moment)."""
+    used = np.flatnonzero(row)
+    return float(row[used] @ gram[np.ix_(used, used)] @ row[used])
 
 
 def _present_means(x: np.ndarray, missing: np.ndarray) -> np.ndarray:

@@ -151,8 +151,8 @@ def preprocessor_from(
         target_scale=safe_scale(target_std) if features.standardize else 1.0,
     )
     names = preprocessor.encoded_names
-    means, centred = moments.encoded_moments(medians, levels)
-    variances = np.maximum(np.diag(centred), 0.0) / rows
+    means, squares, centred = moments.encoded_moments(medians, levels)
+    variances = np.maximum(squares, 0.0) / rows
     # A spread past float64 (1e200 squared) must be named as such before the aliasing check
     # below reads the overflowed column as a constant.
     with np.errstate(over="ignore", invalid="ignore"):

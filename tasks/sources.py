@@ -227,6 +227,9 @@ def _read_folder(folder: Path, separator: str = ",", notation: Notation = PLAIN)
         )
     if not files:
         raise SourceError(f"folder {folder} holds no .csv or .parquet files")
+    for path in files:
+        if not path.is_file():  # a folder named like a table
+            raise SourceError(f"{path} in source folder {folder} is not a file")
     frames = [_read_table_file(path, separator, notation) for path in files]
     frames = _with_partition_columns(folder, files, frames)
     first = frames[0]

@@ -64,10 +64,13 @@ def test_encoded_moments_give_the_means_and_the_centred_gram(pieces):
     prep = fit_preprocessor(frame, data, FeatureConfig())
     # Every encoded column, none left out (the aliasing check may drop zip: its own bug).
     encoded = dataclasses.replace(prep, dropped_columns={}).encode(frame)
-    means, centred = moments_of(frame, data, pieces).encoded_moments(prep.medians, prep.levels)
+    means, squares, centred = moments_of(frame, data, pieces).encoded_moments(
+        prep.medians, prep.levels
+    )
     np.testing.assert_allclose(means, encoded.mean(axis=0), rtol=1e-12)
     deviations = encoded - encoded.mean(axis=0)
     np.testing.assert_allclose(centred, deviations.T @ deviations, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(squares, np.diag(centred), rtol=1e-12)
     zip_variance = centred[2, 2] / len(frame)
     assert zip_variance == pytest.approx(frame["zip"].var(ddof=0), rel=1e-9)  # 50010 ± 2 kept
 
