@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,78 @@ def test_the_onnx_inputs_carry_their_column_names(awkward_run):
     assert {i.name: i.doc_string for i in graph.input} == {
         v: k for k, v in export_names(AWKWARD).items()
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The pages a person opens, in a real browser: no column name may run as a script, and the Data
+# Docs must draw from local files alone.
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does)",
+)
+
+
+def open_in_chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on one local page, its console on stderr; it has no network of its own."""
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--virtual-time-budget=5000",  # the pages' own scripts (tables, tabs) run first
+        *args,
+        page.resolve().as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+def console_problems(stderr: str) -> list[str]:
+    """The page's script errors and failed loads, from Chromium's log."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if "CONSOLE" in line or "Failed to load resource" in line or "net::ERR" in line
+    ]
+
+
+def run_pages(run: layout.RunPaths) -> list[Path]:
+    """Every HTML page of a run: the report and each Data Docs page."""
+    return [run.report, *sorted(run.data_docs.rglob("*.html"))]
+
+
+@needs_chromium
+def test_no_column_name_runs_as_a_script_in_any_page(awkward_run, tmp_path):
+    _, run = awkward_run
+    pages = run_pages(run)
+    assert len(pages) >= 4  # the report, the Data Docs' index, its suite and its result
+    for page in pages:
+        opened = open_in_chromium(page, tmp_path / "profile", "--dump-dom")
+        title = re.search(r"<title>(.*?)</title>", opened.stdout, flags=re.S)
+        assert title is None or "pwned" not in title.group(1), page
+        if page.name != "index.html":  # the Data Docs' index lists suites, not columns
+            # The names are there, as text: escaped in the DOM, never an element.
+            assert "&lt;img src=x onerror=" in opened.stdout, page
+        assert '<img src="x"' not in opened.stdout and "<script>alert" not in opened.stdout
+        assert not console_problems(opened.stderr), (page, console_problems(opened.stderr))
+
+
+@needs_chromium
+def test_the_data_docs_render_styled_from_local_files_alone(awkward_run, tmp_path):
+    _, run = awkward_run
+    result_page = next(run.data_docs.glob("validations/**/*.html"))
+    for page in (run.data_docs / "index.html", result_page):
+        opened = open_in_chromium(page, tmp_path / "profile", "--dump-dom")
+        assert not console_problems(opened.stderr), (page, console_problems(opened.stderr))
+        # bootstrap-table ran (jQuery, Bootstrap and the table library all loaded).
+        assert 'class="bootstrap-table' in opened.stdout, page
+    shot = run.root / "data_docs.png"  # left in the run folder for a person to look at
+    open_in_chromium(
+        result_page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,900"
+    )
+    assert shot.stat().st_size > 20_000  # a styled page; an unstyled one is mostly white
