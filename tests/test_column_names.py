@@ -53,6 +53,15 @@ def test_export_names_depend_only_on_position_and_name():
     assert export_names(["b", "a"]) == export_names(["b", "a"]) != export_names(["a", "b"])
 
 
+def test_a_markdown_table_keeps_an_awkward_name_in_its_cell_as_text():
+    from houseprice.tasks.reporting.text import Table
+
+    lines = Table.of(["feature", "psi"], [[YEAR + " | x", 0.5], [SCRIPT, 0.1]]).markdown()
+    assert len(lines) == 4  # header, rule, one line per row: no name broke a row
+    assert lines[2] == '| 1st year built ("quoted"), ok? \\| x | 0.5 |'
+    assert lines[3] == "| &lt;script&gt;alert(1)&lt;/script&gt; | 0.1 |"
+
+
 def awkward_houses(rows: int, seed: int) -> pd.DataFrame:
     """make_houses with awkward names, and three noise columns whose names are HTML or long."""
     houses = make_houses(rows=rows, seed=seed)
