@@ -10,6 +10,11 @@ this package nor preprocessing.json. The input convention, the same for all thre
   torch tensors hold no strings, so the torch program takes each category as its UTF-8 bytes,
   a uint8 tensor (rows, any width) zero-padded on the right, which `utf8_bytes` makes.
 
+Column names may be anything a CSV header holds (spaces, accents, quotes, HTML, newlines), while
+TensorFlow signatures and most serving stacks accept only identifiers. So each export names its
+inputs `f<position>_<ascii slug>` (`input_names`), and signature.json maps each input back to
+its column (`name`), as `raw_columns` does for a frame.
+
 `exports/signature.json` lists the columns, and which fit each export holds. The builders live
 with their framework (tasks/trainers/*, tasks/export.py); this module holds the convention and
 the checked loading, importing each runtime only when that export is loaded; a trainer's own
@@ -19,7 +24,9 @@ export format comes from its spec (houseprice/trainers.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,10 @@ from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import MISSING_LEVEL, Preprocessor, category_strings
 from houseprice.trainers import TrainerSpec, get_trainer, trainer_names
 
-SIGNATURE_FORMAT = 1
+SIGNATURE_FORMAT = 2  # 2: each input has its export name ("input") beside its column name
+
+# The slug keeps an input readable; the position alone keeps it unique ("Lot Area", "lot_area").
+_SLUG_LENGTH = 40
 
 Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]  # raw columns → prices (rows,)
 
@@ -46,14 +56,34 @@ class ExportSpec:
     load: Callable[[Path], Scorer]
 
 
+def export_names(columns: Sequence[str]) -> dict[str, str]:
+    """Each column's input name in the exports: `f<position>_<ascii slug>`, e.g. `f0_lot_area`.
+
+    TensorFlow accepts only `[A-Za-z0-9.][A-Za-z0-9_.\\-/]*` in a signature, and the position
+    first makes every name a valid identifier in Python, C and ONNX tooling alike.
+    """
+    names = {}
+    for position, column in enumerate(columns):
+        ascii_name = unicodedata.normalize("NFKD", column).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:_SLUG_LENGTH]
+        names[column] = f"f{position}_{slug}".rstrip("_")
+    return names
+
+
+def input_names(preprocessor: Preprocessor) -> dict[str, str]:
+    """The exports' input name of each raw column, numeric columns first, as in the signature."""
+    return export_names([*preprocessor.numeric_features, *preprocessor.categorical_features])
+
+
 def raw_columns(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str, np.ndarray]:
-    """The exports' inputs from a frame: float64 numbers, categories as their strings."""
+    """The exports' inputs from a frame, by input name: float64 numbers, categories as strings."""
+    inputs = input_names(preprocessor)
     columns = {
-        name: pd.to_numeric(frame[name], errors="coerce").to_numpy("float64")
+        inputs[name]: pd.to_numeric(frame[name], errors="coerce").to_numpy("float64")
         for name in preprocessor.numeric_features
     }
     for name in preprocessor.categorical_features:
-        columns[name] = category_strings(frame[name]).astype(object)
+        columns[inputs[name]] = category_strings(frame[name]).astype(object)
     return columns
 
 
@@ -65,13 +95,21 @@ def utf8_bytes(values: np.ndarray) -> np.ndarray:
 
 def build_signature(preprocessor: Preprocessor, holders: dict[str, str | None]) -> dict[str, Any]:
     """signature.json: the input columns, the output, and which fit each export holds."""
+    names = input_names(preprocessor)
     inputs = [
-        {"name": name, "kind": "numeric", "dtype": "float64", "missing": "NaN"}
+        {
+            "name": name,
+            "input": names[name],
+            "kind": "numeric",
+            "dtype": "float64",
+            "missing": "NaN",
+        }
         for name in preprocessor.numeric_features
     ]
     inputs += [
         {
             "name": name,
+            "input": names[name],
             "kind": "categorical",
             "dtype": "string (torch: uint8 UTF-8 bytes, rows × width, zero-padded)",
             "missing": MISSING_LEVEL,

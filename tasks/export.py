@@ -35,8 +35,9 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
     result, prep = export_view(result, prep)
 
     nodes, inputs = [], []
+    names = exports.input_names(prep)  # identifiers; each input's doc_string is its column
 
-    # Inner names start with "hp/" so that no feature column can clash with them.
+    # Inner names start with "hp/" so that no input can clash with them.
     def constant(name: str, value: np.ndarray) -> str:
         value = numpy_helper.from_array(value)
         nodes.append(helper.make_node("Constant", [], [f"hp/{name}"], value=value))
@@ -47,25 +48,28 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
         nodes.append(helper.make_node(op, args, [name], **attributes))
         return name
 
+    def add_input(column: str, kind: int) -> str:
+        inputs.append(helper.make_tensor_value_info(names[column], kind, ["rows"], column))
+        return names[column]
+
     axis = constant("column_axis", np.array([1], dtype=np.int64))
     blocks = []
-    for column in prep.numeric_features:
-        inputs.append(helper.make_tensor_value_info(column, TensorProto.DOUBLE, ["rows"]))
-    if prep.numeric_features:
-        columns = [node("Unsqueeze", [c, axis], f"{c}/2d") for c in prep.numeric_features]
+    numeric = [add_input(c, TensorProto.DOUBLE) for c in prep.numeric_features]
+    if numeric:
+        columns = [node("Unsqueeze", [c, axis], f"{c}/2d") for c in numeric]
         numbers = node("Concat", columns, "numbers", axis=1)
         medians = constant("medians", np.array([[prep.medians[c] for c in prep.numeric_features]]))
         missing = node("IsNaN", [numbers], "numbers_missing")
         blocks.append(node("Where", [missing, medians, numbers], "numbers_imputed"))
     for column in prep.categorical_features:
-        inputs.append(helper.make_tensor_value_info(column, TensorProto.STRING, ["rows"]))
+        name = add_input(column, TensorProto.STRING)
         if not prep.levels[column]:
             continue  # only the reference level: no design column
-        levels = constant(f"{column}/levels", np.array([prep.levels[column]], dtype=object))
+        levels = constant(f"{name}/levels", np.array([prep.levels[column]], dtype=object))
         same = node(
-            "Equal", [node("Unsqueeze", [column, axis], f"{column}/2d"), levels], f"{column}/same"
+            "Equal", [node("Unsqueeze", [name, axis], f"{name}/2d"), levels], f"{name}/same"
         )
-        blocks.append(node("Cast", [same], f"{column}/onehot", to=TensorProto.DOUBLE))
+        blocks.append(node("Cast", [same], f"{name}/onehot", to=TensorProto.DOUBLE))
     design = node("Concat", blocks, "design", axis=1)
     centred = node("Sub", [design, constant("means", np.array([prep.means]))], "centred")
     scaled = node("Div", [centred, constant("scales", np.array([prep.scales]))], "scaled")

@@ -196,6 +196,11 @@ def test_data_docs_built_without_network(houses, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data_docs_static", "docs"]
 
 
+GX_DARK_LOGO = (
+    "url('https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/full_logo_dark.png')"
+)
+
+
 def test_data_docs_load_nothing_from_the_network(houses, tmp_path):
     report = run_validation(houses, build_expectation_suite(houses_config()), tmp_path / "docs")
     pages = list((tmp_path / "docs").rglob("*.html"))
@@ -203,9 +208,12 @@ def test_data_docs_load_nothing_from_the_network(houses, tmp_path):
     for page in pages:
         html = page.read_text()
         assert not re.search(r"<(link|script|img)\b[^>]*(href|src)=\"https?://", html), page
-        assert "https://cdn" not in html and "url('https://" not in html
+        assert "https://cdn" not in html
+        # GX's one remote URL in CSS (a dark-mode logo) is overridden by the custom styles.
+        assert re.findall(r"url\('https?://[^)]*\)", html) == [GX_DARK_LOGO], page
+        assert html.index(GX_DARK_LOGO) < html.index(".navbar-brand a { background: none; }")
         local = re.findall(r"(?:href|src)=\"([^\"#:]+\.(?:css|js|ico|png))\"", html)
-        assert {Path(ref).name for ref in local} >= {"data-docs.css", "data-docs.js"}, page
+        assert {Path(ref).name for ref in local} >= {"bootstrap.min.css", "jquery.min.js"}, page
         for ref in local:
             assert (page.parent / ref).resolve().is_file(), (page, ref)
     assert report.success
@@ -217,13 +225,10 @@ def test_runs_share_one_copy_of_the_data_docs_assets(houses, tmp_path):
         run_validation(houses, suite, tmp_path / run / "docs", tmp_path / "shared")
         assert not (tmp_path / run / "docs" / "static").exists()  # GX's 4 MB copy is dropped
     (version,) = (tmp_path / "shared").iterdir()
-    assert {p.name for p in version.iterdir()} == {
-        "data-docs.css",
-        "data-docs.js",
-        "favicon.ico",
-        "logo-long.png",
-    }
-    assert sum(p.stat().st_size for p in version.iterdir()) < 100_000
+    files = {p.relative_to(version).as_posix() for p in version.rglob("*") if p.is_file()}
+    assert {"css/bootstrap.min.css", "js/jquery.min.js", "images/logo-long.png"} <= files
+    # The libraries GX's pages name (~0.8 MB), not GX's 4 MB of fonts and images.
+    assert sum(p.stat().st_size for p in version.rglob("*") if p.is_file()) < 1_000_000
 
 
 def test_task_writes_result_and_docs(houses, tmp_path):

@@ -79,7 +79,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def md(text: Any) -> str:
     """Keep a value (a feature name, say) from breaking out of its cell or injecting HTML."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("`", "'")
+    one_line = " ".join(str(text).splitlines())  # a line break would end the table's row
+    return html.escape(one_line, quote=False).replace("|", "\\|").replace("`", "'")
 
 
 @dataclass(frozen=True)

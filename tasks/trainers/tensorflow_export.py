@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from houseprice.exports import Scorer
+from houseprice.exports import Scorer, input_names
 from houseprice.tasks.trainers.common import TrainResult, describe_load_failure, export_view
 
 if TYPE_CHECKING:
@@ -23,10 +23,14 @@ class _PriceModule(tf.Module):
 
     def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
         super().__init__()
-        self.numeric = list(prep.numeric_features)
-        self.categorical = list(prep.categorical_features)
-        self.medians = tf.constant([prep.medians[c] for c in self.numeric], tf.float64)
-        self.levels = {c: tf.constant(prep.levels[c], tf.string) for c in self.categorical}
+        # Inputs by their export names: a signature refuses "Lot Area" (houseprice/exports.py).
+        names = input_names(prep)
+        self.numeric = [names[c] for c in prep.numeric_features]
+        self.categorical = [names[c] for c in prep.categorical_features]
+        self.medians = tf.constant([prep.medians[c] for c in prep.numeric_features], tf.float64)
+        self.levels = {
+            names[c]: tf.constant(prep.levels[c], tf.string) for c in prep.categorical_features
+        }
         self.means = tf.constant(prep.means, tf.float64)
         self.scales = tf.constant(prep.scales, tf.float64)
         self.kernel = tf.constant(np.asarray(result.weights)[:, None], tf.float64)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from houseprice.exports import Scorer, utf8_bytes
+from houseprice.exports import Scorer, input_names, utf8_bytes
 from houseprice.tasks.trainers.common import (
     TrainResult,
     check_zip_archive,
@@ -36,11 +36,13 @@ class _PriceProgram(torch.nn.Module):
 
     def __init__(self, result: TrainResult, prep: Preprocessor) -> None:
         super().__init__()
-        self.numeric = list(prep.numeric_features)
-        self.categorical = list(prep.categorical_features)
+        names = input_names(prep)  # the inputs' export names, as in signature.json
+        self.numeric = [names[c] for c in prep.numeric_features]
+        self.categorical = [names[c] for c in prep.categorical_features]
         as_tensor = functools.partial(torch.tensor, dtype=torch.float64)
-        self.register_buffer("medians", as_tensor([prep.medians[c] for c in self.numeric]))
-        words, positions = _level_words([prep.levels[c] for c in self.categorical])
+        medians = [prep.medians[c] for c in prep.numeric_features]
+        self.register_buffer("medians", as_tensor(medians))
+        words, positions = _level_words([prep.levels[c] for c in prep.categorical_features])
         self.register_buffer("level_words", words)  # (columns, most levels, words)
         self.register_buffer("level_positions", positions)  # design order in the flat table
         self.width = words.shape[2] * 8
@@ -106,7 +108,7 @@ def export_torch_model(result: TrainResult, prep: Preprocessor, path: Path) -> N
     for column in module.numeric:
         example[column] = torch.zeros(2, dtype=torch.float64)
         shapes[column] = {0: rows}
-    for index, column in enumerate(prep.categorical_features):
+    for index, column in enumerate(module.categorical):
         example[column] = torch.zeros(2, 3, dtype=torch.uint8)
         shapes[column] = {0: rows, 1: torch.export.Dim(f"width_{index}")}
     program = torch.export.export(module, (example,), dynamic_shapes=(shapes,))
