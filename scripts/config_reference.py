@@ -18,7 +18,6 @@ import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
@@ -44,14 +43,14 @@ reason written beside the field in the code. An empty default (`null`) means the
 or derived, as its description says.
 """
 
-# annotated_types constraint → how it reads in a table cell.
+# Pydantic's constraint objects (annotated_types) by the attribute each carries → how it reads.
 _LIMITS = {
-    annotated_types.Ge: ("≥", "ge"),
-    annotated_types.Gt: (">", "gt"),
-    annotated_types.Le: ("≤", "le"),
-    annotated_types.Lt: ("<", "lt"),
-    annotated_types.MinLen: ("length ≥", "min_length"),
-    annotated_types.MaxLen: ("length ≤", "max_length"),
+    "ge": "≥",
+    "gt": ">",
+    "le": "≤",
+    "lt": "<",
+    "min_length": "length ≥",
+    "max_length": "length ≤",
 }
 
 
@@ -98,8 +97,8 @@ def _limits(field: FieldInfo) -> str:
     """The field's numeric and length limits, e.g. `≥ 0, < 0.5`."""
     found = []
     for constraint in field.metadata:
-        for kind, (symbol, attribute) in _LIMITS.items():
-            if isinstance(constraint, kind):
+        for attribute, symbol in _LIMITS.items():
+            if getattr(constraint, attribute, None) is not None:
                 found.append(f"{symbol} {_value(getattr(constraint, attribute))}")
     return ", ".join(found)
 
