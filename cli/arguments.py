@@ -52,7 +52,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="YAML file with any part of the configuration (see the README); flags win over it",
+        help="YAML file with any part of the configuration (docs/configuration.md); "
+        "flags win over it",
     )
     add_model_argument(
         parser,
@@ -112,7 +113,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("local", "dask"),
         help="where the work runs: this machine, a worker process per trainer; or a Dask "
-        "cluster (see the README, 'Running on a Dask cluster') (default: local)",
+        "cluster (see docs/scale.md, 'Running on a Dask cluster') (default: local)",
     )
     parser.add_argument(
         "--dask-address",

@@ -52,7 +52,8 @@ def command_alerts_install(args: argparse.Namespace) -> int:
     if not PREFECT_API_URL.value():
         return fail(
             "alerts live on the Prefect server that schedules the runs: set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api (see README, Scheduled retraining)",
+            "PREFECT_API_URL=http://127.0.0.1:4200/api "
+            "(see docs/operations.md, Scheduled retraining)",
             code=2,
         )
     if not args.webhook_url.startswith(("http://", "https://")):

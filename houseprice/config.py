@@ -123,7 +123,7 @@ class EvaluationConfig(_Section):
 
 
 class PromotionConfig(_Section):
-    """When a run's model replaces the champion (see README: "Champion and challenger")."""
+    """When a run's model replaces the champion (see docs/models.md, "Champion and challenger")."""
 
     # R² 0.5 rejects models that explain little (shuffled labels score about 0).
     min_test_r2: float | None = Field(
@@ -180,7 +180,7 @@ MLFLOW_INSTALL = "pip install -e '.[mlflow]'"
 
 
 class TrackingConfig(_Section):
-    """Optional MLflow tracking and model registry, beside the run folders (README: "MLflow")."""
+    """Optional MLflow tracking and model registry, beside the run folders (docs/models.md)."""
 
     # Off by default: champion.json is the source of truth; MLflow is a view for people who use it.
     mlflow_uri: str | None = Field(

@@ -132,7 +132,7 @@ def _add_cross_validation(
     penalties: dict[str, float],
     settings: EvaluationConfig,
 ) -> None:
-    """Judge every model by cross-validation: a trainer by its cost's exact optimum (see README).
+    """Judge each model by cross-validation: a trainer by its cost's exact optimum (docs/models.md).
 
     A trainer is used only when it matches that optimum within reference_tolerance on the full
     fit (select_run_model), so refitting the exact optimum per fold stands for refitting the

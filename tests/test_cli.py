@@ -168,13 +168,13 @@ def test_a_check_exits_4_even_when_a_model_was_promoted(tmp_path, change, reason
     assert outcome.promoted  # said on its own line; the exit code asks for a look first
 
 
-def test_exit_codes_are_distinct_and_documented_in_the_readme_and_help():
+def test_exit_codes_are_distinct_and_documented_in_the_usage_page_and_help():
     codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK]
     assert len(set(codes)) == len(codes)
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
     help_text = build_parser()._subparsers._group_actions[0].choices["retrain"].format_help()
     for code in codes:
-        assert re.search(rf"^\| `{code}` \|", readme, flags=re.M), code
+        assert re.search(rf"^\| `{code}` \|", usage, flags=re.M), code
         assert re.search(rf"^  {code}  ", help_text, flags=re.M), code
 
 

@@ -29,7 +29,7 @@ from houseprice.tasks.trainers import (
 )
 from tests.fakes import train_result
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+MODELS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 
 
 def _write_completed_run(artifacts: Path, features, fits: dict, selected: str) -> layout.RunPaths:
@@ -219,24 +219,24 @@ def test_exports_of_an_all_numeric_model_with_dropped_columns_price_like_predict
         np.testing.assert_allclose(score(exports.raw_columns(frame, prep)), expected, rtol=1e-9)
 
 
-def _readme_snippets() -> str:
-    """The README's serving snippets: a shared prelude, then one block per runtime."""
-    section = README.read_text().split("### Serving the exports without houseprice")[1]
-    section = re.split(r"\n#{2,3} ", section)[0]  # up to the next section or subsection
+def _documented_snippets() -> str:
+    """docs/models.md's serving snippets: a shared prelude, then one block per runtime."""
+    section = MODELS_PAGE.read_text().split("## Serving the exports without houseprice")[1]
+    section = re.split(r"\n#{1,3} ", section)[0]  # up to the next section or subsection
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
 def _import_without_this_project(name, *args, **kwargs):
     if name.split(".")[0] in {"houseprice", "tasks", "flows"}:
-        raise ImportError(f"a README snippet imported {name}")
+        raise ImportError(f"a documented snippet imported {name}")
     return builtins.__import__(name, *args, **kwargs)
 
 
-def test_readme_snippets_score_the_bundled_data_without_houseprice(
+def test_documented_snippets_score_the_bundled_data_without_houseprice(
     bundled_run, tmp_path, monkeypatch
 ):
     artifacts, run = bundled_run
-    prelude, *runtimes = _readme_snippets()
+    prelude, *runtimes = _documented_snippets()
     assert len(runtimes) == 3
     shutil.copytree(run.exports, tmp_path / "exports")
     listings = pd.read_parquet(storage.BUNDLED_DATA).drop(columns="Sale_Price").head(50)
