@@ -9,6 +9,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from houseprice.champion import ChampionRun
+from houseprice.chunks import ChunkedTable
 from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
 from houseprice.flows.engine import Engine, on_dask, on_dask_engine, run_engine
@@ -119,7 +120,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
         with recorder.stage("train"):  # every configured trainer at once, a worker each
             results = train_all(config, features, run, recorder.lineage)
         with recorder.stage("evaluate"):  # against least squares; ONNX starts in a worker
-            evaluation = _evaluate(features, results, config)
+            evaluation = _evaluate(features, results, config, ingested.table, engine)
             onnx = export_onnx.submit(
                 run, features.preprocessor, results, select_run_model(evaluation)
             )
@@ -189,12 +190,16 @@ def _features(
 
 
 def _evaluate(
-    features: FeatureSet, results: list[TrainResult], config: PipelineConfig
+    features: FeatureSet,
+    results: list[TrainResult],
+    config: PipelineConfig,
+    table: ChunkedTable,
+    engine: Engine,
 ) -> Evaluation:
-    """Score the models against least squares; with the training rows on disk, streamed."""
+    """Score the models against least squares; with the training rows on disk, by chunks."""
     if not features.on_disk:
         return evaluate(features, results, config.evaluation, config.training)
-    return evaluate_on_disk_features(features, results, config)
+    return evaluate_on_disk_features(features, results, config, table, engine)
 
 
 def _record(

@@ -31,7 +31,9 @@ from houseprice import datasets
 from houseprice.chunks import ChunkedTable, parquet_rows, plan_chunks, read_chunk
 from houseprice.config import DataConfig, PipelineConfig
 from houseprice.flows.engine import map_chunks, on_dask
-from houseprice.tasks.evaluate import Evaluation, evaluate_on_disk
+from houseprice.folds import Engine
+from houseprice.tasks.cross_validation import cross_validate_by
+from houseprice.tasks.evaluate import Evaluation, add_cross_validation, evaluate_on_disk
 from houseprice.tasks.features import FeatureSet
 from houseprice.tasks.ingest import IngestResult, resolve_feature_decision, typed_data_config
 from houseprice.tasks.trainers.common import TrainResult
@@ -76,13 +78,40 @@ def store_streamed_snapshot(ingested: IngestResult, data_dir: Path) -> datasets.
 
 
 def evaluate_on_disk_features(
-    features: FeatureSet, results: list[TrainResult], config: PipelineConfig
+    features: FeatureSet,
+    results: list[TrainResult],
+    config: PipelineConfig,
+    table: ChunkedTable,
+    engine: Engine,
 ) -> Evaluation:
-    """Score the models with the training rows on disk: each pass over the files mapped."""
+    """Score the models with the training rows on disk: each pass over the files mapped.
+
+    With fewer test rows than evaluation.min_test_rows (a full-sample fit, say), the models
+    are judged by cross-validation folded over the table's chunks by the run's engine.
+    """
     inputs = (features.training, features.x_test, features.y_test, features.preprocessor)
     settings = (results, config.evaluation, config.training)
     if on_dask():  # run in the flow, so that each file's pass becomes a task on the cluster
-        return evaluate_on_disk.fn(*inputs, *settings, map_files=map_chunks)
-    # A loop in the task's process, with progress lines, on the local engine's threads.
-    local = partial(map_chunks, threads=config.compute.local_threads)
-    return evaluate_on_disk(*inputs, *settings, map_files=local)
+        evaluation = evaluate_on_disk.fn(*inputs, *settings, map_files=map_chunks)
+    else:  # a loop in the task's process, with progress lines, on the local engine's threads
+        local = partial(map_chunks, threads=config.compute.local_threads)
+        evaluation = evaluate_on_disk(*inputs, *settings, map_files=local)
+    if len(features.y_test) < config.evaluation.min_test_rows:
+        penalties = {name: trainer.l2 for name, trainer in config.training.trainers.items()}
+        fold = partial(engine.fold, table=table)
+        validator = partial(
+            cross_validate_by,
+            fold,
+            table.rows,
+            config.data,
+            config.features,
+            settings=config.evaluation,
+        )
+        add_cross_validation(evaluation, results, penalties, lambda ls: validator(penalties=ls))
+        summary = evaluation.cross_validation
+        get_run_logger().info(
+            "evaluate: %d test rows: judged by %d-fold cross-validation repeated %d times "
+            "on all %d rows",
+            len(features.y_test), summary["folds"], summary["repeats"], summary["rows"],
+        )  # fmt: skip
+    return evaluation

@@ -52,6 +52,16 @@ class ValueCounts:
         distinct, where = np.unique(values, return_inverse=True)
         return _capped(ValueCounts(distinct, np.bincount(where, counts).astype("int64")))
 
+    def __sub__(self, other: ValueCounts | BucketCounts) -> ValueCounts | BucketCounts:
+        """The counts of these values less other's, which must be among them."""
+        if isinstance(other, BucketCounts):
+            return BucketCounts.of(np.repeat(self.values, self.counts)) - other
+        where = np.searchsorted(self.values, other.values)
+        counts = self.counts.copy()
+        counts[where] -= other.counts
+        kept = counts > 0
+        return ValueCounts(self.values[kept], counts[kept])
+
     def median(self) -> float | None:
         """The median (None with no values)."""
         if not self.total:
@@ -88,6 +98,15 @@ class BucketCounts:
             else BucketCounts.of(np.repeat(other.values, other.counts))
         )
         return BucketCounts(self.counts + theirs.counts)
+
+    def __sub__(self, other: ValueCounts | BucketCounts) -> BucketCounts:
+        """The counts of these values less other's, which must be among them."""
+        theirs = (
+            other
+            if isinstance(other, BucketCounts)
+            else BucketCounts.of(np.repeat(other.values, other.counts))
+        )
+        return BucketCounts(self.counts - theirs.counts)
 
     def median_window(self) -> MedianWindow | None:
         """The range holding the middle value(s), and how many values lie below it."""

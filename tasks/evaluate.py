@@ -6,6 +6,10 @@ chunk files (streamed_evaluation.py), builds the same Evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -121,25 +125,29 @@ def evaluate_models(
         dropped_columns=dict(prep.dropped_columns),
     )
     if len(features.y_test) < settings.min_test_rows:
-        _add_cross_validation(evaluation, features, results, penalties, settings)
+        validator = partial(cross_validate, features, settings=settings)
+        add_cross_validation(evaluation, results, penalties, validator)
     return evaluation
 
 
-def _add_cross_validation(
+CrossValidator = Callable[[list[float]], tuple[dict[float, RegressionMetrics], dict[str, Any]]]
+
+
+def add_cross_validation(
     evaluation: Evaluation,
-    features: FeatureSet,
     results: list[TrainResult],
     penalties: dict[str, float],
-    settings: EvaluationConfig,
+    cross_validator: CrossValidator,
 ) -> None:
     """Judge each model by cross-validation: a trainer by its cost's exact optimum (docs/models.md).
 
     A trainer is used only when it matches that optimum within reference_tolerance on the full
     fit (select_run_model), so refitting the exact optimum per fold stands for refitting the
     trainer per fold, at the cost of one least-squares solve instead of a framework fit.
+    cross_validator(penalties) runs the folds, over rows in memory or a run's chunks.
     """
     l2_of = {REFERENCE: 0.0} | {r.framework: penalties.get(r.framework, 0.0) for r in results}
-    means, summary = cross_validate(features, sorted(set(l2_of.values())), settings)
+    means, summary = cross_validator(sorted(set(l2_of.values())))
     for name, l2 in l2_of.items():
         evaluation.models[name].cross_validated = means[l2]
     evaluation.basis = BASIS_CV

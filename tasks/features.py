@@ -83,22 +83,6 @@ class FeatureSet(NamedTuple):
         return len(self.preprocessor.feature_names)
 
 
-def refit_preprocessor(rows: pd.DataFrame, feature_set: FeatureSet) -> Preprocessor:
-    """A preprocessor fitted as feature_set's was, on other rows (a cross-validation fold)."""
-    config = feature_set.config or PipelineConfig()
-    prep = feature_set.preprocessor
-    data = config.data.model_copy(
-        update={
-            "target": prep.target,
-            "numeric_features": list(prep.numeric_features),
-            "categorical_features": list(prep.categorical_features),
-            "features": [],
-        }
-    )
-    features = config.features.model_copy(update={"log_target": prep.log_target})
-    return fit_preprocessor(rows, data, features)
-
-
 class AliasedFeatureError(ValueError):
     """A feature the user named cannot be estimated: the other features explain it entirely."""
 

@@ -44,6 +44,23 @@ class FitStatistics:
         counts = {column: self.counts[column] + other.counts[column] for column in self.counts}
         return FitStatistics(self.moments + other.moments, counts)
 
+    def __sub__(self, other: FitStatistics) -> FitStatistics:
+        """These rows less other's, which must be among them (a cross-validation complement)."""
+        counts = {column: self.counts[column] - other.counts[column] for column in self.counts}
+        return FitStatistics(self.moments - other.moments, counts)
+
+    @classmethod
+    def of(
+        cls,
+        rows: pd.DataFrame,
+        data: DataConfig,
+        log_target: bool,
+    ) -> FitStatistics:
+        """The statistics of some rows for data's typed columns."""
+        numeric, categorical = tuple(data.numeric_features), tuple(data.categorical_features)
+        moments = RawMoments.of(rows, numeric, categorical, data.target, log_target)
+        return cls(moments, {c: ValueCounts.of(_numbers(rows[c])) for c in numeric})
+
 
 @dataclass(frozen=True)
 class FitStatisticsFold:
@@ -103,6 +120,23 @@ class MedianRangeFold:
         return {column: window.median(total[column]) for column, window in self.windows.items()}
 
 
+def fit_from_statistics(
+    statistics: FitStatistics,
+    fold: Folder,
+    data: DataConfig,
+    features: FeatureConfig,
+    select: RowSelector | None = None,
+) -> Preprocessor:
+    """The preprocessor of the rows statistics describe; fold finds medians past the cap."""
+    if statistics.moments.rows == 0:
+        raise ValueError("no training rows to fit the preprocessor on")
+    medians = exact_medians(statistics.counts)
+    windows = {c: n.median_window() for c, n in statistics.counts.items() if c not in medians}
+    if windows:
+        medians |= fold(MedianRangeFold(windows, select))
+    return preprocessor_from(statistics.moments, medians, data, features)
+
+
 def fit_preprocessor_by(
     fold: Folder,
     data: DataConfig,
@@ -119,13 +153,7 @@ def fit_preprocessor_by(
             select,
         )
     )
-    if statistics.moments.rows == 0:
-        raise ValueError("no training rows to fit the preprocessor on")
-    medians = _medians(statistics.counts)
-    windows = {c: n.median_window() for c, n in statistics.counts.items() if c not in medians}
-    if windows:
-        medians |= fold(MedianRangeFold(windows, select))
-    return preprocessor_from(statistics.moments, medians, data, features)
+    return fit_from_statistics(statistics, fold, data, features, select)
 
 
 def preprocessor_from(
@@ -134,7 +162,9 @@ def preprocessor_from(
     """Levels, scaling, aliasing and the target's standardisation from the training moments."""
     levels, reference_levels = {}, {}
     for column in data.categorical_features:
-        reference_levels[column], levels[column] = order_levels(moments.level_counts(column))
+        # Levels with rows only: a cross-validation complement lists its folds' levels too.
+        counts = {level: n for level, n in moments.level_counts(column).items() if n > 0}
+        reference_levels[column], levels[column] = order_levels(counts)
     rows = moments.rows
     target_mean, target_std = moments.target_mean_std()
     preprocessor = Preprocessor(
@@ -171,7 +201,7 @@ def preprocessor_from(
     return preprocessor
 
 
-def _medians(counts: dict[str, ValueCounts | BucketCounts]) -> dict[str, float]:
+def exact_medians(counts: dict[str, ValueCounts | BucketCounts]) -> dict[str, float]:
     """Each column's exact median from its value counts (0 with no value); windowed ones left."""
     medians = {}
     for column, values in counts.items():

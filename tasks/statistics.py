@@ -170,12 +170,3 @@ def table_of_estimates(
         "confidence": confidence,
     }
     return RegressionTable(table, fit)
-
-
-def fold_assignments(rows: int, folds: int, repeats: int, seed: int) -> np.ndarray:
-    """(repeats, rows) fold numbers 0..folds-1: each repeat a fresh seeded shuffle, folds ±1 row."""
-    rng = np.random.default_rng(seed)
-    assignment = np.empty((repeats, rows), dtype=int)
-    for repeat in range(repeats):
-        assignment[repeat, rng.permutation(rows)] = np.arange(rows) % folds
-    return assignment

@@ -11,7 +11,7 @@ from houseprice.config import EvaluationConfig, PromotionConfig, build_config
 from houseprice.tasks.evaluate import BASIS_CV, evaluate_models
 from houseprice.tasks.features import AliasedFeatureError, build_feature_set, split_data
 from houseprice.tasks.promote import decide_promotion, decision_headline
-from houseprice.tasks.statistics import find_aliased_columns, fold_assignments, regression_table
+from houseprice.tasks.statistics import find_aliased_columns, regression_table
 from tests.conftest import make_houses, small_config
 from tests.fakes import exact_results
 
@@ -164,14 +164,6 @@ def test_half_a_full_sample_split_or_early_stopping_without_rows_is_refused(
 
     with pytest.raises(ConfigError, match=message):
         build_config({"split": split, "training": training})
-
-
-def test_fold_assignments_are_balanced_seeded_and_differ_between_repeats():
-    folds = fold_assignments(23, 5, 3, seed=1)
-    assert folds.shape == (3, 23)
-    assert all(sorted(np.bincount(row)) == [4, 4, 5, 5, 5] for row in folds)
-    assert not (folds[0] == folds[1]).all()
-    assert (folds == fold_assignments(23, 5, 3, seed=1)).all()
 
 
 def textbook_houses(rows: int = 90, seed: int = 11) -> pd.DataFrame:

@@ -28,10 +28,11 @@ def source(tmp_path_factory) -> Path:
     return write_houses_folder(tmp_path_factory.mktemp("streamed") / "houses", ROWS, FILES)
 
 
-def _run(source: Path, root: Path, **compute) -> layout.RunPaths:
+def _run(source: Path, root: Path, split: dict | None = None, **compute) -> layout.RunPaths:
     from houseprice.flows.retrain import retrain
 
-    config = small_config(root, data={"source": str(source)}, compute=compute)
+    sections = {"split": split} if split else {}
+    config = small_config(root, data={"source": str(source)}, compute=compute, **sections)
     folder = Path(retrain(config))
     return layout.RunPaths(folder.name, folder)
 
@@ -75,6 +76,28 @@ def test_streamed_run_counts_every_part_and_leaves_no_design_files(runs):
     assert evaluation["training_rows"] + evaluation["test_rows"] < ROWS  # validation rows too
     assert not streamed.design_dir.exists()  # scratch: removed when the run ended
     assert streamed.report.is_file() and "area" in streamed.report.read_text()
+
+
+ALL_ROWS = {"validation_fraction": 0.0, "test_fraction": 0.0}
+
+
+@pytest.fixture(scope="module")
+def all_rows_runs(source, tmp_path_factory, prefect_harness) -> dict[str, layout.RunPaths]:
+    """Every row fitted, so judged by cross-validation: in memory and over the chunks."""
+    return {
+        "memory": _run(source, tmp_path_factory.mktemp("all-memory"), ALL_ROWS),
+        "streamed": _run(source, tmp_path_factory.mktemp("all-streamed"), ALL_ROWS, **STREAMED),
+    }
+
+
+def test_a_chunked_full_sample_run_is_cross_validated_as_in_memory(all_rows_runs):
+    memory, streamed = (_metrics(all_rows_runs[kind]) for kind in ("memory", "streamed"))
+    assert streamed["evaluation"]["basis"] == "cross-validation"
+    assert streamed["evaluation"]["cross_validation"]["rows"] == ROWS
+    for model in ("ols", "torch", "tensorflow"):
+        expected, got = memory[model]["cross_validated"], streamed[model]["cross_validated"]
+        for figure, value in expected.items():
+            assert got[figure] == pytest.approx(value, rel=1e-9), (model, figure)
 
 
 def test_streamed_snapshot_keeps_the_source_files(runs):
