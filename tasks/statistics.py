@@ -19,6 +19,12 @@ from scipy import stats
 ALIAS_TOLERANCE = 1e-9
 # Largest share of a kept column in an aliased one worth naming (standardized units).
 _NAMED_SHARE = 1e-6
+# A column whose spread is below this share of its size (root mean square) is constant: float64
+# holds 16 digits, so such a spread keeps fewer than five of its own and is noise around a
+# constant (0.1 + 0.2 beside 0.3). Relative to the spread, not the variance against Σx²: zip
+# codes 50010-50014 (spread 3e-5 of their size), yyyymm months (2e-5) and epoch seconds (5e-4)
+# vary, and a test against the uncentred Σx² at ALIAS_TOLERANCE would call them constant.
+CONSTANT_RELATIVE_SPREAD = 1e-11
 
 
 def find_aliased_columns(
@@ -49,7 +55,7 @@ def aliased_columns_from_gram(
     """
     variance = np.diag(centered_gram)
     aliased: dict[str, str] = {}
-    constant = variance <= tolerance * np.maximum(magnitude, 1e-300)
+    constant = variance <= CONSTANT_RELATIVE_SPREAD**2 * np.maximum(magnitude, 1e-300)
     for index in np.flatnonzero(constant):
         aliased[names[index]] = "constant in the training rows: aliased with the intercept"
     varying = np.flatnonzero(~constant)

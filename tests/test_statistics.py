@@ -12,8 +12,10 @@ from houseprice.tasks.evaluate import BASIS_CV, evaluate_models
 from houseprice.tasks.features import AliasedFeatureError, build_feature_set, split_data
 from houseprice.tasks.promote import decide_promotion, decision_headline
 from houseprice.tasks.statistics import find_aliased_columns, fold_assignments, regression_table
+from houseprice.tasks.streamed_features import TRAIN
 from tests.conftest import make_houses, small_config
 from tests.fakes import exact_results
+from tests.test_streamed_features import streamed_preprocessor
 
 TRUE_COEFFICIENTS = {"intercept": 30_000.0, "sqft": 95.0, "beds": 4_000.0, "age": -350.0}
 
@@ -212,3 +214,45 @@ def test_a_refusal_without_a_champion_names_the_limit_and_run_and_never_keeps_a_
     assert "cross-validated R²" in decision.reason
     assert "promotion.min_test_r2" in decision.reason and "--run" in decision.reason
     assert decision_headline(decision) == "no champion made"
+
+
+def large_mean_small_spread_columns(rows: int = 240, seed: int = 12) -> dict[str, np.ndarray]:
+    """Columns that vary a little around a large level, a constant, and noise around one."""
+    rng = np.random.default_rng(seed)
+    return {
+        "zip": rng.integers(50010, 50015, rows).astype(float),  # variance/mean² about 1e-9
+        "yyyymm": rng.integers(200801, 200813, rows).astype(float),
+        "epoch": 1.2e9 + rng.uniform(-1e6, 1e6, rows),
+        "constant": np.full(rows, 7.0),
+        # round-off around a constant: 0.1 * 3 and 0.3 differ in the last bit
+        "noise": np.where(rng.random(rows) < 0.5, 0.1 * 3, 0.3) * 1e5,
+    }
+
+
+def test_a_large_level_with_a_small_spread_varies_but_a_constant_and_its_round_off_do_not():
+    columns = large_mean_small_spread_columns()
+    aliased = find_aliased_columns(np.column_stack(list(columns.values())), list(columns))
+    assert list(aliased) == ["constant", "noise"]
+    assert all("constant in the training rows" in why for why in aliased.values())
+
+
+def test_zip_codes_months_and_epoch_seconds_reach_the_design_in_memory_and_by_chunk(tmp_path):
+    columns = large_mean_small_spread_columns()
+    frame = pd.DataFrame(columns).assign(
+        price=lambda f: 1_000 * (f.zip - 50_000) + 30 * (f.yyyymm - 200_800) + f.epoch / 1e4
+    )
+    names = list(columns)
+    config = small_config(
+        tmp_path,
+        data={"numeric_features": names, "categorical_features": []},
+        split={"validation_fraction": 0, "test_fraction": 0},
+    )
+    features = build_feature_set(frame, config, features_listed=False)
+    assert list(features.preprocessor.dropped_columns) == ["constant", "noise"]
+    assert features.preprocessor.feature_names == ["zip", "yyyymm", "epoch"]
+    # The chunked path decides from the same Gram, summed over chunks.
+    labels = np.full(len(frame), TRAIN, dtype=np.int8)
+    data = config.data.model_copy(update={"numeric_features": names})
+    streamed = streamed_preprocessor(frame, labels, 4, config.features, data)
+    assert streamed.feature_names == ["zip", "yyyymm", "epoch"]
+    assert list(streamed.dropped_columns) == ["constant", "noise"]

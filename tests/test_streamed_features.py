@@ -49,7 +49,8 @@ def awkward_houses(rows: int = 400, seed: int = 5) -> pd.DataFrame:
             "baths": baths,
             "rooms": beds + baths,
             "year": year,
-            "epoch": 1e9 + rng.normal(0, 1, rows),  # spread 1e-9 of its size: a constant
+            # round-off around a constant (spread 1e-15 of its size): a constant
+            "epoch": 1e9 + rng.normal(0, 1e-6, rows),
             "constant": np.full(rows, 7.0),
             "hood": hood,
             "zip": zips,
