@@ -14,5 +14,6 @@ def batch_predict(
     input_path: str, output_path: str, artifacts_dir: str = "artifacts", run_id: str | None = None
 ) -> str:
     """Score input_path and write the rows with a `prediction` column to output_path."""
-    summary = predict_file_task(Path(input_path), Path(output_path), Path(artifacts_dir), run_id)
+    # input_path stays a string: it may be a URL, which Path would mangle.
+    summary = predict_file_task(input_path, Path(output_path), Path(artifacts_dir), run_id)
     return str(summary.output)

@@ -41,6 +41,9 @@ class Preprocessor:
     # (aliased: a linear combination of earlier columns), with the reason. Absent from files
     # written before this existed, hence the default.
     dropped_columns: dict[str, str] = field(default_factory=dict)
+    # Each numeric feature's [min, max] over the training rows (missing cells as imputed):
+    # scoring flags rows far beyond them (houseprice/inputs.py). Empty in older files.
+    training_ranges: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def encoded_names(self) -> list[str]:
@@ -145,6 +148,11 @@ def category_strings(column: pd.Series) -> np.ndarray:
         if np.isfinite(values).all() and (values == np.round(values)).all():
             column = column.astype("Int64")
     return column.astype("object").where(column.notna(), MISSING_LEVEL).astype(str).to_numpy()
+
+
+def numeric_ranges(names: list[str], low: np.ndarray, high: np.ndarray) -> dict[str, list[float]]:
+    """{column: [min, max]} for the numeric columns, from per-encoded-column minima and maxima."""
+    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
 def safe_scale(std: float) -> float:

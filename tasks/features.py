@@ -22,6 +22,7 @@ from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
 from houseprice.preprocessing import (
     Preprocessor,
     category_strings,
+    numeric_ranges,
     order_levels,
     refuse_non_finite,
     safe_scale,
@@ -62,6 +63,12 @@ def fit_preprocessor(
     )
     encoded = preprocessor.encode(train)
     names = preprocessor.encoded_names
+    numeric = encoded[:, : len(data.numeric_features)]
+    preprocessor.training_ranges = numeric_ranges(
+        list(data.numeric_features),
+        numeric.min(axis=0, initial=np.inf),
+        numeric.max(axis=0, initial=-np.inf),
+    )
     # A spread past float64 (1e200 squared) must be named as such before the aliasing check
     # below reads the overflowed column as a constant.
     with np.errstate(over="ignore", invalid="ignore"):

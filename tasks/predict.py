@@ -12,6 +12,7 @@ from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers o
     PREDICTION_COLUMN,
     PredictionSummary,
     describe_input_notes,
+    describe_summary,
     predict_file,
     score_rows,
 )
@@ -19,12 +20,12 @@ from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers o
 
 @task(name="predict-file", cache_policy=NO_CACHE)
 def predict_file_task(
-    input_path: Path, output_path: Path, artifacts_dir: Path, run_id: str | None = None
+    input_path: str | Path, output_path: Path, artifacts_dir: Path, run_id: str | None = None
 ) -> PredictionSummary:
     """Score a file of houses with the champion or a named run."""
     summary = predict_file(input_path, output_path, artifacts_dir, run_id)
     log = get_run_logger()
-    log.info("predict: %d rows scored by %s -> %s", summary.rows, summary.model_id, summary.output)
+    log.info("predict: %s", describe_summary(summary))
     for column, values in summary.unseen_categories.items():
         log.warning(
             "predict: %s has levels unseen in training, scored as the reference: %s",

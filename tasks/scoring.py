@@ -20,6 +20,8 @@ from houseprice.tasks.sources import read_source
 logger = logging.getLogger(__name__)
 PREDICTION_COLUMN = "prediction"
 MODEL_ID_COLUMN = "model_id"
+# Per row, the columns outside the training range (inputs.RANGE_MARGIN), '' when none.
+OUT_OF_RANGE_COLUMN = "out_of_range"
 
 
 class PredictionSummary(NamedTuple):
@@ -31,26 +33,36 @@ class PredictionSummary(NamedTuple):
     unseen_categories: dict[str, list[str]]
     imputed: dict[str, int]  # column → cells filled with the training median
     far_outside: dict[str, int]  # column → rows far outside the training data
+    out_of_range: int | None = None  # rows outside the training range; None: model has no ranges
 
 
 def score_rows(
     model: HousePriceModel, frame: pd.DataFrame, limits: InputLimits | None = None
 ) -> pd.DataFrame:
-    """The input rows plus a price `prediction` and the `model_id` that made it."""
-    return frame.assign(
+    """The input rows plus a price `prediction`, the `model_id` that made it, and `out_of_range`.
+
+    `out_of_range` lists each row's columns outside the training range; a model saved before
+    training ranges were kept cannot tell, and its rows get no such column.
+    """
+    flags = model.check_input(frame, limits).out_of_range
+    scored = frame.assign(
         **{PREDICTION_COLUMN: model.predict(frame, limits), MODEL_ID_COLUMN: model.model_id}
     )
+    return scored if flags is None else scored.assign(**{OUT_OF_RANGE_COLUMN: flags.to_numpy()})
 
 
 def predict_file(
-    input_path: Path,
+    input_path: str | Path,
     output_path: Path,
     artifacts_dir: Path,
     run_id: str | None = None,
     limits: InputLimits | None = None,
     separator: str = ",",
 ) -> PredictionSummary:
-    """Score a CSV/Parquet file and write the result, as CSV or Parquet by output's extension."""
+    """Score a CSV/Parquet file or URL; write the result, as CSV or Parquet by output's extension.
+
+    input_path is read as retrain reads its source (tasks/sources.py): a path, or an http(s) URL.
+    """
     if Path(output_path).suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise SourceError(f"output {output_path} must end in .csv or .parquet")
     model = load_model(artifacts_dir, run_id)
@@ -59,6 +71,7 @@ def predict_file(
     scored = score_rows(model, frame, limits)
     storage.write_table_atomic(Path(output_path), scored)
     unseen = model.preprocessor.unseen_categories(frame)
+    flags = checked.out_of_range
     return PredictionSummary(
         Path(output_path),
         len(scored),
@@ -66,12 +79,28 @@ def predict_file(
         unseen,
         checked.imputed,
         checked.far_outside,
+        None if flags is None else int((flags != "").sum()),
+    )
+
+
+def describe_summary(summary: PredictionSummary) -> str:
+    """The summary line: rows, model, output, and how many rows were outside the training range."""
+    line = f"{summary.rows} rows scored by {summary.model_id} -> {summary.output}"
+    if summary.out_of_range is None:
+        return line
+    return (
+        f"{line}; {summary.out_of_range} outside the training range (column {OUT_OF_RANGE_COLUMN})"
     )
 
 
 def describe_input_notes(summary: PredictionSummary) -> list[str]:
     """One line per kind of help the rows needed: gaps filled, values far outside training."""
     lines = []
+    if summary.out_of_range is None:
+        lines.append(
+            "this model was saved before training ranges were kept: rows are not checked "
+            "against them (retrain to get the check)"
+        )
     if summary.imputed:
         counts = ", ".join(f"{c} {n}" for c, n in summary.imputed.items())
         lines.append(f"missing values filled with the training median: {counts}")

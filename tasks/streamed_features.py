@@ -29,7 +29,12 @@ import numpy as np
 import pandas as pd
 
 from houseprice.config import FeatureConfig
-from houseprice.preprocessing import Preprocessor, refuse_non_finite, safe_scale
+from houseprice.preprocessing import (
+    Preprocessor,
+    numeric_ranges,
+    refuse_non_finite,
+    safe_scale,
+)
 from houseprice.tasks.statistics import aliased_columns_from_gram
 from houseprice.tasks.streamed_profile import (
     MEDIAN_SAMPLE_SIZE,
@@ -76,6 +81,8 @@ class EncodedStatistics:
     target_centre: float
     target_sum: float  # Σ (y − target_centre), y the (log) target
     target_squares: float  # Σ (y − target_centre)²
+    low: np.ndarray  # (columns,) each encoded column's minimum (+inf without rows)
+    high: np.ndarray  # (columns,) and maximum (−inf without rows)
 
     def __add__(self, other: EncodedStatistics) -> EncodedStatistics:
         if not (
@@ -89,6 +96,8 @@ class EncodedStatistics:
             gram=self.gram + other.gram,
             target_sum=self.target_sum + other.target_sum,
             target_squares=self.target_squares + other.target_squares,
+            low=np.minimum(self.low, other.low),
+            high=np.maximum(self.high, other.high),
         )
 
 
@@ -137,6 +146,8 @@ def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
             target_centre=prep.target_mean,
             target_sum=float(target.sum()),
             target_squares=float(target @ target),
+            low=blocks[0][:, :-1].min(axis=0, initial=np.inf),
+            high=blocks[0][:, :-1].max(axis=0, initial=-np.inf),
         )
     test_rows = frame[labels == TEST].reset_index(drop=True)
     return EncodedChunk(statistics, blocks[0], blocks[1], test_rows)
@@ -183,6 +194,7 @@ def finish_preprocessor(
         scales=[safe_scale(s) for s in spreads[keep]] if features.standardize else [1.0] * width,
         target_mean=float(target_mean) if features.standardize else 0.0,
         target_scale=safe_scale(target_std) if features.standardize else 1.0,
+        training_ranges=numeric_ranges(prep.numeric_features, encoded.low, encoded.high),
     )
 
 

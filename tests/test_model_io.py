@@ -8,9 +8,11 @@ import pytest
 import tensorflow as tf
 import torch
 
-from houseprice import exports
+from houseprice import exports, storage
+from houseprice.config import FeatureConfig
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.features import fit_preprocessor
 from houseprice.tasks.trainers import (
     tensorflow_export,
     tensorflow_trainer,
@@ -18,6 +20,7 @@ from houseprice.tasks.trainers import (
     torch_trainer,
 )
 from houseprice.tasks.trainers.common import TrainResult
+from tests.conftest import houses_config, make_houses
 from tests.fakes import train_result
 
 
@@ -274,3 +277,17 @@ def test_importing_the_model_loader_imports_no_framework_prefect_or_gx():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_training_ranges_are_saved_with_the_model_and_old_files_load_without_them(tmp_path):
+    houses = make_houses(rows=30)
+    houses.loc[4, "area"] = np.nan  # imputed with the median: inside the range
+    fitted = fit_preprocessor(houses, houses_config(), FeatureConfig())
+    assert fitted.training_ranges == {
+        "area": [houses.area.min(), houses.area.max()],
+        "year": [float(houses.year.min()), float(houses.year.max())],
+    }
+    storage.write_json_atomic(tmp_path / "p.json", fitted.to_dict())
+    assert Preprocessor.from_dict(storage.read_json(tmp_path / "p.json")) == fitted
+    old = {k: v for k, v in fitted.to_dict().items() if k != "training_ranges"}
+    assert Preprocessor.from_dict(old).training_ranges == {}

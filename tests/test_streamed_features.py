@@ -97,6 +97,7 @@ def test_streamed_preprocessor_equals_the_one_fitted_on_the_training_rows(count,
         k: v.split(" (share")[0] for k, v in reference.dropped_columns.items()
     }
     assert streamed.feature_names == reference.feature_names
+    assert streamed.training_ranges == reference.training_ranges
     assert streamed.means == pytest.approx(reference.means, rel=1e-12)
     assert streamed.scales == pytest.approx(reference.scales, rel=1e-12)
     assert streamed.target_mean == pytest.approx(reference.target_mean, rel=1e-12)
