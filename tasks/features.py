@@ -28,7 +28,7 @@ from houseprice.preprocessing import (
     safe_scale,
 )
 from houseprice.tasks.split import DataSplit, split_data
-from houseprice.tasks.statistics import find_aliased_columns
+from houseprice.tasks.statistics import find_aliased_columns, refuse_target_leaks, target_leaks
 from houseprice.tasks.trainers.common import TrainingData
 from houseprice.tasks.trainers.design import DesignFiles
 
@@ -77,12 +77,26 @@ def fit_preprocessor(
     # fit (and every coefficient reported) is unique rather than one of many equally good ones.
     preprocessor.dropped_columns = find_aliased_columns(encoded, names)
     encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
+    refuse_leaks(preprocessor, encoded, target)
     width = encoded.shape[1]
     preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
     preprocessor.scales = (
         [safe_scale(s) for s in encoded.std(axis=0)] if features.standardize else [1.0] * width
     )
     return preprocessor
+
+
+def refuse_leaks(prep: Preprocessor, kept: np.ndarray, target: np.ndarray) -> None:
+    """Refuse design columns that (nearly) equal the target the trainers fit, naming them."""
+    columns = kept - kept.mean(axis=0)
+    centred = target - target.mean()
+    leaks = target_leaks(
+        np.einsum("ij,ij->j", columns, columns),
+        columns.T @ centred,
+        float(centred @ centred),
+        prep.feature_names,
+    )
+    refuse_target_leaks(leaks, prep.target, prep.log_target, len(target))
 
 
 class FeatureSet(NamedTuple):

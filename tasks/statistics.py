@@ -85,6 +85,46 @@ def aliased_columns_from_gram(
     return {name: aliased[name] for name in names if name in aliased}
 
 
+# R² of the target on one design column alone above this: the column is the target or made from
+# it (a copy, price × 1.0001 + noise, its log with a log target). No real feature of a house
+# explains its price to 0.1%; a leak would make the fit a tautology that new houses can't use,
+# and its near-perfect fit leaves the optimiser nothing to converge on but round-off.
+LEAK_R2 = 0.999
+
+
+class TargetLeakError(ValueError):
+    """A feature that (nearly) equals the target: a leak, refused by name."""
+
+
+def target_leaks(
+    column_squares: np.ndarray,
+    cross: np.ndarray,
+    target_squares: float,
+    names: list[str],
+    limit: float = LEAK_R2,
+) -> dict[str, float]:
+    """{column: R²} for the design columns that alone explain more than `limit` of the target.
+
+    Centred sums over the training rows: column_squares Σ (x − x̄)², cross Σ (x − x̄)(y − ȳ),
+    target_squares Σ (y − ȳ)², so the in-memory and the streamed stage decide alike.
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        r2 = cross**2 / (column_squares * target_squares)
+    return {names[i]: float(r2[i]) for i in np.flatnonzero(np.nan_to_num(r2) > limit)}
+
+
+def refuse_target_leaks(leaks: dict[str, float], target: str, log_target: bool, rows: int) -> None:
+    """Raise TargetLeakError naming each leaking column and its R² with the (log) target."""
+    if leaks:
+        listed = ", ".join(f"{name!r} (R² {r2:.6f})" for name, r2 in leaks.items())
+        fitted = f"log({target!r})" if log_target else repr(target)
+        raise TargetLeakError(
+            f"features {listed} explain the target {fitted} almost entirely on the {rows} "
+            f"training rows (R² above {LEAK_R2}): they are the target or made from it, a leak "
+            "that new houses won't have; remove them from the features"
+        )
+
+
 class RegressionTable(NamedTuple):
     """An OLS fit as regression output: one row per term, and the fit's summary."""
 

@@ -35,7 +35,11 @@ from houseprice.preprocessing import (
     refuse_non_finite,
     safe_scale,
 )
-from houseprice.tasks.statistics import aliased_columns_from_gram
+from houseprice.tasks.statistics import (
+    aliased_columns_from_gram,
+    refuse_target_leaks,
+    target_leaks,
+)
 from houseprice.tasks.streamed_profile import (
     MEDIAN_SAMPLE_SIZE,
     TEST,
@@ -81,6 +85,7 @@ class EncodedStatistics:
     target_centre: float
     target_sum: float  # Σ (y − target_centre), y the (log) target
     target_squares: float  # Σ (y − target_centre)²
+    cross: np.ndarray  # (columns,) Σ (x − c)(y − target_centre), for the leak check
     low: np.ndarray  # (columns,) each encoded column's minimum (+inf without rows)
     high: np.ndarray  # (columns,) and maximum (−inf without rows)
 
@@ -96,6 +101,7 @@ class EncodedStatistics:
             gram=self.gram + other.gram,
             target_sum=self.target_sum + other.target_sum,
             target_squares=self.target_squares + other.target_squares,
+            cross=self.cross + other.cross,
             low=np.minimum(self.low, other.low),
             high=np.maximum(self.high, other.high),
         )
@@ -146,6 +152,7 @@ def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
             target_centre=prep.target_mean,
             target_sum=float(target.sum()),
             target_squares=float(target @ target),
+            cross=shifted.T @ target,
             low=blocks[0][:, :-1].min(axis=0, initial=np.inf),
             high=blocks[0][:, :-1].max(axis=0, initial=-np.inf),
         )
@@ -181,6 +188,12 @@ def finish_preprocessor(
     dropped = aliased_columns_from_gram(centred_gram, magnitude, names)
     keep = np.array([name not in dropped for name in names], dtype=bool)
     width = int(keep.sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        cross = encoded.cross - offset * encoded.target_sum  # Σ (x − x̄)(y − ȳ)
+        target_squares = encoded.target_squares - encoded.target_sum * target_offset
+    kept = [name for name in names if name not in dropped]
+    leaks = target_leaks(np.diag(centred_gram)[keep], cross[keep], float(target_squares), kept)
+    refuse_target_leaks(leaks, prep.target, prep.log_target, rows)
     # Σy² past float64 leaves the spread NaN, which safe_scale would read as a constant.
     if features.standardize and not (np.isfinite(target_mean) and np.isfinite(target_std)):
         raise ValueError(

@@ -9,7 +9,10 @@ import pytest
 from houseprice.config import FeatureConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.features import build_feature_set, fit_preprocessor, split_data
+from houseprice.tasks.statistics import TargetLeakError
+from houseprice.tasks.streamed_features import TRAIN
 from tests.conftest import make_houses, small_config
+from tests.test_streamed_features import streamed_preprocessor
 
 
 def test_split_is_deterministic_complete_and_disjoint(houses):
@@ -119,3 +122,34 @@ def test_split_ignores_dtype_changes_from_a_merge():
     original = split_data(frame, SplitConfig(seed=3))
     widened = split_data(as_floats, SplitConfig(seed=3))
     assert set(original.test["price"]) == set(widened.test["price"])
+
+
+def _with_leaks(rows: int = 120) -> pd.DataFrame:
+    houses = make_houses(rows=rows, seed=8)
+    noise = np.random.default_rng(9).normal(0, 50, rows)
+    return houses.assign(price_copy=houses.price, near_price=houses.price * 1.0001 + noise)
+
+
+@pytest.mark.parametrize("leak", ["price_copy", "near_price"])
+def test_a_feature_that_nearly_equals_the_target_is_refused_as_a_leak_by_name(tmp_path, leak):
+    config = small_config(tmp_path, data={"numeric_features": ["area", "year", leak]})
+    with pytest.raises(
+        TargetLeakError, match=rf"'{leak}' \(R² [01]\.\d+\) explain the target 'price'"
+    ):
+        build_feature_set(_with_leaks(), config)
+    # The chunked path refuses it from the same sums.
+    frame = _with_leaks()
+    labels = np.full(len(frame), TRAIN, dtype=np.int8)
+    with pytest.raises(TargetLeakError, match=rf"'{leak}'"):
+        streamed_preprocessor(frame, labels, 3, config.features, config.data)
+
+
+def test_with_a_log_target_the_log_of_the_price_is_the_leak(tmp_path):
+    frame = make_houses(rows=120, seed=8).assign(log_price=lambda f: np.log(f.price))
+    config = small_config(
+        tmp_path, data={"numeric_features": ["area", "log_price"]}, features={"log_target": True}
+    )
+    with pytest.raises(TargetLeakError, match=r"'log_price'.*target log\('price'\)"):
+        build_feature_set(frame, config)
+    # A strong but real feature is no leak: area alone explains most, not all, of the price.
+    build_feature_set(frame, small_config(tmp_path, features={"log_target": True}))
