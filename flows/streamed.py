@@ -53,12 +53,16 @@ from houseprice.tasks.split import DataSplit, PartCuts, assign_parts, part_cuts,
 from houseprice.tasks.streamed_features import (
     ChunkProfile,
     EncodedStatistics,
+    LogFit,
     combine_encoded,
     combine_profiles,
     encode_chunk,
     finish_preprocessor,
+    finish_smearing,
+    log_fit,
     profile_chunk,
     scale_encoded,
+    smearing_sums,
     start_preprocessor,
 )
 from houseprice.tasks.trainers.common import TrainResult
@@ -188,6 +192,11 @@ def encode_chunk_file(
     return _Encoded(encoded.statistics, files, encoded.test_rows)
 
 
+def smearing_chunk_file(encoded_file: str, fit: LogFit) -> np.ndarray:
+    """The smearing pass on one encoded training file: [rows, Σ exp(residual)]."""
+    return smearing_sums(np.load(encoded_file, allow_pickle=False), fit)
+
+
 def scale_chunk_file(encoded_file: str, prep: Preprocessor) -> str:
     """Pass C on one encoded file: scaled in place of it, under the design file's name.
 
@@ -224,14 +233,18 @@ def build_streamed_features(
     columns = used_columns(data)
     encode_one = partial(encode_chunk_file, columns=columns, prep=prep, run=run)
     encoded = map_chunks(encode_one, items, "encode", threads)
-    prep = finish_preprocessor(
-        prep, combine_encoded(e.statistics for e in encoded), config.features
-    )
+    statistics = combine_encoded(e.statistics for e in encoded)
+    prep = finish_preprocessor(prep, statistics, config.features)
     refuse_overflowed_scaling(prep)
     train_rows = sum(e.statistics.rows for e in encoded)
     if features_listed:
         refuse_redundant_features(prep, train_rows)
     train_files = [e.files[0] for e in encoded if e.files[0]]
+    if prep.log_target:  # Duan's smearing factor: one more pass over the encoded training rows
+        smear_one = partial(smearing_chunk_file, fit=log_fit(prep, statistics))
+        prep = finish_smearing(
+            prep, fold_chunks(smear_one, train_files, "smearing", operator.add, threads)
+        )
     validation_files = [e.files[1] for e in encoded if e.files[1]]
     scaled = map_chunks(
         partial(scale_chunk_file, prep=prep), [*train_files, *validation_files], "scale", threads

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 MISSING_LEVEL = "<missing>"
+MEDIAN, MEAN = "median", "mean"  # what a log-target prediction estimates
 PREPROCESSOR_FORMAT = 1
 
 
@@ -44,6 +45,27 @@ class Preprocessor:
     # Each numeric feature's [min, max] over the training rows (missing cells as imputed):
     # scoring flags rows far beyond them (houseprice/inputs.py). Empty in older files.
     training_ranges: dict[str, list[float]] = field(default_factory=dict)
+    # With a log target, exp(predicted log price) estimates the median price; "mean" multiplies
+    # it by Duan's smearing factor, mean(exp(residual)) over the training rows, to estimate the
+    # mean (features.log_target_estimate). Older files: the median, as they always gave.
+    log_target_estimate: str = MEDIAN
+    smearing_factor: float = 1.0
+
+    @property
+    def price_offset(self) -> float:
+        """What inverse_target adds to the unscaled target before exp: the target's mean, plus
+        log(smearing factor) when the mean is estimated, since exp(v + log s) = s·exp(v).
+
+        Exports compute the price with it too, so every scorer gives the same estimate.
+        """
+        if self.log_target and self.log_target_estimate == MEAN:
+            return self.target_mean + float(np.log(self.smearing_factor))
+        return self.target_mean
+
+    @property
+    def estimate(self) -> str:
+        """What a prediction estimates: 'mean', or 'median' for exp of a predicted log price."""
+        return self.log_target_estimate if self.log_target else MEAN
 
     @property
     def encoded_names(self) -> list[str]:
@@ -110,7 +132,7 @@ class Preprocessor:
 
     def inverse_target(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled target → price units."""
-        values = np.asarray(scaled, dtype="float64") * self.target_scale + self.target_mean
+        values = np.asarray(scaled, dtype="float64") * self.target_scale + self.price_offset
         return np.exp(values) if self.log_target else values
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, list[str]]:

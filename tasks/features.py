@@ -28,7 +28,13 @@ from houseprice.preprocessing import (
     safe_scale,
 )
 from houseprice.tasks.split import DataSplit, split_data
-from houseprice.tasks.statistics import find_aliased_columns, refuse_target_leaks, target_leaks
+from houseprice.tasks.statistics import (
+    find_aliased_columns,
+    least_squares_residuals,
+    refuse_target_leaks,
+    smearing_factor,
+    target_leaks,
+)
 from houseprice.tasks.trainers.common import TrainingData
 from houseprice.tasks.trainers.design import DesignFiles
 
@@ -78,6 +84,9 @@ def fit_preprocessor(
     preprocessor.dropped_columns = find_aliased_columns(encoded, names)
     encoded = encoded[:, [name not in preprocessor.dropped_columns for name in names]]
     refuse_leaks(preprocessor, encoded, target)
+    if features.log_target:  # from the exact fit, which every selected model matches
+        preprocessor.log_target_estimate = features.log_target_estimate
+        preprocessor.smearing_factor = smearing_factor(least_squares_residuals(encoded, target))
     width = encoded.shape[1]
     preprocessor.means = encoded.mean(axis=0).tolist() if features.standardize else [0.0] * width
     preprocessor.scales = (

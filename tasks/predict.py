@@ -11,6 +11,7 @@ from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers o
     MODEL_ID_COLUMN,
     PREDICTION_COLUMN,
     PredictionSummary,
+    describe_estimate,
     describe_input_notes,
     describe_summary,
     predict_file,
@@ -26,6 +27,8 @@ def predict_file_task(
     summary = predict_file(input_path, output_path, artifacts_dir, run_id)
     log = get_run_logger()
     log.info("predict: %s", describe_summary(summary))
+    if estimate := describe_estimate(summary):
+        log.info("predict: %s", estimate)
     for column, values in summary.unseen_categories.items():
         log.warning(
             "predict: %s has levels unseen in training, scored as the reference: %s",

@@ -34,6 +34,9 @@ class PredictionSummary(NamedTuple):
     imputed: dict[str, int]  # column → cells filled with the training median
     far_outside: dict[str, int]  # column → rows far outside the training data
     out_of_range: int | None = None  # rows outside the training range; None: model has no ranges
+    log_target: bool = False  # the model fits log(price): its prices estimate ...
+    estimate: str = "mean"  # ... the median or the mean price (features.log_target_estimate)
+    smearing_factor: float = 1.0  # Duan's, from the training rows (log target)
 
 
 def score_rows(
@@ -80,6 +83,25 @@ def predict_file(
         checked.imputed,
         checked.far_outside,
         None if flags is None else int((flags != "").sum()),
+        model.preprocessor.log_target,
+        model.preprocessor.estimate,
+        model.preprocessor.smearing_factor,
+    )
+
+
+def describe_estimate(summary: PredictionSummary) -> str | None:
+    """With a log target, whether the prices estimate the median or the mean price."""
+    if not summary.log_target:
+        return None
+    if summary.estimate == "mean":
+        return (
+            "prices estimate the mean price: exp of the predicted log price times Duan's "
+            f"smearing factor {summary.smearing_factor:.4f} from the training rows"
+        )
+    return "prices estimate the median price (exp of the predicted log price); the mean is " + (
+        f"{summary.smearing_factor:.4f} times it (features.log_target_estimate: mean)"
+        if summary.smearing_factor != 1.0
+        else "higher (retrain with features.log_target_estimate: mean to predict it)"
     )
 
 

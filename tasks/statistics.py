@@ -125,6 +125,23 @@ def refuse_target_leaks(leaks: dict[str, float], target: str, log_target: bool, 
         )
 
 
+def least_squares_residuals(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Residuals of the exact least-squares fit of target on an intercept plus design."""
+    centred = design - design.mean(axis=0)
+    aim = target - target.mean()
+    coef = np.linalg.lstsq(centred, aim, rcond=None)[0] if design.shape[1] else np.empty(0)
+    return aim - centred @ coef
+
+
+def smearing_factor(residuals: np.ndarray) -> float:
+    """Duan's smearing factor, mean(exp(residual)) for log-scale residuals (Duan 1983).
+
+    exp(predicted log) estimates the median; times this factor, the mean, whatever the shape
+    of the errors (exp(σ²/2) would assume them normal).
+    """
+    return float(np.mean(np.exp(residuals)))
+
+
 class RegressionTable(NamedTuple):
     """An OLS fit as regression output: one row per term, and the fit's summary."""
 

@@ -7,6 +7,8 @@ A. profile_chunk, combine_profiles → start_preprocessor: category counts and n
 B. encode_chunk, combine_encoded → finish_preprocessor: the aliased columns, means, spreads and
    the target's standardization, from the encoded design's sums and Gram; the chunk's training
    and validation rows encoded (the flow keeps them as scratch files), its test rows raw.
+B'. With a log target, smearing_sums over the encoded training blocks (log_fit from B's sums,
+   finish_smearing): Duan's smearing factor, which the mean estimate of the price needs.
 C. scale_encoded: an encoded block scaled once the preprocessor is finished, without reading or
    encoding the chunk again. design_chunk is B and C on one chunk.
 
@@ -62,14 +64,18 @@ __all__ = [
     "DesignChunk",
     "EncodedChunk",
     "EncodedStatistics",
+    "LogFit",
     "ValueSample",
     "combine_encoded",
     "combine_profiles",
     "design_chunk",
     "encode_chunk",
     "finish_preprocessor",
+    "finish_smearing",
+    "log_fit",
     "profile_chunk",
     "scale_encoded",
+    "smearing_sums",
     "start_preprocessor",
 ]
 
@@ -207,8 +213,44 @@ def finish_preprocessor(
         scales=[safe_scale(s) for s in spreads[keep]] if features.standardize else [1.0] * width,
         target_mean=float(target_mean) if features.standardize else 0.0,
         target_scale=safe_scale(target_std) if features.standardize else 1.0,
+        log_target_estimate=features.log_target_estimate if prep.log_target else "median",
         training_ranges=numeric_ranges(prep.numeric_features, encoded.low, encoded.high),
     )
+
+
+class LogFit(NamedTuple):
+    """The exact least-squares fit of the log target, from pass B's sums, for the smearing pass."""
+
+    keep: np.ndarray  # (encoded columns,) bool: the design's columns
+    means: np.ndarray  # (design columns,) their training means
+    coef: np.ndarray  # (design columns,) slopes on them
+    target_mean: float
+
+
+def log_fit(prep: Preprocessor, encoded: EncodedStatistics) -> LogFit:
+    """Least squares from the centred Gram and cross-products (columns standardized to solve)."""
+    rows = encoded.rows
+    offset = encoded.sums / rows
+    keep = np.array([name not in prep.dropped_columns for name in prep.encoded_names], dtype=bool)
+    gram = (encoded.gram - rows * np.outer(offset, offset))[np.ix_(keep, keep)]
+    cross = (encoded.cross - offset * encoded.target_sum)[keep]
+    spread = np.sqrt(np.diag(gram))
+    coef = np.zeros(len(spread))
+    if len(spread):  # lstsq refuses a design without columns
+        coef = np.linalg.lstsq(gram / np.outer(spread, spread), cross / spread, rcond=None)[0]
+    target_mean = encoded.target_centre + encoded.target_sum / rows
+    return LogFit(keep, (encoded.centre + offset)[keep], coef / spread, float(target_mean))
+
+
+def smearing_sums(block: np.ndarray, fit: LogFit) -> np.ndarray:
+    """The smearing pass on one encoded training block: [rows, Σ exp(residual)]."""
+    fitted = fit.target_mean + (block[:, :-1][:, fit.keep] - fit.means) @ fit.coef
+    return np.array([len(block), float(np.exp(block[:, -1] - fitted).sum())])
+
+
+def finish_smearing(prep: Preprocessor, sums: np.ndarray) -> Preprocessor:
+    """prep with Duan's smearing factor from the summed smearing_sums of every training block."""
+    return replace(prep, smearing_factor=float(sums[1] / sums[0]))
 
 
 def scale_encoded(block: np.ndarray, prep: Preprocessor) -> np.ndarray:

@@ -71,17 +71,17 @@ def write_houses_folder(
     return folder
 
 
-def save_torch_champion(root: Path, frame: pd.DataFrame | None = None) -> Path:
+def save_torch_champion(root: Path, frame: pd.DataFrame | None = None, **sections) -> Path:
     """A real champion (torch, trained on make_houses' 200 rows or frame) made without the flow.
 
-    Returns the artifacts folder. Fast: no Prefect, no TensorFlow.
+    sections change small_config's; returns the artifacts folder. Fast: no Prefect, no TensorFlow.
     """
     from houseprice import layout, registry, storage
     from houseprice.runs import COMPLETED
     from houseprice.tasks.features import build_feature_set
     from houseprice.tasks.trainers.torch_trainer import save_torch_model, train_torch
 
-    config = small_config(root)
+    config = small_config(root, **sections)
     frame = make_houses(rows=200, seed=3) if frame is None else frame
     features = build_feature_set(frame, config)
     result = train_torch(features.training, config.training.torch, 0)

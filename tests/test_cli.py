@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import threading
+from dataclasses import replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +34,7 @@ from houseprice.console import (
     brief_prefect_console,
 )
 from houseprice.locking import retrain_lock
+from houseprice.model import load_model
 from houseprice.tasks.drift import DriftReport
 from tests.conftest import make_houses, save_torch_champion
 from tests.fakes import completed_run
@@ -375,3 +377,28 @@ def test_predict_reads_an_http_input_as_retrain_reads_its_source(champion, tmp_p
         server.shutdown()
     assert code == 0, capsys.readouterr().err
     assert len(pd.read_csv(output)) == 6
+
+
+@pytest.mark.parametrize(
+    ("estimate", "note"),
+    [
+        ("median", r"note: prices estimate the median price .* the mean is 1\.0\d+ times it"),
+        ("mean", r"note: prices estimate the mean price: .* smearing factor 1\.0\d+"),
+    ],
+)
+def test_predict_with_a_log_target_says_whether_prices_are_medians_or_means(
+    tmp_path, capsys, estimate, note
+):
+    features = {"log_target": True, "log_target_estimate": estimate}
+    artifacts = save_torch_champion(tmp_path, features=features)
+    model = load_model(artifacts)
+    houses = make_houses(rows=5, seed=5)
+    code, output = _predict_cli(artifacts, tmp_path, houses)
+    assert code == 0 and re.search(note, capsys.readouterr().out)
+    # The mean is the median times the factor; the median is exp of the predicted log price.
+    prep = model.preprocessor
+    medians = replace(prep, log_target_estimate="median").inverse_target(
+        model.forward(prep.transform(houses))
+    )
+    factor = prep.smearing_factor if estimate == "mean" else 1.0
+    assert pd.read_csv(output)["prediction"].to_numpy() == pytest.approx(factor * medians, rel=1e-9)

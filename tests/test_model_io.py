@@ -291,3 +291,34 @@ def test_training_ranges_are_saved_with_the_model_and_old_files_load_without_the
     assert Preprocessor.from_dict(storage.read_json(tmp_path / "p.json")) == fitted
     old = {k: v for k, v in fitted.to_dict().items() if k != "training_ranges"}
     assert Preprocessor.from_dict(old).training_ranges == {}
+
+
+def test_every_export_applies_the_smearing_factor_of_a_mean_estimate(tmp_path, result, prep, raw):
+    from dataclasses import replace
+
+    from houseprice.tasks.export import build_onnx_model
+
+    mean = replace(prep, log_target_estimate="mean", smearing_factor=1.07)
+    (tmp_path / "model.onnx").write_bytes(build_onnx_model(result, mean).SerializeToString())
+    torch_export.export_torch_model(result, mean, tmp_path / "model.pt2")
+    tensorflow_export.export_tensorflow_model(result, mean, tmp_path / "tf")
+    expected = 1.07 * _prices(result, prep, raw)  # the median estimate, smeared
+    np.testing.assert_allclose(_prices(result, mean, raw), expected, rtol=1e-12)
+    for name, path in (("onnx", "model.onnx"), ("torch", "model.pt2"), ("tensorflow", "tf")):
+        score = exports.EXPORTS[name].load(tmp_path / path)
+        predicted = score(exports.raw_columns(raw, mean))
+        np.testing.assert_allclose(predicted, expected, rtol=1e-12, err_msg=name)
+
+
+def test_a_preprocessing_file_from_before_the_estimate_was_kept_gives_the_median(prep):
+    old = {
+        k: v
+        for k, v in prep.to_dict().items()
+        if k not in {"log_target_estimate", "smearing_factor"}
+    }
+    loaded = Preprocessor.from_dict(old)
+    assert (loaded.estimate, loaded.smearing_factor, loaded.price_offset) == (
+        "median",
+        1.0,
+        prep.target_mean,
+    )

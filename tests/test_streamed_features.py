@@ -21,7 +21,10 @@ from houseprice.tasks.streamed_features import (
     design_chunk,
     encode_chunk,
     finish_preprocessor,
+    finish_smearing,
+    log_fit,
     profile_chunk,
+    smearing_sums,
     start_preprocessor,
 )
 from tests.conftest import houses_config
@@ -210,3 +213,23 @@ def test_statistics_around_different_centres_are_not_added():
     moved = replace(prep, medians={**prep.medians, "sqft": prep.medians["sqft"] + 1})
     with pytest.raises(ValueError, match="different centres"):
         combine_encoded([encode_chunk(frame, labels, p).statistics for p in (prep, moved)])
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_the_streamed_smearing_factor_is_the_one_fitted_on_the_training_rows(count):
+    frame = awkward_houses()
+    features = FeatureConfig(log_target=True, log_target_estimate="mean")
+    labels = part_labels(len(frame))
+    reference = fit_preprocessor(frame[labels == TRAIN].reset_index(drop=True), DATA, features)
+    prep = start_preprocessor(
+        combine_profiles(profile_chunk(c, p, DATA) for c, p in chunks(frame, labels, count)),
+        DATA,
+        features,
+    )
+    encoded = [encode_chunk(c, p, prep) for c, p in chunks(frame, labels, count)]
+    finished = finish_preprocessor(prep, combine_encoded(e.statistics for e in encoded), features)
+    fit = log_fit(finished, combine_encoded(e.statistics for e in encoded))
+    smeared = finish_smearing(finished, sum(smearing_sums(e.train, fit) for e in encoded))
+    assert smeared.log_target_estimate == "mean"
+    assert smeared.smearing_factor == pytest.approx(reference.smearing_factor, rel=1e-9)
+    assert smeared.smearing_factor > 1.0  # residuals spread: the mean is above the median
