@@ -96,15 +96,16 @@ def fit_preprocessor(
 
 
 def refuse_leaks(prep: Preprocessor, kept: np.ndarray, target: np.ndarray) -> None:
-    """Refuse design columns that (nearly) equal the target the trainers fit, naming them."""
+    """Refuse design columns that (nearly) equal the price or the log price fitted, naming them."""
     columns = kept - kept.mean(axis=0)
-    centred = target - target.mean()
-    leaks = target_leaks(
-        np.einsum("ij,ij->j", columns, columns),
-        columns.T @ centred,
-        float(centred @ centred),
-        prep.feature_names,
-    )
+    squares = np.einsum("ij,ij->j", columns, columns)
+    leaks: dict[str, float] = {}
+    for values in [target, np.exp(target)] if prep.log_target else [target]:
+        centred = values - values.mean()
+        found = target_leaks(
+            squares, columns.T @ centred, float(centred @ centred), prep.feature_names
+        )
+        leaks |= found
     refuse_target_leaks(leaks, prep.target, prep.log_target, len(target))
 
 

@@ -117,7 +117,7 @@ def refuse_target_leaks(leaks: dict[str, float], target: str, log_target: bool, 
     """Raise TargetLeakError naming each leaking column and its R² with the (log) target."""
     if leaks:
         listed = ", ".join(f"{name!r} (R² {r2:.6f})" for name, r2 in leaks.items())
-        fitted = f"log({target!r})" if log_target else repr(target)
+        fitted = f"{target!r} (fitted as its log)" if log_target else repr(target)
         raise TargetLeakError(
             f"features {listed} explain the target {fitted} almost entirely on the {rows} "
             f"training rows (R² above {LEAK_R2}): they are the target or made from it, a leak "

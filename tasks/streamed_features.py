@@ -92,6 +92,11 @@ class EncodedStatistics:
     target_sum: float  # Σ (y − target_centre), y the (log) target
     target_squares: float  # Σ (y − target_centre)²
     cross: np.ndarray  # (columns,) Σ (x − c)(y − target_centre), for the leak check
+    # With a log target, the price's own sums around exp(target_centre), for the leak check: a
+    # copy of the price correlates with its log far below the limit on skewed prices. Zeros
+    # without a log target.
+    price_sums: np.ndarray  # (2,) Σ (p − pc), Σ (p − pc)²
+    price_cross: np.ndarray  # (columns,) Σ (x − c)(p − pc)
     low: np.ndarray  # (columns,) each encoded column's minimum (+inf without rows)
     high: np.ndarray  # (columns,) and maximum (−inf without rows)
 
@@ -108,6 +113,8 @@ class EncodedStatistics:
             target_sum=self.target_sum + other.target_sum,
             target_squares=self.target_squares + other.target_squares,
             cross=self.cross + other.cross,
+            price_sums=self.price_sums + other.price_sums,
+            price_cross=self.price_cross + other.price_cross,
             low=np.minimum(self.low, other.low),
             high=np.maximum(self.high, other.high),
         )
@@ -150,6 +157,9 @@ def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
         centre = _centre(prep)
         shifted = blocks[0][:, :-1] - centre
         target = blocks[0][:, -1] - prep.target_mean
+        price = np.zeros(len(target))
+        if prep.log_target:
+            price = np.exp(blocks[0][:, -1]) - np.exp(prep.target_mean)
         statistics = EncodedStatistics(
             rows=len(shifted),
             centre=centre,
@@ -159,6 +169,8 @@ def encode_chunk(frame: pd.DataFrame, labels: np.ndarray, prep: Preprocessor) ->
             target_sum=float(target.sum()),
             target_squares=float(target @ target),
             cross=shifted.T @ target,
+            price_sums=np.array([price.sum(), price @ price]),
+            price_cross=shifted.T @ price,
             low=blocks[0][:, :-1].min(axis=0, initial=np.inf),
             high=blocks[0][:, :-1].max(axis=0, initial=-np.inf),
         )
@@ -197,8 +209,13 @@ def finish_preprocessor(
     with np.errstate(over="ignore", invalid="ignore"):
         cross = encoded.cross - offset * encoded.target_sum  # Σ (x − x̄)(y − ȳ)
         target_squares = encoded.target_squares - encoded.target_sum * target_offset
+        price_cross = encoded.price_cross - offset * encoded.price_sums[0]
+        price_squares = encoded.price_sums[1] - encoded.price_sums[0] ** 2 / rows
     kept = [name for name in names if name not in dropped]
-    leaks = target_leaks(np.diag(centred_gram)[keep], cross[keep], float(target_squares), kept)
+    squares = np.diag(centred_gram)[keep]
+    leaks = target_leaks(squares, cross[keep], float(target_squares), kept)
+    if prep.log_target:
+        leaks |= target_leaks(squares, price_cross[keep], float(price_squares), kept)
     refuse_target_leaks(leaks, prep.target, prep.log_target, rows)
     # Σy² past float64 leaves the spread NaN, which safe_scale would read as a constant.
     if features.standardize and not (np.isfinite(target_mean) and np.isfinite(target_std)):

@@ -149,8 +149,14 @@ def test_with_a_log_target_the_log_of_the_price_is_the_leak(tmp_path):
     config = small_config(
         tmp_path, data={"numeric_features": ["area", "log_price"]}, features={"log_target": True}
     )
-    with pytest.raises(TargetLeakError, match=r"'log_price'.*target log\('price'\)"):
+    with pytest.raises(TargetLeakError, match=r"'log_price'.*target 'price' \(fitted as its log\)"):
         build_feature_set(frame, config)
+    # A copy of the price is a leak too, though its R² with the log price is below the limit.
+    copy = small_config(
+        tmp_path, data={"numeric_features": ["area", "price_copy"]}, features={"log_target": True}
+    )
+    with pytest.raises(TargetLeakError, match=r"'price_copy'"):
+        build_feature_set(frame.assign(price_copy=frame.price * 1.0001), copy)
     # A strong but real feature is no leak: area alone explains most, not all, of the price.
     build_feature_set(frame, small_config(tmp_path, features={"log_target": True}))
 

@@ -27,7 +27,7 @@ from houseprice.tasks.streamed_features import (
     smearing_sums,
     start_preprocessor,
 )
-from tests.conftest import houses_config
+from tests.conftest import houses_config, small_config, write_houses_folder
 
 NUMERIC = ["sqft", "beds", "baths", "rooms", "year", "epoch", "constant"]
 CATEGORICAL = ["hood", "zip"]
@@ -233,3 +233,41 @@ def test_the_streamed_smearing_factor_is_the_one_fitted_on_the_training_rows(cou
     assert smeared.log_target_estimate == "mean"
     assert smeared.smearing_factor == pytest.approx(reference.smearing_factor, rel=1e-9)
     assert smeared.smearing_factor > 1.0  # residuals spread: the mean is above the median
+
+
+def test_the_streamed_stage_smears_and_refuses_leaks_as_the_in_memory_one(
+    tmp_path, prefect_harness
+):
+    from prefect import flow
+
+    from houseprice import layout
+    from houseprice.chunks import plan_chunks
+    from houseprice.flows.streamed import build_streamed_features
+    from houseprice.tasks.features import build_feature_set
+    from houseprice.tasks.statistics import TargetLeakError
+
+    folder = write_houses_folder(tmp_path / "houses", rows=3_000, files=3, row_group=500)
+    features = {"log_target": True, "log_target_estimate": "mean"}
+    config = small_config(tmp_path, data={"source": str(folder)}, features=features)
+    run = layout.create_run(config.paths.artifacts_dir)
+
+    @flow
+    def features_both_ways(table, frame, config):
+        return build_streamed_features(table, config, run, True), build_feature_set(frame, config)
+
+    table = plan_chunks(str(folder), 1_000)
+    streamed, memory = features_both_ways(table, pd.read_parquet(folder), config)
+    assert streamed.preprocessor.smearing_factor > 1.0
+    assert streamed.preprocessor.smearing_factor == pytest.approx(
+        memory.preprocessor.smearing_factor, rel=1e-9
+    )
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    for part in sorted(folder.glob("*.parquet")):
+        frame = pd.read_parquet(part)
+        frame.assign(price_copy=frame.price).to_parquet(leaky / part.name, row_group_size=500)
+    named = config.data.model_copy(update={"numeric_features": ["area", "year", "price_copy"]})
+    with pytest.raises(TargetLeakError, match=r"'price_copy' \(R² 1\.0+\) explain the target"):
+        features_both_ways(
+            plan_chunks(str(leaky), 1_000), None, config.model_copy(update={"data": named})
+        )
