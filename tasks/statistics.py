@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats
 
+from houseprice.errors import SourceError
+
 # A design column whose variance left unexplained by the intercept and the columns before it is
 # below this share of its own variance is aliased (variance inflation above 1e9): its
 # coefficient is not identifiable in float64, whatever the standard errors would claim.
@@ -92,8 +94,8 @@ def aliased_columns_from_gram(
 LEAK_R2 = 0.999
 
 
-class TargetLeakError(ValueError):
-    """A feature that (nearly) equals the target: a leak, refused by name."""
+class TargetLeakError(SourceError):
+    """A feature that (nearly) equals the target: a leak in the data, refused by name."""
 
 
 def target_leaks(

@@ -402,3 +402,17 @@ def test_predict_with_a_log_target_says_whether_prices_are_medians_or_means(
     )
     factor = prep.smearing_factor if estimate == "mean" else 1.0
     assert pd.read_csv(output)["prediction"].to_numpy() == pytest.approx(factor * medians, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_retrain_with_a_copy_of_the_price_as_a_feature_names_the_leak_in_one_line(
+    tmp_path, prefect_harness, capsys
+):
+    houses = make_houses(rows=120, seed=8)
+    houses.assign(price_copy=houses.price * 1.0001).to_csv(tmp_path / "h.csv", index=False)
+    argv = ["retrain", "--source", str(tmp_path / "h.csv"), "--target", "price"]
+    argv += ["--features", "area,year,price_copy", "--data-dir", str(tmp_path / "data")]
+    assert main([*argv, "--artifacts-dir", str(tmp_path / "art")]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert "features 'price_copy' (R² 1.000000) explain the target 'price'" in error
+    assert "bug" not in error and "Traceback" not in error
