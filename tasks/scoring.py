@@ -13,7 +13,7 @@ import pandas as pd
 
 from houseprice import storage
 from houseprice.errors import SourceError
-from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits
+from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits, InputReport
 from houseprice.model import HousePriceModel, load_model
 from houseprice.tasks.sources import read_source
 
@@ -40,14 +40,18 @@ class PredictionSummary(NamedTuple):
 
 
 def score_rows(
-    model: HousePriceModel, frame: pd.DataFrame, limits: InputLimits | None = None
+    model: HousePriceModel,
+    frame: pd.DataFrame,
+    limits: InputLimits | None = None,
+    checked: InputReport | None = None,
 ) -> pd.DataFrame:
     """The input rows plus a price `prediction`, the `model_id` that made it, and `out_of_range`.
 
     `out_of_range` lists each row's columns outside the training range; a model saved before
-    training ranges were kept cannot tell, and its rows get no such column.
+    training ranges were kept cannot tell, and its rows get no such column. checked: the
+    frame's model.check_input report, when the caller has it already.
     """
-    flags = model.check_input(frame, limits).out_of_range
+    flags = (checked or model.check_input(frame, limits)).out_of_range
     scored = frame.assign(
         **{PREDICTION_COLUMN: model.predict(frame, limits), MODEL_ID_COLUMN: model.model_id}
     )
@@ -71,7 +75,7 @@ def predict_file(
     model = load_model(artifacts_dir, run_id)
     frame = read_source(str(input_path), separator)
     checked = model.check_input(frame, limits)
-    scored = score_rows(model, frame, limits)
+    scored = score_rows(model, frame, limits, checked)
     storage.write_table_atomic(Path(output_path), scored)
     unseen = model.preprocessor.unseen_categories(frame)
     flags = checked.out_of_range
