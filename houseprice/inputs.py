@@ -73,7 +73,7 @@ def out_of_range_rows(prep: Preprocessor, frame: pd.DataFrame) -> pd.Series | No
     Missing cells are not flagged (they are scored on the training median, and counted as
     such); None when the model has no training ranges (saved before they were kept).
     """
-    if not prep.training_ranges:
+    if prep.training_ranges is None:
         return None
     flags = pd.Series("", index=frame.index, dtype=object)
     used = set(prep.feature_names)

@@ -43,8 +43,9 @@ class Preprocessor:
     # written before this existed, hence the default.
     dropped_columns: dict[str, str] = field(default_factory=dict)
     # Each numeric feature's [min, max] over the training rows (missing cells as imputed):
-    # scoring flags rows far beyond them (houseprice/inputs.py). Empty in older files.
-    training_ranges: dict[str, list[float]] = field(default_factory=dict)
+    # scoring flags rows far beyond them (houseprice/inputs.py). None in older files ({} is a
+    # model without numeric features).
+    training_ranges: dict[str, list[float]] | None = None
     # With a log target, exp(predicted log price) estimates the median price; "mean" multiplies
     # it by Duan's smearing factor, mean(exp(residual)) over the training rows, to estimate the
     # mean (features.log_target_estimate). Older files: the median, as they always gave.

@@ -290,7 +290,7 @@ def test_training_ranges_are_saved_with_the_model_and_old_files_load_without_the
     storage.write_json_atomic(tmp_path / "p.json", fitted.to_dict())
     assert Preprocessor.from_dict(storage.read_json(tmp_path / "p.json")) == fitted
     old = {k: v for k, v in fitted.to_dict().items() if k != "training_ranges"}
-    assert Preprocessor.from_dict(old).training_ranges == {}
+    assert Preprocessor.from_dict(old).training_ranges is None
 
 
 def test_every_export_applies_the_smearing_factor_of_a_mean_estimate(tmp_path, result, prep, raw):
@@ -322,3 +322,12 @@ def test_a_preprocessing_file_from_before_the_estimate_was_kept_gives_the_median
         1.0,
         prep.target_mean,
     )
+
+
+def test_a_model_without_numeric_features_has_ranges_to_check_all_empty():
+    from houseprice.inputs import out_of_range_rows
+
+    houses = make_houses(rows=30)
+    fitted = fit_preprocessor(houses, houses_config(numeric_features=[]), FeatureConfig())
+    assert fitted.training_ranges == {}  # known to be empty, unlike an older file's None
+    assert out_of_range_rows(fitted, houses).tolist() == [""] * 30
