@@ -12,10 +12,8 @@ from houseprice.tasks.evaluate import BASIS_CV, evaluate_models
 from houseprice.tasks.features import AliasedFeatureError, build_feature_set, split_data
 from houseprice.tasks.promote import decide_promotion, decision_headline
 from houseprice.tasks.statistics import find_aliased_columns, fold_assignments, regression_table
-from houseprice.tasks.streamed_features import TRAIN
 from tests.conftest import make_houses, small_config
 from tests.fakes import exact_results
-from tests.test_streamed_features import streamed_preprocessor
 
 TRUE_COEFFICIENTS = {"intercept": 30_000.0, "sqft": 95.0, "beds": 4_000.0, "age": -350.0}
 
@@ -236,7 +234,7 @@ def test_a_large_level_with_a_small_spread_varies_but_a_constant_and_its_round_o
     assert all("constant in the training rows" in why for why in aliased.values())
 
 
-def test_zip_codes_months_and_epoch_seconds_reach_the_design_in_memory_and_by_chunk(tmp_path):
+def test_zip_codes_months_and_epoch_seconds_reach_the_design(tmp_path):
     columns = large_mean_small_spread_columns()
     frame = pd.DataFrame(columns).assign(
         price=lambda f: 1_000 * (f.zip - 50_000) + 30 * (f.yyyymm - 200_800) + f.epoch / 1e4
@@ -250,9 +248,3 @@ def test_zip_codes_months_and_epoch_seconds_reach_the_design_in_memory_and_by_ch
     features = build_feature_set(frame, config, features_listed=False)
     assert list(features.preprocessor.dropped_columns) == ["constant", "noise"]
     assert features.preprocessor.feature_names == ["zip", "yyyymm", "epoch"]
-    # The chunked path decides from the same Gram, summed over chunks.
-    labels = np.full(len(frame), TRAIN, dtype=np.int8)
-    data = config.data.model_copy(update={"numeric_features": names})
-    streamed = streamed_preprocessor(frame, labels, 4, config.features, data)
-    assert streamed.feature_names == ["zip", "yyyymm", "epoch"]
-    assert list(streamed.dropped_columns) == ["constant", "noise"]

@@ -271,3 +271,27 @@ def test_the_streamed_stage_smears_and_refuses_leaks_as_the_in_memory_one(
         features_both_ways(
             plan_chunks(str(leaky), 1_000), None, config.model_copy(update={"data": named})
         )
+
+
+def test_zip_codes_months_and_epoch_seconds_reach_the_chunked_design():
+    from tests.test_statistics import large_mean_small_spread_columns
+
+    columns = large_mean_small_spread_columns()
+    frame = pd.DataFrame(columns).assign(price=lambda f: 1_000 * (f.zip - 50_000) + f.epoch / 1e4)
+    data = houses_config(numeric_features=list(columns), categorical_features=[])
+    labels = np.full(len(frame), TRAIN, dtype=np.int8)
+    streamed = streamed_preprocessor(frame, labels, 4, FeatureConfig(), data)
+    assert streamed.feature_names == ["zip", "yyyymm", "epoch"]
+    assert list(streamed.dropped_columns) == ["constant", "noise"]
+
+
+@pytest.mark.parametrize("leak", ["price_copy", "near_price"])
+def test_the_chunked_path_refuses_a_leak_from_the_same_sums(leak):
+    from houseprice.tasks.statistics import TargetLeakError
+    from tests.test_features import with_leaks
+
+    frame = with_leaks()
+    data = houses_config(numeric_features=["area", "year", leak])
+    labels = np.full(len(frame), TRAIN, dtype=np.int8)
+    with pytest.raises(TargetLeakError, match=rf"'{leak}'"):
+        streamed_preprocessor(frame, labels, 3, FeatureConfig(), data)
