@@ -91,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.set_defaults(handler=command_retrain)
 
     predict = add("predict", "Price the houses in a CSV or Parquet file with the champion.")
-    predict.add_argument(
-        "--input", type=Path, required=True, metavar="FILE", help="CSV or Parquet file of houses"
+    predict.add_argument(  # a string, not a Path: Path('http://x') would lose a slash
+        "--input",
+        required=True,
+        metavar="FILE|URL",
+        help="CSV or Parquet file of houses, or an http(s) URL of one",
     )
     predict.add_argument(
         "--output",
@@ -119,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--separator", default=",", help="field separator of a CSV input (default: ',')"
+    )
+    predict.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse (exit 2) rows with a feature outside its training range by more than half "
+        "the range, instead of pricing them and flagging them in the out_of_range column",
     )
     add_artifacts_argument(predict)
     predict.set_defaults(handler=command_predict)

@@ -18,7 +18,6 @@ def batch_predict(
     model: str | None = None,
 ) -> str:
     """Score input_path and write the rows with a `prediction` column to output_path."""
-    summary = predict_file_task(
-        Path(input_path), Path(output_path), Path(artifacts_dir), run_id, model
-    )
+    # input_path stays a string: it may be a URL, which Path would mangle.
+    summary = predict_file_task(input_path, Path(output_path), Path(artifacts_dir), run_id, model)
     return str(summary.output)

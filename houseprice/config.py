@@ -94,6 +94,23 @@ class FeatureConfig(_Section):
     standardize: bool = Field(True, description="Z-score features and target before training.")
     # log(price) often fits better, but then coefficients are no longer in price units.
     log_target: bool = Field(False, description="Fit log(price) instead of price.")
+    # exp of a predicted log price estimates the median price, below the mean for right-skewed
+    # prices; "mean" applies Duan's smearing factor, mean(exp(residual)) on the training rows,
+    # which assumes no particular error distribution. Median by default: what runs gave before.
+    log_target_estimate: Literal["median", "mean"] = Field(
+        "median",
+        description="With log_target: predict the median price (exp of the log) or the mean "
+        "(times Duan's smearing factor).",
+    )
+
+    @model_validator(mode="after")
+    def _estimate_needs_log_target(self) -> FeatureConfig:
+        if self.log_target_estimate == "mean" and not self.log_target:
+            raise ValueError(
+                "features.log_target_estimate: mean applies only with features.log_target: true "
+                "(a price fitted directly already estimates the mean)"
+            )
+        return self
 
 
 class EvaluationConfig(_Section):

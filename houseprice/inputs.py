@@ -24,6 +24,11 @@ from houseprice.preprocessing import Preprocessor
 # A value this many training standard deviations from the training mean is far outside what the
 # model saw: its price is an extrapolation, so such rows are counted and reported.
 FAR_OUTSIDE_Z = 10.0
+# A value beyond a numeric feature's training [min, max] by more than this share of the range's
+# width is out of range: a line fitted on 600-3,000 sq ft says little at 5,000 and nothing at
+# 1e12. Half the width leaves room for the next houses to be a little bigger or newer than any
+# before them; below zero is out of range for a feature never negative in training (an area).
+RANGE_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class InputLimits:
     # A column missing in more than this share of the rows would be scored mostly on the
     # training median: refused rather than priced quietly (1.0 allows any share).
     max_imputed_fraction: float = 0.5
+    # Refuse rows outside the training range (OutOfRangeError) instead of flagging them.
+    strict: bool = False
 
 
 @dataclass
@@ -44,6 +51,56 @@ class InputReport:
     rows: int
     imputed: dict[str, int] = field(default_factory=dict)  # column → cells given the median
     far_outside: dict[str, int] = field(default_factory=dict)  # column → rows beyond FAR_Z
+    # Per row, the columns outside the training range (', '-joined, '' when none); None for a
+    # model saved before training ranges were (nothing to check against).
+    out_of_range: pd.Series | None = None
+
+
+class OutOfRangeError(InputSchemaError):
+    """Rows outside the training range, refused because the caller asked for strict scoring."""
+
+
+def allowed_range(low: float, high: float) -> tuple[float, float]:
+    """The values accepted for a feature seen in [low, high] in training (RANGE_MARGIN)."""
+    margin = RANGE_MARGIN * (high - low)
+    floor = low - margin
+    return (max(floor, 0.0) if low >= 0 else floor), high + margin
+
+
+def out_of_range_rows(prep: Preprocessor, frame: pd.DataFrame) -> pd.Series | None:
+    """Per row, the design's numeric columns whose value is outside allowed_range ('' if none).
+
+    Missing cells are not flagged (they are scored on the training median, and counted as
+    such); None when the model has no training ranges (saved before they were kept).
+    """
+    if prep.training_ranges is None:
+        return None
+    flags = pd.Series("", index=frame.index, dtype=object)
+    used = set(prep.feature_names)
+    for column in prep.numeric_features:
+        if column not in used or column not in prep.training_ranges:
+            continue
+        low, high = allowed_range(*prep.training_ranges[column])
+        numbers = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        outside = ((numbers < low) | (numbers > high)).to_numpy()
+        flags[outside] = flags[outside].map(
+            lambda listed, c=column: f"{listed}, {c}" if listed else c
+        )
+    return flags
+
+
+def describe_out_of_range(prep: Preprocessor, flags: pd.Series) -> str:
+    """'rows 1 (area), 3 (area, year) are outside the training range (area: 0 to 4,200; ...)'."""
+    flagged = flags[flags != ""]
+    rows = ", ".join(f"{row} ({columns})" for row, columns in flagged.head(CELLS_QUOTED).items())
+    more = f" and {len(flagged) - CELLS_QUOTED} more" if len(flagged) > CELLS_QUOTED else ""
+    columns = dict.fromkeys(c for listed in flagged for c in listed.split(", "))
+    bounds = "; ".join(
+        f"{c}: {low:.6g} to {high:.6g}"
+        for c in columns
+        for low, high in [allowed_range(*prep.training_ranges[c])]
+    )
+    return f"rows {rows}{more} are outside the training range (accepted {bounds})"
 
 
 def _rows(index: pd.Index) -> str:
@@ -89,7 +146,13 @@ def check_scoring_input(
     ]
     if problems:
         raise InputSchemaError("input cannot be scored: " + "; ".join(problems))
-    report = InputReport(rows=len(frame))
+    report = InputReport(rows=len(frame), out_of_range=out_of_range_rows(prep, frame))
+    flags = report.out_of_range
+    if limits.strict and flags is not None and (flags != "").any():
+        raise OutOfRangeError(
+            f"{describe_out_of_range(prep, flags)}; strict scoring (--strict) refuses them; "
+            "without it they are priced and flagged in the out_of_range column"
+        )
     # Scaling statistics by design column name: a column dropped as aliased has none.
     scaling = dict(zip(prep.feature_names, zip(prep.means, prep.scales, strict=True), strict=True))
     for column in prep.numeric_features:

@@ -39,8 +39,11 @@ class RawMoments:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     levels: tuple[tuple[str, ...], ...]  # per categorical column, the levels seen, sorted
-    centres: np.ndarray  # per numeric column, then the target's
-    gram: np.ndarray  # (width, width), width = 1 + 2 · numeric + all levels + 1
+    centres: np.ndarray  # per numeric column, [the price's,] then the target's
+    gram: np.ndarray  # (width, width), width = 1 + 2 · numeric + all levels [+ 1] + 1
+    # With a log target, the price itself too, just before the target: the leak check needs
+    # how closely a column follows the price, not only its log.
+    with_price: bool = False
 
     @classmethod
     def of(
@@ -54,23 +57,24 @@ class RawMoments:
         """The moments of rows (the target must be present and, with log_target, positive)."""
         x = rows[list(numeric)].astype("float64").to_numpy().reshape(len(rows), len(numeric))
         missing = np.isnan(x)
-        y = rows[target].astype("float64").to_numpy()
-        if log_target:
-            y = np.log(y)
-        with np.errstate(invalid="ignore"):
-            centres = np.append(_present_means(x, missing), y.mean() if len(y) else 0.0)
+        price = rows[target].astype("float64").to_numpy()
+        y = np.log(price) if log_target else price
+        ends = [price, y] if log_target else [y]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = [values.mean() if len(values) else 0.0 for values in ends]
+            centres = np.append(_present_means(x, missing), means)
         levels = tuple(tuple(sorted(set(category_strings(rows[c])))) for c in categorical)
         blocks = [
             np.ones((len(rows), 1)),
-            np.where(missing, 0.0, x - centres[:-1]),
+            np.where(missing, 0.0, x - centres[: len(numeric)]),
             missing.astype("float64"),
         ]
         for column, seen in zip(categorical, levels, strict=True):
             values = category_strings(rows[column])
             blocks.append((values[:, None] == np.asarray(seen, dtype=object)[None, :]) * 1.0)
-        blocks.append((y - centres[-1])[:, None])
+        blocks += [(values - centre)[:, None] for values, centre in zip(ends, means, strict=True)]
         u = np.hstack(blocks)
-        return cls(tuple(numeric), tuple(categorical), levels, centres, u.T @ u)
+        return cls(tuple(numeric), tuple(categorical), levels, centres, u.T @ u, log_target)
 
     @property
     def rows(self) -> int:
@@ -97,7 +101,7 @@ class RawMoments:
 
     def __add__(self, other: RawMoments) -> RawMoments:
         """The moments of both sets of rows: other moved to these centres, levels merged."""
-        if (self.numeric, self.categorical) != (other.numeric, other.categorical):
+        if _columns(self) != _columns(other):
             raise ValueError("moments of different columns cannot be combined")
         levels = tuple(
             tuple(sorted(set(mine) | set(theirs)))
@@ -105,13 +109,16 @@ class RawMoments:
         )
         mine = self._aligned(levels)
         theirs = other._recentred(self.centres)._aligned(levels)
-        return RawMoments(self.numeric, self.categorical, levels, self.centres, mine + theirs)
+        return RawMoments(
+            self.numeric, self.categorical, levels, self.centres, mine + theirs, self.with_price
+        )
 
     def __sub__(self, other: RawMoments) -> RawMoments:
         """These rows less other's, which must be among them (a cross-validation complement)."""
         negated = RawMoments(
-            other.numeric, other.categorical, other.levels, other.centres, -other.gram
-        )
+            other.numeric, other.categorical, other.levels, other.centres, -other.gram,
+            other.with_price,
+        )  # fmt: skip
         return self + negated
 
     def _level_start(self, position: int) -> int:
@@ -126,8 +133,12 @@ class RawMoments:
             shift[1 + j, 0] = delta[j]
             shift[1 + j, 1 + p + j] = -delta[j]
         shift[-1, 0] = delta[-1]
+        if self.with_price:
+            shift[-2, 0] = delta[-2]
         gram = shift @ self.gram @ shift.T
-        return RawMoments(self.numeric, self.categorical, self.levels, centres, gram)
+        return RawMoments(
+            self.numeric, self.categorical, self.levels, centres, gram, self.with_price
+        )
 
     def _aligned(self, levels: tuple[tuple[str, ...], ...]) -> np.ndarray:
         """This Gram laid out for a superset of its levels (zeros for the levels it lacks)."""
@@ -139,8 +150,9 @@ class RawMoments:
             seen = {level: start + i for i, level in enumerate(self.levels[position])}
             index += [seen.get(level, -1) for level in wanted]
             offset += len(wanted)
-        index.append(len(self.gram) - 1)
-        width = offset + 1
+        ends = 2 if self.with_price else 1
+        index += list(range(len(self.gram) - ends, len(self.gram)))
+        width = offset + ends
         aligned = np.zeros((width, width))
         present = np.array([i >= 0 for i in index])
         source = np.array(index)[present]
@@ -185,6 +197,33 @@ class RawMoments:
             gram = centred @ self.gram @ centred.T
         return mean_row[1:-1], squares, gram
 
+    def target_cross(
+        self, medians: dict[str, float], levels: dict[str, list[str]]
+    ) -> tuple[np.ndarray, float]:
+        """Σ (e − ē)(y − ȳ) for each encoded column and Σ (y − ȳ)², y the (log) target."""
+        return self._centred_cross(len(self.gram) - 1, medians, levels)
+
+    def price_cross(
+        self, medians: dict[str, float], levels: dict[str, list[str]]
+    ) -> tuple[np.ndarray, float]:
+        """Σ (e − ē)(p − p̄) for each encoded column and Σ (p − p̄)², p the price (log target)."""
+        if not self.with_price:
+            raise ValueError("these moments hold no price column (fit without a log target)")
+        return self._centred_cross(len(self.gram) - 2, medians, levels)
+
+    def _centred_cross(
+        self, index: int, medians: dict[str, float], levels: dict[str, list[str]]
+    ) -> tuple[np.ndarray, float]:
+        full = self.encoding_map(medians, levels)
+        rows = self.gram[0, 0]
+        other = np.zeros(len(self.gram))
+        other[index], other[0] = 1.0, -self.gram[0, index] / rows  # the entry less its mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            means = full[1:-1] @ self.gram[:, 0] / rows
+            centred = full[1:-1] - np.outer(means, np.eye(len(other))[0])
+            cross = centred @ self.gram @ other
+        return cross, float(other @ self.gram @ other)
+
     def design_statistics(self, prep: Preprocessor) -> tuple[np.ndarray, np.ndarray, float]:
         """Σ z zᵀ, Σ z y and Σ y² of prep's scaled design z = [features..., 1] and scaled target.
 
@@ -199,6 +238,10 @@ class RawMoments:
         w = np.vstack([design, encoded[0], target])
         moments = w @ self.gram @ w.T
         return moments[:-1, :-1], moments[:-1, -1], float(moments[-1, -1])
+
+
+def _columns(moments: RawMoments) -> tuple[object, ...]:
+    return moments.numeric, moments.categorical, moments.with_price
 
 
 def _own_square(row: np.ndarray, gram: np.ndarray) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 MISSING_LEVEL = "<missing>"
+MEDIAN, MEAN = "median", "mean"  # what a log-target prediction estimates
 PREPROCESSOR_FORMAT = 1
 
 
@@ -41,6 +42,31 @@ class Preprocessor:
     # (aliased: a linear combination of earlier columns), with the reason. Absent from files
     # written before this existed, hence the default.
     dropped_columns: dict[str, str] = field(default_factory=dict)
+    # Each numeric feature's [min, max] over the training rows (missing cells as imputed):
+    # scoring flags rows far beyond them (houseprice/inputs.py). None in older files ({} is a
+    # model without numeric features).
+    training_ranges: dict[str, list[float]] | None = None
+    # With a log target, exp(predicted log price) estimates the median price; "mean" multiplies
+    # it by Duan's smearing factor, mean(exp(residual)) over the training rows, to estimate the
+    # mean (features.log_target_estimate). Older files: the median, as they always gave.
+    log_target_estimate: str = MEDIAN
+    smearing_factor: float = 1.0
+
+    @property
+    def price_offset(self) -> float:
+        """What inverse_target adds to the unscaled target before exp: the target's mean, plus
+        log(smearing factor) when the mean is estimated, since exp(v + log s) = s·exp(v).
+
+        Exports compute the price with it too, so every scorer gives the same estimate.
+        """
+        if self.log_target and self.log_target_estimate == MEAN:
+            return self.target_mean + float(np.log(self.smearing_factor))
+        return self.target_mean
+
+    @property
+    def estimate(self) -> str:
+        """What a prediction estimates: 'mean', or 'median' for exp of a predicted log price."""
+        return self.log_target_estimate if self.log_target else MEAN
 
     @property
     def encoded_names(self) -> list[str]:
@@ -107,7 +133,7 @@ class Preprocessor:
 
     def inverse_target(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled target → price units."""
-        values = np.asarray(scaled, dtype="float64") * self.target_scale + self.target_mean
+        values = np.asarray(scaled, dtype="float64") * self.target_scale + self.price_offset
         return np.exp(values) if self.log_target else values
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -145,6 +171,11 @@ def category_strings(column: pd.Series) -> np.ndarray:
         if np.isfinite(values).all() and (values == np.round(values)).all():
             column = column.astype("Int64")
     return column.astype("object").where(column.notna(), MISSING_LEVEL).astype(str).to_numpy()
+
+
+def numeric_ranges(names: list[str], low: np.ndarray, high: np.ndarray) -> dict[str, list[float]]:
+    """{column: [min, max]} for the numeric columns, from per-encoded-column minima and maxima."""
+    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
 def safe_scale(std: float) -> float:

@@ -31,10 +31,12 @@ from houseprice.tasks.features import FeatureSet
 from houseprice.tasks.preprocessing_fold import (
     FitStatistics,
     Folder,
+    SmearingFold,
+    exact_fit,
     exact_medians,
     preprocessor_from,
 )
-from houseprice.tasks.regression import LinearModel, RegressionMetrics
+from houseprice.tasks.regression import LinearModel, RegressionMetrics, solve_normal_equations
 from houseprice.tasks.split import row_positions
 
 # Rows × repeats the cross-validation may refit on. Each repeat scores every row once more (the
@@ -202,6 +204,8 @@ def cross_validate_by(
         prep = preprocessor_from(complement.moments, medians[key], data, features)
         zz, zy, _ = complement.moments.design_statistics(prep)
         refits[key] = Refit(prep, {l2: solve_normal_equations(zz, zy, l2) for l2 in penalties})
+    if features.log_target:  # each refit's smearing factor, as a run's fit has its own
+        _add_smearing(fold, assignment, refits, complements, features)
     sums = fold(ScoreFold(assignment, refits, data.target))
     runs = {l2: [sums[(r, l2)].metrics() for r in range(repeats)] for l2 in penalties}
     means = {l2: RegressionMetrics(*np.mean(runs[l2], axis=0).tolist()) for l2 in penalties}
@@ -233,12 +237,34 @@ def cross_validate(
     )
 
 
-def solve_normal_equations(zz: np.ndarray, zy: np.ndarray, l2: float = 0.0) -> LinearModel:
-    """The minimiser of MSE + l2·|w|² (bias, the last column, unpenalised) from Σ zzᵀ and Σ zy."""
-    rows = zz[-1, -1]  # Σ 1 · 1: the bias column is all ones
-    penalty = np.diag(np.append(np.full(len(zz) - 1, rows * l2), 0.0))
-    solution, *_ = np.linalg.lstsq(zz + penalty, zy, rcond=None)
-    return LinearModel(solution[:-1], float(solution[-1]))
+def _add_smearing(
+    fold: Folder,
+    assignment: FoldAssignment,
+    refits: dict[tuple[int, int], Refit],
+    complements: dict[tuple[int, int], FitStatistics],
+    features: FeatureConfig,
+) -> None:
+    """Set each refit's Duan factor, from its exact fit over its complement's rows."""
+    fits = {key: (r.prep, exact_fit(complements[key].moments, r.prep)) for key, r in refits.items()}
+    factors = fold(SmearingFold(fits, _Outside(assignment)))
+    for key, refit in refits.items():
+        refit.prep.log_target_estimate = features.log_target_estimate
+        refit.prep.smearing_factor = factors[key]
+
+
+@dataclass(frozen=True)
+class _Outside:
+    """Each (repeat, fold)'s complement among a chunk's rows."""
+
+    assignment: FoldAssignment
+
+    def __call__(self, rows: pd.DataFrame) -> dict[tuple[int, int], np.ndarray]:
+        assigned = self.assignment(rows)
+        return {
+            (repeat, fold): assigned[repeat] != fold
+            for repeat in range(self.assignment.repeats)
+            for fold in range(self.assignment.folds)
+        }
 
 
 def _complement_medians(

@@ -78,7 +78,7 @@ def build_onnx_model(result: TrainResult, prep: Preprocessor) -> onnx.ModelProto
     fitted = node("Add", [product, constant("bias", np.array([result.bias]))], "fitted")
     flat = node("Squeeze", [fitted, axis], "fitted_flat")
     spread = node("Mul", [flat, constant("target_scale", np.array(prep.target_scale))], "spread")
-    target_mean = constant("target_mean", np.array(prep.target_mean))
+    target_mean = constant("target_mean", np.array(prep.price_offset))
     if prep.log_target:
         node("Exp", [node("Add", [spread, target_mean], "log_price")], "price")
     else:

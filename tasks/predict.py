@@ -11,7 +11,9 @@ from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers o
     MODEL_ID_COLUMN,
     PREDICTION_COLUMN,
     PredictionSummary,
+    describe_estimate,
     describe_input_notes,
+    describe_summary,
     predict_file,
     score_rows,
 )
@@ -19,7 +21,7 @@ from houseprice.tasks.scoring import (  # noqa: F401  (re-exported for callers o
 
 @task(name="predict-file", cache_policy=NO_CACHE)
 def predict_file_task(
-    input_path: Path,
+    input_path: str | Path,
     output_path: Path,
     artifacts_dir: Path,
     run_id: str | None = None,
@@ -28,9 +30,9 @@ def predict_file_task(
     """Score a file of houses with a model's champion or a named run."""
     summary = predict_file(input_path, output_path, artifacts_dir, run_id, model_name=model)
     log = get_run_logger()
-    log.info(
-        "predict: %d rows scored by %s -> %s", summary.rows, summary.scored_by(), summary.output
-    )
+    log.info("predict: %s", describe_summary(summary))
+    if estimate := describe_estimate(summary):
+        log.info("predict: %s", estimate)
     for column, values in summary.unseen_categories.items():
         log.warning(
             "predict: %s has levels unseen in training, scored as the reference: %s",

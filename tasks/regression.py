@@ -48,6 +48,14 @@ def fit_least_squares(x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> LinearMo
     return LinearModel(solution[:-1], float(solution[-1]))
 
 
+def solve_normal_equations(zz: np.ndarray, zy: np.ndarray, l2: float = 0.0) -> LinearModel:
+    """The minimiser of MSE + l2·|w|² (bias, the last column, unpenalised) from Σ zzᵀ and Σ zy."""
+    rows = zz[-1, -1]  # Σ 1 · 1: the bias column is all ones
+    penalty = np.diag(np.append(np.full(len(zz) - 1, rows * l2), 0.0))
+    solution, *_ = np.linalg.lstsq(zz + penalty, zy, rcond=None)
+    return LinearModel(solution[:-1], float(solution[-1]))
+
+
 def ratio(value: float, reference: float) -> float:
     """value / reference, with 0/0 = 1 (both exact) instead of a ZeroDivisionError."""
     if reference == 0:

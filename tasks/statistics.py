@@ -13,12 +13,20 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats
 
+from houseprice.errors import SourceError
+
 # A design column whose variance left unexplained by the intercept and the columns before it is
 # below this share of its own variance is aliased (variance inflation above 1e9): its
 # coefficient is not identifiable in float64, whatever the standard errors would claim.
 ALIAS_TOLERANCE = 1e-9
 # Largest share of a kept column in an aliased one worth naming (standardized units).
 _NAMED_SHARE = 1e-6
+# A column whose spread is below this share of its size (root mean square) is constant: float64
+# holds 16 digits, so such a spread keeps fewer than five of its own and is noise around a
+# constant (0.1 + 0.2 beside 0.3). Relative to the spread, not the variance against Σx²: zip
+# codes 50010-50014 (spread 3e-5 of their size), yyyymm months (2e-5) and epoch seconds (5e-4)
+# vary, and a test against the uncentred Σx² at ALIAS_TOLERANCE would call them constant.
+CONSTANT_RELATIVE_SPREAD = 1e-11
 
 
 def find_aliased_columns(
@@ -49,7 +57,7 @@ def aliased_columns_from_gram(
     """
     variance = np.diag(centered_gram)
     aliased: dict[str, str] = {}
-    constant = variance <= tolerance * np.maximum(magnitude, 1e-300)
+    constant = variance <= CONSTANT_RELATIVE_SPREAD**2 * np.maximum(magnitude, 1e-300)
     for index in np.flatnonzero(constant):
         aliased[names[index]] = "constant in the training rows: aliased with the intercept"
     varying = np.flatnonzero(~constant)
@@ -77,6 +85,63 @@ def aliased_columns_from_gram(
         else:
             kept.append(position)
     return {name: aliased[name] for name in names if name in aliased}
+
+
+# R² of the target on one design column alone above this: the column is the target or made from
+# it (a copy, price × 1.0001 + noise, its log with a log target). No real feature of a house
+# explains its price to 0.1%; a leak would make the fit a tautology that new houses can't use,
+# and its near-perfect fit leaves the optimiser nothing to converge on but round-off.
+LEAK_R2 = 0.999
+
+
+class TargetLeakError(SourceError):
+    """A feature that (nearly) equals the target: a leak in the data, refused by name."""
+
+
+def target_leaks(
+    column_squares: np.ndarray,
+    cross: np.ndarray,
+    target_squares: float,
+    names: list[str],
+    limit: float = LEAK_R2,
+) -> dict[str, float]:
+    """{column: R²} for the design columns that alone explain more than `limit` of the target.
+
+    Centred sums over the training rows: column_squares Σ (x − x̄)², cross Σ (x − x̄)(y − ȳ),
+    target_squares Σ (y − ȳ)², so the in-memory and the streamed stage decide alike.
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        r2 = cross**2 / (column_squares * target_squares)
+    return {names[i]: float(r2[i]) for i in np.flatnonzero(np.nan_to_num(r2) > limit)}
+
+
+def refuse_target_leaks(leaks: dict[str, float], target: str, log_target: bool, rows: int) -> None:
+    """Raise TargetLeakError naming each leaking column and its R² with the (log) target."""
+    if leaks:
+        listed = ", ".join(f"{name!r} (R² {r2:.6f})" for name, r2 in leaks.items())
+        fitted = f"{target!r} (fitted as its log)" if log_target else repr(target)
+        raise TargetLeakError(
+            f"features {listed} explain the target {fitted} almost entirely on the {rows} "
+            f"training rows (R² above {LEAK_R2}): they are the target or made from it, a leak "
+            "that new houses won't have; remove them from the features"
+        )
+
+
+def least_squares_residuals(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Residuals of the exact least-squares fit of target on an intercept plus design."""
+    centred = design - design.mean(axis=0)
+    aim = target - target.mean()
+    coef = np.linalg.lstsq(centred, aim, rcond=None)[0] if design.shape[1] else np.empty(0)
+    return aim - centred @ coef
+
+
+def smearing_factor(residuals: np.ndarray) -> float:
+    """Duan's smearing factor, mean(exp(residual)) for log-scale residuals (Duan 1983).
+
+    exp(predicted log) estimates the median; times this factor, the mean, whatever the shape
+    of the errors (exp(σ²/2) would assume them normal).
+    """
+    return float(np.mean(np.exp(residuals)))
 
 
 class RegressionTable(NamedTuple):

@@ -25,14 +25,14 @@ from houseprice.chunks import frame_table
 from houseprice.cli import main
 from houseprice.config import build_config
 from houseprice.flows.engine import LocalEngine
-from houseprice.runs import COMPLETED, recorded_run
+from houseprice.runs import recorded_run
 from houseprice.tasks.ingest import (
     SourceError,
     is_transient_error,
     read_source,
     resolve_feature_kinds,
 )
-from tests.conftest import make_houses, small_config
+from tests.conftest import make_houses, save_torch_champion, small_config
 from tests.fakes import completed_run
 
 ALL_COLUMNS = {"numeric_features": [], "categorical_features": [], "features": []}
@@ -475,24 +475,7 @@ def test_a_champion_json_pointing_outside_the_artifacts_is_refused(tmp_path, cap
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A real champion (torch, trained on 200 houses) made without the flow: fast."""
-    from houseprice.tasks.features import build_feature_set
-    from houseprice.tasks.trainers.torch_trainer import save_torch_model, train_torch
-
-    root = tmp_path_factory.mktemp("champion")
-    config = small_config(root)
-    features = build_feature_set(make_houses(rows=200, seed=3), config)
-    result = train_torch(features.training, config.training.torch, 0)
-    artifacts = config.paths.artifacts_dir
-    run = layout.create_run(artifacts)
-    storage.write_with_atomic(run.model_file("torch"), lambda path: save_torch_model(result, path))
-    storage.write_json_atomic(run.preprocessing, features.preprocessor.to_dict())
-    files = (run.preprocessing, run.model_file("torch"))
-    manifest = {str(p.relative_to(run.root)): storage.file_sha256(p) for p in files}
-    storage.write_json_atomic(run.model_manifest, manifest)
-    storage.write_json_atomic(run.metrics, {"selected_model": "torch"})
-    storage.write_json_atomic(run.status, {"run_id": run.run_id, "status": COMPLETED})
-    registry.promote(artifacts, run.run_id, "torch", "test")
-    return artifacts
+    return save_torch_champion(tmp_path_factory.mktemp("champion"))
 
 
 def _predict(champion: Path, tmp_path: Path, frame: pd.DataFrame, *flags: str, out=None):

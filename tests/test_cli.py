@@ -1,12 +1,17 @@
 """The houseprice command: flags build the config; bad input gives one line and a non-zero exit."""
 
+import http.server
 import logging
 import os
 import re
 import sys
+import threading
+from dataclasses import replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from houseprice import layout, registry, storage
@@ -29,7 +34,9 @@ from houseprice.console import (
     brief_prefect_console,
 )
 from houseprice.locking import retrain_lock
+from houseprice.model import load_model
 from houseprice.tasks.drift import DriftReport
+from tests.conftest import make_houses, save_torch_champion
 from tests.fakes import completed_run
 
 
@@ -291,3 +298,121 @@ def test_version_comes_from_the_package_metadata(capsys):
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"houseprice {metadata.version('houseprice')}"
+
+
+# ---------------------------------------------------------------------------------------------
+# predict guards its prices: rows outside the training range are flagged, or refused (--strict).
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A torch champion trained on make_houses' 200 rows: area 600-3,000, year 1950-2019."""
+    return save_torch_champion(tmp_path_factory.mktemp("champion"))
+
+
+def _absurd_houses():
+    """Five houses: rows 1-3 have a negative area, an impossible year, and 1e12 sq ft."""
+    frame = make_houses(rows=5, seed=5).astype({"area": "float64", "year": "float64"})
+    frame.loc[1, "area"] = -20_000.0
+    frame.loc[2, "year"] = 3020.0
+    frame.loc[3, ["area", "year"]] = [1e12, 1200.0]
+    return frame
+
+
+def _predict_cli(champion, tmp_path, frame, *flags):
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    output = tmp_path / "out.csv"
+    argv = ["predict", "--input", str(tmp_path / "in.csv"), "--output", str(output)]
+    return main([*argv, "--artifacts-dir", str(champion), *flags]), output
+
+
+def test_predict_flags_rows_outside_the_training_range_and_counts_them(champion, tmp_path, capsys):
+    code, output = _predict_cli(champion, tmp_path, _absurd_houses())
+    assert code == 0
+    flags = pd.read_csv(output, keep_default_na=False)["out_of_range"].tolist()
+    assert flags == ["", "area", "year", "area, year", ""]
+    assert "5 rows scored by" in (out := capsys.readouterr().out)
+    assert "; 3 outside the training range (column out_of_range)" in out
+
+
+def test_predict_strict_refuses_rows_outside_the_training_range_naming_them(
+    champion, tmp_path, capsys
+):
+    code, output = _predict_cli(champion, tmp_path, _absurd_houses(), "--strict")
+    assert code == EXIT_REFUSED and not output.exists()
+    error = capsys.readouterr().err
+    assert "rows 1 (area), 2 (year), 3 (area, year) are outside the training range" in error
+    assert "area: 0 to" in error  # never negative in training: below zero is out of range
+    code, output = _predict_cli(champion, tmp_path, make_houses(rows=5, seed=5), "--strict")
+    assert code == 0 and output.exists()
+
+
+def test_a_model_saved_without_training_ranges_still_predicts_with_a_note(tmp_path, capsys):
+    artifacts = save_torch_champion(tmp_path)
+    run = layout.open_run(artifacts, registry.read_champion(artifacts).run_id)
+    saved = storage.read_json(run.preprocessing)
+    del saved["training_ranges"]  # as written before ranges were kept
+    storage.write_json_atomic(run.preprocessing, saved)
+    manifest = storage.read_json(run.model_manifest)
+    manifest["model/preprocessing.json"] = storage.file_sha256(run.preprocessing)
+    storage.write_json_atomic(run.model_manifest, manifest)
+    code, output = _predict_cli(artifacts, tmp_path, _absurd_houses(), "--strict")
+    assert code == 0
+    assert "out_of_range" not in pd.read_csv(output).columns
+    out = capsys.readouterr().out
+    assert "saved before training ranges were kept" in out and "outside the training" not in out
+
+
+def test_predict_reads_an_http_input_as_retrain_reads_its_source(champion, tmp_path, capsys):
+    make_houses(rows=6, seed=5).to_csv(tmp_path / "houses.csv", index=False)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/houses.csv"
+        output = tmp_path / "out.csv"
+        argv = ["predict", "--input", url, "--output", str(output)]
+        code = main([*argv, "--artifacts-dir", str(champion)])
+    finally:
+        server.shutdown()
+    assert code == 0, capsys.readouterr().err
+    assert len(pd.read_csv(output)) == 6
+
+
+@pytest.mark.parametrize(
+    ("estimate", "note"),
+    [
+        ("median", r"note: prices estimate the median price .* the mean is 1\.0\d+ times it"),
+        ("mean", r"note: prices estimate the mean price: .* smearing factor 1\.0\d+"),
+    ],
+)
+def test_predict_with_a_log_target_says_whether_prices_are_medians_or_means(
+    tmp_path, capsys, estimate, note
+):
+    features = {"log_target": True, "log_target_estimate": estimate}
+    artifacts = save_torch_champion(tmp_path, features=features)
+    model = load_model(artifacts)
+    houses = make_houses(rows=5, seed=5)
+    code, output = _predict_cli(artifacts, tmp_path, houses)
+    assert code == 0 and re.search(note, capsys.readouterr().out)
+    # The mean is the median times the factor; the median is exp of the predicted log price.
+    prep = model.preprocessor
+    medians = replace(prep, log_target_estimate="median").inverse_target(
+        model.forward(prep.transform(houses))
+    )
+    factor = prep.smearing_factor if estimate == "mean" else 1.0
+    assert pd.read_csv(output)["prediction"].to_numpy() == pytest.approx(factor * medians, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_retrain_with_a_copy_of_the_price_as_a_feature_names_the_leak_in_one_line(
+    tmp_path, prefect_harness, capsys
+):
+    houses = make_houses(rows=120, seed=8)
+    houses.assign(price_copy=houses.price * 1.0001).to_csv(tmp_path / "h.csv", index=False)
+    argv = ["retrain", "--source", str(tmp_path / "h.csv"), "--target", "price"]
+    argv += ["--features", "area,year,price_copy", "--data-dir", str(tmp_path / "data")]
+    assert main([*argv, "--artifacts-dir", str(tmp_path / "art")]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert "features 'price_copy' (R² 1.000000) explain the target 'price'" in error
+    assert "bug" not in error and "Traceback" not in error

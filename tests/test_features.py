@@ -9,6 +9,7 @@ import pytest
 from houseprice.config import FeatureConfig, SplitConfig
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.features import build_feature_set, fit_preprocessor, split_data
+from houseprice.tasks.statistics import TargetLeakError
 from tests.conftest import make_houses, small_config
 
 
@@ -119,3 +120,76 @@ def test_split_ignores_dtype_changes_from_a_merge():
     original = split_data(frame, SplitConfig(seed=3))
     widened = split_data(as_floats, SplitConfig(seed=3))
     assert set(original.test["price"]) == set(widened.test["price"])
+
+
+def with_leaks(rows: int = 120) -> pd.DataFrame:
+    """make_houses plus a copy of the price and the price × 1.0001 plus a little noise."""
+    houses = make_houses(rows=rows, seed=8)
+    noise = np.random.default_rng(9).normal(0, 50, rows)
+    return houses.assign(price_copy=houses.price, near_price=houses.price * 1.0001 + noise)
+
+
+@pytest.mark.parametrize("leak", ["price_copy", "near_price"])
+def test_a_feature_that_nearly_equals_the_target_is_refused_as_a_leak_by_name(tmp_path, leak):
+    config = small_config(tmp_path, data={"numeric_features": ["area", "year", leak]})
+    with pytest.raises(
+        TargetLeakError, match=rf"'{leak}' \(R² [01]\.\d+\) explain the target 'price'"
+    ):
+        build_feature_set(with_leaks(), config)
+
+
+def test_with_a_log_target_the_log_of_the_price_is_the_leak(tmp_path):
+    frame = make_houses(rows=120, seed=8).assign(log_price=lambda f: np.log(f.price))
+    config = small_config(
+        tmp_path, data={"numeric_features": ["area", "log_price"]}, features={"log_target": True}
+    )
+    with pytest.raises(TargetLeakError, match=r"'log_price'.*target 'price' \(fitted as its log\)"):
+        build_feature_set(frame, config)
+    # A copy of the price is a leak too, though its R² with the log price is below the limit.
+    copy = small_config(
+        tmp_path, data={"numeric_features": ["area", "price_copy"]}, features={"log_target": True}
+    )
+    with pytest.raises(TargetLeakError, match=r"'price_copy'"):
+        build_feature_set(frame.assign(price_copy=frame.price * 1.0001), copy)
+    # A strong but real feature is no leak: area alone explains most, not all, of the price.
+    build_feature_set(frame, small_config(tmp_path, features={"log_target": True}))
+
+
+def skewed_houses(rows: int = 300, seed: int = 10) -> pd.DataFrame:
+    """Prices log-linear in area with skewed (exponential) log errors: median and mean differ."""
+    rng = np.random.default_rng(seed)
+    area = rng.uniform(600, 3000, rows)
+    year = rng.integers(1950, 2020, rows)
+    log_price = 11 + 0.0004 * area + rng.exponential(0.3, rows)
+    return pd.DataFrame({"area": area, "year": year, "hood": "North", "price": np.exp(log_price)})
+
+
+def test_a_log_target_estimates_the_median_unless_the_mean_is_asked_for_with_duans_factor(
+    tmp_path,
+):
+    houses = skewed_houses()
+    data = small_config(tmp_path).data
+    median = fit_preprocessor(houses, data, FeatureConfig(log_target=True))
+    mean = fit_preprocessor(
+        houses, data, FeatureConfig(log_target=True, log_target_estimate="mean")
+    )
+    # Duan's factor computed a second way: residuals of numpy's polynomial least squares.
+    design = np.column_stack([houses.area, houses.year, np.ones(len(houses))])
+    fitted = design @ np.linalg.lstsq(design, np.log(houses.price), rcond=None)[0]
+    duan = np.mean(np.exp(np.log(houses.price) - fitted))
+    assert median.smearing_factor == pytest.approx(duan, rel=1e-10)
+    assert (median.estimate, mean.estimate) == ("median", "mean")
+    scaled = median.transform_target(houses.price)
+    np.testing.assert_allclose(median.inverse_target(scaled), houses.price, rtol=1e-12)
+    np.testing.assert_allclose(mean.inverse_target(scaled), duan * houses.price, rtol=1e-12)
+    # On the training rows, the mean estimates average out near the average price; the median
+    # estimates fall short of it by about the factor.
+    log_fitted = median.transform_target(np.exp(fitted))
+    means, medians = mean.inverse_target(log_fitted), median.inverse_target(log_fitted)
+    assert means.mean() == pytest.approx(houses.price.mean(), rel=0.01)
+    assert medians.mean() < houses.price.mean() / (1 + (duan - 1) / 2)
+
+
+def test_the_mean_estimate_is_refused_without_a_log_target():
+    with pytest.raises(ValueError, match=r"applies only with features\.log_target"):
+        FeatureConfig(log_target_estimate="mean")

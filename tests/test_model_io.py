@@ -8,9 +8,11 @@ import pytest
 import tensorflow as tf
 import torch
 
-from houseprice import exports
+from houseprice import exports, storage
+from houseprice.config import FeatureConfig
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
+from houseprice.tasks.features import fit_preprocessor
 from houseprice.tasks.trainers import (
     tensorflow_export,
     tensorflow_trainer,
@@ -18,6 +20,7 @@ from houseprice.tasks.trainers import (
     torch_trainer,
 )
 from houseprice.tasks.trainers.common import TrainResult
+from tests.conftest import houses_config, make_houses
 from tests.fakes import train_result
 
 
@@ -274,3 +277,57 @@ def test_importing_the_model_loader_imports_no_framework_prefect_or_gx():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_training_ranges_are_saved_with_the_model_and_old_files_load_without_them(tmp_path):
+    houses = make_houses(rows=30)
+    houses.loc[4, "area"] = np.nan  # imputed with the median: inside the range
+    fitted = fit_preprocessor(houses, houses_config(), FeatureConfig())
+    assert fitted.training_ranges == {
+        "area": [houses.area.min(), houses.area.max()],
+        "year": [float(houses.year.min()), float(houses.year.max())],
+    }
+    storage.write_json_atomic(tmp_path / "p.json", fitted.to_dict())
+    assert Preprocessor.from_dict(storage.read_json(tmp_path / "p.json")) == fitted
+    old = {k: v for k, v in fitted.to_dict().items() if k != "training_ranges"}
+    assert Preprocessor.from_dict(old).training_ranges is None
+
+
+def test_every_export_applies_the_smearing_factor_of_a_mean_estimate(tmp_path, result, prep, raw):
+    from dataclasses import replace
+
+    from houseprice.tasks.export import build_onnx_model
+
+    mean = replace(prep, log_target_estimate="mean", smearing_factor=1.07)
+    (tmp_path / "model.onnx").write_bytes(build_onnx_model(result, mean).SerializeToString())
+    torch_export.export_torch_model(result, mean, tmp_path / "model.pt2")
+    tensorflow_export.export_tensorflow_model(result, mean, tmp_path / "tf")
+    expected = 1.07 * _prices(result, prep, raw)  # the median estimate, smeared
+    np.testing.assert_allclose(_prices(result, mean, raw), expected, rtol=1e-12)
+    for name, path in (("onnx", "model.onnx"), ("torch", "model.pt2"), ("tensorflow", "tf")):
+        score = exports.EXPORTS[name].load(tmp_path / path)
+        predicted = score(exports.raw_columns(raw, mean))
+        np.testing.assert_allclose(predicted, expected, rtol=1e-12, err_msg=name)
+
+
+def test_a_preprocessing_file_from_before_the_estimate_was_kept_gives_the_median(prep):
+    old = {
+        k: v
+        for k, v in prep.to_dict().items()
+        if k not in {"log_target_estimate", "smearing_factor"}
+    }
+    loaded = Preprocessor.from_dict(old)
+    assert (loaded.estimate, loaded.smearing_factor, loaded.price_offset) == (
+        "median",
+        1.0,
+        prep.target_mean,
+    )
+
+
+def test_a_model_without_numeric_features_has_ranges_to_check_all_empty():
+    from houseprice.inputs import out_of_range_rows
+
+    houses = make_houses(rows=30)
+    fitted = fit_preprocessor(houses, houses_config(numeric_features=[]), FeatureConfig())
+    assert fitted.training_ranges == {}  # known to be empty, unlike an older file's None
+    assert out_of_range_rows(fitted, houses).tolist() == [""] * 30

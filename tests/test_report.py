@@ -231,6 +231,7 @@ def test_equation_in_price_units(full):
 def test_log_target_says_coefficients_are_not_price_units(log_page):
     assert "log(Sale_Price) = " in log_page
     assert "not price units" in log_page
+    assert re.search(r"prices estimate the median .*smearing factor 1\.\d{4} times it", log_page)
 
 
 def test_optional_sections_render_only_when_given(full, log_page):

@@ -204,3 +204,39 @@ def test_a_refusal_without_a_champion_names_the_limit_and_run_and_never_keeps_a_
     assert "cross-validated R²" in decision.reason
     assert "promotion.min_test_r2" in decision.reason and "--run" in decision.reason
     assert decision_headline(decision) == "no champion made"
+
+
+def large_mean_small_spread_columns(rows: int = 240, seed: int = 12) -> dict[str, np.ndarray]:
+    """Columns that vary a little around a large level, a constant, and noise around one."""
+    rng = np.random.default_rng(seed)
+    return {
+        "zip": rng.integers(50010, 50015, rows).astype(float),  # variance/mean² about 1e-9
+        "yyyymm": rng.integers(200801, 200813, rows).astype(float),
+        "epoch": 1.2e9 + rng.uniform(-1e6, 1e6, rows),
+        "constant": np.full(rows, 7.0),
+        # round-off around a constant: 0.1 * 3 and 0.3 differ in the last bit
+        "noise": np.where(rng.random(rows) < 0.5, 0.1 * 3, 0.3) * 1e5,
+    }
+
+
+def test_a_large_level_with_a_small_spread_varies_but_a_constant_and_its_round_off_do_not():
+    columns = large_mean_small_spread_columns()
+    aliased = find_aliased_columns(np.column_stack(list(columns.values())), list(columns))
+    assert list(aliased) == ["constant", "noise"]
+    assert all("constant in the training rows" in why for why in aliased.values())
+
+
+def test_zip_codes_months_and_epoch_seconds_reach_the_design(tmp_path):
+    columns = large_mean_small_spread_columns()
+    frame = pd.DataFrame(columns).assign(
+        price=lambda f: 1_000 * (f.zip - 50_000) + 30 * (f.yyyymm - 200_800) + f.epoch / 1e4
+    )
+    names = list(columns)
+    config = small_config(
+        tmp_path,
+        data={"numeric_features": names, "categorical_features": []},
+        split={"validation_fraction": 0, "test_fraction": 0},
+    )
+    features = build_feature_set(frame, config, features_listed=False)
+    assert list(features.preprocessor.dropped_columns) == ["constant", "noise"]
+    assert features.preprocessor.feature_names == ["zip", "yyyymm", "epoch"]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.evaluate import REFERENCE, Evaluation
 from houseprice.tasks.plots import loss_plot, model_label, prediction_plot, residual_plots
 from houseprice.tasks.reporting.fitted import (
@@ -63,6 +64,7 @@ class DataView:
     columns: str
     target: str
     log_target: bool
+    estimate: str  # with a log target, what predictions estimate: a sentence, else ''
     numeric: int
     categorical: int
     design_columns: int
@@ -198,6 +200,16 @@ def promotion_view(decision: PromotionDecision) -> PromotionView:
     )
 
 
+def _estimate(prep: Preprocessor) -> str:
+    """With a log target, whether prices are the median or (smeared) mean estimate; else ''."""
+    if not prep.log_target:
+        return ""
+    factor = f"Duan's smearing factor {prep.smearing_factor:.4f}"
+    if prep.estimate == "mean":
+        return f"prices estimate the mean: exp of the predicted log times {factor}"
+    return f"prices estimate the median (exp of the predicted log); the mean is {factor} times it"
+
+
 def _data_view(inputs: ReportInputs) -> DataView:
     """The data section: shape, features, target statistics and split sizes."""
     data, prep = inputs.data, inputs.features.preprocessor
@@ -206,6 +218,7 @@ def _data_view(inputs: ReportInputs) -> DataView:
         columns=f"{data.columns:,}",
         target=data.target,
         log_target=prep.log_target,
+        estimate=_estimate(prep),
         numeric=len(prep.numeric_features),
         categorical=len(prep.categorical_features),
         design_columns=len(prep.feature_names),

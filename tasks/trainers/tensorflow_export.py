@@ -35,7 +35,7 @@ class _PriceModule(tf.Module):
         self.scales = tf.constant(prep.scales, tf.float64)
         self.kernel = tf.constant(np.asarray(result.weights)[:, None], tf.float64)
         self.bias = tf.constant([result.bias], tf.float64)
-        self.target = (prep.target_mean, prep.target_scale, prep.log_target)
+        self.target = (prep.price_offset, prep.target_scale, prep.log_target)
         signature = {c: tf.TensorSpec([None], tf.float64, name=c) for c in self.numeric}
         signature |= {c: tf.TensorSpec([None], tf.string, name=c) for c in self.categorical}
         self.serve = tf.function(self._price, input_signature=[signature])

@@ -50,7 +50,7 @@ class _PriceProgram(torch.nn.Module):
         self.register_buffer("scales", as_tensor(prep.scales))
         self.register_buffer("weight", as_tensor(np.asarray(result.weights))[None])
         self.register_buffer("bias", as_tensor([result.bias]))
-        self.target_mean, self.target_scale = prep.target_mean, prep.target_scale
+        self.target_mean, self.target_scale = prep.price_offset, prep.target_scale
         self.log_target = prep.log_target
 
     def forward(self, columns: dict[str, torch.Tensor]) -> torch.Tensor:
