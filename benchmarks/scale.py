@@ -22,8 +22,10 @@ a process of its own, it runs:
 Memory is the resident set of the whole process tree (the flow, its Prefect server and its
 training workers), sampled from /proc every 0.1 s. The last line printed is one JSON object:
 rows, features, engine, raw_mb, flow_s, flow_peak_rss_mb, floor_rss_mb, floor_s, peer_s,
-peer_peak_rss_mb, stage_s (per stage, from the run's lineage.json) and coef_max_rel_diff (the
-trainers' coefficients against the least-squares reference's, in price units).
+peer_peak_rss_mb, one_pass_s (one streamed pass over the same files: pyarrow batches and XᵀX,
+warm cache), flow_to_one_pass, flow_to_peer, stage_s (per stage, from the run's lineage.json)
+and coef_max_rel_diff (the trainers' coefficients against the least-squares reference's, in
+price units).
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ ROWS_PER_PART = 1_000_000
 FLOOR_ROWS = 1_000
 BENCH_DIR = Path("data") / "bench"
 SAMPLE_SECONDS = 0.1
+
+# One streamed pass over the same files, the floor of any pass-based fit: pyarrow record batches
+# in, XᵀX (with the target and an intercept) summed; run twice, the second timed (warm cache).
+ONE_PASS = """
+import sys, time
+import numpy as np, pyarrow.dataset as ds
+for attempt in range(2):
+    started = time.perf_counter()
+    total = None
+    for batch in ds.dataset(sys.argv[1], format="parquet").to_batches(batch_size=1_000_000):
+        block = np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns])
+        block = np.column_stack([block.astype("float64"), np.ones(len(block))])
+        gram = block.T @ block
+        total = gram if total is None else total + gram
+print(f"{time.perf_counter() - started:.3f}")
+"""
 
 # The peer, as a user would write it; run with `python -c PEER <dataset folder>`.
 PEER = """
@@ -249,6 +267,11 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, "-c", PEER, str(source)]
         peer_s, peer_peak, _ = run_measured(command, dict(os.environ))
         print(f"peer (pandas + numpy lstsq): {peer_s:.1f} s, {peer_peak:.0f} MB")
+    one_pass = subprocess.run(
+        [sys.executable, "-c", ONE_PASS, str(source)], capture_output=True, text=True, check=True
+    )
+    one_pass_s = float(one_pass.stdout.strip().splitlines()[-1])
+    print(f"one streamed pass (pyarrow batches + XᵀX, warm): {one_pass_s:.1f} s")
     summary = {
         "rows": args.rows,
         "features": args.features,
@@ -260,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
         "floor_s": round(floor["seconds"], 2),
         "peer_s": None if peer_s is None else round(peer_s, 2),
         "peer_peak_rss_mb": None if peer_peak is None else round(peer_peak),
+        "one_pass_s": round(one_pass_s, 2),
+        "flow_to_one_pass": round(flow["seconds"] / one_pass_s, 1),
+        "flow_to_peer": None if peer_s is None else round(flow["seconds"] / peer_s, 2),
         "stage_s": flow["stage_s"],
         "coef_max_rel_diff": flow["coef_max_rel_diff"],
     }
