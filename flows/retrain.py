@@ -15,7 +15,7 @@ from houseprice.flows.alerts import notify_failure
 from houseprice.flows.engine import Engine, on_dask, on_dask_engine, run_engine
 from houseprice.flows.streamed import (
     evaluate_on_disk_features,
-    ingest_streamed,
+    ingest_table,
     store_streamed_snapshot,
     streamed_table,
 )
@@ -109,7 +109,7 @@ def _retrain_locked(config: PipelineConfig) -> str:
     features_listed = bool(config.data.feature_columns)  # else every column, typed by ingest
     with recorded_run(run, config, get_run_logger().info, _report_failure) as recorder:
         with recorder.stage("ingest"):  # the dataset version (or source), in its rolling window
-            ingested, config = _ingest(config, collected, recorder)  # columns typed by ingest
+            ingested, config = _ingest(config, collected, recorder, engine)  # columns typed
         with recorder.stage("validate"):  # raises, and stops the run, when the suite fails
             validation = _validate(ingested, config, run, collected, engine)
         with recorder.stage("drift"):  # new rows against the champion's training rows
@@ -149,10 +149,13 @@ def _named_run_id() -> str | None:
 
 
 def _ingest(
-    config: PipelineConfig, collected: CollectResult | None, recorder: RunRecorder
+    config: PipelineConfig,
+    collected: CollectResult | None,
+    recorder: RunRecorder,
+    engine: Engine,
 ) -> tuple[IngestResult, PipelineConfig]:
     """The training rows, lineage noted, and the config with the columns as ingest typed them."""
-    ingested = _training_rows(config, collected).with_table(config.compute.chunk_rows)
+    ingested = _training_rows(config, collected, engine).with_table(config.compute.chunk_rows)
     recorder.lineage["snapshot"] = ingested.snapshot.content_hash
     recorder.lineage["dataset"] = collected.lineage() if collected else None
     recorder.config = config.model_copy(update={"data": ingested.data})
@@ -236,13 +239,15 @@ def _collect(config: PipelineConfig, champion: ChampionRun | None) -> CollectRes
     return collect_data(config.data, paths.data_dir, paths.artifacts_dir, champion)
 
 
-def _training_rows(config: PipelineConfig, collected: CollectResult | None) -> IngestResult:
+def _training_rows(
+    config: PipelineConfig, collected: CollectResult | None, engine: Engine
+) -> IngestResult:
     """The current dataset version in landing mode, else the source; in its window if one is set."""
     data, data_dir = config.data, config.paths.data_dir
     if collected is not None:
         return select_training_rows(collected.frame, collected.source, data, data_dir)
     if (table := streamed_table(config)) is not None:  # Parquet past compute.stream_above_rows
-        return ingest_streamed(table, data, data_dir)
+        return ingest_table(table, data, data_dir, engine)
     ingested = ingest_data(data, data_dir)
     if data.window is None:
         return ingested

@@ -5,8 +5,8 @@ groups (houseprice/chunks.py) and never held whole. Each stage maps a per-chunk 
 chunks with flows/engine.py's map_chunks (in this process under the local engine, as tasks on the
 cluster under Dask) and combines their small results here:
 
-- ingest: rows and schema from the Parquet metadata, the columns typed from the first chunk, the
-  snapshot's hash over the files' bytes;
+- ingest: rows and schema from the Parquet metadata, the columns typed by their profile folded
+  over every chunk, the snapshot's hash over the files' bytes;
 - validate: a fold like every other stage's (tasks/validate.py), for every source;
 - features: two folds (tasks/features.py build_table_features): the preprocessor's exact
   statistics over the training rows, then the scaled design files the trainers read;
@@ -29,13 +29,19 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import datasets
 from houseprice.chunks import ChunkedTable, parquet_rows, plan_chunks, read_chunk
+from houseprice.columns import ColumnJudgment
 from houseprice.config import DataConfig, PipelineConfig
 from houseprice.flows.engine import map_chunks, on_dask
 from houseprice.folds import Engine
 from houseprice.tasks.cross_validation import cross_validate_by
 from houseprice.tasks.evaluate import Evaluation, add_cross_validation, evaluate_on_disk
 from houseprice.tasks.features import FeatureSet
-from houseprice.tasks.ingest import IngestResult, resolve_feature_decision, typed_data_config
+from houseprice.tasks.ingest import (
+    ColumnProfileFold,
+    IngestResult,
+    resolve_feature_decision,
+    typed_data_config,
+)
 from houseprice.tasks.trainers.common import TrainResult
 
 
@@ -52,20 +58,37 @@ def streamed_table(config: PipelineConfig) -> ChunkedTable | None:
     return plan_chunks(data.source, compute.chunk_rows)
 
 
+def ingest_table(
+    table: ChunkedTable, data: DataConfig, data_dir: Path, engine: Engine
+) -> IngestResult:
+    """A Parquet source read in place: its columns typed by their profile over every chunk."""
+    judgments = engine.fold(ColumnProfileFold(data.notation), table)
+    return ingest_streamed(table, data, data_dir, judgments)
+
+
 @task(name="ingest-data-streamed", cache_policy=NO_CACHE)
-def ingest_streamed(table: ChunkedTable, data: DataConfig, data_dir: Path) -> IngestResult:
-    """Shape from the Parquet metadata, columns typed from the first chunk, snapshot hashed."""
+def ingest_streamed(
+    table: ChunkedTable,
+    data: DataConfig,
+    data_dir: Path,
+    judgments: dict[str, ColumnJudgment],
+) -> IngestResult:
+    """Shape from the Parquet metadata, columns typed from every row's profile, snapshot hashed.
+
+    The first chunk stands for the rows only where a rule ranks values (the leakage check's
+    Spearman correlation, the row-number check).
+    """
     log = get_run_logger()
-    first = read_chunk(table.chunks[0])  # typing reads one chunk; validation reads them all
+    first = read_chunk(table.chunks[0])
     snapshot = datasets.plan_file_snapshot(table, data_dir)
     log.info(
         "ingest: %d rows x %d columns in %d chunks from %s (streamed; snapshot %s once validated)",
         table.rows, len(table.columns), len(table.chunks), data.source,
         snapshot.content_hash[:12],
     )  # fmt: skip
-    decision = resolve_feature_decision(first, data)
+    decision = resolve_feature_decision(first, data, judgments)
     for line in decision.left_out_summary():  # one line per rule, however wide the file
-        log.warning("ingest: columns left out as %s (judged on the first chunk)", line)
+        log.warning("ingest: columns left out as %s", line)
     return IngestResult(first, snapshot, data.source, typed_data_config(data, decision), table)
 
 

@@ -639,15 +639,21 @@ def decide_features(
     time_column: str | None = None,
     max_missing_fraction: float = 1.0,
     notation: tuple[str | None, str] = PLAIN,
+    judgments: dict[str, ColumnJudgment] | None = None,
 ) -> FeatureDecision:
     """Type the named feature columns (every usable column when named is None) by their data.
 
     A column the user put in `categorical` stays categorical. A named column is never left
     out: numbers with exceptions, dates and near-identifiers are refused, naming the cells.
+    judgments, when given, are the columns' profile over every row of the data (folded over
+    its chunks); frame is then a sample of its rows, read only by the leakage and row-number
+    checks.
     """
     decision = FeatureDecision()
     wanted = list(frame.columns) if named is None else [*named, *categorical]
-    judgments = profile_judgments(frame, [c for c in dict.fromkeys(wanted) if c in frame], notation)
+    if judgments is None:
+        wanted = [c for c in dict.fromkeys(wanted) if c in frame]
+        judgments = profile_judgments(frame, wanted, notation)
     declared = named is not None
     if named is None:
         numbers = frame[target] if target in frame and is_number_column(frame[target]) else None

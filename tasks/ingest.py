@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.error
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,8 +14,13 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import datasets
 from houseprice.chunks import ChunkedTable, frame_table
 from houseprice.columns import (
+    ColumnJudgment,
     FeatureDecision,
+    TableProfile,
+    combine_profiles,
     decide_features,
+    finish_profile,
+    profile_columns,
     refuse_spoilt_columns,
     summarize_names,
 )
@@ -50,8 +56,14 @@ def resolve_feature_kinds(
     return typed_data_config(data, decision)
 
 
-def resolve_feature_decision(frame: pd.DataFrame, data: DataConfig) -> FeatureDecision:
-    """The columns' kinds for this config: the named ones, or every usable one."""
+def resolve_feature_decision(
+    frame: pd.DataFrame, data: DataConfig, judgments: dict[str, ColumnJudgment] | None = None
+) -> FeatureDecision:
+    """The columns' kinds for this config: the named ones, or every usable one.
+
+    judgments: the columns' profile over every row (ColumnProfileFold), when frame holds only
+    some of them.
+    """
     named = None if not data.feature_columns else list(data.features)
     decision = decide_features(
         frame,
@@ -61,10 +73,11 @@ def resolve_feature_decision(frame: pd.DataFrame, data: DataConfig) -> FeatureDe
         data.time_column,
         data.max_missing_fraction,
         data.notation,
+        judgments,
     )
     # The target, and typed numeric features (the user's choice, kept as given), are checked too.
     typed = list(data.numeric_features) if named is not None else []
-    refuse_spoilt_columns(frame, [data.target, *typed], notation=data.notation)
+    refuse_spoilt_columns(frame, [data.target, *typed], notation=data.notation, judgments=judgments)
     if problem := repeated_rows_problem(frame):
         raise SourceError(problem)
     return decision
@@ -93,6 +106,25 @@ def typed_data_config(data: DataConfig, decision: FeatureDecision) -> DataConfig
         [*data.numeric_features, *decision.numeric],
         [*data.categorical_features, *decision.categorical],
     )
+
+
+@dataclass(frozen=True)
+class ColumnProfileFold:
+    """Every column's typing profile (houseprice/columns.py) over every row, chunk by chunk."""
+
+    notation: tuple[str | None, str]
+    name: str = "profile"
+    columns: tuple[str, ...] | None = None
+    threads_help: bool = False  # pandas string parsing holds the GIL
+
+    def per_chunk(self, rows: pd.DataFrame) -> TableProfile:
+        return profile_columns(rows, None, self.notation)
+
+    def combine(self, first: TableProfile, second: TableProfile) -> TableProfile:
+        return combine_profiles(first, second)
+
+    def finish(self, total: TableProfile) -> dict[str, ColumnJudgment]:
+        return finish_profile(total)
 
 
 class IngestResult(NamedTuple):

@@ -15,6 +15,7 @@ from houseprice.tasks.ingest import (
     read_source,
     resolve_feature_kinds,
 )
+from tests.conftest import houses_config, make_houses
 
 
 def test_csv_and_parquet_read_the_same(tmp_path, houses):
@@ -151,3 +152,23 @@ def test_leakage_check_on_many_rows_still_flags_a_price_derived_column():
     area = pd.Series(rng.uniform(500, 3_000, rows), name="area")
     assert left_out_rule(per_foot, price, "price", None, 0.5)[0] == LEAK
     assert left_out_rule(area, price, "price", None, 0.5) is None
+
+
+def test_a_parquet_source_read_in_place_is_typed_from_every_row(tmp_path):
+    """A column empty in half the first chunk is judged on all rows, not left out as empty."""
+    from houseprice.chunks import plan_chunks, read_chunk
+    from houseprice.flows.engine import LocalEngine
+    from houseprice.tasks.ingest import ColumnProfileFold, resolve_feature_decision
+
+    frame = make_houses(rows=3_000, seed=2)
+    frame["garage"] = np.where(np.arange(3_000) < 500, np.nan, 1.0 + np.arange(3_000) % 3)
+    frame.to_parquet(tmp_path / "houses.parquet", row_group_size=1_000)
+    table = plan_chunks(str(tmp_path / "houses.parquet"), 1_000)
+    data = houses_config(numeric_features=[], categorical_features=[], features=[])
+    first = read_chunk(table.chunks[0])
+    alone = resolve_feature_decision(first, data)
+    assert "garage" in alone.left_out  # half empty in the first chunk
+    judgments = LocalEngine().fold(ColumnProfileFold(data.notation), table)
+    assert judgments["garage"].missing_share == pytest.approx(1 / 6)
+    every_row = resolve_feature_decision(first, data, judgments)
+    assert "garage" in every_row.numeric and "garage" not in every_row.left_out
