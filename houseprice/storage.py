@@ -163,6 +163,57 @@ def write_table_atomic(destination: Path, frame: pd.DataFrame) -> Path:
     return write_parquet_atomic(destination, frame)
 
 
+class TableWriter:
+    """Frames appended to one CSV or Parquet file (by its suffix), never all held at once.
+
+    CSV is appended as it comes. Parquet goes to one part file per frame beside the
+    destination, joined into it on close under one schema: a chunk may read a column as
+    integers and the next as floats (a gap), and the joined file takes the wider type. On an
+    error the parts are removed. Meant for a temporary path that write_with_atomic publishes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.csv = self.path.suffix.lower() == ".csv"
+        self.parts: list[Path] = []
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._join()
+        finally:
+            for part in self.parts:
+                part.unlink(missing_ok=True)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append frame's rows (its index is not written)."""
+        if self.csv:
+            first = not self.path.exists()
+            frame.to_csv(self.path, mode="w" if first else "a", header=first, index=False)
+            return
+        part = self.path.with_name(f".{self.path.name}.part{len(self.parts):05d}")
+        frame.to_parquet(part, index=False)
+        self.parts.append(part)
+
+    def _join(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.csv or not self.parts:
+            return
+        if len(self.parts) == 1:
+            os.replace(self.parts.pop(), self.path)
+            return
+        schemas = [pq.read_schema(part) for part in self.parts]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        with pq.ParquetWriter(self.path, schema) as writer:
+            for part in self.parts:
+                writer.write_table(pq.read_table(part).cast(schema))
+
+
 def write_with_atomic(destination: Path, writer: Callable[[Path], None]) -> Path:
     """Let writer(path) produce a file (e.g. a framework's save), then publish it atomically.
 

@@ -5,7 +5,12 @@ The batch-predict flow wraps predict_file in a task (tasks/predict.py); the CLI 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,10 +18,10 @@ import pandas as pd
 
 from houseprice import storage
 from houseprice.champion import choose_scoring_model
-from houseprice.errors import SourceError
+from houseprice.errors import InputSchemaError, SourceError
 from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits, InputReport
 from houseprice.model import HousePriceModel
-from houseprice.tasks.sources import read_source
+from houseprice.tasks.sources import read_source_chunks
 
 logger = logging.getLogger(__name__)
 PREDICTION_COLUMN = "prediction"
@@ -78,35 +83,103 @@ def predict_file(
 ) -> PredictionSummary:
     """Score a CSV/Parquet file or URL; write the result, as CSV or Parquet by output's extension.
 
-    input_path is read as retrain reads its source (tasks/sources.py): a path, or an http(s) URL.
-    The rows are scored by run_id's model, else model_name's champion, else the champion whose
-    columns the file has (houseprice.champion.choose_scoring_model).
+    input_path is read as retrain reads its source (tasks/sources.py): a path, or an http(s) URL,
+    in chunks of PREDICT_CHUNK_ROWS rows where it can be (a local Parquet or CSV file), so memory
+    does not grow with the input. The rows are scored by run_id's model, else model_name's
+    champion, else the champion whose columns the file has (choose_scoring_model). Nothing is
+    written unless every chunk scores: the output appears whole, or not at all.
     """
-    if Path(output_path).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise SourceError(f"output {output_path} must end in .csv or .parquet")
-    choice, frame = choose_scoring_model(
-        artifacts_dir, lambda: read_source(str(input_path), separator), model_name, run_id
-    )
+    limits = limits or InputLimits()
+    chunks = read_source_chunks(str(input_path), PREDICT_CHUNK_ROWS, separator)
+    first = next(chunks)
+    choice, _ = choose_scoring_model(artifacts_dir, lambda: first, model_name, run_id)
     model = choice.model
-    checked = model.check_input(frame, limits)
-    scored = score_rows(model, frame, limits, checked)
-    storage.write_table_atomic(Path(output_path), scored)
-    unseen = model.preprocessor.unseen_categories(frame)
-    flags = checked.out_of_range
+    totals = _Totals()
+    # The share of missing cells a column may have is judged on the whole input, not per chunk.
+    per_chunk = dataclasses.replace(limits, max_imputed_fraction=1.0)
+
+    def write(path: Path) -> None:
+        with storage.TableWriter(path) as writer:
+            for frame in itertools.chain([first], chunks):
+                with _naming_rows(frame, totals.rows):
+                    checked = model.check_input(frame, per_chunk)
+                    writer.write(score_rows(model, frame, per_chunk, checked))
+                totals.add(checked, model.preprocessor.unseen_categories(frame))
+        totals.refuse_too_many_imputed(limits)  # before the output is published
+
+    storage.write_with_atomic(output_path, write)
     return PredictionSummary(
-        Path(output_path),
-        len(scored),
+        output_path,
+        totals.rows,
         model.model_id,
-        unseen,
-        checked.imputed,
-        checked.far_outside,
+        {column: sorted(levels) for column, levels in totals.unseen.items()},
+        totals.imputed,
+        totals.far_outside,
         choice.model_name,
         choice.champion,
-        None if flags is None else int((flags != "").sum()),
+        totals.out_of_range,
         model.preprocessor.log_target,
         model.preprocessor.estimate,
         model.preprocessor.smearing_factor,
     )
+
+
+# Rows scored at a time: a chunk and its scored copy stay well under a gigabyte at 100 columns.
+PREDICT_CHUNK_ROWS = 200_000
+
+
+@dataclass
+class _Totals:
+    """What scoring did to every chunk so far, summed."""
+
+    rows: int = 0
+    imputed: dict[str, int] = dataclasses.field(default_factory=dict)
+    far_outside: dict[str, int] = dataclasses.field(default_factory=dict)
+    unseen: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    out_of_range: int | None = None  # None: the model keeps no training ranges
+
+    def add(self, checked: InputReport, unseen: dict[str, list[str]]) -> None:
+        self.rows += checked.rows
+        for total, part in (
+            (self.imputed, checked.imputed),
+            (self.far_outside, checked.far_outside),
+        ):
+            for column, count in part.items():
+                total[column] = total.get(column, 0) + count
+        for column, levels in unseen.items():
+            self.unseen.setdefault(column, set()).update(levels)
+        if (flags := checked.out_of_range) is not None:
+            self.out_of_range = (self.out_of_range or 0) + int((flags != "").sum())
+
+    def refuse_too_many_imputed(self, limits: InputLimits) -> None:
+        """Refuse, as check_scoring_input does for one frame, columns mostly filled in."""
+        too_many = {
+            column: count
+            for column, count in self.imputed.items()
+            if self.rows and count / self.rows > limits.max_imputed_fraction
+        }
+        if too_many:
+            shares = ", ".join(f"{c!r} {n} of {self.rows}" for c, n in too_many.items())
+            raise InputSchemaError(
+                f"too many missing values to score ({shares} rows empty, more than "
+                f"{limits.max_imputed_fraction:.0%}); they would be priced on the training "
+                "median. Fill them, or raise the limit (--max-imputed-fraction)"
+            )
+
+
+@contextlib.contextmanager
+def _naming_rows(frame: pd.DataFrame, start: int) -> Iterator[None]:
+    """A refusal inside a later chunk says which of the input's rows it is about."""
+    try:
+        yield
+    except InputSchemaError as error:
+        if start == 0:
+            raise
+        stop = start + len(frame)
+        raise type(error)(f"in rows {start + 1:,}-{stop:,} of the input: {error}") from error
 
 
 def describe_estimate(summary: PredictionSummary) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +25,10 @@ from houseprice.chunks import (
     checked_frame,
     column_set_problem,
     list_folder,
+    parquet_rows,
     partition_values,
+    plan_chunks,
+    read_chunk,
     read_parquet_frame,
     source_errors,
     table_format,
@@ -121,13 +125,24 @@ def _read_csv(
     handle: io.BytesIO | Path, name: str, separator: str, notation: Notation = PLAIN
 ) -> pd.DataFrame:
     """Read CSV with the explicit missing-value list; header names are checked as written."""
+    options = _csv_options(handle, name, separator)
+    if notation != PLAIN:  # read as text: pandas would take '1.656' for 1.656, not 1656
+        options["dtype"] = str
+    frame = pd.read_csv(handle, **options)
+    _refuse_short_rows(frame, handle, name, separator)
+    if notation != PLAIN:
+        return numbers_in_notation(normalize_missing(frame), notation)
+    return _numbers_as_numbers(frame)
+
+
+def _csv_options(handle: io.BytesIO | Path, name: str, separator: str) -> dict[str, object]:
+    """pandas' options for a CSV, once its start is checked: UTF-8 text, a usable header."""
     head = handle.getvalue()[:4096] if isinstance(handle, io.BytesIO) else _head(handle)
     if b"\x00" in head:  # binary, or UTF-16 text: either way not what a CSV reader can use
         raise SourceError(
             f"cannot read {name} as csv: it is not UTF-8 text (binary data or UTF-16); "
             "save it as UTF-8 CSV"
         )
-    options = {"sep": separator, "keep_default_na": False, "na_values": list(MISSING_VALUES)}
     # pandas renames a repeated header 'x' to 'x.1' and an empty one to 'Unnamed: 2', so the
     # header is read raw first.
     header = pd.read_csv(
@@ -143,13 +158,39 @@ def _read_csv(
             f"{name} looks {other[1]}-delimited (its header is one column, {names[0][:80]!r}): "
             f"pass --separator '{other[2]}'"
         )
-    if notation != PLAIN:  # read as text: pandas would take '1.656' for 1.656, not 1656
-        options["dtype"] = str
-    frame = pd.read_csv(handle, **options)
-    _refuse_short_rows(frame, handle, name, separator)
-    if notation != PLAIN:
-        return numbers_in_notation(normalize_missing(frame), notation)
-    return _numbers_as_numbers(frame)
+    return {"sep": separator, "keep_default_na": False, "na_values": list(MISSING_VALUES)}
+
+
+def read_source_chunks(source: str, rows: int, separator: str = ",") -> Iterator[pd.DataFrame]:
+    """The source's rows in frames of about `rows` rows, for work that needs no whole table.
+
+    A local Parquet file or folder is read by row groups, a local (uncompressed) CSV file by
+    pandas' chunked reader, each chunk checked as read_source checks a whole file; anything
+    else (a URL, a synthetic spec, compressed CSV, a folder holding CSV) is read whole, as one
+    chunk. Each frame is indexed by its rows' positions in the source. Not checked in chunks:
+    rows shorter than the header, whose gaps then count as missing cells.
+    """
+    resolved = resolve_source(source)
+    path = Path(resolved).expanduser()
+    if parquet_rows(resolved) is not None:
+        frames = (read_chunk(chunk) for chunk in plan_chunks(resolved, rows).chunks)
+    elif path.is_file() and path.suffix.lower() == ".csv" and not source_problem(resolved):
+        frames = _csv_chunks(path, separator, rows)
+    else:
+        frames = iter([read_source(source, separator)])
+    start = 0
+    for frame in frames:
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
+
+
+def _csv_chunks(path: Path, separator: str, rows: int) -> Iterator[pd.DataFrame]:
+    name = str(path)
+    with source_errors(name, "csv"):
+        options = _csv_options(path, name, separator)
+        for part in pd.read_csv(path, chunksize=rows, **options):
+            yield _numbers_as_numbers(checked_frame(part.reset_index(drop=True), name))
 
 
 def _refuse_short_rows(

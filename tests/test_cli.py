@@ -11,6 +11,7 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -416,3 +417,64 @@ def test_retrain_with_a_copy_of_the_price_as_a_feature_names_the_leak_in_one_lin
     error = capsys.readouterr().err
     assert "features 'price_copy' (R² 1.000000) explain the target 'price'" in error
     assert "bug" not in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_scores_a_file_in_chunks_as_it_scores_it_whole(
+    champion, tmp_path, monkeypatch, suffix
+):
+    import houseprice.tasks.scoring as scoring
+
+    frame = make_houses(rows=50, seed=8).astype({"area": "float64"})
+    frame.loc[[3, 31], "area"] = np.nan  # a gap in two chunks: ints in some, floats in others
+    frame.loc[44, "area"] = -5.0  # out of range in the last chunk
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_parquet(source, index=False, row_group_size=7)
+    results = {}
+    for rows in (1_000, 7):
+        monkeypatch.setattr(scoring, "PREDICT_CHUNK_ROWS", rows)
+        output = tmp_path / f"out-{rows}{suffix}"
+        argv = ["predict", "--input", str(source), "--output", str(output)]
+        assert main([*argv, "--artifacts-dir", str(champion)]) == 0
+        results[rows] = (pd.read_csv if suffix == ".csv" else pd.read_parquet)(output)
+    whole, chunked = results[1_000], results[7]
+    assert len(chunked) == 50
+    np.testing.assert_allclose(chunked["prediction"], whole["prediction"], rtol=1e-12)
+    assert chunked["out_of_range"].fillna("").tolist() == whole["out_of_range"].fillna("").tolist()
+
+
+def test_predict_in_chunks_judges_the_share_of_gaps_on_the_whole_input(
+    champion, tmp_path, monkeypatch, capsys
+):
+    import houseprice.tasks.scoring as scoring
+
+    monkeypatch.setattr(scoring, "PREDICT_CHUNK_ROWS", 10)
+    frame = make_houses(rows=40, seed=9).astype({"area": "float64"})
+    frame.loc[:9, "area"] = np.nan  # the first chunk all gaps, the input a quarter
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+    argv = ["predict", "--input", str(tmp_path / "gaps.csv"), "--output", str(tmp_path / "o.csv")]
+    assert main([*argv, "--artifacts-dir", str(champion)]) == 0
+    assert "40 rows scored" in capsys.readouterr().out
+    frame.loc[:29, "area"] = np.nan  # three quarters: refused, and nothing written
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+    argv[-1] = str(tmp_path / "refused.csv")
+    assert main([*argv, "--artifacts-dir", str(champion)]) == 1
+    assert "'area' 30 of 40 rows empty" in capsys.readouterr().err
+    assert not (tmp_path / "refused.csv").exists()
+
+
+def test_a_refusal_in_a_later_chunk_names_the_inputs_rows(champion, tmp_path, monkeypatch, capsys):
+    import houseprice.tasks.scoring as scoring
+
+    monkeypatch.setattr(scoring, "PREDICT_CHUNK_ROWS", 10)
+    frame = make_houses(rows=30, seed=9).astype({"area": "object"})
+    frame.loc[25, "area"] = "big"
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    output = tmp_path / "o.csv"
+    argv = ["predict", "--input", str(tmp_path / "text.csv"), "--output", str(output)]
+    assert main([*argv, "--artifacts-dir", str(champion)]) == 1
+    assert "in rows 21-30 of the input" in capsys.readouterr().err
+    assert not output.exists()
