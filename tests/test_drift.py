@@ -425,3 +425,33 @@ def test_a_date_sorted_source_whose_late_rows_drift_is_detected_over_every_chunk
         make_houses(rows=2_000, seed=0), read_rows(table.chunks[0]), DATA, DriftConfig()
     )
     assert first_chunk.drifted == []  # what comparing the first chunk alone concluded
+
+
+@pytest.mark.slow
+def test_a_streamed_run_sees_drift_in_the_late_rows_of_a_date_sorted_source(
+    tmp_path, prefect_harness
+):
+    from pathlib import Path
+
+    from houseprice.flows.retrain import retrain
+    from tests.conftest import STREAMED, small_config, write_houses_folder
+
+    def run(source: Path) -> layout.RunPaths:
+        data = {"source": str(source), "model": "houses"}  # one model, whatever the folder
+        config = small_config(tmp_path, data=data, compute=STREAMED)
+        folder = Path(retrain(config))
+        return layout.RunPaths(folder.name, folder)
+
+    champion = run(write_houses_folder(tmp_path / "then", rows=3_000, files=1))
+    assert registry.read_champion(tmp_path / "artifacts", "houses").run_id == champion.run_id
+    assert "model/drift_profile.json" in storage.read_json(champion.model_manifest)
+    # Sold in date order: the first chunks like the champion's rows, the last ones larger.
+    sorted_by_date = write_houses_folder(tmp_path / "now", rows=6_000, files=2)
+    late = sorted_by_date / "part-1.parquet"
+    pd.read_parquet(late).assign(area=lambda f: f["area"] + 900).to_parquet(
+        late, row_group_size=1_000
+    )
+    drift = storage.read_json(run(sorted_by_date).metrics)["drift"]
+    assert drift["checked"] and drift["current_rows"] == 6_000
+    assert drift["drifted"] == ["area"] and drift["champion_run_id"] == champion.run_id
+    assert drift["reference_rows"] == storage.read_json(champion.drift_profile)["rows"]
