@@ -9,7 +9,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from houseprice.champion import ChampionRun
-from houseprice.chunks import ChunkedTable
+from houseprice.chunks import ChunkedTable, frame_table
 from houseprice.config import PipelineConfig
 from houseprice.flows.alerts import notify_failure
 from houseprice.flows.engine import Engine, on_dask, on_dask_engine, run_engine
@@ -32,6 +32,7 @@ from houseprice.runs import RunRecorder, recorded_run, remove_stale_scratch, sta
 from houseprice.tasks.champion import apply_promotion, finish_interrupted_promotion, load_champion
 from houseprice.tasks.collect import CollectResult, collect_data
 from houseprice.tasks.drift import DriftReport, check_drift
+from houseprice.tasks.drift_profiles import champion_profile, profile_run, store_profile
 from houseprice.tasks.evaluate import Evaluation, evaluate
 from houseprice.tasks.export import export_onnx
 from houseprice.tasks.features import FeatureSet, build_features, build_table_features
@@ -112,9 +113,8 @@ def _retrain_locked(config: PipelineConfig) -> str:
             ingested, config = _ingest(config, collected, recorder, engine)  # columns typed
         with recorder.stage("validate"):  # raises, and stops the run, when the suite fails
             validation = _validate(ingested, config, run, collected, engine)
-        with recorder.stage("drift"):  # new rows against the champion's training rows
-            new_rows = collected.new_rows if collected else ingested.frame
-            drift = check_drift(new_rows, config.data, config.drift, champion, paths.data_dir)
+        with recorder.stage("drift"):  # every new row against the champion's training profile
+            drift = _drift(ingested, collected, config, champion, run, engine)
         with recorder.stage("features"):  # a streamed source's design goes to the run's folder
             features = _features(ingested, config, run, features_listed, engine)
         with recorder.stage("train"):  # every configured trainer at once, a worker each
@@ -177,6 +177,26 @@ def _validate(
     else:
         store_snapshot(ingested.frame, config.paths.data_dir)  # only data that passed is kept
     return validation
+
+
+def _drift(
+    ingested: IngestResult,
+    collected: CollectResult | None,
+    config: PipelineConfig,
+    champion: ChampionRun | None,
+    run: RunPaths,
+    engine: Engine,
+) -> DriftReport:
+    """Profile the training part (kept with the run) and the new rows; compare with the champion.
+
+    New rows: in landing mode the rows the champion has not seen, else every ingested row.
+    """
+    chunk_rows = config.compute.chunk_rows
+    new_rows = frame_table(collected.new_rows, "new rows", chunk_rows) if collected else None
+    profiles = profile_run(ingested.table, new_rows, config.data, config.split, engine)
+    store_profile(run.drift_profile, profiles.training)
+    reference = champion_profile(champion, config.data, config.paths, chunk_rows, engine)
+    return check_drift(profiles.new_rows, reference, config.data, config.drift)
 
 
 def _features(

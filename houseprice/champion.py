@@ -93,27 +93,22 @@ def load_champion(artifacts_dir: Path, model: str | None = None) -> ChampionRun 
     return ChampionRun(record, basis, model, basis_problem, model_problem)
 
 
-# Rows of a streamed champion's snapshot (a folder of the source's files) that drift compares
-# with: its first row groups. Split like the whole, they are a subset of its training rows; the
-# whole could be more than this machine holds.
-DRIFT_SNAPSHOT_ROWS = 1_000_000
+def training_snapshot(champion: ChampionRun, data_dir: Path) -> Path:
+    """Where the rows the champion's run started from are stored (its snapshot), before the split.
 
-
-def read_training_snapshot(champion: ChampionRun, data_dir: Path) -> pd.DataFrame:
-    """The rows the champion's run started from (its snapshot, by fingerprint), before the split.
-
-    Every row of a snapshot file; of a streamed run's snapshot folder, the first
-    DRIFT_SNAPSHOT_ROWS. Raises one of UNREADABLE when its run folder could not be read or the
-    snapshot is gone.
+    A Parquet file, or a folder of the source's files for a streamed run; read it as chunks.
+    Raises one of UNREADABLE when its run folder could not be read or the snapshot is gone.
     """
     if champion.basis is None:
         raise ValueError(champion.basis_problem or f"run {champion.run_id} is unreadable")
     if champion.basis.snapshot is None:
         raise ValueError(f"run {champion.run_id}'s lineage names no data snapshot")
     path = datasets.snapshot_path(data_dir, champion.basis.snapshot)
-    if path.is_dir():
-        return datasets.read_snapshot_head(path, DRIFT_SNAPSHOT_ROWS)
-    return datasets.load_snapshot(data_dir, champion.basis.snapshot)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no data snapshot {champion.basis.snapshot} under {datasets.snapshots_dir(data_dir)}"
+        )
+    return path
 
 
 def verify_run(artifacts_dir: Path, run_id: str, framework: str) -> HousePriceModel:

@@ -66,6 +66,11 @@ class RunPaths:
         return self.root / "model" / "preprocessing.json"
 
     @property
+    def drift_profile(self) -> Path:
+        """Per feature, counts of the training rows: what later runs' drift compares with."""
+        return self.root / "model" / "drift_profile.json"
+
+    @property
     def model_manifest(self) -> Path:
         """SHA-256 of each model file, written once they are all in place."""
         return self.root / "model" / "manifest.json"

@@ -45,11 +45,13 @@ def build_metrics(
 
 
 def model_checksums(run: layout.RunPaths) -> dict[str, str]:
-    """SHA-256 of every file a loader reads: model files, preprocessing and each export's files."""
+    """SHA-256 of every file a loader reads: model files, preprocessing, exports, drift profile."""
     # Each trainer that ran saved its model and its weights as JSON (written and checked by its
     # training task, for numpy scoring); a run folder holds no other trainer's files.
     trained = [(run.model_file(name), run.linear_weights(name)) for name in trainer_names()]
     model_files = [run.preprocessing, *(path for pair in trained for path in pair if path.exists())]
+    if run.drift_profile.exists():  # written by the drift stage (a test may record without it)
+        model_files.append(run.drift_profile)
     if run.exports.is_dir():  # hidden names are writes in progress, never part of an export
         found = exports.export_files(run.exports)
         model_files += [f for f in found if not f.relative_to(run.exports).parts[0].startswith(".")]

@@ -633,9 +633,8 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
     from prefect.logging import disable_run_logger
 
     import houseprice.tasks.drift
-    from houseprice.champion import load_champion
-    from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
-    from tests.test_drift import _champion
+    from houseprice.config import DataConfig, PathsConfig, SplitConfig
+    from tests.test_drift import _champion, _check
 
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     _champion(paths, make_houses(rows=200), SplitConfig())
@@ -649,10 +648,7 @@ def test_drift_logs_one_line_per_reason_however_many_columns(tmp_path, monkeypat
     monkeypatch.setattr(logger, "handle", lambda record: messages.append(record.getMessage()))
     monkeypatch.setattr(houseprice.tasks.drift, "get_run_logger", lambda: logger)
     with disable_run_logger():
-        champion = load_champion(paths.artifacts_dir)
-        report = houseprice.tasks.drift.check_drift.fn(
-            new, data, DriftConfig(), champion, paths.data_dir
-        )
+        report = _check(paths, new, data)
     assert len(report.not_comparable) == 300
     assert len(messages) <= 3
     assert any("300 (x000, x001, x002, x003, x004, …)" in message for message in messages)

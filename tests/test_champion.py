@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from houseprice import layout, registry, storage
-from houseprice.champion import ChampionRun, RunBasis, load_champion, read_training_snapshot
+from houseprice.champion import ChampionRun, RunBasis, load_champion, training_snapshot
 from houseprice.config import PathsConfig, SplitConfig
 from houseprice.runs import COMPLETED
 from houseprice.tasks.collect import read_earlier_bases
@@ -28,7 +29,7 @@ def test_a_champion_whose_model_does_not_load_keeps_its_record_and_training_rows
     assert (champion.run_id, champion.framework) == (run_id, "torch")
     assert champion.model is None and "model manifest" in champion.model_problem
     assert champion.basis.config["split"] == SplitConfig().model_dump()
-    assert len(read_training_snapshot(champion, paths.data_dir)) == 300
+    assert len(pd.read_parquet(training_snapshot(champion, paths.data_dir))) == 300
 
 
 def test_a_damaged_run_config_leaves_the_basis_unread_and_says_why(tmp_path):
@@ -39,7 +40,7 @@ def test_a_damaged_run_config_leaves_the_basis_unread_and_says_why(tmp_path):
     assert champion.run_id == run_id and champion.basis is None
     assert champion.basis_problem.startswith("while parsing")
     with pytest.raises(ValueError, match=r"^while parsing"):
-        read_training_snapshot(champion, paths.data_dir)
+        training_snapshot(champion, paths.data_dir)
     with pytest.raises(ValueError, match=r"^while parsing"):  # collect then trains anyway
         read_earlier_bases(paths.artifacts_dir, champion)
 

@@ -1,4 +1,9 @@
-"""Drift: PSI and KS are ~0 on the same data, large on shifted data, and agree with the formulas."""
+"""Drift: PSI and KS are ~0 on the same data, large on shifted data, and agree with the formulas.
+
+Both sides are profiles folded over chunks; the chunked twins fold the same rows in one chunk
+and in many and expect the same profile, and the direct computations on whole arrays (below)
+are the reference the profiles must reproduce.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,28 @@ import pytest
 import yaml
 from prefect.logging import disable_run_logger
 
-from houseprice import datasets, layout, registry, storage
+from houseprice import datasets, layout, medians, registry, storage
 from houseprice.champion import ChampionRun, RunBasis, load_champion
 from houseprice.config import DataConfig, DriftConfig, PathsConfig, SplitConfig
+from houseprice.drift_profile import STORED_POINTS, DriftProfile
+from houseprice.flows.engine import LocalEngine
+from houseprice.folds import fold_frames, frame_pieces
 from houseprice.tasks.drift import (
     EMPTY_SHARE,
     categorical_psi,
     check_drift,
-    drift_from_champion,
+    compare_profiles,
     ks_statistic,
     measure_drift,
     min_rows_for_psi,
     numeric_psi,
+    profile_ks,
+)
+from houseprice.tasks.drift_profiles import (
+    DriftProfileFold,
+    TrainingRows,
+    champion_profile,
+    profiled_features,
 )
 from houseprice.tasks.features import split_data
 from houseprice.tasks.promote import drift_block_reason
@@ -151,39 +166,59 @@ def in_memory_champion(
     return ChampionRun(record, basis, None, problem, "no model in this test")
 
 
-def test_drift_without_a_champion_or_its_settings_is_not_checked():
-    houses = make_houses(rows=100)
-    report = drift_from_champion(houses, None, None, DATA, DriftConfig())
-    assert not report.checked and report.note == "not checked: no champion yet"
-    unreadable = in_memory_champion(problem="while parsing a flow sequence")
-    report = drift_from_champion(houses, unreadable, None, DATA, DriftConfig())
-    assert report.note == "not checked: while parsing a flow sequence"
-    no_split = in_memory_champion({"drift": {}})
-    report = drift_from_champion(houses, no_split, houses, DATA, DriftConfig())
-    assert not report.checked and report.note == "not checked: 'split'"
-    assert report.champion_run_id is None
+def _reference(paths: PathsConfig, champion: ChampionRun | None, data: DataConfig = DATA):
+    """The champion's training profile as the flow gets it (stored, else from its snapshot)."""
+    with disable_run_logger():
+        return champion_profile(champion, data, paths, 1_000, LocalEngine())
 
 
-def test_drift_from_an_in_memory_champion_uses_its_own_split_of_its_rows():
-    trained_on, split = make_houses(rows=300, seed=0), SplitConfig(seed=7)
-    champion = in_memory_champion({"split": split.model_dump()})
-    shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
-    report = drift_from_champion(shifted, champion, trained_on, DATA, DriftConfig())
-    assert report.checked and report.champion_run_id == "champion-run"
-    assert report.reference_rows == len(split_data(trained_on, split).train) < 300
-    assert report.drifted == ["year"]
+def test_drift_without_a_champion_or_its_settings_is_not_checked(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    new = fold_frames(DriftProfileFold(profiled_features(DATA)), [make_houses(rows=100)])
+    cases = {
+        "not checked: no champion yet": None,
+        "not checked: while parsing a flow sequence": in_memory_champion(
+            problem="while parsing a flow sequence"
+        ),
+        "not checked: 'split'": in_memory_champion({"drift": {}}),
+        "not checked: no data snapshot abc123": in_memory_champion(
+            {"split": SplitConfig().model_dump()}
+        ),
+    }
+    for note, champion in cases.items():
+        reference = _reference(paths, champion)
+        with disable_run_logger():
+            report = check_drift.fn(new, reference, DATA, DriftConfig())
+        assert not report.checked and report.note.startswith(note), (note, report.note)
+        assert report.champion_run_id is None
+
+
+def test_the_training_profile_is_the_profile_of_split_datas_training_rows():
+    # The reference: split the whole frame in memory, then profile its training part.
+    houses = make_houses(rows=600, seed=4)
+    houses.loc[houses.index % 7 == 0, "area"] = np.nan
+    split = SplitConfig(seed=7)
+    features = profiled_features(DATA)
+    expected = fold_frames(DriftProfileFold(features), [split_data(houses, split).train])
+    training = DriftProfileFold(features, TrainingRows.of(split, len(houses)))
+    for pieces in ([houses], frame_pieces(houses, 101)):
+        got = fold_frames(training, pieces)
+        assert got.rows == expected.rows < 600
+        assert got.to_dict()["features"] == expected.to_dict()["features"]
 
 
 def _check(paths: PathsConfig, current: pd.DataFrame, data: DataConfig = DATA):
-    """The drift task as the flow runs it: the champion loaded once, then compared."""
+    """The drift stage as the flow runs it: the champion loaded once, then compared."""
     champion = load_champion(paths.artifacts_dir)
-    return check_drift.fn(current, data, DriftConfig(), champion, paths.data_dir)
+    new = fold_frames(DriftProfileFold(profiled_features(data)), [current])
+    reference = _reference(paths, champion, data)
+    with disable_run_logger():
+        return check_drift.fn(new, reference, data, DriftConfig())
 
 
 def test_without_a_champion_drift_is_not_checked_and_says_so(tmp_path):
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
-    with disable_run_logger():
-        report = _check(paths, make_houses(rows=100))
+    report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note == "not checked: no champion yet"
 
 
@@ -202,8 +237,7 @@ def test_drift_compares_with_the_champions_training_part_only(tmp_path):
     trained_on, split = make_houses(rows=300, seed=0), SplitConfig(seed=7)
     run_id = _champion(paths, trained_on, split)
     shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
-    with disable_run_logger():
-        report = _check(paths, shifted)
+    report = _check(paths, shifted)
     assert report.checked and report.champion_run_id == run_id
     assert report.reference_rows == len(split_data(trained_on, split).train) < 300
     assert report.drifted == ["year"]
@@ -213,8 +247,7 @@ def test_a_champion_trained_on_other_columns_is_compared_on_the_shared_ones(tmp_
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
     data = DATA.model_copy(update={"numeric_features": ["area", "year", "garage"]})
-    with disable_run_logger():
-        report = _check(paths, make_houses(rows=100).assign(garage=2.0), data)
+    report = _check(paths, make_houses(rows=100).assign(garage=2.0), data)
     assert report.checked and set(report.scores) == {"area", "year", "hood"}
     assert report.not_comparable == {"garage": "not in the champion's training rows"}
 
@@ -223,8 +256,7 @@ def test_a_champion_with_a_damaged_config_leaves_drift_unchecked(tmp_path):
     paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
     run_id = _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
     layout.open_run(paths.artifacts_dir, run_id).config.write_text("split: [unclosed\n")
-    with disable_run_logger():
-        report = _check(paths, make_houses(rows=100))
+    report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note.startswith("not checked: while parsing")
 
 
@@ -233,6 +265,193 @@ def test_a_champion_without_its_snapshot_leaves_drift_unchecked(tmp_path):
     _champion(paths, make_houses(rows=300, seed=0), SplitConfig())
     for snapshot in datasets.snapshots_dir(paths.data_dir).iterdir():
         snapshot.unlink()
-    with disable_run_logger():
-        report = _check(paths, make_houses(rows=100))
+    report = _check(paths, make_houses(rows=100))
     assert not report.checked and report.note.startswith("not checked: no data snapshot")
+
+
+# ---------------------------------------------------------------------------------------------
+# The profiles against the direct computation on whole arrays, and folded in one chunk or many.
+
+
+def _direct_numeric_psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
+    """PSI over quantile bins of the whole reference array, sorted in memory (the reference)."""
+    known = reference[~np.isnan(reference)]
+    edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1]))
+    size = len(edges) + 2
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        codes = np.where(np.isnan(values), size - 1, np.searchsorted(edges, values, side="right"))
+        return np.bincount(codes, minlength=size) / len(values)
+
+    ref, cur = (np.maximum(shares(v), EMPTY_SHARE) for v in (reference, current))
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _direct_ks(reference: np.ndarray, current: np.ndarray) -> float:
+    reference, current = (np.sort(v[~np.isnan(v)]) for v in (reference, current))
+    pooled = np.concatenate([reference, current])
+    gaps = (
+        np.searchsorted(reference, pooled, side="right") / reference.size
+        - np.searchsorted(current, pooled, side="right") / current.size
+    )
+    return float(np.max(np.abs(gaps)))
+
+
+def _with_gaps(frame: pd.DataFrame, every: int) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[frame.index % every == 0, "area"] = np.nan
+    frame.loc[frame.index % (every + 2) == 1, "hood"] = None
+    return frame
+
+
+def test_psi_and_ks_equal_the_direct_computation_on_whole_arrays():
+    reference = _with_gaps(make_houses(rows=700, seed=0), 11)
+    current = _with_gaps(make_houses(rows=300, seed=1), 5).assign(area=lambda f: f["area"] * 1.1)
+    report = measure_drift(reference, current, DATA, DriftConfig(bins=7))
+    for column in ("area", "year"):
+        old, new = (f[column].astype("float64").to_numpy() for f in (reference, current))
+        assert report.scores[column] == _direct_numeric_psi(old, new, 7), column
+        assert report.ks[column] == _direct_ks(old, new), column
+
+
+def test_a_profile_folded_in_one_chunk_or_many_gives_the_same_drift(monkeypatch):
+    reference = _with_gaps(make_houses(rows=900, seed=0), 13)
+    current = _with_gaps(make_houses(rows=500, seed=2), 7).assign(year=lambda f: f["year"] + 9)
+    fold = DriftProfileFold(profiled_features(DATA))
+    training = DriftProfileFold(profiled_features(DATA), TrainingRows.of(SplitConfig(), 900))
+
+    def reports() -> set[str]:
+        found = set()
+        for rows in (1_000, 250, 97, 13):
+            ref = fold_frames(training, frame_pieces(reference, rows))
+            cur = fold_frames(fold, frame_pieces(current, rows))
+            found.add(repr(compare_profiles(ref, cur, DATA, DriftConfig()).to_dict()))
+        return found
+
+    exact = reports()
+    assert len(exact) == 1 and "'year'" in next(iter(exact))
+    # Past MAX_DISTINCT values the counts become fixed ranges: still the same at every chunking.
+    monkeypatch.setattr(medians, "MAX_DISTINCT", 50)
+    assert len(reports()) == 1 and reports() != exact
+
+
+def test_missing_as_the_most_frequent_level_is_one_bin_not_two():
+    # Today's categorical PSI put <missing> among the kept levels and again as its own bin,
+    # counting its share twice; it is one bin, beside the kept levels and the pooled others.
+    reference = pd.Series([None] * 50 + ["a"] * 30 + ["b"] * 20)
+    current = pd.Series([None] * 20 + ["a"] * 30 + ["b"] * 50)
+    expected, actual = np.array([0.3, 0.2, 0.5]), np.array([0.3, 0.5, 0.2])
+    by_hand = float(np.sum((actual - expected) * np.log(actual / expected)))
+    assert categorical_psi(reference, current, bins=10) == pytest.approx(by_hand)
+
+
+def test_a_stored_profile_keeps_a_thousand_points_and_ks_within_a_thousandth():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"area": rng.normal(1500, 300, 20_000), "year": 2000.0, "hood": "N"})
+    frame.loc[:9, "area"] = np.inf  # survives strict JSON
+    profile = fold_frames(DriftProfileFold(profiled_features(DATA)), [frame])
+    stored = DriftProfile.from_dict(storage.read_json(_written(profile.stored().to_dict())))
+    area = stored.features["area"]
+    assert len(area.values) == STORED_POINTS and not area.exact and area.values[-1] == np.inf
+    assert stored.features["year"].exact and stored.features["hood"].levels == {"N": 20_000}
+    shifted = fold_frames(
+        DriftProfileFold(profiled_features(DATA)), [frame.assign(area=frame["area"] + 30)]
+    )
+    exact = profile_ks(profile.features["area"], shifted.features["area"])
+    assert abs(profile_ks(area, shifted.features["area"]) - exact) <= 1 / STORED_POINTS
+
+
+def _written(payload: dict) -> object:
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "profile.json"
+    storage.write_json_atomic(path, payload)
+    assert "Infinity" not in path.read_text()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The champion's stored profile, and champions from before runs stored one.
+
+
+def test_a_champion_from_before_is_profiled_from_its_snapshot_once_and_then_read_back(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    trained_on, split = make_houses(rows=300, seed=0), SplitConfig(seed=7)
+    run = layout.open_run(paths.artifacts_dir, _champion(paths, trained_on, split))
+    assert not run.drift_profile.exists()  # a run from before profiles were stored
+    shifted = make_houses(rows=100, seed=1).assign(year=lambda f: f["year"] + 40)
+    first = _check(paths, shifted)
+    assert first.checked and first.drifted == ["year"]
+    assert DriftProfile.from_dict(storage.read_json(run.drift_profile)).rows == len(
+        split_data(trained_on, split).train
+    )
+    for snapshot in datasets.snapshots_dir(paths.data_dir).iterdir():
+        snapshot.unlink()  # from now on only the stored profile can tell
+    assert _check(paths, shifted).to_dict() == first.to_dict()
+
+
+def test_a_damaged_stored_profile_is_ignored_and_never_overwritten(tmp_path):
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    run = layout.open_run(
+        paths.artifacts_dir, _champion(paths, make_houses(rows=300), SplitConfig())
+    )
+    run.drift_profile.write_text('{"format": 1, "rows": 3}')
+    storage.write_json_atomic(run.model_manifest, {"model/drift_profile.json": "0" * 64})
+    report = _check(paths, make_houses(rows=100, seed=1))
+    assert report.checked and report.reference_rows > 200  # profiled from its snapshot
+    assert run.drift_profile.read_text() == '{"format": 1, "rows": 3}'
+
+
+def test_a_date_sorted_source_whose_late_rows_drift_is_detected_over_every_chunk(tmp_path):
+    from houseprice.chunks import plan_chunks, read_rows
+    from houseprice.tasks.drift_profiles import profile_run
+
+    paths = PathsConfig(data_dir=tmp_path / "data", artifacts_dir=tmp_path / "artifacts")
+    _champion(paths, make_houses(rows=2_000, seed=0), SplitConfig())
+    # Sold in date order: the first half like the champion's rows, the later half larger.
+    houses = make_houses(rows=4_000, seed=3)
+    houses.loc[2_000:, "area"] += 900
+    source = tmp_path / "sorted.parquet"
+    houses.to_parquet(source, row_group_size=1_000)
+    table = plan_chunks(str(source), 1_000)
+    engine = LocalEngine()
+    with disable_run_logger():
+        profiles = profile_run(table, None, DATA, SplitConfig(), engine)
+        reference = champion_profile(load_champion(paths.artifacts_dir), DATA, paths, 1_000, engine)
+        report = check_drift.fn(profiles.new_rows, reference, DATA, DriftConfig())
+    assert report.checked and report.current_rows == 4_000 and report.drifted == ["area"]
+    first_chunk = measure_drift(
+        make_houses(rows=2_000, seed=0), read_rows(table.chunks[0]), DATA, DriftConfig()
+    )
+    assert first_chunk.drifted == []  # what comparing the first chunk alone concluded
+
+
+@pytest.mark.slow
+def test_a_streamed_run_sees_drift_in_the_late_rows_of_a_date_sorted_source(
+    tmp_path, prefect_harness
+):
+    from pathlib import Path
+
+    from houseprice.flows.retrain import retrain
+    from tests.conftest import STREAMED, small_config, write_houses_folder
+
+    def run(source: Path) -> layout.RunPaths:
+        data = {"source": str(source), "model": "houses"}  # one model, whatever the folder
+        config = small_config(tmp_path, data=data, compute=STREAMED)
+        folder = Path(retrain(config))
+        return layout.RunPaths(folder.name, folder)
+
+    champion = run(write_houses_folder(tmp_path / "then", rows=3_000, files=1))
+    assert registry.read_champion(tmp_path / "artifacts", "houses").run_id == champion.run_id
+    assert "model/drift_profile.json" in storage.read_json(champion.model_manifest)
+    # Sold in date order: the first chunks like the champion's rows, the last ones larger.
+    sorted_by_date = write_houses_folder(tmp_path / "now", rows=6_000, files=2)
+    late = sorted_by_date / "part-1.parquet"
+    pd.read_parquet(late).assign(area=lambda f: f["area"] + 900).to_parquet(
+        late, row_group_size=1_000
+    )
+    drift = storage.read_json(run(sorted_by_date).metrics)["drift"]
+    assert drift["checked"] and drift["current_rows"] == 6_000
+    assert drift["drifted"] == ["area"] and drift["champion_run_id"] == champion.run_id
+    assert drift["reference_rows"] == storage.read_json(champion.drift_profile)["rows"]

@@ -106,6 +106,13 @@ def test_streamed_snapshot_keeps_the_source_files(runs):
     assert sorted(p.suffix for p in snapshot.iterdir()) == [".parquet"] * FILES
 
 
+def test_streamed_and_in_memory_runs_store_the_same_training_profile(runs):
+    # The drift profile folded over six chunks, and over one: the same rows, the same counts.
+    memory, streamed = (json.loads(runs[name].drift_profile.read_text()) for name in runs)
+    assert streamed == memory
+    assert memory["rows"] == _metrics(runs["memory"])["evaluation"]["training_rows"]
+
+
 def test_a_killed_streamed_runs_scratch_is_removed_by_the_next_run(tmp_path):
     from houseprice.runs import remove_stale_scratch
 
