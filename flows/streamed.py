@@ -61,14 +61,14 @@ from houseprice.tasks.streamed_features import (
     scale_encoded,
     start_preprocessor,
 )
-from houseprice.tasks.trainers.common import TrainResult
-from houseprice.tasks.trainers.design import DesignFiles
 from houseprice.tasks.validate import ValidationReport, announce_validation
 from houseprice.tasks.validate_chunks import (
     finish_chunked_validation,
     start_chunked_validation,
     validate_chunk,
 )
+from houseprice.trainers.common import TrainResult
+from houseprice.trainers.design import DesignFiles
 
 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:

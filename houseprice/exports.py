@@ -11,9 +11,9 @@ this package nor preprocessing.json. The input convention, the same for all thre
   a uint8 tensor (rows, any width) zero-padded on the right, which `utf8_bytes` makes.
 
 `exports/signature.json` lists the columns, and which fit each export holds. The builders live
-with their framework (tasks/trainers/*, tasks/export.py); this module holds the convention and
+with their framework (houseprice/trainers/*, tasks/export.py); this module holds the convention and
 the checked loading, importing each runtime only when that export is loaded; a trainer's own
-export format comes from its spec (houseprice/trainers.py).
+export format comes from its spec (houseprice/trainers/__init__.py).
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from houseprice.preprocessing import (
 )
 from houseprice.tasks.split import DataSplit, split_data
 from houseprice.tasks.statistics import find_aliased_columns
-from houseprice.tasks.trainers.common import TrainingData
-from houseprice.tasks.trainers.design import DesignFiles
+from houseprice.trainers.common import TrainingData
+from houseprice.trainers.design import DesignFiles
 
 
 def fit_preprocessor(

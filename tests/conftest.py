@@ -21,7 +21,7 @@ import pytest
 
 from houseprice.config import DataConfig, PipelineConfig, build_config
 from houseprice.synthetic import SyntheticSpec, make_synthetic_data
-from houseprice.tasks.trainers.common import TrainingData
+from houseprice.trainers.common import TrainingData
 
 NEIGHBORHOODS = ["North", "South", "East"]
 

@@ -64,9 +64,9 @@ def _training_refusal(tmp_path: Path, source: Path, **data) -> str:
     """Run ingest → validate → features → train as the flow does; return the refusal message."""
     from houseprice.tasks.features import build_feature_set, check_finite_features
     from houseprice.tasks.suites import build_expectation_suite
-    from houseprice.tasks.trainers.common import check_fit
-    from houseprice.tasks.trainers.torch_trainer import train_torch
     from houseprice.tasks.validate import DataValidationError, run_validation
+    from houseprice.trainers.common import check_fit
+    from houseprice.trainers.torch_trainer import train_torch
 
     config = _config(tmp_path, source, **data)
     try:
@@ -267,7 +267,7 @@ def test_a_constant_target_is_refused_before_any_model_is_saved(tmp_path):
 
 
 def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
-    from houseprice.tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
+    from houseprice.trainers.common import DegenerateFitError, TrainingData, check_fit
     from tests.fakes import train_result
 
     rng = np.random.default_rng(0)
@@ -296,8 +296,8 @@ def test_constant_and_collinear_features_are_refused_when_named_and_dropped_othe
         build_feature_set,
         check_finite_features,
     )
-    from houseprice.tasks.trainers.common import check_fit
-    from houseprice.tasks.trainers.torch_trainer import train_torch
+    from houseprice.trainers.common import check_fit
+    from houseprice.trainers.torch_trainer import train_torch
 
     frame = make_houses(rows=80, seed=1)
     frame = frame.assign(flat=7.0, area_twice=frame["area"] * 2)
@@ -472,7 +472,7 @@ def test_a_champion_json_pointing_outside_the_artifacts_is_refused(tmp_path, cap
 def champion(tmp_path_factory):
     """A real champion (torch, trained on 200 houses) made without the flow: fast."""
     from houseprice.tasks.features import build_feature_set
-    from houseprice.tasks.trainers.torch_trainer import save_torch_model, train_torch
+    from houseprice.trainers.torch_trainer import save_torch_model, train_torch
 
     root = tmp_path_factory.mktemp("champion")
     config = small_config(root)

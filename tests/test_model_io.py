@@ -11,13 +11,13 @@ import torch
 from houseprice import exports
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
-from houseprice.tasks.trainers import (
+from houseprice.trainers import (
     tensorflow_export,
     tensorflow_trainer,
     torch_export,
     torch_trainer,
 )
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.trainers.common import TrainResult
 from tests.fakes import train_result
 
 
