@@ -4,7 +4,7 @@
 
 Each framework is checked twice: in memory, and streamed (the scaled rows written as design
 chunk files of --chunk-rows rows, their Gram statistics summed on the device by the framework,
-then the fit from the statistics; tasks/trainers/streamed.py).
+then the fit from the statistics; houseprice/trainers/streamed.py).
 
 Runs with numpy and torch alone (no Prefect, pydantic, pandas or TensorFlow needed), so it can
 be copied onto a bare GPU box. Prints one JSON summary as its last line and exits 0 when every
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.training import SplitData, fit_lstsq, fit_trainer, split_rows, training_mse
-from houseprice.tasks.trainers import streamed
-from houseprice.tasks.trainers.common import DeviceUnavailableError, TrainingData, TrainResult
+from houseprice.trainers import streamed
+from houseprice.trainers.common import DeviceUnavailableError, TrainingData, TrainResult
 
 # lstsq's optimum is exact; a converged fit in float64 matches it to about 1e-12, so 1e-4 only
 # fails a fit that did not converge or ran in a lossy dtype.
@@ -53,11 +53,11 @@ class CheckSettings:
 # Each framework's in-memory trainer, chunk statistics and fit from statistics, by module.
 FRAMEWORKS = {
     "torch": (
-        "houseprice.tasks.trainers.torch_trainer",
+        "houseprice.trainers.torch_trainer",
         ("train_torch", "torch_chunk_statistics", "train_torch_from_statistics"),
     ),
     "tensorflow": (
-        "houseprice.tasks.trainers.tensorflow_trainer",
+        "houseprice.trainers.tensorflow_trainer",
         (
             "train_tensorflow",
             "tensorflow_chunk_statistics",

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from houseprice.synthetic import SyntheticSpec, make_synthetic_data
-from houseprice.tasks.trainers.common import TrainingData, TrainResult
+from houseprice.trainers.common import TrainingData, TrainResult
 
 # The pipeline's default split is 70/15/15: validation has 15/70 as many rows as training.
 VALIDATION_PER_TRAINING_ROW = 15 / 70
@@ -107,8 +107,8 @@ def run_benchmark(
 ) -> dict[str, float | int]:
     """Fit lstsq, torch and TensorFlow on one synthetic data set; return the summary figures."""
     from houseprice.config import TrainingConfig
-    from houseprice.tasks.trainers.tensorflow_trainer import train_tensorflow
-    from houseprice.tasks.trainers.torch_trainer import train_torch
+    from houseprice.trainers.tensorflow_trainer import train_tensorflow
+    from houseprice.trainers.torch_trainer import train_torch
 
     split = split_rows(rows, features, cond, seed)
     config = TrainingConfig()

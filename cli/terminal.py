@@ -24,8 +24,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from houseprice.errors import InputSchemaError, ModelLoadError, SourceError
     from houseprice.locking import RunLockedError
     from houseprice.registry import RegistryError
-    from houseprice.tasks.trainers.common import DeviceUnavailableError, TrainingDivergedError
     from houseprice.tasks.validate import DataValidationError
+    from houseprice.trainers.common import DeviceUnavailableError, TrainingDivergedError
 
     return (
         ConfigError,

@@ -48,10 +48,10 @@ from houseprice.tasks.promote import PromotionDecision, gate_promotion, select_r
 from houseprice.tasks.record import build_metrics, record_metrics
 from houseprice.tasks.report import ReportInputs, write_failure_report, write_report
 from houseprice.tasks.tracking import track_run
-from houseprice.tasks.trainers.common import TrainResult
 from houseprice.tasks.validate import ValidationReport, validate_table
 from houseprice.tasks.window import select_training_rows
 from houseprice.trainers import default_trainers
+from houseprice.trainers.common import TrainResult
 
 # The defaults as the flow parameter's default, so the Prefect UI shows the whole form filled in.
 # Never mutated: stages derive changed copies with model_copy.

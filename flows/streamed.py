@@ -42,7 +42,7 @@ from houseprice.tasks.ingest import (
     resolve_feature_decision,
     typed_data_config,
 )
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.trainers.common import TrainResult
 
 
 def streamed_table(config: PipelineConfig) -> ChunkedTable | None:

@@ -17,10 +17,10 @@ from houseprice.flows.workers import TrainingWorkers
 from houseprice.layout import RunPaths
 from houseprice.tasks.features import FeatureSet
 from houseprice.tasks.train import train_model, trainer_chunk_statistics
-from houseprice.tasks.trainers.common import TrainingData, TrainResult
-from houseprice.tasks.trainers.design import DesignFiles, GramStatistics
-from houseprice.tasks.trainers.streamed import TrainingStatistics, combine_statistics
 from houseprice.trainers import TrainerSpec, get_trainer
+from houseprice.trainers.common import TrainingData, TrainResult
+from houseprice.trainers.design import DesignFiles, GramStatistics
+from houseprice.trainers.streamed import TrainingStatistics, combine_statistics
 
 # The module whose flow a training task arrives with: a worker imports it before the task.
 FLOW_MODULE = "houseprice.flows.retrain"

@@ -5,6 +5,13 @@ fresh process spends seconds importing Prefect and its framework before it can t
 each worker starts when the flow starts and imports what its task will need while ingest and
 validation run in the flow's process, so the train stage finds it ready. A task goes to the
 worker warmed for it (by task name); any other task goes to the least busy worker.
+
+Each worker is Prefect's public ProcessPoolTaskRunner with one process, so that a task reaches
+the worker warmed for it. Prefect has no public way to start a pool's process before a task
+arrives, to learn its process, or to let a pool go without waiting for it; so a worker starts
+on a first, empty task (`worker_started`), reports its process id through shared memory handed
+to its initializer, and is let go in a thread of its own. tests/test_workers.py pins each of
+these behaviours.
 """
 
 from __future__ import annotations
@@ -12,13 +19,16 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
+from prefect import task
 from prefect.logging import get_logger
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
@@ -28,8 +38,9 @@ logger = get_logger("houseprice.workers")
 _in_worker = False
 
 
-def _warm_worker(modules: Sequence[str]) -> None:
-    """Run first in each worker process: exit fast later, then import what its task needs."""
+def _warm_worker(modules: Sequence[str], process_id: Any) -> None:
+    """Run first in each worker process: say which it is, exit fast later, import its modules."""
+    process_id.value = os.getpid()  # first, so that a failed run can stop it while it imports
     # A worker that has loaded torch or TensorFlow spends 1-2 s of CPU at exit in the garbage
     # collector's passes over millions of objects, while the flow's process renders the report.
     # Registered before those imports, this runs last (atexit runs hooks in reverse order) and
@@ -59,8 +70,28 @@ def _import_quietly(name: str) -> bool:
     return True
 
 
-def _started() -> int:
+# The pool starts its process for the first task it is given, and this one is submitted as the
+# worker opens: it does nothing itself, and its process imports the worker's modules first.
+@task(name="start-worker")
+def worker_started() -> int:
+    """The worker's process id: a first task, so that its process starts now."""
     return os.getpid()
+
+
+@dataclass
+class _Worker:
+    """One single-process pool, its process id once started (0 before), and its tasks."""
+
+    pool: ProcessPoolTaskRunner
+    process_id: Any  # a multiprocessing Value("q"), set by the worker's initializer
+    tasks: list[Future[Any]] = field(default_factory=list)
+    closing: threading.Thread | None = None  # set once release_workers let it go
+
+    def stop(self) -> None:
+        """Terminate the worker's process (SIGTERM), if it is a live child of this one."""
+        for process in multiprocessing.active_children():
+            if process.pid == self.process_id.value:
+                process.terminate()
 
 
 class TrainingWorkers(TaskRunner):
@@ -83,9 +114,8 @@ class TrainingWorkers(TaskRunner):
         self.max_workers = max_workers
         self.preload = {name: tuple(modules) for name, modules in (preload or {}).items()}
         self.route = route
-        self._slots: list[ProcessPoolTaskRunner] = []
+        self._workers: list[_Worker] = []
         self._routes: dict[str, int] = {}
-        self._pending: list[list[Future[Any]]] = []
 
     def duplicate(self) -> TrainingWorkers:
         """A fresh runner with the same settings (Prefect enters a copy per flow run)."""
@@ -98,46 +128,56 @@ class TrainingWorkers(TaskRunner):
 
     def start_workers(self, preload: Mapping[str, Sequence[str]]) -> None:
         """Start one worker per route now, each importing its modules; before any task only."""
-        self._close_idle()
+        self._close()
         self._open(max(len(preload), 1), {k: tuple(v) for k, v in preload.items()})
 
     def _open(self, workers: int, preload: Mapping[str, tuple[str, ...]]) -> None:
-        # One single-process pool per worker, so that a task reaches the worker warmed for it.
         names = list(preload)[:workers]
+        spawn = multiprocessing.get_context("spawn")  # the pools' own start method
         for index in range(workers):
             modules = preload[names[index]] if index < len(names) else ()
-            slot = ProcessPoolTaskRunner(1, initializer=_warm_worker, initargs=(modules,))
-            self._slots.append(slot.__enter__())
-            self._pending.append([])
+            process_id = spawn.Value("q", 0)
+            pool = ProcessPoolTaskRunner(
+                1, initializer=_warm_worker, initargs=(modules, process_id)
+            )
+            self._workers.append(_Worker(pool.__enter__(), process_id))
         self._routes = {name: index for index, name in enumerate(names)}
         if preload and not _in_worker:
-            for slot in self._slots:
-                _spawn_now(slot)
+            for worker in self._workers:
+                worker.pool.submit(worker_started, {})
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._close_idle(*exc_info)
+        self._close(*exc_info)
         super().__exit__(*exc_info)
 
-    def _close_idle(self, *exc_info: Any) -> None:
+    def _close(self, *exc_info: Any) -> None:
         """Close every pool; a worker with no task in it is stopped rather than waited for."""
-        for index, slot in enumerate(self._slots):
-            if all(future.done() for future in self._pending[index]):
+        for worker in self._workers:
+            if worker.closing is not None:
+                worker.closing.join()
+                continue
+            if all(future.done() for future in worker.tasks):
                 # Idle, or still importing for a run that failed before training: waiting for
                 # TensorFlow to load would only delay the failure's report.
-                _stop_processes(slot)
-            slot.__exit__(*(exc_info or (None, None, None)))
-        self._slots, self._pending, self._routes = [], [], {}
+                worker.stop()
+            worker.pool.__exit__(*(exc_info or (None, None, None)))
+        self._workers, self._routes = [], {}
 
     def cancel_all(self) -> None:
         """Cancel what has not started and stop the workers (Prefect calls it on cancellation)."""
-        for slot in self._slots:
-            slot.cancel_all()
+        for worker in self._workers:
+            if worker.closing is None:
+                worker.pool.cancel_all()
 
-    def _slot_for(self, task_name: str) -> int:
-        if task_name in self._routes:
-            return self._routes[task_name]
-        busy = [sum(not f.done() for f in futures) for futures in self._pending]
-        return busy.index(min(busy))
+    def process_ids(self) -> list[int]:
+        """Each worker's process id; 0 for one whose process has not started yet."""
+        return [worker.process_id.value for worker in self._workers]
+
+    def _worker_for(self, route: str) -> _Worker:
+        if route in self._routes:
+            return self._workers[self._routes[route]]
+        busy = [sum(not future.done() for future in w.tasks) for w in self._workers]
+        return self._workers[busy.index(min(busy))]
 
     def submit(
         self,
@@ -147,35 +187,28 @@ class TrainingWorkers(TaskRunner):
         dependencies: dict[str, Any] | None = None,
     ) -> Any:
         """Run the task in the worker warmed for it, else in the least busy one."""
-        if not self._slots:
+        if not self._workers:
             raise RuntimeError("Task runner is not started")
-        index = self._slot_for(self.route(task.name, parameters) if self.route else task.name)
-        future = self._slots[index].submit(task, parameters, wait_for, dependencies)
-        self._pending[index].append(future.wrapped_future)
+        worker = self._worker_for(self.route(task.name, parameters) if self.route else task.name)
+        future = worker.pool.submit(task, parameters, wait_for, dependencies)
+        worker.tasks.append(future.wrapped_future)
         return future
 
     def release_workers(self) -> None:
-        """Let the idle workers exit now, while the later stages run in the flow's process.
+        """Let the workers exit now, while the later stages run in the flow's process.
 
         Otherwise they exit when the flow ends: seconds between the last task and the end of
-        the run.
+        the run. A pool waits for its process as it closes, so each closes in a thread.
         """
-        for slot in self._slots:
-            if slot._executor is not None:  # Prefect keeps the pool there, and no other way in
-                slot._executor.shutdown(wait=False)
-
-
-def _stop_processes(slot: ProcessPoolTaskRunner) -> None:
-    """Terminate the slot's worker processes (SIGTERM); the pool then reaps them."""
-    pool = slot._executor
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
-
-
-def _spawn_now(slot: ProcessPoolTaskRunner) -> None:
-    """Start the slot's worker process now; a pool otherwise starts it at the first task."""
-    if slot._executor is not None:
-        slot._executor.submit(_started)
+        for index, worker in enumerate(self._workers):
+            if worker.closing is None:
+                worker.closing = threading.Thread(
+                    target=worker.pool.__exit__,
+                    args=(None, None, None),
+                    name=f"houseprice-release-{index}",
+                    daemon=True,
+                )
+                worker.closing.start()
 
 
 def import_in_background(*modules: str) -> threading.Thread:

@@ -16,9 +16,9 @@ inputs `f<position>_<ascii slug>` (`input_names`), and signature.json maps each 
 its column (`name`), as `raw_columns` does for a frame.
 
 `exports/signature.json` lists the columns, and which fit each export holds. The builders live
-with their framework (tasks/trainers/*, tasks/export.py); this module holds the convention and
+with their framework (houseprice/trainers/*, tasks/export.py); this module holds the convention and
 the checked loading, importing each runtime only when that export is loaded; a trainer's own
-export format comes from its spec (houseprice/trainers.py).
+export format comes from its spec (houseprice/trainers/__init__.py).
 """
 
 from __future__ import annotations

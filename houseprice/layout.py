@@ -76,7 +76,7 @@ class RunPaths:
         return self.root / "model" / "manifest.json"
 
     def model_file(self, trainer: str | TrainerSpec) -> Path:
-        """A trainer's saved model, named by its spec (houseprice/trainers.py)."""
+        """A trainer's saved model, named by its spec (houseprice/trainers/__init__.py)."""
         return self.root / "model" / _spec(trainer).model_file
 
     def linear_weights(self, framework: str) -> Path:

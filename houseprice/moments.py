@@ -227,7 +227,7 @@ class RawMoments:
     def design_statistics(self, prep: Preprocessor) -> tuple[np.ndarray, np.ndarray, float]:
         """Σ z zᵀ, Σ z y and Σ y² of prep's scaled design z = [features..., 1] and scaled target.
 
-        The layout of tasks/trainers/design.py's GramStatistics: the bias column last.
+        The layout of houseprice/trainers/design.py's GramStatistics: the bias column last.
         """
         encoded = self.encoding_map(prep.medians, prep.levels)
         kept = [name not in prep.dropped_columns for name in prep.encoded_names]

@@ -3,10 +3,11 @@
 Prefect starts such a server by itself when PREFECT_API_URL is unset, and gives up after
 PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (20 s). On a fresh PREFECT_HOME the server
 first builds its SQLite database (about 100 migrations), which takes longer than that on a
-busy 2-core machine, so the first `houseprice retrain` failed. Here the server is started the
-way Prefect starts it (uvicorn running prefect.server.api.server:create_app), but in the
-background while the command imports the pipeline, with the time it needs, and with a line on
-the terminal every few seconds while the person waits.
+busy 2-core machine, so the first `houseprice retrain` failed. Prefect's own way in
+(SubprocessASGIServer) also costs the command 2 s of CPU to import the server's code. Here the
+server is Prefect's public command, `prefect server start`, run as a subprocess with only the
+services a temporary server needs, launched before the command imports the pipeline, given the
+time it needs, and with a line on the terminal every few seconds while the person waits.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
-import importlib.util
 import os
-import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,9 +30,26 @@ from pathlib import Path
 STARTUP_TIMEOUT_S = 300.0
 # The longest the person at the terminal goes without a line while the server starts.
 PROGRESS_EVERY_S = 5.0
-# uvicorn exits with 3 when its port was taken meanwhile; Prefect retries with another port.
+# uvicorn exits with 3 when its port was taken meanwhile; `prefect server start` exits saying
+# so when it finds the port taken first. Either way another free port is tried.
 PORT_TAKEN_EXIT_CODE = 3
+PORT_TAKEN_TEXT = "already in use"
 PORT_ATTEMPTS = 3
+# Prefect's public settings for the periodic services that serve deployments, work pools and
+# schedules, which a server that lasts one command has none of: off, as in the temporary server
+# Prefect starts itself. The services that record task runs, events and logs stay on.
+SERVER_SETTINGS = {
+    f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
+    for service in (
+        "SCHEDULER",
+        "LATE_RUNS",
+        "FOREMAN",
+        "REPOSSESSOR",
+        "CANCELLATION_CLEANUP",
+        "PAUSE_EXPIRATIONS",
+        "CLEANUP_RECONCILER",
+    )
+}
 # The server is on loopback: an http_proxy in the environment must not be asked for it.
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -43,11 +58,11 @@ class ServerStartError(RuntimeError):
     """Prefect's temporary server did not come up; the message carries its own output."""
 
 
-def database_needs_migrating() -> bool:
-    """Whether the server will first build or upgrade its SQLite database (a slow start).
+def database_is_new() -> bool:
+    """Whether the server will first build its SQLite database: no file there yet (a slow start).
 
     False when the database is not a local SQLite file (a Postgres server is managed by its
-    owner) or when its migration state cannot be read: the server then decides as usual.
+    owner). A database from an older Prefect is upgraded too, in a few seconds, unannounced.
     """
     from prefect.settings import get_current_settings
 
@@ -56,41 +71,7 @@ def database_needs_migrating() -> bool:
     if not text.startswith("sqlite") or ":memory:" in text:
         return False
     path = Path(text.split(":///", 1)[-1].split("?", 1)[0])
-    if not path.exists():
-        return True
-    heads = _migration_heads()
-    if not heads:
-        return False
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-    except sqlite3.Error:  # no alembic_version table yet: an empty or half-built database
-        return True
-    return {row[0] for row in rows} != heads
-
-
-def _migration_heads() -> set[str]:
-    """The newest revision(s) of Prefect's SQLite migrations, read from the files (no imports)."""
-    folder = _prefect_package() / "server" / "database" / "_migrations" / "versions" / "sqlite"
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in folder.glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision = re.search(r'^revision\s*=\s*["\'](\w+)["\']', text, re.MULTILINE)
-        parent = re.search(r"^down_revision\s*=\s*(.+)$", text, re.MULTILINE)
-        if revision:
-            revisions.add(revision.group(1))
-        if parent:
-            parents.update(re.findall(r"[0-9a-f]{8,}", parent.group(1)))
-    return revisions - parents
-
-
-def _prefect_package() -> Path:
-    """Prefect's package folder, found without importing prefect (1-2 s of imports)."""
-    spec = importlib.util.find_spec("prefect")
-    if spec is None or spec.origin is None:
-        raise ServerStartError("Prefect is not installed in this environment")
-    return Path(spec.origin).parent
+    return not path.exists() or path.stat().st_size == 0
 
 
 def _free_port() -> int:
@@ -101,23 +82,10 @@ def _free_port() -> int:
 
 
 def server_command(port: int) -> list[str]:
-    """The command Prefect itself runs for a temporary server (SubprocessASGIServer)."""
+    """Prefect's own command for a server, on loopback, without its UI."""
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(_prefect_package().parent),
-        "--factory",
-        "prefect.server.api.server:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "error",
-        "--lifespan",
-        "on",
+        *(sys.executable, "-m", "prefect", "server", "start"),
+        *("--host", "127.0.0.1", "--port", str(port), "--no-ui", "--log-level", "ERROR"),
     ]
 
 
@@ -133,7 +101,7 @@ class TemporaryServer:
         self.command = command
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
-        # The server's stderr, shown if it fails; open as long as the server runs, closed by stop().
+        # The server's output, shown if it fails; open as long as the server runs, closed by stop().
         self._output = tempfile.TemporaryFile()  # noqa: SIM115
         self._started_at = 0.0
 
@@ -152,7 +120,7 @@ class TemporaryServer:
         """Tell the person at the terminal what they are waiting for."""
         self.notify("houseprice: starting Prefect's temporary server...")
         # The server imports for seconds before it touches its database: the check is not late.
-        if database_needs_migrating():
+        if database_is_new():
             self.notify(
                 "houseprice: preparing Prefect's database (first run with this PREFECT_HOME "
                 "only; about a minute on a busy machine)..."
@@ -160,16 +128,12 @@ class TemporaryServer:
 
     def _launch(self) -> None:
         self.port = _free_port()
-        env = {
-            **os.environ,
-            # As Prefect's own temporary server: no UI, only the services a temporary one runs.
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-        }
+        env = {**os.environ, **SERVER_SETTINGS}
         env.pop("PREFECT_API_URL", None)
+        self._output.seek(0)
+        self._output.truncate()  # a retry's output only
         self.process = subprocess.Popen(
-            self.command(self.port), env=env, stdout=subprocess.DEVNULL, stderr=self._output
+            self.command(self.port), env=env, stdout=self._output, stderr=subprocess.STDOUT
         )
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
@@ -180,7 +144,7 @@ class TemporaryServer:
             if self._healthy():
                 return
             code = self.process.poll()
-            if code == PORT_TAKEN_EXIT_CODE and attempts < PORT_ATTEMPTS:
+            if code is not None and self._port_taken(code) and attempts < PORT_ATTEMPTS:
                 attempts += 1
                 self._launch()
                 continue
@@ -193,6 +157,9 @@ class TemporaryServer:
                 self.notify(f"houseprice: waiting for Prefect's temporary server ({waited:.0f} s)")
                 next_note = time.monotonic() + PROGRESS_EVERY_S
             time.sleep(0.1)
+
+    def _port_taken(self, code: int) -> bool:
+        return code == PORT_TAKEN_EXIT_CODE or PORT_TAKEN_TEXT in self._server_output()
 
     def _healthy(self) -> bool:
         try:
@@ -207,7 +174,7 @@ class TemporaryServer:
         return f"Prefect's temporary server {what}" + (f":\n{output}" if output else "")
 
     def _server_output(self) -> str:
-        """The end of what the server wrote to stderr (its errors and warnings)."""
+        """The end of what the server wrote (its banner, then its errors and warnings)."""
         self._output.seek(0)
         return self._output.read().decode("utf-8", "replace").strip()[-2000:]
 

@@ -1,6 +1,6 @@
 """The training section of the config: one TrainerConfig per trainer, plus the shared seed.
 
-`training` is a mapping from registered trainer name (houseprice/trainers.py) to its settings,
+`training` is a mapping from registered trainer name (houseprice/trainers/) to its settings,
 so a plug-in trainer is configured like a built-in one, and refused, naming the field, when its
 name is unknown or it cannot use the device asked for.
 """
@@ -48,7 +48,7 @@ class TrainerConfig(_Section):
         ge=1,
         description="Stop after this many epochs without a better validation loss (off if empty).",
     )
-    # Each trainer accepts only the devices its spec lists (houseprice/trainers.py).
+    # Each trainer accepts only the devices its spec lists (houseprice/trainers/).
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto: CUDA, else MPS (torch only), else CPU."
     )
@@ -77,7 +77,7 @@ def _trainer_properties(schema: dict[str, Any], model: type[BaseModel]) -> None:
 class TrainingConfig(_Section):
     """Settings per trainer (a mapping: trainer name → TrainerConfig), plus the seed they share.
 
-    The keys are registered trainer names (houseprice/trainers.py); each one listed trains, and
+    The keys are registered trainer names (houseprice/trainers/); each one listed trains, and
     the default trainers (torch and tensorflow) train whether listed or not. Read one trainer's
     settings as `training.torch` or `training.trainers["torch"]`.
     """

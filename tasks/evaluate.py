@@ -43,8 +43,8 @@ from houseprice.tasks.regression import (
 )
 from houseprice.tasks.statistics import RegressionTable, regression_table
 from houseprice.tasks.streamed_evaluation import MapFiles, evaluate_streamed, map_in_process
-from houseprice.tasks.trainers.common import TrainResult
-from houseprice.tasks.trainers.design import DesignFiles
+from houseprice.trainers.common import TrainResult
+from houseprice.trainers.design import DesignFiles
 
 # Re-exported: the report, plots, record and promote stages import the results from here.
 __all__ = [

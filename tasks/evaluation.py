@@ -27,7 +27,7 @@ from houseprice.tasks.regression import (
     regression_metrics,
 )
 from houseprice.tasks.statistics import RegressionTable
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.trainers.common import TrainResult
 
 REFERENCE = "ols"
 # What judges a model (its error estimate and the promotion gate's absolute limits).

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice import exports, layout, storage
 from houseprice.preprocessing import Preprocessor
-from houseprice.tasks.trainers.common import TrainResult, export_view
+from houseprice.trainers.common import TrainResult, export_view
 
 if TYPE_CHECKING:
     import onnx

@@ -38,8 +38,8 @@ from houseprice.tasks.split import (
     row_positions,
     split_data,
 )
-from houseprice.tasks.trainers.common import TrainingData
-from houseprice.tasks.trainers.design import DesignFiles
+from houseprice.trainers.common import TrainingData
+from houseprice.trainers.design import DesignFiles
 
 
 def fit_preprocessor(

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from houseprice.tasks.evaluate import REFERENCE, Evaluation
-from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import get_trainer, trainer_label, trainer_names
+from houseprice.trainers.common import TrainResult
 
 REFERENCE_LABEL = "least squares (reference)"
 REFERENCE_COLOR = "#555555"

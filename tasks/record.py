@@ -13,8 +13,8 @@ from houseprice import exports, layout, storage
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.evaluate import Evaluation
 from houseprice.tasks.promote import PromotionDecision
-from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import trainer_names
+from houseprice.trainers.common import TrainResult
 
 
 def build_metrics(

@@ -38,7 +38,7 @@ from houseprice.tasks.reporting.pages import (
     summary_markdown,
 )
 from houseprice.tasks.reporting.view import build_report_view
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.trainers.common import TrainResult
 
 if TYPE_CHECKING:
     from houseprice.config import PipelineConfig

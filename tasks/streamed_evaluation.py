@@ -48,8 +48,8 @@ from houseprice.tasks.streamed_reference import (
     sandwich_meat_chunk,
     streamed_regression_table,
 )
-from houseprice.tasks.trainers.common import TrainResult
-from houseprice.tasks.trainers.design import DesignFiles, read_design_chunk
+from houseprice.trainers.common import TrainResult
+from houseprice.trainers.design import DesignFiles, read_design_chunk
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from scipy import linalg
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.regression import LinearModel, RegressionMetrics
 from houseprice.tasks.statistics import RegressionTable, table_of_estimates
-from houseprice.tasks.trainers.design import read_design_chunk
+from houseprice.trainers.design import read_design_chunk
 
 
 def _upper_r(block: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training: one task for every trainer, submitted once per configured trainer.
 
-The trainer's spec (houseprice/trainers.py) names its code; the task imports it inside the
+The trainer's spec (houseprice/trainers/) names its code; the task imports it inside the
 worker process that runs it, so only that process pays for (and holds) torch or TensorFlow.
 The task saves the model there too, atomically, so a diverged (raised) fit never leaves a file
 behind, and the trainer's stand-alone export (raw columns in, price out; houseprice/exports.py).
@@ -8,7 +8,7 @@ behind, and the trainer's stand-alone export (raw columns in, price out; housepr
 Data past memory arrives as DesignFiles (chunk files on disk): the task sums the cost's
 statistics in its worker with the trainer's framework, then fits from them. Under Dask the flow
 maps trainer_chunk_statistics over the chunk files instead and hands the task the summed
-TrainingStatistics (tasks/trainers/streamed.py).
+TrainingStatistics (houseprice/trainers/streamed.py).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from prefect.cache_policies import NO_CACHE
 from houseprice import layout, storage
 from houseprice.config import TrainerConfig
 from houseprice.preprocessing import Preprocessor
-from houseprice.tasks.trainers.common import Log, TrainingData, TrainResult, check_fit
-from houseprice.tasks.trainers.design import DesignFiles, GramStatistics, read_design_chunk
-from houseprice.tasks.trainers.streamed import (
+from houseprice.trainers import TrainerSpec
+from houseprice.trainers.common import Log, TrainingData, TrainResult, check_fit
+from houseprice.trainers.design import DesignFiles, GramStatistics, read_design_chunk
+from houseprice.trainers.streamed import (
     CHECK_ROWS,
     TrainingStatistics,
     accumulate_statistics,
     check_statistics_fit,
 )
-from houseprice.trainers import TrainerSpec
 
 
 def _streamed_functions(spec: TrainerSpec) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -41,7 +41,7 @@ def _streamed_functions(spec: TrainerSpec) -> tuple[Callable[..., Any], Callable
     if spec.statistics is None or spec.train_from_statistics is None:
         raise ValueError(
             f"trainer {spec.name!r} cannot train from data on disk: its spec names no "
-            "statistics and train_from_statistics functions (houseprice/trainers.py); raise "
+            "statistics and train_from_statistics functions (houseprice/trainers/); raise "
             "compute.stream_above_rows past the data's rows to train it in memory"
         )
     return spec.function("statistics"), spec.function("train_from_statistics")

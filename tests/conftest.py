@@ -21,7 +21,7 @@ import pytest
 
 from houseprice.config import DataConfig, PipelineConfig, build_config
 from houseprice.synthetic import SyntheticSpec, make_synthetic_data
-from houseprice.tasks.trainers.common import TrainingData
+from houseprice.trainers.common import TrainingData
 
 NEIGHBORHOODS = ["North", "South", "East"]
 
@@ -79,7 +79,7 @@ def save_torch_champion(root: Path, frame: pd.DataFrame | None = None, **section
     from houseprice import layout, registry, storage
     from houseprice.runs import COMPLETED
     from houseprice.tasks.features import build_feature_set
-    from houseprice.tasks.trainers.torch_trainer import save_torch_model, train_torch
+    from houseprice.trainers.torch_trainer import save_torch_model, train_torch
 
     config = small_config(root, **sections)
     frame = make_houses(rows=200, seed=3) if frame is None else frame

@@ -15,8 +15,8 @@ import numpy as np
 
 from houseprice import layout, registry, storage
 from houseprice.runs import COMPLETED
-from houseprice.tasks.trainers.common import TrainResult
 from houseprice.trainers import default_trainers
+from houseprice.trainers.common import TrainResult
 
 # The trainers every fake run and result set covers unless a test names others.
 TRAINERS = tuple(default_trainers())

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from houseprice.tasks.trainers.common import TrainingData, TrainResult
 from houseprice.trainers import TrainerSpec, register_trainer
+from houseprice.trainers.common import TrainingData, TrainResult
 from tests import numpy_trainer
 
 NAME = "numpy_killed_once"

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers import SavedModel, TrainerSpec, register_trainer
+from houseprice.trainers.common import (
     EpochTracker,
     TrainingData,
     TrainResult,
     describe_cpu,
     minimize_conjugate_gradient,
 )
-from houseprice.trainers import SavedModel, TrainerSpec, register_trainer
 
 NAME = "numpy_cg"
 

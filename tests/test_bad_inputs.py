@@ -67,9 +67,9 @@ def _training_refusal(tmp_path: Path, source: Path, **data) -> str:
     """Run ingest → validate → features → train as the flow does; return the refusal message."""
     from houseprice.tasks.features import build_feature_set, check_finite_features
     from houseprice.tasks.suites import build_expectation_suite
-    from houseprice.tasks.trainers.common import check_fit
-    from houseprice.tasks.trainers.torch_trainer import train_torch
     from houseprice.tasks.validate import DataValidationError, run_validation
+    from houseprice.trainers.common import check_fit
+    from houseprice.trainers.torch_trainer import train_torch
 
     config = _config(tmp_path, source, **data)
     try:
@@ -270,7 +270,7 @@ def test_a_constant_target_is_refused_before_any_model_is_saved(tmp_path):
 
 
 def test_non_finite_weights_or_a_zero_loss_never_pass_the_fit_check():
-    from houseprice.tasks.trainers.common import DegenerateFitError, TrainingData, check_fit
+    from houseprice.trainers.common import DegenerateFitError, TrainingData, check_fit
     from tests.fakes import train_result
 
     rng = np.random.default_rng(0)
@@ -299,8 +299,8 @@ def test_constant_and_collinear_features_are_refused_when_named_and_dropped_othe
         build_feature_set,
         check_finite_features,
     )
-    from houseprice.tasks.trainers.common import check_fit
-    from houseprice.tasks.trainers.torch_trainer import train_torch
+    from houseprice.trainers.common import check_fit
+    from houseprice.trainers.torch_trainer import train_torch
 
     frame = make_houses(rows=80, seed=1)
     frame = frame.assign(flat=7.0, area_twice=frame["area"] * 2)

@@ -21,7 +21,7 @@ from houseprice.tasks import export as export_task
 from houseprice.tasks.export import build_onnx_model
 from houseprice.tasks.features import build_feature_set
 from houseprice.tasks.record import model_checksums
-from houseprice.tasks.trainers import (
+from houseprice.trainers import (
     tensorflow_export,
     tensorflow_trainer,
     torch_export,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,33 +65,34 @@ def _use_database(path: Path):
     )
 
 
-def _stamp(path: Path, *revisions: str) -> None:
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
-        connection.executemany("INSERT INTO alembic_version VALUES (?)", [(r,) for r in revisions])
-
-
-def test_a_missing_database_is_announced_as_needing_preparation(tmp_path):
+def test_a_missing_database_is_announced_as_new(tmp_path):
     with _use_database(tmp_path / "absent" / "prefect.db"):
-        assert prefect_server.database_needs_migrating()
+        assert prefect_server.database_is_new()
 
 
-def test_a_database_at_an_older_revision_needs_migrating(tmp_path):
-    _stamp(tmp_path / "prefect.db", "0000aaaa0000")
+def test_an_existing_database_is_not_announced(tmp_path):
+    (tmp_path / "prefect.db").write_bytes(b"SQLite format 3\x00")
     with _use_database(tmp_path / "prefect.db"):
-        assert prefect_server.database_needs_migrating()
+        assert not prefect_server.database_is_new()
 
 
-def test_a_database_at_prefects_newest_revision_is_ready(tmp_path):
-    heads = prefect_server._migration_heads()
-    assert len(heads) == 1  # Prefect's SQLite migrations form one line of history
-    _stamp(tmp_path / "prefect.db", *heads)
-    with _use_database(tmp_path / "prefect.db"):
-        assert not prefect_server.database_needs_migrating()
+def test_the_services_a_temporary_server_leaves_off_are_prefect_settings(monkeypatch):
+    # A misspelt or renamed setting would be ignored, and the server would run the service.
+    from prefect.settings import Settings
+
+    for name, value in prefect_server.SERVER_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    services = Settings().server.services
+    names = {
+        name.removeprefix("PREFECT_SERVER_SERVICES_").removesuffix("_ENABLED").lower()
+        for name in prefect_server.SERVER_SETTINGS
+    }
+    assert names and not any(getattr(services, name).enabled for name in names)
+    assert services.task_run_recorder.enabled and services.event_persister.enabled
 
 
 def test_a_server_that_exits_at_start_is_reported_with_its_output(monkeypatch):
-    monkeypatch.setattr(prefect_server, "database_needs_migrating", lambda: False)
+    monkeypatch.setattr(prefect_server, "database_is_new", lambda: False)
     failing = [sys.executable, "-c", "import sys; sys.exit('no database for you')"]
     server = prefect_server.TemporaryServer(print, command=lambda port: failing)
     server.start()

@@ -13,13 +13,13 @@ from houseprice.config import FeatureConfig
 from houseprice.errors import ModelLoadError
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.features import fit_preprocessor
-from houseprice.tasks.trainers import (
+from houseprice.trainers import (
     tensorflow_export,
     tensorflow_trainer,
     torch_export,
     torch_trainer,
 )
-from houseprice.tasks.trainers.common import TrainResult
+from houseprice.trainers.common import TrainResult
 from tests.conftest import houses_config, make_houses
 from tests.fakes import train_result
 

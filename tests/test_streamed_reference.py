@@ -33,7 +33,7 @@ from houseprice.tasks.streamed_reference import (
     streamed_r,
     streamed_regression_table,
 )
-from houseprice.tasks.trainers.design import DesignFiles, GramStatistics
+from houseprice.trainers.design import DesignFiles, GramStatistics
 from tests.conftest import make_houses, small_config
 from tests.fakes import train_result
 

@@ -18,20 +18,19 @@ from houseprice import layout, storage
 from houseprice.config import TrainerConfig
 from houseprice.model import LinearWeights
 from houseprice.tasks import train as train_task
-from houseprice.tasks.trainers import streamed
-from houseprice.tasks.trainers.common import TrainingData, TrainingDivergedError, TrainResult
-from houseprice.tasks.trainers.design import DesignFiles, GramStatistics
-from houseprice.tasks.trainers.tensorflow_trainer import (
+from houseprice.trainers import get_trainer, streamed
+from houseprice.trainers.common import TrainingData, TrainingDivergedError, TrainResult
+from houseprice.trainers.design import DesignFiles, GramStatistics
+from houseprice.trainers.tensorflow_trainer import (
     tensorflow_chunk_statistics,
     train_tensorflow,
     train_tensorflow_from_statistics,
 )
-from houseprice.tasks.trainers.torch_trainer import (
+from houseprice.trainers.torch_trainer import (
     torch_chunk_statistics,
     train_torch,
     train_torch_from_statistics,
 )
-from houseprice.trainers import get_trainer
 from tests.conftest import standardized_data
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from houseprice.config import TrainerConfig
-from houseprice.tasks.trainers.common import DeviceUnavailableError
-from houseprice.tasks.trainers.tensorflow_trainer import train_tensorflow
+from houseprice.trainers.common import DeviceUnavailableError
+from houseprice.trainers.tensorflow_trainer import train_tensorflow
 from tests.conftest import standardized_data
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from houseprice.config import TrainerConfig
-from houseprice.tasks.trainers.common import TrainingDivergedError
-from houseprice.tasks.trainers.torch_trainer import train_torch
+from houseprice.trainers.common import TrainingDivergedError
+from houseprice.trainers.torch_trainer import train_torch
 from tests.conftest import standardized_data
 
 

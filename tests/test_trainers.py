@@ -15,14 +15,14 @@ import tensorflow as tf
 import torch
 
 from houseprice.config import TrainerConfig
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers.common import (
     DeviceUnavailableError,
     TrainingData,
     TrainingDivergedError,
     TrainResult,
 )
-from houseprice.tasks.trainers.tensorflow_trainer import train_tensorflow
-from houseprice.tasks.trainers.torch_trainer import train_torch
+from houseprice.trainers.tensorflow_trainer import train_tensorflow
+from houseprice.trainers.torch_trainer import train_torch
 from tests.conftest import standardized_data
 
 
@@ -223,7 +223,7 @@ def test_records_device_threads_and_logs_about_ten_lines(trainer):
 
 
 def test_a_long_fit_logs_an_epoch_line_every_two_seconds_and_a_short_one_once(monkeypatch):
-    from houseprice.tasks.trainers import common
+    from houseprice.trainers import common
 
     clock = iter([0.0, 0.5, 1.0, 2.1, 2.5, 4.2, 4.3])  # seconds at each epoch's end
     monkeypatch.setattr(common.time, "perf_counter", lambda: next(clock))

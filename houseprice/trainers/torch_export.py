@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from houseprice.exports import Scorer, input_names, utf8_bytes
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers.common import (
     TrainResult,
     check_zip_archive,
     describe_load_failure,

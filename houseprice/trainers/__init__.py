@@ -6,9 +6,14 @@ use. Its code is referenced by "module:function" strings and imported only when 
 module (and the config, the loader, the CLI that read it) costs what numpy costs: a trainer's
 framework is loaded by the process that trains with it or reads its model, never by the ground.
 
+The built-in trainers live beside it, one module per framework (torch_trainer.py and
+tensorflow_trainer.py, their exports in *_export.py) sharing common.py, design.py and
+streamed.py. None of them imports Prefect: serving loads models with them, and the training
+tasks (tasks/train.py) wrap them.
+
 Adding a trainer is one module plus one `register_trainer(TrainerSpec(...))` call. The module
 provides (names are the spec's):
-- train(data, settings, seed, log) -> TrainResult (tasks/trainers/common.py);
+- train(data, settings, seed, log) -> TrainResult (houseprice/trainers/common.py);
 - save(result, path): write the fitted model (storage makes the write atomic);
 - read(path) -> SavedModel: read it back with its framework, refusing anything else;
 - export(result, prep, path) and read_export(path) -> Scorer (raw columns in, prices out), when
@@ -57,7 +62,7 @@ class TrainerSpec:
     export: str | None = None
     read_export: str | None = None
     export_file: str | None = None  # the stand-alone export, under the run's exports/ folder
-    # Streamed training (tasks/trainers/design.py): a chunk's GramStatistics computed with the
+    # Streamed training (houseprice/trainers/design.py): a chunk's GramStatistics computed with the
     # framework, and a fit from the summed statistics. A trainer without them trains in memory only.
     statistics: str | None = None
     train_from_statistics: str | None = None
@@ -132,10 +137,10 @@ def trainer_label(name: str) -> str:
     return spec.label if spec else name
 
 
-_TORCH = "houseprice.tasks.trainers.torch_trainer"
-_TORCH_EXPORT = "houseprice.tasks.trainers.torch_export"
-_TENSORFLOW = "houseprice.tasks.trainers.tensorflow_trainer"
-_TENSORFLOW_EXPORT = "houseprice.tasks.trainers.tensorflow_export"
+_TORCH = "houseprice.trainers.torch_trainer"
+_TORCH_EXPORT = "houseprice.trainers.torch_export"
+_TENSORFLOW = "houseprice.trainers.tensorflow_trainer"
+_TENSORFLOW_EXPORT = "houseprice.trainers.tensorflow_export"
 
 register_trainer(
     TrainerSpec(

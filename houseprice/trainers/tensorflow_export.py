@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from houseprice.exports import Scorer, input_names
-from houseprice.tasks.trainers.common import TrainResult, describe_load_failure, export_view
+from houseprice.trainers.common import TrainResult, describe_load_failure, export_view
 
 if TYPE_CHECKING:
     from houseprice.preprocessing import Preprocessor

@@ -21,16 +21,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
-from houseprice.tasks.trainers import common, streamed
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers import SavedModel, common, streamed
+from houseprice.trainers.common import (
     EpochTracker,
     Log,
     TrainingData,
     TrainResult,
     setting_name,
 )
-from houseprice.tasks.trainers.design import GramStatistics
-from houseprice.trainers import SavedModel
+from houseprice.trainers.design import GramStatistics
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig

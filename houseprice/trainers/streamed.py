@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
     EpochTracker,
@@ -34,7 +34,7 @@ from houseprice.tasks.trainers.common import (
     check_fit_summary,
     minimize_conjugate_gradient,
 )
-from houseprice.tasks.trainers.design import DesignFiles, GramStatistics
+from houseprice.trainers.design import DesignFiles, GramStatistics
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from houseprice.tasks.trainers import streamed
-from houseprice.tasks.trainers.common import (
+from houseprice.trainers import SavedModel, streamed
+from houseprice.trainers.common import (
     ADAM_BETAS,
     ADAM_EPSILON,
     DeviceUnavailableError,
@@ -33,8 +33,7 @@ from houseprice.tasks.trainers.common import (
     minimize_conjugate_gradient,
     setting_name,
 )
-from houseprice.tasks.trainers.design import GramStatistics
-from houseprice.trainers import SavedModel
+from houseprice.trainers.design import GramStatistics
 
 if TYPE_CHECKING:
     from houseprice.config import TrainerConfig
