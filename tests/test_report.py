@@ -655,3 +655,23 @@ def test_data_docs_are_linked_relative_to_the_report(full, tmp_path):
     page = render_page(build_report_view(collected, plots=False))
     assert '<a href="validation/data_docs/index.html">Great Expectations Data Docs</a>' in page
     assert "All 3 expectations of suite s passed." in page
+
+
+def test_check_verdict_links_each_problem_to_the_section_that_shows_it():
+    page = render_page(build_report_view(_inputs(tf_perturbation=0.05, drift=DRIFT), plots=False))
+    assert "CHECK: TensorFlow test RMSE is " in page
+    where = page.split("Where to look: ")[1].split("</p>")[0]
+    assert re.findall(r'href="#([^"]+)"', where) == ["drift", "metrics"]
+    assert "Where to look" not in render_page(build_report_view(_inputs(), plots=False))
+
+
+def test_failure_report_says_what_it_means_and_what_to_do(tmp_path):
+    run = layout.RunPaths("20260101T000000Z-abcdef", tmp_path / "run")
+    failed = FailureInputs.from_error(run, "validate", _FailedSuite(run.data_docs / "x"), {})
+    page, markdown = render_failure_report(failed), render_failure_markdown(failed)
+    assert "a failed run is never promoted, so the champion" in page
+    assert "Fix or drop the rows the table names and run <code>houseprice retrain</code>" in page
+    assert "What to do: The data did not meet its expectation suite" in markdown
+    assert page.index("Failed expectations") < page.index("<h2>Error</h2>")
+    other = FailureInputs.from_error(run, "train", RuntimeError("out of memory"), {})
+    assert "Fix what the error below names" in render_failure_report(other)

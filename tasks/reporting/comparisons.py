@@ -116,8 +116,9 @@ def _figures_table(figures: Mapping[str, Any]) -> Table | None:
     rows = [
         [label, *(_measure(values.get(key), key) for _, values in columns)]
         for label, key in MEASURES
+        if any(values.get(key) is not None for _, values in columns)
     ]
-    return Table(["measure", *(heading for heading, _ in columns)], rows)
+    return Table(["measure", *(heading for heading, _ in columns)], rows) if rows else None
 
 
 def _measure(value: float | None, key: str) -> str:
@@ -212,8 +213,11 @@ def _compared_rows(drift: DriftReport) -> str:
     """Which rows the scores compare, with the check's note."""
     champion = f" of champion {drift.champion_run_id}" if drift.champion_run_id else ""
     note = f" ({drift.note})" if drift.note else ""
+    counted = drift.current_rows and drift.reference_rows
+    new = f"The {drift.current_rows:,} new rows" if counted else "The new rows"
+    old = f"the {drift.reference_rows:,} training rows" if counted else "the training rows"
     return (
-        f"The {drift.current_rows:,} new rows against the {drift.reference_rows:,} training "
-        f"rows{champion}{note}. PSI below 0.1 is stable, 0.1–0.25 a moderate shift, above "
-        "0.25 a major one; KS is the largest gap between the two cumulative distributions."
+        f"{new} against {old}{champion}{note}. PSI below 0.1 is stable, 0.1–0.25 a moderate "
+        "shift, above 0.25 a major one; KS is the largest gap between the two cumulative "
+        "distributions."
     )

@@ -101,6 +101,7 @@ def _drift_markdown(drift: DriftView) -> list[str]:
 def failure_markdown(view: FailureView) -> str:
     """The failure in markdown for the Prefect artifact: the same facts as the page."""
     lines = [f"**{md(view.headline)}**", "", f"Run `{md(view.run_id)}`.", ""]
+    lines += [view.consequence, "", f"What to do: {view.next_step}", ""]  # fixed text: no data
     if view.suite is not None:
         lines += [*view.suite.failures.markdown(), ""]
     else:  # in a code block markdown shows the text as it is: only a backtick could break out

@@ -52,10 +52,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Verdict:
-    """PASS or CHECK, and the sentence that says why."""
+    """PASS or CHECK, the sentence that says why, and the sections that show it."""
 
     ok: bool
     text: str
+    see: list[tuple[str, str]]  # (section id, what to read there) for each problem
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ def build_report_view(inputs: ReportInputs, plots: bool = True) -> ReportView:
             "snapshot": inputs.snapshot_hash,
         },
         verdict=Verdict(
-            *run_verdict(inputs.validation, evaluation.reference_check, drifted=drifted)
+            *run_verdict(inputs.validation, evaluation.reference_check, drifted=drifted),
+            see=_where_to_look(inputs.validation, evaluation, drifted),
         ),
         snapshot_hash=inputs.snapshot_hash,
         contents=_contents(promotion, drift, regression, bool(figures)),
@@ -180,6 +182,24 @@ def build_report_view(inputs: ReportInputs, plots: bool = True) -> ReportView:
         training=_training_table(inputs),
         timings=timings_view(inputs.stage_seconds),
     )
+
+
+def _where_to_look(
+    validation: Mapping[str, Any], evaluation: Evaluation, drifted: list[str]
+) -> list[tuple[str, str]]:
+    """The sections that explain a CHECK verdict, one per kind of problem, in page order."""
+    off = not all(check["within_tolerance"] for check in evaluation.reference_check.values())
+    problems = {
+        "validation": not validation.get("success", False),
+        "drift": bool(drifted),
+        "metrics": off or not evaluation.reference_check,
+    }
+    readings = {
+        "validation": "the failed expectations",
+        "drift": "which features drifted, and how far",
+        "metrics": "the reference check: each trainer against least squares",
+    }
+    return [(key, readings[key]) for key, problem in problems.items() if problem]
 
 
 def selected_view(inputs: ReportInputs) -> SelectedView:
