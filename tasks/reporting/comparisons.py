@@ -189,8 +189,8 @@ def drift_view(drift: DriftReport) -> DriftView:
 
 def _drift_summary(drift: DriftReport, ordered: list[tuple[str, float]]) -> str:
     """One sentence: which features drifted and by how much, no drift, or why not checked."""
-    if not drift.checked:
-        return f"Drift was not checked: {drift.note}."
+    if not drift.checked:  # drift.py's notes start 'not checked: ' already
+        return f"Drift was not checked: {drift.note.removeprefix('not checked: ')}."
     if not ordered:
         return "No feature could be compared, so no drift was measured."
     if not drift.drifted:
