@@ -675,3 +675,12 @@ def test_failure_report_says_what_it_means_and_what_to_do(tmp_path):
     assert page.index("Failed expectations") < page.index("<h2>Error</h2>")
     other = FailureInputs.from_error(run, "train", RuntimeError("out of memory"), {})
     assert "Fix what the error below names" in render_failure_report(other)
+
+
+def test_a_rerun_on_the_same_rows_reads_as_the_same_score_not_noise():
+    from houseprice.tasks.reporting.comparisons import promotion_view
+
+    same = GATE_FIGURES["comparison"] | {"relative_change": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    view = promotion_view(replace(BEATS, promoted=False, figures={"comparison": same}))
+    assert view.sentences[-1].endswith("so the two models score the same on these rows.")
+    assert promotion_view(BEATS).sentences[-1].endswith("so the challenger is better beyond noise.")

@@ -26,6 +26,8 @@ FIGURE_COLUMNS = {
 MEASURES = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"), ("MAPE %", "mape"))
 # The usual reading of a PSI (drift.py's docstring): below 0.1 stable, above 0.25 a major shift.
 PSI_BANDS = ((0.1, "stable"), (0.25, "moderate shift"))
+# An interval within ±0.005% of no change: a rerun on the same data, not a contest.
+SAME_SCORE = 5e-5
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ def _comparison_sentences(decision: PromotionDecision, comparison: Mapping[str, 
         ]
     if {"ci_low", "ci_high"} <= set(comparison):
         low, high = comparison["ci_low"], comparison["ci_high"]
-        if high < 0:
+        if max(abs(low), abs(high)) < SAME_SCORE:
+            reading = "the two models score the same on these rows"
+        elif high < 0:
             reading = "the challenger is better beyond noise"
         elif low > 0:
             reading = "the challenger is worse beyond noise"
@@ -210,14 +214,13 @@ def _drift_summary(drift: DriftReport, ordered: list[tuple[str, float]]) -> str:
 
 
 def _compared_rows(drift: DriftReport) -> str:
-    """Which rows the scores compare, with the check's note."""
+    """Which rows the scores compare (the check's note repeats the counts and the verdict)."""
     champion = f" of champion {drift.champion_run_id}" if drift.champion_run_id else ""
-    note = f" ({drift.note})" if drift.note else ""
     counted = drift.current_rows and drift.reference_rows
     new = f"The {drift.current_rows:,} new rows" if counted else "The new rows"
     old = f"the {drift.reference_rows:,} training rows" if counted else "the training rows"
     return (
-        f"{new} against {old}{champion}{note}. PSI below 0.1 is stable, 0.1–0.25 a moderate "
+        f"{new} against {old}{champion}. PSI below 0.1 is stable, 0.1–0.25 a moderate "
         "shift, above 0.25 a major one; KS is the largest gap between the two cumulative "
         "distributions."
     )
