@@ -684,3 +684,17 @@ def test_a_rerun_on_the_same_rows_reads_as_the_same_score_not_noise():
     view = promotion_view(replace(BEATS, promoted=False, figures={"comparison": same}))
     assert view.sentences[-1].endswith("so the two models score the same on these rows.")
     assert promotion_view(BEATS).sentences[-1].endswith("so the challenger is better beyond noise.")
+
+
+def test_drift_lists_the_largest_and_every_unstable_feature_and_counts_the_stable_rest():
+    from houseprice.tasks.reporting.comparisons import drift_view
+
+    scores = {f"f{i}": 0.001 * i for i in range(12)} | {"moved": 0.15, "jumped": 0.9}
+    view = drift_view(DriftReport(True, 0.25, "", scores=scores))
+    assert [row.feature for row in view.rows] == ["jumped", "moved", "f11", "f10", "f9"]
+    assert [row.meaning for row in view.rows[:3]] == ["major shift", "moderate shift", "stable"]
+    assert view.stable_left_out == 9
+    page = render_page(
+        build_report_view(_inputs(drift=DriftReport(True, 0.25, "", scores=scores)), plots=False)
+    )
+    assert "The other 9 compared features are stable (PSI below 0.1)." in page

@@ -26,6 +26,8 @@ FIGURE_COLUMNS = {
 MEASURES = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"), ("MAPE %", "mape"))
 # The usual reading of a PSI (drift.py's docstring): below 0.1 stable, above 0.25 a major shift.
 PSI_BANDS = ((0.1, "stable"), (0.25, "moderate shift"))
+# Stable features listed however many there are; the rest of the stable ones are counted.
+SHOWN_STABLE = 5
 # An interval within ±0.005% of no change: a rerun on the same data, not a contest.
 SAME_SCORE = 5e-5
 
@@ -156,6 +158,7 @@ class DriftView:
     compared: str | None  # which rows were compared with which
     drifted: list[str]  # largest first, as DriftReport.drifted gives them
     rows: list[DriftRow]  # largest PSI first; empty when nothing was compared
+    stable_left_out: int  # stable features below the rows shown, counted but not listed
     largest: str  # the three largest scores, 'Kind 0.350, Year_Built 0.050'
     not_compared: list[str]  # 'feature: why', for features that could not be scored
 
@@ -169,6 +172,13 @@ def drift_view(drift: DriftReport) -> DriftView:
     """What drifted and by how much; features that could not be compared are listed with why."""
     drifted = drift.drifted
     ordered = sorted(drift.scores.items(), key=lambda item: -item[1])
+    # A wide table's stable features say nothing one by one: list the largest few and every
+    # feature past stable or the threshold, and count the rest.
+    shown = [
+        name
+        for rank, (name, score) in enumerate(ordered)
+        if rank < SHOWN_STABLE or name in drifted or psi_meaning(score) != "stable"
+    ]
     return DriftView(
         checked=drift.checked,
         note=drift.note,
@@ -185,7 +195,9 @@ def drift_view(drift: DriftReport) -> DriftView:
                 feature in drifted,
             )
             for feature, score in ordered
+            if feature in shown
         ],
+        stable_left_out=len(ordered) - len(shown),
         largest=", ".join(f"{name} {score:.3f}" for name, score in ordered[:3]),
         not_compared=[f"{feature}: {why}" for feature, why in drift.not_comparable.items()],
     )
