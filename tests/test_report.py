@@ -539,7 +539,11 @@ def test_breusch_pagan_is_undefined_without_features_or_spread():
 
 def test_heteroskedastic_residuals_recommend_robust_errors_or_a_log_target():
     frame = _frame(rows=300, spread_grows=True)
-    page = render_page(build_report_view(_inputs(frame=frame), plots=False))
+    view = build_report_view(_inputs(frame=frame))
+    page = render_page(view)
+    caption = view.figures[-1].caption  # under the residual plots that show it
+    assert caption.startswith("The residuals' spread is not constant") and IMG in page
+    assert f'{escape(caption)} <a href="#regression">What to do about it</a>' in page
     aside = page.split("<h3>Heteroskedasticity</h3>")[1].split("</aside>")[0]
     assert "Breusch–Pagan test" in aside and "heteroskedasticity, p &lt; 0.05" in aside
     assert "read the HC1 column" in aside and "<code>features.log_target: true</code>" in aside
@@ -551,6 +555,7 @@ def test_heteroskedastic_residuals_recommend_robust_errors_or_a_log_target():
 
 def test_homoskedastic_residuals_say_so(full):
     _, page = full
+    assert "<figcaption" not in page
     assert "No evidence that the residual spread changes with the features" in page
     assert "read the HC1 column" not in page
 

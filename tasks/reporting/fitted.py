@@ -57,6 +57,7 @@ class HeteroskedasticityView:
 
     fired: bool
     text: str
+    caption: str | None = None  # under the residual plots, when the test fired
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ def heteroskedasticity_view(
         True,
         f"{result} The residual spread changes with the features (heteroskedasticity, "
         f"p < {HETEROSKEDASTICITY_P}): {advice}.",
+        caption=(
+            "The residuals' spread is not constant: the Breusch–Pagan test rejects constant "
+            f"variance (p {_p_text(test.p)})."
+        ),
     )
 
 

@@ -100,6 +100,7 @@ class Figure:
     title: str
     uri: str
     alt: str
+    caption: str | None = None  # what the figure shows that a test confirms
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def build_report_view(inputs: ReportInputs, plots: bool = True) -> ReportView:
     regression = regression_view(
         evaluation, prep, heteroskedasticity_view(test, residuals.rows, prep.log_target)
     )
-    figures = _figures(inputs, selected.name) if plots else []
+    caption = regression.heteroskedasticity.caption if regression is not None else None
+    figures = _figures(inputs, selected.name, caption) if plots else []
     return ReportView(
         run_id=inputs.run_id,
         facts={
@@ -301,7 +303,7 @@ def _plotted_rows(evaluation: Evaluation, name: str) -> tuple[np.ndarray, np.nda
     return evaluation.y_train, model.train_predictions, "in-sample"
 
 
-def _figures(inputs: ReportInputs, selected: str) -> list[Figure]:
+def _figures(inputs: ReportInputs, selected: str, caption: str | None) -> list[Figure]:
     """Loss curves (when trainers ran) and the selected model's fit and residuals."""
     evaluation, target = inputs.evaluation, inputs.features.preprocessor.target
     figures = []
@@ -313,7 +315,8 @@ def _figures(inputs: ReportInputs, selected: str) -> list[Figure]:
         return figures
     title = f"{model_label(selected)}: fit and residuals ({rows} rows)"
     alt = "predicted vs actual, residuals vs predicted, residual histogram, normal QQ plot"
-    return [*figures, Figure(title, fit_plots(actual, predicted, selected, target), alt)]
+    fit = fit_plots(actual, predicted, selected, target)
+    return [*figures, Figure(title, fit, alt, caption)]
 
 
 TRAINING_HEADERS = [
