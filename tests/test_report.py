@@ -703,3 +703,18 @@ def test_drift_lists_the_largest_and_every_unstable_feature_and_counts_the_stabl
         build_report_view(_inputs(drift=DriftReport(True, 0.25, "", scores=scores)), plots=False)
     )
     assert "The other 9 compared features are stable (PSI below 0.1)." in page
+
+
+def test_with_no_trainer_on_the_reference_the_page_shows_the_reference_in_full():
+    inputs = _inputs()
+    checks = {
+        name: check | {"within_tolerance": False}
+        for name, check in inputs.evaluation.reference_check.items()
+    }
+    off = replace(inputs, evaluation=replace(inputs.evaluation, reference_check=checks))
+    page = render_page(build_report_view(off, plots=False))
+    assert "No trainer matched the least-squares reference" in page
+    assert '<h3>least squares (reference)</h3><p class="equation">' in page
+    differences = page.split("<h3>The other models</h3>")[1].split("</table>")[0]
+    assert "<td>PyTorch</td>" in differences and "<td>TensorFlow</td>" in differences
+    assert differences.count("<td>NO</td>") == 2

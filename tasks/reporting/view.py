@@ -214,9 +214,10 @@ def selected_view(inputs: ReportInputs) -> SelectedView:
             "itself; the trainers' gaps are in the tables of other models and the reference check."
         )
         return SelectedView(REFERENCE, model_label(REFERENCE), why)
+    chosen_by = "validation" if inputs.evaluation.models[name].validation else "in-sample"
     why = (
         f"The report shows {model_label(name)} in full: of the trainers that match the "
-        "least-squares reference, it has the lowest validation RMSE, so it is the one a "
+        f"least-squares reference, it has the lowest {chosen_by} RMSE, so it is the one a "
         "promotion would make champion. The other models are compared with it in one table."
     )
     return SelectedView(name, model_label(name), why)
