@@ -50,7 +50,15 @@ if TYPE_CHECKING:
 REPORT_ARTIFACT_KEY = "houseprice-report"
 METRICS_ARTIFACT_KEY = "houseprice-metrics"
 REPORT_LINK_ARTIFACT_KEY = "houseprice-report-link"
-VALIDATION_FIELDS = ("success", "evaluated", "successful", "failed", "suite", "failures")
+VALIDATION_FIELDS = (
+    "success",
+    "evaluated",
+    "successful",
+    "failed",
+    "suite",
+    "failures",
+    "docs_index",
+)
 
 
 @dataclass
@@ -104,6 +112,7 @@ class ReportInputs:
     stage_seconds: dict[str, float]
     promotion: PromotionDecision | None = None  # None: no gate ran
     drift: DriftReport | None = None  # None: no drift check ran
+    data_docs: str | None = None  # the Data Docs index, relative to report.html
 
     @property
     def devices(self) -> dict[str, str]:
@@ -140,7 +149,13 @@ class ReportInputs:
             stage_seconds=dict(stage_seconds),
             promotion=promotion,
             drift=drift,
+            data_docs=_relative_docs(run, _validation_summary(validation).get("docs_index")),
         )
+
+
+def _relative_docs(run: RunPaths, docs: str | Path | None) -> str | None:
+    """The Data Docs index relative to report.html, so the run folder can move; None without."""
+    return Path(os.path.relpath(docs, run.root)).as_posix() if docs else None
 
 
 def _validation_summary(validation: Any) -> dict[str, Any]:
@@ -222,14 +237,13 @@ class FailureInputs:
         """Read the failure off the error; a failed validation carries its whole report."""
         report = getattr(error, "report", None)  # DataValidationError; duck-typed, as above
         validation = report.to_dict() if hasattr(report, "to_dict") else None
-        docs = (validation or {}).get("docs_index")
         return cls(
             run_id=run.run_id,
             stage=stage,
             error=f"{type(error).__name__}: {error}",
             stage_seconds=dict(stage_seconds),
             validation=validation,
-            data_docs=Path(os.path.relpath(docs, run.root)).as_posix() if docs else None,
+            data_docs=_relative_docs(run, (validation or {}).get("docs_index")),
         )
 
     @property

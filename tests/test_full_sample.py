@@ -88,7 +88,7 @@ def test_all_rows_labels_in_sample_figures_and_judges_by_cross_validation(all_ro
     page = run.report.read_text()
     assert "Regression table (least squares)" in page and "HC1 s.e." in page
     assert "In-sample figures are measured on the rows the model was fitted to" in page
-    assert "Predicted vs actual (in-sample)" in page
+    assert "fit and residuals (in-sample rows)" in page
 
 
 def test_all_rows_run_becomes_the_first_champion_on_its_cross_validated_figures(all_rows_run):

@@ -40,24 +40,31 @@ from houseprice.tasks.report import (
     write_failure_report,
     write_report,
 )
+from houseprice.tasks.reporting.diagnostics import BreuschPagan
+from houseprice.tasks.reporting.fitted import heteroskedasticity_view
 from houseprice.tasks.reporting.metrics import metrics_table_rows, run_verdict
 from houseprice.tasks.reporting.pages import render_page
 from houseprice.tasks.reporting.view import build_report_view
 from tests.fakes import train_result
 
 HOSTILE = "<script>alert(1)</script>"
-PLOTS = 4  # loss curves, predicted vs actual, residuals vs predicted, residual histogram
+PLOTS = 2  # loss curves; the selected model's fit (predicted, residuals, histogram, QQ)
 IMG = '<img src="data:image/png;base64,'
 
 
-def _frame() -> pd.DataFrame:
-    """40 houses: price linear in area, age and a 3-level kind, plus noise."""
+def _frame(rows: int = 40, spread_grows: bool = False) -> pd.DataFrame:
+    """Houses: price linear in area, age and a 3-level kind, plus noise.
+
+    spread_grows: the noise's spread grows with the area (heteroskedastic residuals).
+    """
     rng = np.random.default_rng(7)
-    area = rng.uniform(60, 260, 40)
-    year = rng.integers(1950, 2020, 40).astype("float64")
-    kind = rng.choice(["A", "B", "C"], 40)
+    area = rng.uniform(60, 260, rows)
+    year = rng.integers(1950, 2020, rows).astype("float64")
+    kind = rng.choice(["A", "B", "C"], rows)
     premium = pd.Series(kind).map({"A": 0.0, "B": 15_000.0, "C": -8_000.0}).to_numpy()
-    price = 40_000 + 1_200 * area + 250 * (year - 1950) + premium + rng.normal(0, 6_000, 40)
+    spread = 6_000 * (area / 60) ** 2 / 4 if spread_grows else 6_000
+    noise = rng.normal(0, 1, rows) * spread
+    price = 40_000 + 1_200 * area + 250 * (year - 1950) + premium + noise
     return pd.DataFrame({HOSTILE: area, "Year_Built": year, "Kind": kind, "Sale_Price": price})
 
 
@@ -87,8 +94,10 @@ def _train_result(framework: str, features: FeatureSet, perturbation: float):
     )
 
 
-def _inputs(log_target: bool = False, tf_perturbation: float = -2e-4, **sections) -> ReportInputs:
-    frame, config = _frame(), _config(log_target)
+def _inputs(
+    log_target: bool = False, tf_perturbation: float = -2e-4, frame=None, **sections
+) -> ReportInputs:
+    frame, config = _frame() if frame is None else frame, _config(log_target)
     features = build_feature_set(frame, config)
     results = [
         _train_result("torch", features, 1e-4),
@@ -141,17 +150,18 @@ def log_page() -> str:
     return render_report(_inputs(log_target=True))
 
 
-def test_page_shows_every_models_metrics(full):
+def test_page_shows_the_selected_models_metrics_and_how_the_others_differ(full):
     inputs, page = full
-    for name, label in [
-        (REFERENCE, "least squares (reference)"),
-        ("torch", "PyTorch"),
-        ("tensorflow", "TensorFlow"),
-    ]:
-        model = inputs.evaluation.models[name]
-        assert label in page
-        for metrics in (model.test, model.validation):
-            assert f"{metrics.rmse:,.0f}" in page and f"{metrics.r2:.4f}" in page
+    selected = inputs.evaluation.models["torch"]  # the gate's challenger
+    for metrics in (selected.test, selected.validation):
+        assert f"<td>{metrics.rmse:,.0f}</td>" in page and f"<td>{metrics.r2:.4f}</td>" in page
+    differences = (
+        page.split("<h3>The other models</h3>")[1].split("</table>")[0].split("<tbody>")[1]
+    )
+    for name, label in [(REFERENCE, "least squares (reference)"), ("tensorflow", "TensorFlow")]:
+        gap = inputs.evaluation.models[name].test.rmse - selected.test.rmse
+        assert f"<td>{label}</td><td>{gap:+,.4g}</td>" in differences
+    assert "PyTorch" not in differences
     assert "Reference check" in page and "Framework agreement" in page
 
 
@@ -182,10 +192,10 @@ def test_page_escapes_feature_names_reasons_and_notes():
     inputs = _inputs(promotion=promotion, drift=drift)
     page = render_page(build_report_view(inputs, plots=False))
     assert "<script" not in page and "<img" not in page
-    assert f"<td>{escape(breakout)}</td><td>0.5</td>" in page
-    assert f"<p>{escape(HOSTILE)}</p>" in page  # the promotion's reason
-    assert f"champion <code>{escape(HOSTILE)}</code>" in page
-    assert f"<td>not_comparable.{escape(HOSTILE)}</td><td>{escape(HOSTILE)}</td>" in page
+    assert f"<td>{escape(breakout)}</td><td>0.500</td>" in page
+    assert f"(PyTorch): {escape(HOSTILE)}</p>" in page  # the promotion's reason
+    assert f"Against champion {escape(HOSTILE)}," in page
+    assert f"<li>{escape(HOSTILE)}: {escape(HOSTILE)}</li>" in page  # not comparable, and why
     assert f"CHECK: drift above threshold in {escape(breakout)}." in page
 
 
@@ -237,8 +247,8 @@ def test_log_target_says_coefficients_are_not_price_units(log_page):
 def test_optional_sections_render_only_when_given(full, log_page):
     _, page = full
     assert 'id="promotion"' in page and "not promoted" in page
-    assert "<td>challenger_test.rmse</td><td>5,100</td>" in page
-    assert 'id="drift"' in page and "1 of 2 compared features above it" in page
+    assert "<th>challenger (test rows)</th>" in page and "<td>RMSE</td><td>5,100</td>" in page
+    assert 'id="drift"' in page and "1 of 2 compared features drifted past" in page
     assert "CHECK: drift above threshold in Kind" in page  # drift changes the verdict
     assert 'id="promotion"' not in log_page and 'id="drift"' not in log_page
     assert "PASS:" in log_page
@@ -254,8 +264,8 @@ def test_drift_counts_compared_features_and_lists_the_others_with_reasons():
         not_comparable={"Lot_Area": reason},
     )
     page = render_report(_inputs(drift=drift))
-    assert "1 of 2 compared features above it" in page
-    assert f"<td>not_comparable.Lot_Area</td><td>{escape(reason)}</td>" in page
+    assert "1 of 2 compared features drifted past the PSI threshold 0.2: Kind (PSI 0.350" in page
+    assert f"<li>Lot_Area: {escape(reason)}</li>" in page
     assert "CHECK: drift above threshold in Kind." in page  # an uncompared feature is no drift
 
 
@@ -264,8 +274,9 @@ def test_markdown_summary_has_verdict_and_tables(full):
     summary = render_markdown_summary(replace(inputs, drift=None))
     assert summary.startswith("**PASS:")
     assert "| model | split | RMSE |" in summary
-    assert summary.count("| least squares (reference) |") == 3  # test, validation, cross-validated
-    assert "| PyTorch | test |" in summary and "| TensorFlow | validation |" in summary
+    assert summary.count("| PyTorch | ") == 4  # test, validation, cross-validated; its check
+    assert "| mean predictor (baseline) | test |" in summary
+    assert "| least squares (reference) | +" in summary and "| TensorFlow | +" in summary
     assert "| trainer | test RMSE vs reference |" in summary
 
 
@@ -452,3 +463,259 @@ def test_scatter_panels_draw_at_most_the_cap_however_many_test_rows():
     for rows in (MAX_SCATTER_POINTS, MAX_SCATTER_POINTS + 1, 1_000_000, 7_500_001):
         drawn = len(range(rows)[scatter_rows(rows)])
         assert MAX_SCATTER_POINTS // 2 <= drawn <= MAX_SCATTER_POINTS
+
+
+# ---------------------------------------------------------------------------------------------
+# A report a person reads: sentences instead of keys, one model in full, residual diagnostics.
+
+GATE_FIGURES = {  # what gate_promotion records against a champion (tasks/promote.py)
+    "basis": "test",
+    "challenger_test": {"rmse": 5100.0, "mae": 4000.0, "r2": 0.95, "mape": 0.031},
+    "comparison": {
+        "challenger_rmse": 5100.0,
+        "champion_rmse": 5210.0,
+        "relative_change": -0.0211,
+        "ci_low": -0.034,
+        "ci_high": -0.008,
+        "confidence": 0.95,
+        "samples": 2000,
+    },
+    "champion_test": {"rmse": 5210.0, "mae": 4100.0, "r2": 0.948, "mape": 0.033},
+}
+BEATS = PromotionDecision(
+    True,
+    "beats champion c1: RMSE change -2.11%; see `houseprice history`",
+    "torch",
+    "c1",
+    GATE_FIGURES,
+)
+FIRST = PromotionDecision(
+    True,
+    "first champion: passes the absolute limits (on 7 test rows)",
+    "torch",
+    None,
+    {"basis": "test", "challenger_test": GATE_FIGURES["challenger_test"]},
+)
+NOT_CHECKED = DriftReport(checked=False, threshold=0.25, note="not checked: no champion yet")
+
+
+@pytest.fixture(scope="module")
+def against_champion() -> str:
+    """A page whose gate compared the challenger with a champion, without plots."""
+    inputs = _inputs(promotion=BEATS, drift=DRIFT)
+    return render_page(build_report_view(inputs, plots=False))
+
+
+def test_breusch_pagan_matches_statsmodels():
+    sm = pytest.importorskip("statsmodels.api")
+    from statsmodels.stats.diagnostic import het_breuschpagan
+
+    from houseprice.tasks.reporting.diagnostics import breusch_pagan, reference_residuals
+
+    report_inputs = _inputs(frame=_frame(rows=300, spread_grows=True))
+    residuals = reference_residuals(report_inputs.evaluation, report_inputs.features)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 4))
+    cases = [
+        (residuals.residuals, residuals.design),  # the report's own: heteroskedastic
+        (rng.normal(size=500), x),  # homoskedastic
+        (rng.normal(size=500) * (1 + np.abs(x[:, 1])), x),
+    ]
+    for resid, design in cases:
+        ours = breusch_pagan(resid, design)
+        lm, p, f, f_p = het_breuschpagan(resid, sm.add_constant(design))
+        assert ours.df == design.shape[1] and ours.rows == len(resid)
+        for mine, theirs in zip((ours.lm, ours.p, ours.f, ours.f_p), (lm, p, f, f_p), strict=True):
+            assert mine == pytest.approx(theirs, rel=1e-8, abs=1e-300)
+
+
+def test_breusch_pagan_is_undefined_without_features_or_spread():
+    from houseprice.tasks.reporting.diagnostics import breusch_pagan
+
+    assert breusch_pagan(np.ones(10), np.arange(10.0)[:, None]) is None  # no spread to explain
+    assert breusch_pagan(np.arange(10.0), np.empty((10, 0))) is None  # no feature
+    design = np.random.default_rng(0).normal(size=(3, 2))
+    assert breusch_pagan(np.arange(3.0), design) is None  # no more rows than parameters
+
+
+def test_heteroskedastic_residuals_recommend_robust_errors_or_a_log_target():
+    frame = _frame(rows=300, spread_grows=True)
+    view = build_report_view(_inputs(frame=frame))
+    page = render_page(view)
+    caption = view.figures[-1].caption  # under the residual plots that show it
+    assert caption.startswith("The residuals' spread is not constant") and IMG in page
+    assert f'{escape(caption)} <a href="#regression">What to do about it</a>' in page
+    aside = page.split("<h3>Heteroskedasticity</h3>")[1].split("</aside>")[0]
+    assert "Breusch–Pagan test" in aside and "heteroskedasticity, p &lt; 0.05" in aside
+    assert "read the HC1 column" in aside and "<code>features.log_target: true</code>" in aside
+    fired = BreuschPagan(lm=30.0, p=1e-6, df=3, f=11.0, f_p=1e-6, rows=300)
+    logged = heteroskedasticity_view(fired, "training", log_target=True)
+    assert logged.fired and "read the HC1 column" in logged.text
+    assert "log_target" not in logged.text  # already modelled as log
+
+
+def test_homoskedastic_residuals_say_so(full):
+    _, page = full
+    assert "<figcaption" not in page
+    assert "No evidence that the residual spread changes with the features" in page
+    assert "read the HC1 column" not in page
+
+
+def test_page_has_one_equation_and_one_set_of_fit_plots(full):
+    _, page = full
+    assert page.count('class="equation"') == 1
+    assert '<h3>PyTorch</h3><p class="equation">Sale_Price = ' in page
+    assert page.count("fit and residuals") == 1 and page.count(IMG) == PLOTS
+    assert "QQ" in page
+
+
+def test_promotion_is_told_in_sentences_not_keys(against_champion):
+    page = against_champion
+    for key in ("ci_low", "ci_high", "challenger_test", "champion_test", "comparison."):
+        assert key not in page
+    assert "relative_change" not in page and "drifted []" not in page
+    assert (
+        "The challenger&#39;s test RMSE is 5,100 against the champion&#39;s 5,210 (run c1), "
+        "a change of -2.11%." in page
+    )
+    assert (
+        "The 95% paired-bootstrap interval of the change (2,000 resamples) runs from -3.40% "
+        "to -0.80%, so the challenger is better beyond noise." in page
+    )
+    assert "<th>champion (same test rows)</th>" in page
+
+
+def test_backticks_in_reasons_become_code_not_literal_backticks(against_champion):
+    assert "see <code>houseprice history</code>" in against_champion
+    assert "`" not in against_champion
+
+
+def test_mape_is_in_percent_everywhere_and_a_fraction_in_metrics_json(against_champion):
+    page = against_champion
+    labels = re.findall(r"<t[hd]>([^<]*MAPE[^<]*)</t[hd]>", page)  # every table's MAPE label
+    assert len(labels) == 3 and all(label.endswith(("%", "(points)")) for label in labels)
+    assert "<td>MAPE %</td><td>3.10</td><td>3.30</td>" in page  # the gate recorded 0.031, 0.033
+    inputs = _inputs()  # no gate: the selected model is the lowest validation RMSE's
+    test = inputs.evaluation.models["tensorflow"].test
+    summary = render_markdown_summary(inputs)
+    assert f"| TensorFlow | test | {test.rmse:,.0f} | {test.mae:,.0f} | {test.r2:.4f} | " in summary
+    assert f"| {test.r2:.4f} | {100 * test.mape:.2f} |" in summary
+    payload = inputs.evaluation.metrics_payload()  # metrics.json: the documented fraction
+    assert payload["tensorflow"]["test"]["mape"] == test.mape < 1
+
+
+def test_contents_link_to_every_section_and_every_link_resolves(full, against_champion):
+    for page in (full[1], against_champion):
+        targets = re.findall(r'href="#([^"]+)"', page)
+        ids = set(re.findall(r'id="([^"]+)"', page))
+        assert targets and set(targets) <= ids
+        assert {"metrics", "regression", "equation", "drift", "promotion"} <= set(targets)
+
+
+def test_a_run_without_a_champion_says_so_and_has_no_empty_table():
+    page = render_page(build_report_view(_inputs(promotion=FIRST, drift=NOT_CHECKED), plots=False))
+    assert not re.search(r"<tbody>\s*</tbody>", page)
+    promotion = page.split('id="promotion"')[1].split("</section>")[0]
+    drift = page.split('id="drift"')[1].split("</section>")[0]
+    assert "There is no champion yet, so there was nothing to compare with" in promotion
+    assert "champion (same test rows)" not in promotion
+    assert "Drift was not checked: no champion yet." in drift  # said once
+    assert "<table" not in drift
+
+
+def test_drift_says_which_columns_drifted_and_by_how_much(full):
+    _, page = full
+    drift = page.split('id="drift"')[1].split("</section>")[0]
+    assert "1 of 2 compared features drifted past the PSI threshold 0.2: " in drift
+    assert "Kind (PSI 0.350, major shift)" in drift
+    assert "<td>Year_Built</td><td>0.050</td><td>—</td><td>stable</td>" in drift
+    calm = DriftReport(True, 0.25, "", scores={"Kind": 0.12, "Year_Built": 0.01})
+    page = render_page(build_report_view(_inputs(drift=calm), plots=False))
+    assert "No drift: all 2 compared features have a PSI at or below the threshold 0.25" in page
+
+
+def test_metrics_table_scores_the_mean_predictor_as_baseline(full):
+    inputs, page = full
+    training_mean = inputs.features.preprocessor.inverse_target(
+        np.mean(inputs.features.training.y_train)
+    )
+    actual = inputs.evaluation.y_test
+    rmse = float(np.sqrt(np.mean((actual - training_mean) ** 2)))
+    assert f"<td>mean predictor (baseline)</td><td>test</td><td>{rmse:,.0f}</td>" in page
+    assert f"training rows&#39; mean, {float(training_mean):,.0f}" in page
+
+
+def test_data_docs_are_linked_relative_to_the_report(full, tmp_path):
+    inputs, _ = full
+    run = layout.RunPaths("r1", tmp_path)
+    snapshot = datasets.Snapshot("cd" * 32, tmp_path / "snapshot.parquet", 40, 4)
+    ingested = SimpleNamespace(frame=_frame(), snapshot=snapshot, source="memory")
+    validation = SimpleNamespace(
+        success=True, evaluated=3, successful=3, failed=0, suite="s",
+        docs_index=run.data_docs / "index.html",
+    )  # fmt: skip
+    collected = ReportInputs.collect(
+        run, _config(), ingested, validation, inputs.features, inputs.results,
+        inputs.evaluation, {"ingest": 1.0},
+    )  # fmt: skip
+    page = render_page(build_report_view(collected, plots=False))
+    assert '<a href="validation/data_docs/index.html">Great Expectations Data Docs</a>' in page
+    assert "All 3 expectations of suite s passed." in page
+
+
+def test_check_verdict_links_each_problem_to_the_section_that_shows_it():
+    page = render_page(build_report_view(_inputs(tf_perturbation=0.05, drift=DRIFT), plots=False))
+    assert "CHECK: TensorFlow test RMSE is " in page
+    where = page.split("Where to look: ")[1].split("</p>")[0]
+    assert re.findall(r'href="#([^"]+)"', where) == ["drift", "metrics"]
+    assert "Where to look" not in render_page(build_report_view(_inputs(), plots=False))
+
+
+def test_failure_report_says_what_it_means_and_what_to_do(tmp_path):
+    run = layout.RunPaths("20260101T000000Z-abcdef", tmp_path / "run")
+    failed = FailureInputs.from_error(run, "validate", _FailedSuite(run.data_docs / "x"), {})
+    page, markdown = render_failure_report(failed), render_failure_markdown(failed)
+    assert "a failed run is never promoted, so the champion" in page
+    assert "Fix or drop the rows the table names and run <code>houseprice retrain</code>" in page
+    assert "What to do: The data did not meet its expectation suite" in markdown
+    assert page.index("Failed expectations") < page.index("<h2>Error</h2>")
+    other = FailureInputs.from_error(run, "train", RuntimeError("out of memory"), {})
+    assert "Fix what the error below names" in render_failure_report(other)
+
+
+def test_a_rerun_on_the_same_rows_reads_as_the_same_score_not_noise():
+    from houseprice.tasks.reporting.comparisons import promotion_view
+
+    same = GATE_FIGURES["comparison"] | {"relative_change": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    view = promotion_view(replace(BEATS, promoted=False, figures={"comparison": same}))
+    assert view.sentences[-1].endswith("so the two models score the same on these rows.")
+    assert promotion_view(BEATS).sentences[-1].endswith("so the challenger is better beyond noise.")
+
+
+def test_drift_lists_the_largest_and_every_unstable_feature_and_counts_the_stable_rest():
+    from houseprice.tasks.reporting.comparisons import drift_view
+
+    scores = {f"f{i}": 0.001 * i for i in range(12)} | {"moved": 0.15, "jumped": 0.9}
+    view = drift_view(DriftReport(True, 0.25, "", scores=scores))
+    assert [row.feature for row in view.rows] == ["jumped", "moved", "f11", "f10", "f9"]
+    assert [row.meaning for row in view.rows[:3]] == ["major shift", "moderate shift", "stable"]
+    assert view.stable_left_out == 9
+    page = render_page(
+        build_report_view(_inputs(drift=DriftReport(True, 0.25, "", scores=scores)), plots=False)
+    )
+    assert "The other 9 compared features are stable (PSI below 0.1)." in page
+
+
+def test_with_no_trainer_on_the_reference_the_page_shows_the_reference_in_full():
+    inputs = _inputs()
+    checks = {
+        name: check | {"within_tolerance": False}
+        for name, check in inputs.evaluation.reference_check.items()
+    }
+    off = replace(inputs, evaluation=replace(inputs.evaluation, reference_check=checks))
+    page = render_page(build_report_view(off, plots=False))
+    assert "No trainer matched the least-squares reference" in page
+    assert '<h3>least squares (reference)</h3><p class="equation">' in page
+    differences = page.split("<h3>The other models</h3>")[1].split("</table>")[0]
+    assert "<td>PyTorch</td>" in differences and "<td>TensorFlow</td>" in differences
+    assert differences.count("<td>NO</td>") == 2

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from houseprice.tasks.report import FailureInputs
 
 FAILURE_HEADERS = ["expectation", "column", "sample values", "what failed"]
+# A run is promoted only after it completes (flows/retrain.py), so a failed one changes nothing.
+CONSEQUENCE = (
+    "Nothing from this run is used: a failed run is never promoted, so the champion (if there "
+    "is one) stays as it was and `houseprice predict` keeps scoring with it."
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class FailureView:
     run_id: str
     headline: str
     error: str
+    consequence: str  # what the failure means for the models in use
+    next_step: str  # what to do about it
     suite: FailedSuiteView | None  # only when validation stopped the run
     data_docs: str | None  # the Data Docs index, relative to report.html
     timings: TimingsView
@@ -45,6 +52,18 @@ def _failure_cells(failure: dict[str, Any]) -> list[str]:
         sample or "—",
         failure.get("description", ""),
     ]
+
+
+def _next_step(validation: bool, docs: bool) -> str:
+    """What to do: fix the data (or the suite) after a failed validation, else the error."""
+    if not validation:
+        return "Fix what the error below names, then run `houseprice retrain` again."
+    where = " (the Data Docs linked below show every expectation and the values it saw)"
+    return (
+        "The data did not meet its expectation suite, so nothing was trained. Fix or drop the "
+        "rows the table names and run `houseprice retrain` again; if the data is right and an "
+        f"expectation is wrong, change the suite instead{where if docs else ''}."
+    )
 
 
 def build_failure_view(inputs: FailureInputs) -> FailureView:
@@ -63,6 +82,8 @@ def build_failure_view(inputs: FailureInputs) -> FailureView:
         run_id=inputs.run_id,
         headline=inputs.headline,
         error=inputs.error,
+        consequence=CONSEQUENCE,
+        next_step=_next_step(suite is not None, inputs.data_docs is not None),
         suite=suite,
         data_docs=inputs.data_docs,
         timings=timings_view(inputs.stage_seconds),

@@ -1,4 +1,5 @@
-"""The fitted models as a reader sees them: each model's equation, and the regression table."""
+"""The fitted models as a reader sees them: the selected model's equation, the regression table
+and its heteroskedasticity test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, replace
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.evaluate import Evaluation, coefficients_in_original_units
 from houseprice.tasks.plots import model_label
+from houseprice.tasks.reporting.diagnostics import BreuschPagan
 from houseprice.tasks.reporting.text import (
     Table,
     format_number,
@@ -14,6 +16,9 @@ from houseprice.tasks.reporting.text import (
     format_stat,
     significance,
 )
+
+# The Breusch–Pagan p-value below which the report calls the residuals heteroskedastic.
+HETEROSKEDASTICITY_P = 0.05
 
 REGRESSION_HEADERS = [
     "term",
@@ -38,13 +43,21 @@ class Equation:
 
 @dataclass(frozen=True)
 class EquationsView:
-    """Every model's equation and a table of their coefficients side by side."""
+    """The selected model's equation (the others' differences are in the metrics section)."""
 
     target: str
     log_target: bool  # coefficients in log-price units: the page warns
     reference_levels: str | None  # 'column = level, ...'; None without categorical features
-    equations: list[Equation]
-    coefficients: Table
+    equation: Equation
+
+
+@dataclass(frozen=True)
+class HeteroskedasticityView:
+    """The Breusch–Pagan test of the reference's residuals, and what to do when it fires."""
+
+    fired: bool
+    text: str
+    caption: str | None = None  # under the residual plots, when the test fired
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class RegressionView:
     table: Table  # the first cell of each row is a term name
     summary: str
     dropped: dict[str, str]  # aliased design columns left out, and why
+    heteroskedasticity: HeteroskedasticityView
 
 
 def _lhs(prep: Preprocessor) -> str:
@@ -65,7 +79,7 @@ def _lhs(prep: Preprocessor) -> str:
     return f"log({prep.target})" if prep.log_target else prep.target
 
 
-def _coefficients(evaluation: Evaluation, prep: Preprocessor) -> dict[str, dict[str, float]]:
+def model_coefficients(evaluation: Evaluation, prep: Preprocessor) -> dict[str, dict[str, float]]:
     """Each model's coefficients per raw feature unit; in log-price units for a log target."""
     if not prep.log_target:
         return {name: model.coefficients or {} for name, model in evaluation.models.items()}
@@ -88,27 +102,67 @@ def _equation(lhs: str, coefficients: dict[str, float], prep: Preprocessor) -> s
     return f"{lhs} = " + " ".join(terms)
 
 
-def equations_view(evaluation: Evaluation, prep: Preprocessor) -> EquationsView:
-    """Each model's equation in the target's units, and their coefficients in one table."""
-    coefficients = _coefficients(evaluation, prep)
+def equations_view(
+    coefficients: dict[str, dict[str, float]], prep: Preprocessor, selected: str
+) -> EquationsView:
+    """The selected model's equation in the target's units."""
     levels = ", ".join(f"{column} = {level}" for column, level in prep.reference_levels.items())
-    names = ["intercept", *prep.feature_names]
     return EquationsView(
         target=prep.target,
         log_target=prep.log_target,
         reference_levels=levels if prep.categorical_features else None,
-        equations=[
-            Equation(model_label(name), _equation(_lhs(prep), coefs, prep))
-            for name, coefs in coefficients.items()
-        ],
-        coefficients=Table.of(
-            ["term", *map(model_label, coefficients)],
-            ([n, *(c[n] for c in coefficients.values())] for n in names),
+        equation=Equation(
+            model_label(selected), _equation(_lhs(prep), coefficients[selected], prep)
         ),
     )
 
 
-def regression_view(evaluation: Evaluation, prep: Preprocessor) -> RegressionView | None:
+def heteroskedasticity_view(
+    test: BreuschPagan | None, rows: str, log_target: bool
+) -> HeteroskedasticityView:
+    """The test's result as sentences; when it fires, which standard errors to read instead."""
+    if test is None:
+        return HeteroskedasticityView(
+            False, "Breusch–Pagan test: not defined here (too few rows or no feature)."
+        )
+    result = (
+        f"Breusch–Pagan test of the least-squares residuals on the {test.rows:,} {rows} rows "
+        f"(Koenker's studentized form): LM = {format_stat(test.lm)} on {test.df} df, "
+        f"p {_p_text(test.p)}; F = {format_stat(test.f)}, p {_p_text(test.f_p)}."
+    )
+    if test.p >= HETEROSKEDASTICITY_P:
+        return HeteroskedasticityView(
+            False,
+            f"{result} No evidence that the residual spread changes with the features "
+            f"(p ≥ {HETEROSKEDASTICITY_P}): the classical standard errors can be read as they are.",
+        )
+    advice = (
+        "read the HC1 column instead of the classical standard error (and do not trust the "
+        "classical t, p and interval)"
+    )
+    if not log_target:
+        advice += ", or model the logarithm of the price (`features.log_target: true`), which "
+        advice += "often evens out a spread that grows with the price"
+    return HeteroskedasticityView(
+        True,
+        f"{result} The residual spread changes with the features (heteroskedasticity, "
+        f"p < {HETEROSKEDASTICITY_P}): {advice}.",
+        caption=(
+            "The residuals' spread is not constant: the Breusch–Pagan test rejects constant "
+            f"variance (p {_p_text(test.p)})."
+        ),
+    )
+
+
+def _p_text(p: float) -> str:
+    """'= 0.0123' or '< 1e-16'."""
+    text = format_p_value(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def regression_view(
+    evaluation: Evaluation, prep: Preprocessor, heteroskedasticity: HeteroskedasticityView
+) -> RegressionView | None:
     """The reference's regression table and fit summary; None when none was computed."""
     regression = evaluation.regression
     if regression is None:
@@ -116,8 +170,7 @@ def regression_view(evaluation: Evaluation, prep: Preprocessor) -> RegressionVie
     fit, in_sample = regression.fit, len(evaluation.y_test) == 0
     rows_text = "all" if in_sample else "the training"
     df1, df2 = fit["f_df"]
-    f_p = format_p_value(fit["f_p"])
-    f_p = f_p if f_p.startswith("<") else f"= {f_p}"
+    f_p = _p_text(fit["f_p"])
     summary = (
         f"n = {fit['n']:,} ({rows_text} rows); R² = {format_stat(fit['r2'])}, adjusted R² = "
         f"{format_stat(fit['adj_r2'])}; residual standard error {format_stat(fit['rse'])} on "
@@ -143,4 +196,5 @@ def regression_view(evaluation: Evaluation, prep: Preprocessor) -> RegressionVie
         table=Table(REGRESSION_HEADERS, rows),
         summary=summary,
         dropped=dict(prep.dropped_columns),
+        heteroskedasticity=heteroskedasticity,
     )

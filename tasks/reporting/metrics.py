@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from houseprice.tasks.evaluate import REFERENCE, Evaluation
+from houseprice.tasks.evaluate import REFERENCE, Evaluation, RegressionMetrics
 from houseprice.tasks.plots import model_label
 from houseprice.tasks.reporting.text import Table, format_number, format_value
 
@@ -22,7 +22,10 @@ SPLIT_LABELS = {
     "cross_validated": "cross-validated",
     "in_sample": "in-sample (training rows)",
 }
-METRIC_HEADERS = ["model", "split", "RMSE", "MAE", "R²", "MAPE %", "RMSE vs reference"]
+METRIC_HEADERS = ["model", "split", "RMSE", "MAE", "R²", "MAPE %", "RMSE vs least squares"]
+# The mean predictor: every house at the training rows' mean price, the floor any model must beat.
+BASELINE = "baseline"
+BASELINE_LABEL = "mean predictor (baseline)"
 CHECK_HEADERS = [
     "trainer",
     "test RMSE vs reference",
@@ -41,19 +44,32 @@ def require_reference(evaluation: Evaluation) -> None:
         )
 
 
-def metrics_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
-    """One row per model and split: RMSE, MAE, R², MAPE % and the RMSE gap to the reference."""
+def metrics_table_rows(
+    evaluation: Evaluation,
+    models: Iterable[str] | None = None,
+    baseline: Mapping[str, RegressionMetrics] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per model and split: RMSE, MAE, R², MAPE % and the RMSE gap to the reference.
+
+    models picks and orders the models (default: all); baseline adds the mean predictor's rows,
+    keyed by ModelEvaluation field ('test', 'validation', 'in_sample').
+    """
     require_reference(evaluation)
     reference = evaluation.models[REFERENCE]
+    has_test = reference.test is not None
     rows = []
-    for name, model in evaluation.models.items():
+    sources = {
+        name: {part: getattr(evaluation.models[name], part) for part in SPLIT_LABELS}
+        for name in models or evaluation.models
+    }
+    if baseline:
+        sources[BASELINE] = dict(baseline)
+    for name, parts in sources.items():
         for field_name, split in SPLIT_LABELS.items():
-            metrics, baseline = getattr(model, field_name), getattr(reference, field_name)
-            if metrics is None or baseline is None:
+            metrics, exact = parts.get(field_name), getattr(reference, field_name)
+            if metrics is None or exact is None or (field_name == "in_sample" and has_test):
                 continue
-            if field_name == "in_sample" and model.test is not None:
-                continue
-            gap = None if name == REFERENCE else 100 * (metrics.rmse / baseline.rmse - 1)
+            gap = None if name == REFERENCE else 100 * (metrics.rmse / exact.rmse - 1)
             rows.append(
                 {
                     "model": name,
@@ -61,18 +77,24 @@ def metrics_table_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
                     "rmse": metrics.rmse,
                     "mae": metrics.mae,
                     "r2": metrics.r2,
-                    "mape_pct": 100 * metrics.mape,
+                    "mape_pct": 100 * metrics.mape,  # metrics.json keeps the fraction
                     "rmse_gap_pct": gap,
                 }
             )
     return rows
 
 
+def metric_label(name: str) -> str:
+    """A model's name in the metrics tables, the baseline included."""
+    return BASELINE_LABEL if name == BASELINE else model_label(name)
+
+
 def metric_cells(row: dict[str, Any]) -> list[str]:
     """A metrics row as display strings, in METRIC_HEADERS order."""
-    gap = "reference" if row["rmse_gap_pct"] is None else f"{row['rmse_gap_pct']:+.3g}%"
+    gap = row["rmse_gap_pct"]
+    gap = "reference" if gap is None else (f"{gap:+,.0f}%" if abs(gap) >= 1000 else f"{gap:+.3g}%")
     return [
-        model_label(row["model"]),
+        metric_label(row["model"]),
         row["split"],
         format_number(row["rmse"]),
         format_number(row["mae"]),
@@ -161,22 +183,109 @@ class AgreementView:
 
 @dataclass(frozen=True)
 class MetricsView:
-    """Every model's metrics, the reference check and the trainers' agreement, pair by pair."""
+    """The selected model and the baseline, the others' differences, the checks, the agreement."""
 
     basis: BasisView
+    selected: str  # the selected model's label
     table: Table
+    baseline: str | None  # what the baseline is, or why it is missing
+    differences: Table | None  # None: no other model
+    differences_basis: str  # the figures the differences are taken on
     checks: Table
     agreements: list[AgreementView]
 
 
-def metrics_view(evaluation: Evaluation) -> MetricsView:
-    """Metrics per model and split, each trainer against the reference, and their agreement."""
+DIFFERENCE_HEADERS = [
+    "model",
+    "RMSE difference",
+    "R² difference",
+    "MAPE difference (points)",
+    "largest coefficient gap",
+    "matches least squares",
+]
+
+
+def metrics_view(
+    evaluation: Evaluation,
+    selected: str,
+    coefficients: Mapping[str, Mapping[str, float]],
+    baseline: Mapping[str, RegressionMetrics] | None,
+    baseline_price: str | None = None,
+) -> MetricsView:
+    """The selected model and the baseline per split, the others' differences, the checks."""
+    rows = metrics_table_rows(evaluation, [selected], baseline)
+    others = [name for name in evaluation.models if name != selected]
+    basis = "test" if len(evaluation.y_test) else "in-sample"
     return MetricsView(
         basis=_basis_view(evaluation),
-        table=Table(METRIC_HEADERS, [metric_cells(row) for row in metrics_table_rows(evaluation)]),
+        selected=model_label(selected),
+        table=Table(METRIC_HEADERS, [metric_cells(row) for row in rows]),
+        baseline=(
+            f"The baseline prices every house at the training rows' mean, {baseline_price}: "
+            "a model must beat it to be worth anything."
+            if baseline
+            else "No baseline: the training rows' mean was not recorded (rows on disk, "
+            "target not standardized)."
+        ),
+        differences=Table(
+            DIFFERENCE_HEADERS,
+            [_difference_cells(evaluation, name, selected, coefficients) for name in others],
+        )
+        if others
+        else None,
+        differences_basis=basis,
         checks=Table(CHECK_HEADERS, [check_cells(*i) for i in evaluation.reference_check.items()]),
         agreements=_agreement_views(evaluation),
     )
+
+
+def compared_metrics(evaluation: Evaluation, name: str) -> RegressionMetrics | None:
+    """The figures models are compared on: test, else in-sample.
+
+    Not the cross-validated ones: those score each trainer's exact optimum refitted per fold,
+    the same for every model by construction.
+    """
+    model = evaluation.models[name]
+    return model.test or model.in_sample
+
+
+def _difference_cells(
+    evaluation: Evaluation,
+    name: str,
+    selected: str,
+    coefficients: Mapping[str, Mapping[str, float]],
+) -> list[str]:
+    """How one model differs from the selected one, in DIFFERENCE_HEADERS order."""
+    mine, theirs = compared_metrics(evaluation, name), compared_metrics(evaluation, selected)
+    check = evaluation.reference_check.get(name)
+    matches = "reference" if check is None else ("yes" if check["within_tolerance"] else "NO")
+    if mine is None or theirs is None:
+        metric_gaps = ["—"] * 3
+    else:
+        metric_gaps = [
+            f"{mine.rmse - theirs.rmse:+,.4g}",
+            f"{mine.r2 - theirs.r2:+.2g}",
+            f"{100 * (mine.mape - theirs.mape):+.3g}",
+        ]
+    gap = coefficient_gap(coefficients[name], coefficients[selected])
+    return [model_label(name), *metric_gaps, gap, matches]
+
+
+def coefficient_gap(coefficients: Mapping[str, float], selected: Mapping[str, float]) -> str:
+    """The largest gap between two models' coefficients, relative to the selected model's.
+
+    Relative, because the terms' units differ (price per m², per year, per level): an absolute
+    maximum would always name the term with the largest unit.
+    """
+    if not selected:
+        return "—"
+
+    def relative(term: str) -> float:
+        return abs(coefficients[term] - selected[term]) / max(abs(selected[term]), 1e-300)
+
+    term = max(selected, key=relative)
+    absolute = coefficients[term] - selected[term]
+    return f"{100 * relative(term):.2g}% on {term} ({absolute:+.3g})"
 
 
 def _basis_view(evaluation: Evaluation) -> BasisView:

@@ -7,6 +7,7 @@ message) can never become markup; the markdown escapes each value with md().
 from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from houseprice.tasks.reporting.failure import FailureView
 from houseprice.tasks.reporting.text import md
@@ -22,6 +23,24 @@ _TEMPLATES = Environment(
 )
 
 
+def code_spans(text: str) -> Markup:
+    """Text with its `backtick spans` as <code>, the way a reason or a note writes commands.
+
+    Every piece is escaped first, so only the <code> tags added here are markup. An unpaired
+    backtick is left as it is.
+    """
+    pieces = str(text).split("`")
+    if len(pieces) % 2 == 0:  # an odd number of backticks: no pairs to trust
+        return escape(text)
+    return Markup("").join(
+        Markup("<code>%s</code>") % piece if odd else escape(piece)
+        for odd, piece in ((i % 2 == 1, p) for i, p in enumerate(pieces))
+    )
+
+
+_TEMPLATES.filters["code_spans"] = code_spans
+
+
 def render_page(view: ReportView) -> str:
     """report.html of a finished run: one self-contained page (inline CSS, plots as PNG)."""
     return _TEMPLATES.get_template("report.html.j2").render(view=view)
@@ -33,7 +52,7 @@ def render_failure_page(view: FailureView) -> str:
 
 
 def summary_markdown(view: ReportView) -> str:
-    """Verdict, promotion, drift, metrics table and reference check in markdown."""
+    """The view in markdown: verdict, promotion, drift, metrics, other models, reference check."""
     lines = [
         f"**{md(view.verdict.text)}**",
         "",
@@ -43,6 +62,7 @@ def summary_markdown(view: ReportView) -> str:
         *(_drift_markdown(view.drift) if view.drift is not None else []),
         *view.metrics.table.markdown(),
         "",
+        *([*view.metrics.differences.markdown(), ""] if view.metrics.differences else []),
         *view.metrics.checks.markdown(),
     ]
     return "\n".join(lines) + "\n"
@@ -53,14 +73,12 @@ def _promotion_markdown(promotion: PromotionView) -> list[str]:
     verdict = "promoted" if promotion.promoted else "not promoted"
     model = f" ({md(promotion.model)})" if promotion.model else ""
     lines = [f"**Promotion: {verdict}**{model}: {md(promotion.reason)}", ""]
-    if promotion.change is not None:
-        line = (
+    if promotion.interval is not None:
+        lines += [
             f"Test RMSE change against champion `{md(promotion.champion_run_id)}`: "
-            f"{promotion.change}"
-        )
-        if promotion.interval:
-            line += f", {promotion.interval}"
-        lines += [line + ".", ""]
+            f"{promotion.interval}.",
+            "",
+        ]
     return lines
 
 
@@ -83,6 +101,7 @@ def _drift_markdown(drift: DriftView) -> list[str]:
 def failure_markdown(view: FailureView) -> str:
     """The failure in markdown for the Prefect artifact: the same facts as the page."""
     lines = [f"**{md(view.headline)}**", "", f"Run `{md(view.run_id)}`.", ""]
+    lines += [view.consequence, "", f"What to do: {view.next_step}", ""]  # fixed text: no data
     if view.suite is not None:
         lines += [*view.suite.failures.markdown(), ""]
     else:  # in a code block markdown shows the text as it is: only a backtick could break out

@@ -2,22 +2,41 @@
 
 Every number is turned into display text here, so the templates hold markup and nothing else,
 and the markdown summary reads the same view as the page. Trainers are whatever ran: each is
-named by model_label and listed in the order evaluation gives, never by framework here.
+named by model_label and listed in the order evaluation gives, never by framework here. One
+model, the selected one (the gate's challenger), is shown in full: its equation and plots; the
+others appear as their differences from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from houseprice.preprocessing import Preprocessor
 from houseprice.tasks.evaluate import REFERENCE, Evaluation
-from houseprice.tasks.plots import loss_plot, model_label, prediction_plot, residual_plots
+from houseprice.tasks.plots import fit_plots, loss_plot, model_label
+from houseprice.tasks.promote import select_run_model
+from houseprice.tasks.reporting.comparisons import (
+    DriftView,
+    PromotionView,
+    drift_view,
+    promotion_view,
+)
+from houseprice.tasks.reporting.diagnostics import (
+    baseline_metrics,
+    breusch_pagan,
+    reference_residuals,
+    training_mean_price,
+)
 from houseprice.tasks.reporting.fitted import (
     EquationsView,
     RegressionView,
     equations_view,
+    heteroskedasticity_view,
+    model_coefficients,
     regression_view,
 )
 from houseprice.tasks.reporting.metrics import (
@@ -26,34 +45,19 @@ from houseprice.tasks.reporting.metrics import (
     require_reference,
     run_verdict,
 )
-from houseprice.tasks.reporting.text import Table, format_value
+from houseprice.tasks.reporting.text import Table, format_number, format_value
 
 if TYPE_CHECKING:
-    from houseprice.tasks.drift import DriftReport
-    from houseprice.tasks.promote import PromotionDecision
     from houseprice.tasks.report import DataSummary, ReportInputs
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """PASS or CHECK, and the sentence that says why."""
+    """PASS or CHECK, the sentence that says why, and the sections that show it."""
 
     ok: bool
     text: str
-
-
-@dataclass(frozen=True)
-class PromotionView:
-    """The gate's decision, its reason and, against a champion, the bootstrap interval."""
-
-    promoted: bool
-    reason: str
-    model: str | None  # the challenger's label
-    champion_run_id: str | None
-    change: str | None  # the challenger's relative test RMSE change against the champion
-    interval: str | None  # '95% interval -3.40% .. -0.80% (paired bootstrap, 2,000 resamples)'
-    figures: Table | None
-    fields: Table | None
+    see: list[tuple[str, str]]  # (section id, what to read there) for each problem
 
 
 @dataclass(frozen=True)
@@ -74,33 +78,21 @@ class DataView:
 
 @dataclass(frozen=True)
 class ValidationView:
-    """The expectation suite's outcome and counts."""
+    """The expectation suite's outcome as a sentence, its failures, and the Data Docs."""
 
     success: bool
-    counts: Table | None
+    text: str
     failures: list[str]
+    data_docs: str | None  # the Data Docs index, relative to report.html
 
 
 @dataclass(frozen=True)
-class DriftRow:
-    """One compared feature: its PSI and whether that is above the threshold."""
+class SelectedView:
+    """The model the report shows in full: the gate's challenger, else the reference."""
 
-    feature: str
-    score: str
-    drifted: bool
-
-
-@dataclass(frozen=True)
-class DriftView:
-    """The drift check: scores per compared feature, the drifted ones, and everything else."""
-
-    checked: bool
-    note: str
-    threshold: str
-    drifted: list[str]  # largest first, as DriftReport.drifted gives them
-    rows: list[DriftRow]
-    largest: str  # the three largest scores, 'Kind 0.350, Year_Built 0.050'
-    fields: Table | None
+    name: str
+    label: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +102,7 @@ class Figure:
     title: str
     uri: str
     alt: str
+    caption: str | None = None  # what the figure shows that a test confirms
 
 
 @dataclass(frozen=True)
@@ -129,6 +122,8 @@ class ReportView:
     facts: dict[str, str]
     verdict: Verdict
     snapshot_hash: str
+    contents: list[tuple[str, str]]  # (section id, heading), in page order
+    selected: SelectedView
     promotion: PromotionView | None
     data: DataView
     validation: ValidationView
@@ -148,8 +143,22 @@ def build_report_view(inputs: ReportInputs, plots: bool = True) -> ReportView:
     summary on its own.
     """
     require_reference(inputs.evaluation)
-    prep = inputs.features.preprocessor
+    evaluation, features = inputs.evaluation, inputs.features
+    prep = features.preprocessor
     drifted = inputs.drift.drifted if inputs.drift is not None else []
+    selected = selected_view(inputs)
+    coefficients = model_coefficients(evaluation, prep)
+    residuals = reference_residuals(evaluation, features)
+    test = breusch_pagan(residuals.residuals, residuals.design)
+    baseline = baseline_metrics(evaluation, features)
+    price = training_mean_price(features)
+    promotion = promotion_view(inputs.promotion) if inputs.promotion is not None else None
+    drift = drift_view(inputs.drift) if inputs.drift is not None else None
+    regression = regression_view(
+        evaluation, prep, heteroskedasticity_view(test, residuals.rows, prep.log_target)
+    )
+    caption = regression.heteroskedasticity.caption if regression is not None else None
+    figures = _figures(inputs, selected.name, caption) if plots else []
     return ReportView(
         run_id=inputs.run_id,
         facts={
@@ -158,46 +167,93 @@ def build_report_view(inputs: ReportInputs, plots: bool = True) -> ReportView:
             "snapshot": inputs.snapshot_hash,
         },
         verdict=Verdict(
-            *run_verdict(inputs.validation, inputs.evaluation.reference_check, drifted=drifted)
+            *run_verdict(inputs.validation, evaluation.reference_check, drifted=drifted),
+            see=_where_to_look(inputs.validation, evaluation, drifted),
         ),
         snapshot_hash=inputs.snapshot_hash,
-        promotion=promotion_view(inputs.promotion) if inputs.promotion is not None else None,
+        contents=_contents(promotion, drift, regression, bool(figures)),
+        selected=selected,
+        promotion=promotion,
         data=_data_view(inputs),
-        validation=_validation_view(inputs.validation),
-        drift=drift_view(inputs.drift) if inputs.drift is not None else None,
-        metrics=metrics_view(inputs.evaluation),
-        regression=regression_view(inputs.evaluation, prep),
-        equations=equations_view(inputs.evaluation, prep),
-        figures=_figures(inputs) if plots else [],
+        validation=_validation_view(inputs.validation, inputs.data_docs),
+        drift=drift,
+        metrics=metrics_view(
+            evaluation, selected.name, coefficients, baseline, price and format_number(price)
+        ),
+        regression=regression,
+        equations=equations_view(coefficients, prep, selected.name),
+        figures=figures,
         training=_training_table(inputs),
         timings=timings_view(inputs.stage_seconds),
     )
 
 
-def promotion_view(decision: PromotionDecision) -> PromotionView:
-    """The decision as text; the interval is read off the gate's comparison figures."""
-    comparison = decision.figures.get("comparison") or {}
-    change = interval = None
-    if "relative_change" in comparison:
-        change = f"{comparison['relative_change']:+.2%}"
-        if {"ci_low", "ci_high"} <= set(comparison):
-            level = f"{comparison['confidence']:.0%} " if "confidence" in comparison else ""
-            samples = f", {comparison['samples']:,} resamples" if "samples" in comparison else ""
-            interval = (
-                f"{level}interval {comparison['ci_low']:+.2%} .. {comparison['ci_high']:+.2%} "
-                f"(paired bootstrap{samples})"
-            )
-    fields = {"framework": decision.framework, "champion_run_id": decision.champion_run_id}
-    return PromotionView(
-        promoted=decision.promoted,
-        reason=decision.reason,
-        model=model_label(decision.framework) if decision.framework else None,
-        champion_run_id=decision.champion_run_id,
-        change=change,
-        interval=interval,
-        figures=Table.fields("figure", decision.figures),
-        fields=Table.fields("field", fields),
+def _where_to_look(
+    validation: Mapping[str, Any], evaluation: Evaluation, drifted: list[str]
+) -> list[tuple[str, str]]:
+    """The sections that explain a CHECK verdict, one per kind of problem, in page order."""
+    off = not all(check["within_tolerance"] for check in evaluation.reference_check.values())
+    problems = {
+        "validation": not validation.get("success", False),
+        "drift": bool(drifted),
+        "metrics": off or not evaluation.reference_check,
+    }
+    readings = {
+        "validation": "the failed expectations",
+        "drift": "which features drifted, and how far",
+        "metrics": "the reference check: each trainer against least squares",
+    }
+    return [(key, readings[key]) for key, problem in problems.items() if problem]
+
+
+def selected_view(inputs: ReportInputs) -> SelectedView:
+    """The gate's challenger (the model a promotion would make champion), else the reference."""
+    name = inputs.promotion.framework if inputs.promotion is not None else None
+    name = name or select_run_model(inputs.evaluation)
+    if name is None:
+        why = (
+            "No trainer matched the least-squares reference, so the report shows the reference "
+            "itself; the trainers' gaps are in the tables of other models and the reference check."
+        )
+        return SelectedView(REFERENCE, model_label(REFERENCE), why)
+    chosen_by = "validation" if inputs.evaluation.models[name].validation else "in-sample"
+    why = (
+        f"The report shows {model_label(name)} in full: of the trainers that match the "
+        f"least-squares reference, it has the lowest {chosen_by} RMSE, so it is the one a "
+        "promotion would make champion. The other models are compared with it in one table."
     )
+    return SelectedView(name, model_label(name), why)
+
+
+# Every section the page may have, in page order: (id, heading).
+SECTIONS = (
+    ("promotion", "Promotion"),
+    ("data", "Data"),
+    ("validation", "Data validation"),
+    ("drift", "Drift"),
+    ("metrics", "Metrics"),
+    ("regression", "Regression table (least squares)"),
+    ("equation", "Fitted equation"),
+    ("plots", "Plots"),
+    ("training", "Training"),
+    ("timings", "Stage timings"),
+)
+
+
+def _contents(
+    promotion: PromotionView | None,
+    drift: DriftView | None,
+    regression: RegressionView | None,
+    figures: bool,
+) -> list[tuple[str, str]]:
+    """The table of contents: the sections this page has."""
+    absent = {
+        "promotion": promotion is None,
+        "drift": drift is None,
+        "regression": regression is None,
+        "plots": not figures,
+    }
+    return [(key, heading) for key, heading in SECTIONS if not absent.get(key, False)]
 
 
 def _estimate(prep: Preprocessor) -> str:
@@ -234,71 +290,47 @@ def _target_header(data: DataSummary) -> str:
     return f"{data.target} ({data.target_basis})"
 
 
-def _validation_view(summary: Mapping[str, Any]) -> ValidationView:
-    """The suite's verdict, its counts and any failures, from the validation summary."""
-    counts = {k: v for k, v in summary.items() if k not in ("success", "failures")}
+def _validation_view(summary: Mapping[str, Any], data_docs: str | None) -> ValidationView:
+    """The suite's verdict as a sentence, and any failures, from the validation summary."""
+    success = bool(summary.get("success"))
+    evaluated, failed = summary.get("evaluated"), summary.get("failed")
+    suite = f" of suite {summary['suite']}" if summary.get("suite") else ""
+    if evaluated is None:
+        text = "The data passed validation." if success else "The data failed validation."
+    elif success:
+        text = f"All {format_value(evaluated)} expectations{suite} passed."
+    else:
+        text = f"{format_value(failed)} of {format_value(evaluated)} expectations{suite} failed:"
     return ValidationView(
-        success=bool(summary.get("success")),
-        counts=Table.fields("field", counts),
+        success=success,
+        text=text,
         failures=[format_value(failure) for failure in summary.get("failures") or []],
+        data_docs=data_docs,
     )
 
 
-def drift_view(drift: DriftReport) -> DriftView:
-    """Scores per compared feature; features that could not be compared are listed with why."""
-    drifted = drift.drifted
-    top = sorted(drift.scores.items(), key=lambda item: -item[1])[:3]
-    others = {
-        "drifted": drifted,
-        "ks": drift.ks,
-        "checked": drift.checked,
-        "note": drift.note,
-        "champion_run_id": drift.champion_run_id,
-        "reference_rows": drift.reference_rows,
-        "current_rows": drift.current_rows,
-        "not_comparable": drift.not_comparable,
-    }
-    return DriftView(
-        checked=drift.checked,
-        note=drift.note,
-        threshold=format_value(drift.threshold),
-        drifted=drifted,
-        rows=[
-            DriftRow(feature, format_value(score), feature in drifted)
-            for feature, score in drift.scores.items()
-        ],
-        largest=", ".join(f"{name} {score:.3f}" for name, score in top),
-        fields=Table.fields("field", others),
-    )
+def _plotted_rows(evaluation: Evaluation, name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(actual, predicted) of the rows the plots show, and what they are: test, else in-sample."""
+    model = evaluation.models[name]
+    if len(evaluation.y_test) or evaluation.y_train is None or model.train_predictions is None:
+        return evaluation.y_test, model.test_predictions, "test"
+    return evaluation.y_train, model.train_predictions, "in-sample"
 
 
-def _plotted_rows(evaluation: Evaluation) -> tuple[Evaluation, str]:
-    """The evaluation whose test rows the plots show, and what they are: test, else in-sample."""
-    if len(evaluation.y_test) or evaluation.y_train is None:
-        return evaluation, "test"
-    models = {
-        name: replace(model, test_predictions=model.train_predictions)
-        for name, model in evaluation.models.items()
-    }
-    return replace(evaluation, models=models, y_test=evaluation.y_train), "in-sample"
-
-
-def _figures(inputs: ReportInputs) -> list[Figure]:
-    """Loss curves (when trainers ran), predictions against actual prices, and residuals."""
+def _figures(inputs: ReportInputs, selected: str, caption: str | None) -> list[Figure]:
+    """Loss curves (when trainers ran) and the selected model's fit and residuals."""
     evaluation, target = inputs.evaluation, inputs.features.preprocessor.target
     figures = []
     if inputs.results:
         optimum = evaluation.models[REFERENCE].train_mse_scaled
         figures.append(Figure("Loss curves", loss_plot(inputs.results, optimum), "loss curves"))
-    evaluation, rows = _plotted_rows(evaluation)
-    scatter, histogram = residual_plots(evaluation, target)
-    predicted = prediction_plot(evaluation, target)
-    return [
-        *figures,
-        Figure(f"Predicted vs actual ({rows})", predicted, "predicted vs actual"),
-        Figure(f"Residuals vs predicted ({rows})", scatter, "residuals vs predicted"),
-        Figure(f"Residual histogram ({rows})", histogram, "residual histogram"),
-    ]
+    actual, predicted, rows = _plotted_rows(evaluation, selected)
+    if not len(actual):
+        return figures
+    title = f"{model_label(selected)}: fit and residuals ({rows} rows)"
+    alt = "predicted vs actual, residuals vs predicted, residual histogram, normal QQ plot"
+    fit = fit_plots(actual, predicted, selected, target)
+    return [*figures, Figure(title, fit, alt, caption)]
 
 
 TRAINING_HEADERS = [
