@@ -93,10 +93,19 @@ def predict_file(
     if output_path.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise SourceError(f"output {output_path} must end in .csv or .parquet")
     limits = limits or InputLimits()
+    # A generator: nothing is read until the model is chosen, so a bad run id or champion
+    # record is refused before the input (its columns choose between champions, when asked).
     chunks = read_source_chunks(str(input_path), PREDICT_CHUNK_ROWS, separator)
-    first = next(chunks)
-    choice, _ = choose_scoring_model(artifacts_dir, lambda: first, model_name, run_id)
+    read: list[pd.DataFrame] = []
+
+    def first_chunk() -> pd.DataFrame:
+        if not read:
+            read.append(next(chunks))
+        return read[0]
+
+    choice, _ = choose_scoring_model(artifacts_dir, first_chunk, model_name, run_id)
     model = choice.model
+    first = first_chunk()
     totals = _Totals()
     # The share of missing cells a column may have is judged on the whole input, not per chunk.
     per_chunk = dataclasses.replace(limits, max_imputed_fraction=1.0)

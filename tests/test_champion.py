@@ -81,9 +81,10 @@ def test_a_run_with_an_unreadable_champion_record_stops_before_training(tmp_path
     make_houses(rows=200).to_csv(source, index=False)
     config = small_config(tmp_path, data={"source": str(source)})
     artifacts = config.paths.artifacts_dir
-    artifacts.mkdir(parents=True)
-    registry.champion_path(artifacts).write_text("{not json")
+    record = registry.champion_path(artifacts, config.data.model_name)  # this run's model's
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
     with pytest.raises(registry.RegistryError, match=r"restore it with `houseprice promote`"):
         retrain(config)
     assert not layout.runs_dir(artifacts).exists()  # nothing trained, nothing to clean up
-    assert registry.champion_path(artifacts).read_text() == "{not json"  # left for a person
+    assert record.read_text() == "{not json"  # left for a person

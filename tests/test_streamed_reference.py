@@ -248,7 +248,8 @@ def test_the_streamed_payload_counts_the_training_rows_it_did_not_keep(tmp_path)
 
 def test_the_stages_that_read_training_predictions_cope_without_them(tmp_path):
     _, streamed = _evaluations(tmp_path, {"tensorflow": 0.5})
-    assert _plotted_rows(streamed) == (streamed, "test")  # plots: the test rows, as always
+    actual, predicted, basis = _plotted_rows(streamed, "torch")  # the test rows, as always
+    assert basis == "test" and len(actual) == len(predicted) == len(streamed.y_test)
     assert select_run_model(streamed) == "torch"  # chosen by validation RMSE
     assert streamed.metrics_payload()["evaluation"]["training_rows"] == streamed.training_rows
 
