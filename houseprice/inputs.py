@@ -164,19 +164,24 @@ def check_scoring_input(
         mean, scale = scaling[column]
         if far := int(((numbers - mean) / scale).abs().gt(FAR_OUTSIDE_Z).sum()):
             report.far_outside[column] = far
+    refuse_too_many_imputed(report.imputed, len(frame), limits)
+    return report
+
+
+def refuse_too_many_imputed(imputed: dict[str, int], rows: int, limits: InputLimits) -> None:
+    """Refuse columns missing in more than limits.max_imputed_fraction of rows (imputed: gaps)."""
     too_many = {
         column: count
-        for column, count in report.imputed.items()
-        if len(frame) and count / len(frame) > limits.max_imputed_fraction
+        for column, count in imputed.items()
+        if rows and count / rows > limits.max_imputed_fraction
     }
     if too_many:
-        shares = ", ".join(f"{c!r} {n} of {len(frame)}" for c, n in too_many.items())
+        shares = ", ".join(f"{c!r} {n} of {rows}" for c, n in too_many.items())
         raise InputSchemaError(
             f"too many missing values to score ({shares} rows empty, more than "
             f"{limits.max_imputed_fraction:.0%}); they would be priced on the training median. "
             "Fill them, or raise the limit (--max-imputed-fraction)"
         )
-    return report
 
 
 def check_prices(prices: np.ndarray, limits: InputLimits | None = None) -> None:

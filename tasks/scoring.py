@@ -19,7 +19,12 @@ import pandas as pd
 from houseprice import storage
 from houseprice.champion import choose_scoring_model
 from houseprice.errors import InputSchemaError, SourceError
-from houseprice.inputs import FAR_OUTSIDE_Z, InputLimits, InputReport
+from houseprice.inputs import (
+    FAR_OUTSIDE_Z,
+    InputLimits,
+    InputReport,
+    refuse_too_many_imputed,
+)
 from houseprice.model import HousePriceModel
 from houseprice.tasks.sources import read_source_chunks
 
@@ -117,7 +122,7 @@ def predict_file(
                     checked = model.check_input(frame, per_chunk)
                     writer.write(score_rows(model, frame, per_chunk, checked))
                 totals.add(checked, model.preprocessor.unseen_categories(frame))
-        totals.refuse_too_many_imputed(limits)  # before the output is published
+        refuse_too_many_imputed(totals.imputed, totals.rows, limits)  # before it is published
 
     storage.write_with_atomic(output_path, write)
     return PredictionSummary(
@@ -162,21 +167,6 @@ class _Totals:
             self.unseen.setdefault(column, set()).update(levels)
         if (flags := checked.out_of_range) is not None:
             self.out_of_range = (self.out_of_range or 0) + int((flags != "").sum())
-
-    def refuse_too_many_imputed(self, limits: InputLimits) -> None:
-        """Refuse, as check_scoring_input does for one frame, columns mostly filled in."""
-        too_many = {
-            column: count
-            for column, count in self.imputed.items()
-            if self.rows and count / self.rows > limits.max_imputed_fraction
-        }
-        if too_many:
-            shares = ", ".join(f"{c!r} {n} of {self.rows}" for c, n in too_many.items())
-            raise InputSchemaError(
-                f"too many missing values to score ({shares} rows empty, more than "
-                f"{limits.max_imputed_fraction:.0%}); they would be priced on the training "
-                "median. Fill them, or raise the limit (--max-imputed-fraction)"
-            )
 
 
 @contextlib.contextmanager
