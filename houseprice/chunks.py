@@ -9,11 +9,14 @@ the concatenated chunks equal what read_source returns for the same files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,10 +55,34 @@ def table_files(folder: Path) -> list[Path]:
 
     Hidden files (an upload in progress, macOS's ._ files) are skipped.
     """
-    return sorted(
+    files = sorted(
         p
         for p in Path(folder).iterdir()
         if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+    for path in files:
+        if problem := path_problem(path):
+            raise SourceError(problem)
+    return files
+
+
+def path_problem(path: Path) -> str | None:
+    """Why a source path cannot be read as a file or folder: missing, a link loop, a FIFO.
+
+    Checked before opening: a FIFO blocks the reader until something writes to it (forever, in
+    a nightly run), and a link loop fails the same way on every retry.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"source {path} is a loop of symbolic links: point it at a real file"
+        return f"source not found: {path}"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return (
+        f"source {path} is not a regular file (a FIFO, socket or device): "
+        "save the data to a CSV or Parquet file"
     )
 
 
@@ -65,7 +92,24 @@ def checked_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         raise SourceError(f"{name} holds no rows")
     if problem := header_problems(list(frame.columns)):
         raise SourceError(f"{name}: {problem}; give every column a distinct name")
+    if nested := _nested_columns(frame):
+        raise SourceError(
+            f"{name}: columns {nested[:5]} hold lists or records, not one value per cell; "
+            "flatten them into columns of their own"
+        )
     return normalize_missing(frame)
+
+
+def _nested_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns whose cells are lists, arrays or dicts (Parquet list and struct columns)."""
+    nested = []
+    for column, values in frame.items():
+        if values.dtype != object:  # numbers, text and dates hold one value per cell
+            continue
+        sample = values.dropna().head(20)
+        if any(isinstance(cell, list | tuple | dict | np.ndarray) for cell in sample):
+            nested.append(str(column))
+    return nested
 
 
 def frame_from_arrow(table: pa.Table) -> pd.DataFrame:

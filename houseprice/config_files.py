@@ -8,8 +8,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from houseprice.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     """A configuration that was refused, with a message naming each bad field."""
 
 

@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from houseprice import layout, storage
+from houseprice.errors import InputError
 from houseprice.locking import lock_is_held
-from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
+from houseprice.runs import COMPLETED, KILLED, RUNNING, read_status, utc_now
 from houseprice.trainers import UnknownTrainerError, trainer_names
 
-# A run whose run.json still says running while no retrain holds the lock: its process died
-# (SIGKILL, power cut) before it could write anything else.
-KILLED = "killed"
 
-
-class RegistryError(RuntimeError):
+class RegistryError(InputError, RuntimeError):
     """A champion or run that cannot be used, with the reason."""
 
 
@@ -122,9 +119,9 @@ def append_history(artifacts_dir: Path, entry: dict[str, Any]) -> None:
     storage.append_jsonl(history_path(artifacts_dir), {"time": utc_now(), **entry})
 
 
-def read_history(artifacts_dir: Path) -> list[dict[str, Any]]:
-    """Every recorded decision, oldest first (a line torn by a crash is skipped)."""
-    return storage.read_jsonl(history_path(artifacts_dir))
+def read_history(artifacts_dir: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every recorded decision, oldest first; unreadable lines are skipped (noted in skipped)."""
+    return storage.read_jsonl(history_path(artifacts_dir), skipped)
 
 
 def no_champion_message(artifacts_dir: Path) -> str:
@@ -143,8 +140,11 @@ def no_champion_message(artifacts_dir: Path) -> str:
     )
 
 
-def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
-    """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
+def list_runs(artifacts_dir: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """One summary per run folder, oldest first: status, data snapshot, metrics, decision.
+
+    A run file that is not a JSON object is read as empty, and noted in skipped when given.
+    """
     root = layout.runs_dir(artifacts_dir)
     live = lock_is_held(Path(artifacts_dir).resolve())
     summaries = []
@@ -152,23 +152,22 @@ def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
         run = layout.RunPaths(folder.name, folder)
-        status = read_status(run)
+        status = _json_object(_read_json(run.status), run.status, skipped) or read_status(run)
         state = status.get("status")
         summary: dict[str, Any] = {
             "run_id": run.run_id,
+            # running with no retrain holding the lock: its process died (SIGKILL, power cut)
             "status": KILLED if state == RUNNING and not live else state,
             "started_at": status.get("started_at"),
             "error": status.get("error"),
             "failed_stage": status.get("failed_stage"),
         }
-        try:
-            metrics = storage.read_json(run.metrics)
-        except (OSError, ValueError):
-            metrics = {}
+        metrics = _json_object(_read_json(run.metrics), run.metrics, skipped)
         selected = metrics.get("selected_model")
         summary["snapshot"] = metrics.get("snapshot")
         summary["selected_model"] = selected
-        summary["test"] = metrics.get(selected, {}).get("test") if selected else None
+        model = metrics.get(selected) if isinstance(selected, str) else None
+        summary["test"] = _json_object(model or {}, run.metrics, skipped).get("test")
         summary["promotion"] = metrics.get("promotion")
         summaries.append(summary)
     return summaries
@@ -206,3 +205,21 @@ def interrupted_promotion(artifacts_dir: Path) -> tuple[str, dict[str, Any]] | N
     if (champion.run_id if champion else None) != promotion.get("champion_run_id"):
         return None  # the champion changed since (e.g. by hand): the decision is stale
     return run_id, promotion
+
+
+def _read_json(path: Path) -> Any:
+    """A run file's JSON value; None where it is missing, the error where it is unreadable."""
+    try:
+        return storage.read_json(path)
+    except (OSError, ValueError) as error:
+        return None if isinstance(error, FileNotFoundError) else error
+
+
+def _json_object(value: Any, path: Path, skipped: list[str] | None) -> dict[str, Any]:
+    """value when it is a JSON object; else {} (None means absent), noting why in skipped."""
+    if isinstance(value, dict):
+        return value
+    if value is not None and skipped is not None:
+        why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
+        skipped.append(f"{path}: unreadable ({str(why).splitlines()[0][:120]}), shown as empty")
+    return {}

@@ -26,6 +26,8 @@ from houseprice.trainers import get_trainer, trainer_names
 logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+# Stopped by Ctrl-C or SIGTERM (recorded), or found running with no process left (SIGKILL).
+KILLED = "killed"
 # Set on an error that stopped a run: the run folder it left (read with run_folder_of).
 RUN_FOLDER_ATTRIBUTE = "houseprice_run_folder"
 # Each trainer's own packages (its spec's) are tracked too.
@@ -181,7 +183,7 @@ def recorded_run(
                 on_failure(recorder, error)
             except Exception as report_error:
                 logger.warning("could not write the failure report: %r", report_error)
-        recorder.finish(FAILED, error)
+        recorder.finish(KILLED if isinstance(error, KeyboardInterrupt) else FAILED, error)
         error.add_note(f"run folder: {run.root}")  # for logs that show only the exception
         setattr(error, RUN_FOLDER_ATTRIBUTE, run.root)  # where the CLI finds run.json, report
         raise

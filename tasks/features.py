@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
+from houseprice.errors import InputError
 from houseprice.preprocessing import (
     Preprocessor,
     category_strings,
@@ -128,7 +129,7 @@ def refit_preprocessor(rows: pd.DataFrame, feature_set: FeatureSet) -> Preproces
     return fit_preprocessor(rows, data, features)
 
 
-class AliasedFeatureError(ValueError):
+class AliasedFeatureError(InputError, ValueError):
     """A feature the user named cannot be estimated: the other features explain it entirely."""
 
 

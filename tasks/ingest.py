@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +18,8 @@ from houseprice.columns import (
     summarize_names,
 )
 from houseprice.config import DataConfig
-from houseprice.errors import SourceError
+from houseprice.errors import SourceError  # noqa: F401  (re-exported for the flow and tests)
+from houseprice.failures import is_transient
 from houseprice.tasks.sources import (  # noqa: F401  (re-exported: the ingest stage reads through these)
     read_source,
     resolve_source,
@@ -28,10 +28,8 @@ from houseprice.tasks.sources import (  # noqa: F401  (re-exported: the ingest s
 
 
 def is_transient_error(error: BaseException) -> bool:
-    """Whether a read failure may go away on retry (network trouble, I/O hiccups)."""
-    if isinstance(error, SourceError | FileNotFoundError | PermissionError | IsADirectoryError):
-        return False
-    return isinstance(error, OSError | TimeoutError | urllib.error.URLError)
+    """Whether a read failure may go away on retry: a timeout or reset, not a refusal or a path."""
+    return is_transient(error)
 
 
 def resolve_feature_kinds(

@@ -20,6 +20,7 @@ from houseprice.chunks import (
     TABLE_SUFFIXES,
     checked_frame,
     column_set_problem,
+    path_problem,
     read_parquet_frame,
     source_errors,
     table_files,
@@ -49,10 +50,7 @@ def source_problem(source: str) -> str | None:
     source = resolve_source(source)
     if source.startswith((SYNTHETIC_PREFIX, "http://", "https://")):
         return None
-    path = Path(source).expanduser()
-    if not path.exists():
-        return f"source not found: {path}"
-    return None
+    return path_problem(Path(source).expanduser())
 
 
 def read_source(source: str, separator: str = ",") -> pd.DataFrame:

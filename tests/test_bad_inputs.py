@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import subprocess
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import pytest
 from houseprice import datasets, layout, registry, storage
 from houseprice.cli import main
 from houseprice.config import build_config
+from houseprice.errors import TransientSourceError
 from houseprice.runs import COMPLETED, recorded_run
 from houseprice.tasks.ingest import (
     SourceError,
@@ -161,11 +163,57 @@ def test_a_separator_that_is_named_reads_the_file(tmp_path):
     assert list(frame.columns) == ["area", "price"] and frame["price"].tolist() == [2, 4]
 
 
-def test_an_unreachable_url_is_retried_and_its_error_names_the_url():
+def test_a_refused_connection_is_not_retried_and_its_error_names_the_url():
     url = "http://127.0.0.1:9/sales.csv"  # the discard port: connection refused at once
     with pytest.raises(OSError, match=r"cannot download http://127.0.0.1:9/sales.csv") as caught:
         read_source(url)
-    assert is_transient_error(caught.value)
+    assert not is_transient_error(caught.value)  # was retried for 42 s: the answer stays no
+    from houseprice.failures import UNREACHABLE, classify_failure
+
+    failure = classify_failure(caught.value)
+    assert (failure.kind, failure.exit_code) == (UNREACHABLE, 1)
+    assert "cannot download http://127.0.0.1:9/sales.csv" in failure.message
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [TimeoutError("timed out"), ConnectionResetError(errno.ECONNRESET, "reset by peer")],
+    ids=["timeout", "reset"],
+)
+def test_a_timeout_or_a_reset_connection_is_still_retried(cause):
+    try:
+        try:
+            raise urllib.error.URLError(cause)
+        except urllib.error.URLError as error:
+            raise TransientSourceError(f"cannot download http://x/s.csv: {cause}") from error
+    except TransientSourceError as wrapped:
+        wrapped.__cause__.__context__ = cause  # as urllib raises it: during the socket error
+        assert is_transient_error(wrapped)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-loop"])
+@pytest.mark.parametrize("where", ["file", "in-a-folder"])
+def test_a_fifo_or_a_link_loop_is_refused_not_retried_or_waited_on(tmp_path, kind, where):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _houses_csv(folder / "a.csv")
+    path = (folder if where == "in-a-folder" else tmp_path) / "b.csv"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block until a writer comes: forever
+    else:
+        path.symlink_to(path.name)
+    source = folder if where == "in-a-folder" else path
+    expected = "not a regular file" if kind == "fifo" else "loop of symbolic links"
+    with pytest.raises(SourceError, match=expected) as caught:
+        read_source(str(source))
+    assert str(path) in str(caught.value) and not is_transient_error(caught.value)
+
+
+def test_a_list_typed_parquet_column_is_refused_naming_it(tmp_path):
+    frame = make_houses(rows=20).assign(tags=[[1, 2]] * 20)  # a Parquet list column
+    frame.to_parquet(tmp_path / "l.parquet")
+    with pytest.raises(SourceError, match=r"columns \['tags'\] hold lists or records"):
+        read_source(str(tmp_path / "l.parquet"))
 
 
 def test_a_missing_source_exits_2_before_any_server_or_folder(tmp_path, capsys):
@@ -689,3 +737,156 @@ def test_the_separator_flag_reaches_the_config(typed, separator):
 
     args = build_parser().parse_args(["retrain", "--source", "x.csv", "--separator", typed])
     assert config_from_arguments(args).data.separator == separator
+
+
+# ---------------------------------------------------------------------------------------------
+# Every failure in one line (houseprice/failures.py): the flow replaced by one that raises, so
+# each case runs the whole command's error path in milliseconds, run folder and all.
+
+
+def _interrupted(signum: int) -> BaseException:
+    from houseprice.failures import Terminated
+
+    return Terminated(signum) if signum == 15 else KeyboardInterrupt()
+
+
+def _chunk_error(cause: BaseException) -> BaseException:
+    from houseprice.flows.engine import ChunkError
+
+    try:
+        raise ChunkError(f"validate: item 2 ('part-1.parquet') failed: {cause!r}") from cause
+    except ChunkError as error:
+        return error
+
+
+def _dask_unreachable() -> BaseException:
+    from distributed.comm.core import CommClosedError
+
+    refused = CommClosedError("in <TCPConnector>: ConnectionRefusedError: [Errno 111] refused")
+    error = OSError("Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")
+    error.__cause__ = refused
+    return error
+
+
+def _aliased() -> BaseException:
+    from houseprice.tasks.features import AliasedFeatureError
+
+    return AliasedFeatureError("features ['flat'] cannot be estimated (flat: constant)")
+
+
+def _nested_enospc() -> BaseException:
+    disk = OSError(errno.ENOSPC, "No space left on device", "/art/runs/x/design/part-0.npy")
+    return _chunk_error(disk)
+
+
+FAILURES = [
+    # (id, the error the flow raises, exit code, what the one line says)
+    ("closed-dask-address", _dask_unreachable, 1, "Timed out trying to connect to tcp://"),
+    (
+        "refused-url",
+        lambda: TransientSourceError("cannot download http://127.0.0.1:9/s.csv: refused"),
+        1,
+        "cannot download http://127.0.0.1:9/s.csv",
+    ),
+    (
+        "read-only-disk",
+        lambda: OSError(errno.EROFS, "Read-only file system", "/art/runs/x/run.json"),
+        1,
+        "cannot write /art/runs/x/run.json: read-only file system",
+    ),
+    ("full-disk-in-a-chunk", _nested_enospc, 1, "no space left on device (free some space"),
+    (
+        "data-dir-is-a-file",
+        lambda: NotADirectoryError(errno.ENOTDIR, "Not a directory", "/tmp/f/.retrain.lock"),
+        1,
+        "cannot use /tmp/f/.retrain.lock: not a directory",
+    ),
+    ("constant-named-feature", _aliased, 1, "features ['flat'] cannot be estimated"),
+    (
+        "corrupt-page-in-a-chunk",
+        lambda: _chunk_error(SourceError("cannot read part-1.parquet as parquet, corrupt")),
+        1,
+        "cannot read part-1.parquet as parquet, corrupt",
+    ),
+    (
+        "vanished-file-in-a-chunk",
+        lambda: _chunk_error(FileNotFoundError(errno.ENOENT, "No such file", "/d/part-1.parquet")),
+        1,
+        "cannot use /d/part-1.parquet: no such file",
+    ),
+    ("sigterm", lambda: _interrupted(15), 143, "retrain interrupted in stage ingest: "),
+    ("ctrl-c", lambda: _interrupted(2), 130, "retrain interrupted in stage ingest: "),
+]
+
+
+def _retrain_raising(tmp_path: Path, monkeypatch, error: BaseException) -> tuple[int, Path]:
+    """`houseprice retrain` whose flow starts a run and raises error in its first stage."""
+    import houseprice.flows.retrain
+    import houseprice.flows.workers
+    import houseprice.prefect_server
+    from houseprice.runs import start_run
+
+    def flow(config):
+        run = start_run(config)
+        with recorded_run(run, config, lambda *a: None) as recorder, recorder.stage("ingest"):
+            raise error
+
+    @contextlib.contextmanager
+    def no_server(notify):
+        yield lambda: None
+
+    monkeypatch.setattr(houseprice.flows.retrain, "retrain", flow)
+    monkeypatch.setattr(houseprice.prefect_server, "temporary_api", no_server)
+    monkeypatch.setattr(houseprice.flows.workers, "import_in_background", lambda *m: None)
+    source = _houses_csv(tmp_path / "h.csv")
+    artifacts = tmp_path / "art"
+    argv = ["retrain", "--source", str(source), "--target", "price"]
+    code = main([*argv, "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(artifacts)])
+    return code, artifacts
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "line"), [c[1:] for c in FAILURES], ids=[c[0] for c in FAILURES]
+)
+def test_each_failure_is_one_line_with_its_exit_code_and_never_a_bug(
+    tmp_path, monkeypatch, capsys, make, code, line
+):
+    exit_code, _ = _retrain_raising(tmp_path, monkeypatch, make())
+    error = capsys.readouterr().err
+    assert exit_code == code, error
+    assert "looks like a bug" not in error and "Traceback" not in error, error
+    said = [text for text in error.splitlines() if text.startswith("houseprice: retrain")]
+    assert len(said) == 1 and line in said[0], error  # the message once, in one line
+
+
+def test_a_genuine_bug_prints_the_traceback_and_says_so(tmp_path, monkeypatch, capsys):
+    exit_code, _ = _retrain_raising(tmp_path, monkeypatch, RuntimeError("a stage's own mistake"))
+    error = capsys.readouterr().err
+    assert exit_code == 70
+    assert "Traceback" in error and 'RuntimeError("a stage\'s own mistake")' not in error
+    assert "houseprice: this looks like a bug; the traceback is above" in error
+    assert "retrain failed in stage ingest: RuntimeError: a stage's own mistake" in error
+
+
+def test_a_run_that_fills_the_disk_is_removed_and_the_command_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    exit_code, artifacts = _retrain_raising(tmp_path, monkeypatch, _nested_enospc())
+    error = capsys.readouterr().err
+    assert exit_code == 1 and "no space left on device" in error
+    assert list(layout.runs_dir(artifacts).iterdir()) == []  # the folder is gone ...
+    assert "run:" not in error  # ... and not named as if it were there
+
+
+@pytest.mark.parametrize("signum", [15, 2], ids=["sigterm", "ctrl-c"])
+def test_an_interrupted_run_is_marked_killed_and_history_says_how(
+    tmp_path, monkeypatch, capsys, signum
+):
+    _, artifacts = _retrain_raising(tmp_path, monkeypatch, _interrupted(signum))
+    capsys.readouterr()
+    (run,) = registry.list_runs(artifacts)
+    assert run["status"] == "killed" and run["failed_stage"] == "ingest"
+    assert main(["history", "--artifacts-dir", str(artifacts)]) == 0
+    expected = "stopped by SIGTERM" if signum == 15 else "KeyboardInterrupt"
+    assert "killed in stage ingest: " in capsys.readouterr().out
+    assert expected in run["error"]
