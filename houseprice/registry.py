@@ -152,7 +152,7 @@ def list_runs(artifacts_dir: Path, skipped: list[str] | None = None) -> list[dic
         if not folder.is_dir() or folder.name.startswith("."):
             continue
         run = layout.RunPaths(folder.name, folder)
-        status = _json_object(_read_json(run.status), run.status, skipped) or read_status(run)
+        status = _json_object(_read_json(run.status), run.status, skipped) or {"status": "unknown"}
         state = status.get("status")
         summary: dict[str, Any] = {
             "run_id": run.run_id,

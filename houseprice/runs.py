@@ -97,9 +97,10 @@ def start_run(config: PipelineConfig) -> layout.RunPaths:
 def read_status(run: layout.RunPaths) -> dict[str, Any]:
     """The run's status record; an unreadable one counts as unfinished."""
     try:
-        return storage.read_json(run.status)
+        status = storage.read_json(run.status)
     except (OSError, ValueError):
-        return {"run_id": run.run_id, "status": "unknown"}
+        status = None
+    return status if isinstance(status, dict) else {"run_id": run.run_id, "status": "unknown"}
 
 
 class RunRecorder:

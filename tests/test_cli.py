@@ -291,3 +291,38 @@ def test_version_comes_from_the_package_metadata(capsys):
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"houseprice {metadata.version('houseprice')}"
+
+
+def test_history_skips_corrupt_lines_and_files_with_a_warning_naming_each(tmp_path, capsys):
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    history = registry.history_path(tmp_path)
+    history.write_bytes(b'["not", "an object"]\n{"torn": \n\xff\xfe\n')
+    entry = {"event": "decision", "run_id": "20260101T000000Z-aaaaaa", "framework": "torch"}
+    registry.append_history(tmp_path, {**entry, "promoted": True, "reason": "first champion"})
+    broken = layout.create_run(tmp_path, "20260102T000000Z-bbbbbb")
+    broken.status.write_text("{not json")
+    broken.metrics.write_text("[1, 2]")  # JSON, but no record
+    assert main(["history", "--artifacts-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "20260101T000000Z-aaaaaa/torch" in out and "20260102T000000Z-bbbbbb" in out
+    warnings = err.splitlines()
+    assert len(warnings) == 5 and all(
+        w.startswith("houseprice: warning: skipped ") for w in warnings
+    )
+    for number in (1, 2, 3):
+        assert any(f"{history} line {number}: " in w for w in warnings), err
+    assert any(str(broken.status) in w for w in warnings)
+    assert any(str(broken.metrics) in w for w in warnings)
+
+
+def test_history_into_a_closed_pipe_exits_quietly(tmp_path):
+    import subprocess
+
+    for day in range(1, 4):
+        _completed_run(tmp_path, f"2026010{day}T000000Z-aaaaa{day}")
+    command = f"{sys.executable} -m houseprice.cli history --artifacts-dir {tmp_path} | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.startswith("run ") and done.stdout.count("\n") == 1
+    assert done.stderr == "" and done.returncode == 141  # as shells report SIGPIPE
