@@ -37,7 +37,7 @@ class BriefFormatter(PrefectFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record).rstrip()
-        if record.levelno >= logging.ERROR and (named := _failure_named(text)):
+        if record.name.startswith("prefect") and (named := _failure_named(text)):
             return named
         first = text.partition("\n")[0]
         if not record.exc_info and "\\n" not in first:

@@ -8,6 +8,7 @@ Every command's error path goes through classify_failure, so the same error read
 from __future__ import annotations
 
 import errno
+import re
 import signal
 import socket
 import ssl
@@ -155,10 +156,11 @@ def _interrupt_text(error: KeyboardInterrupt) -> str:
 
 def describe_os_error(error: OSError) -> str:
     """'cannot write /srv/out.csv: read-only file system', with what to do for a full disk."""
-    where = error.filename or "a file"
-    writing = error.errno in WRITE_ERRNOS
-    verb = "cannot write" if writing else "cannot use"
-    text = f"{verb} {where}: {(error.strerror or str(error)).lower()}"
+    verb = "cannot write" if error.errno in WRITE_ERRNOS else "cannot use"
+    if error.filename:
+        text = f"{verb} {error.filename}: {(error.strerror or str(error)).lower()}"
+    else:  # pyarrow's and others' own words name the file: "Failed to open local file '...'"
+        text = re.sub(r"^\[Errno \d+\] ", "", str(error)) or f"{verb} a file"
     if error.errno in {errno.ENOSPC, errno.EDQUOT}:
         text += " (free some space there, or point the output elsewhere)"
     return text

@@ -890,3 +890,65 @@ def test_an_interrupted_run_is_marked_killed_and_history_says_how(
     expected = "stopped by SIGTERM" if signum == 15 else "KeyboardInterrupt"
     assert "killed in stage ingest: " in capsys.readouterr().out
     assert expected in run["error"]
+
+
+# Through the real flow: the README's own refusal, and a streamed run's chunk errors.
+
+
+def _retrain_cli(tmp_path: Path, source: Path, *flags: str, compute: dict | None = None) -> int:
+    """`houseprice retrain` on source into tmp_path's data/ and art/; compute via a config file."""
+    argv = ["retrain", "--source", str(source), "--target", "price", *flags]
+    if compute:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "c.yaml").write_text(f"compute: {compute}\n".replace("'", ""))
+        argv += ["--config", str(tmp_path / "c.yaml")]
+    return main(
+        [*argv, "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(tmp_path / "art")]
+    )
+
+
+def _said_once(error: str, needle: str) -> None:
+    """needle on exactly one line of stderr, the command's own, and no word of a bug."""
+    assert "looks like a bug" not in error and "Traceback" not in error, error
+    lines = [line for line in error.splitlines() if needle in line]
+    assert len(lines) == 1 and lines[0].startswith("houseprice: retrain failed"), error
+
+
+@pytest.mark.slow
+def test_retrain_refuses_a_constant_named_feature_in_one_line(tmp_path, prefect_harness, capsys):
+    source = _houses_csv(tmp_path / "h.csv", rows=120, flat=7.0)
+    assert _retrain_cli(tmp_path, source, "--features", "area,year,flat") == 1
+    _said_once(capsys.readouterr().err, "features ['flat'] cannot be estimated")
+    assert registry.read_champion(tmp_path / "art") is None
+
+
+@pytest.mark.slow
+def test_streamed_chunk_errors_are_the_users_and_a_full_disk_removes_the_run(
+    tmp_path, prefect_harness, capsys, monkeypatch
+):
+    import houseprice.flows.streamed
+    from tests.conftest import STREAMED, write_houses_folder
+
+    source = write_houses_folder(tmp_path / "houses", rows=3_000)
+    read_chunk = houseprice.flows.streamed.read_chunk
+
+    def vanishing(chunk, *args):  # the second file goes away after the run planned its chunks
+        if chunk.index == 2:
+            Path(chunk.path).unlink(missing_ok=True)
+        return read_chunk(chunk, *args)
+
+    monkeypatch.setattr(houseprice.flows.streamed, "read_chunk", vanishing)
+    assert _retrain_cli(tmp_path / "vanished", source, compute=STREAMED) == 1
+    _said_once(capsys.readouterr().err, "part-2.parquet")
+    monkeypatch.undo()
+
+    source = write_houses_folder(tmp_path / "houses", rows=3_000)
+
+    def full_disk(path, array):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(storage, "write_scratch_array", full_disk)
+    assert _retrain_cli(tmp_path / "full", source, compute=STREAMED) == 1
+    error = capsys.readouterr().err
+    _said_once(error, "no space left on device")
+    assert list(layout.runs_dir(tmp_path / "full" / "art").iterdir()) == []
