@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from houseprice.failures import Terminated
 
 from .parser import build_parser
-from .terminal import EXIT_SIGPIPE, report_failure
+from .terminal import EXIT_SIGPIPE, STOP_SIGNALS, report_failure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         except BrokenPipeError:
             return _output_closed()
-        except (Exception, KeyboardInterrupt) as error:  # houseprice/failures.py sorts them
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as error:  # houseprice/failures.py sorts them, interrupts too
             return report_failure(error, args.verbose).exit_code
 
 
@@ -32,13 +34,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler, `kill`) stops the command as Ctrl-C does: the run is marked killed.
 
     Python's default for SIGTERM ends the process at once, with no chance to say so in run.json.
+    A flow run swaps in Prefect's own handler meanwhile (raising its TerminationSignal); either
+    way STOP_SIGNALS notes the signal, for the one line that ends the command.
     """
     if threading.current_thread() is not threading.main_thread():  # handlers: main thread only
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        yield
+        with STOP_SIGNALS.watch():
+            yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -17,6 +17,7 @@ from .terminal import (
     EXIT_CHECK,
     EXIT_KEPT,
     EXIT_PROMOTED,
+    STOP_SIGNALS,
     champion_text,
     notify,
     read_champion,
@@ -98,7 +99,9 @@ def command_retrain(args: argparse.Namespace) -> int:
                 import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()
                 result = retrain(config)
-    except (Exception, KeyboardInterrupt) as error:  # Ctrl-C and SIGTERM name the run too
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # Ctrl-C and SIGTERM (ours or Prefect's) name the run too
         return _report_failed_run(error, config.paths.artifacts_dir, args.verbose)
     artifacts_dir = config.paths.artifacts_dir
     if not Path(result).is_dir():  # landing mode with nothing new: the flow says why
@@ -117,7 +120,7 @@ def _report_failed_run(error: BaseException, artifacts_dir: Path, verbose: bool)
     folder = runs.run_folder_of(error)
     status = runs.read_status(layout.RunPaths(folder.name, folder)) if folder else {}
     stage = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
-    failure = classify_failure(error)
+    failure = classify_failure(error, STOP_SIGNALS.received())
     verb = "interrupted" if failure.kind == INTERRUPTED else "failed"
     report_failure(error, verbose, f"retrain {verb}{stage}")
     lines = []

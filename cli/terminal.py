@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,55 @@ EXIT_KEPT = 3  # completed, verdict PASS, champion kept (not better beyond noise
 EXIT_CHECK = 4  # completed, but the verdict is CHECK: read the report before trusting the run
 
 
+class StopSignals:
+    """Which stop signals (SIGINT, SIGTERM) reached the process while watched.
+
+    Read from the wakeup file descriptor that Python's C-level handler writes each signal's
+    number to, whoever's Python handler then runs (ours, or Prefect's during a flow run): the
+    exception a handler raises can be swallowed by the code it lands in.
+    """
+
+    def __init__(self) -> None:
+        self._read: int | None = None
+        self._seen: list[int] = []
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Note stop signals for the duration (main thread only, where handlers run)."""
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._read, self._seen = read, []
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
+            self._drain()
+            self._read = None
+            os.close(read)
+            os.close(write)
+
+    def received(self) -> int | None:
+        """The last stop signal received while watched, or None."""
+        self._drain()
+        return self._seen[-1] if self._seen else None
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError, TypeError):
+            numbers = os.read(self._read, 1024)  # type: ignore[arg-type]
+            self._seen += [n for n in numbers if n in (signal.SIGINT, signal.SIGTERM)]
+
+
+STOP_SIGNALS = StopSignals()
+
+
 def report_failure(error: BaseException, verbose: bool, what: str = "") -> Failure:
     """Say in one line why the command stopped; a traceback only for a bug, or with --verbose.
 
     what ('retrain failed in stage features') leads the line; the classification gives the rest.
     """
-    failure = classify_failure(error)
+    failure = classify_failure(error, STOP_SIGNALS.received())
     if verbose or failure.is_bug:
         traceback.print_exception(error)
     if failure.is_bug:

@@ -111,13 +111,20 @@ def causes(error: BaseException) -> Iterator[BaseException]:
         pending += [current.__cause__, current.__context__]
 
 
-def classify_failure(error: BaseException) -> Failure:
-    """The kind of failure error is, a one-line message for it, and the command's exit code."""
+def classify_failure(error: BaseException, signum: int | None = None) -> Failure:
+    """The kind of failure error is, a one-line message for it, and the command's exit code.
+
+    signum: a stop signal the process received meanwhile, where the caller knows of one. A
+    signal can land inside a library that turns it into an error of its own (pydantic, say), so
+    the error alone does not always tell.
+    """
     chain = list(causes(error))
-    for current in chain:  # an interrupt anywhere means the person or a scheduler stopped it
-        if isinstance(current, KeyboardInterrupt):
-            code = EXIT_TERMINATED if isinstance(current, Terminated) else EXIT_INTERRUPTED
-            return Failure(INTERRUPTED, _interrupt_text(current), code)
+    if signum is None:  # an interrupt anywhere means the person or a scheduler stopped it
+        signum = next((s for e in chain if (s := _stop_signal(e)) is not None), None)
+    if signum is not None:
+        name = signal.Signals(signum).name
+        text = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {name}"
+        return Failure(INTERRUPTED, text, 128 + signum)
     for current in chain:  # a full disk first: it may surface as any error a writer raises
         if isinstance(current, OSError) and current.errno in DISK_ERRNOS:
             return Failure(DISK, describe_os_error(current), EXIT_FAILED)
@@ -150,8 +157,20 @@ def _unreachable_text(chain: list[BaseException]) -> str:
     return str(next(e for e in chain if isinstance(e, OSError | urllib.error.URLError)))
 
 
-def _interrupt_text(error: KeyboardInterrupt) -> str:
-    return f"interrupted: {error}" if isinstance(error, Terminated) else "interrupted (Ctrl-C)"
+def _stop_signal(error: BaseException) -> int | None:
+    """The signal that stopped the process, if error is how it arrived; else None.
+
+    Ctrl-C is a KeyboardInterrupt, SIGTERM our Terminated, or Prefect's TerminationSignal
+    during a flow run (a BaseException with the signal's number, matched without Prefect).
+    """
+    if isinstance(error, Terminated):
+        return error.signum
+    if isinstance(error, KeyboardInterrupt):
+        return signal.SIGINT
+    number = getattr(error, "signal", None)
+    if not isinstance(error, Exception) and isinstance(number, int):
+        return number
+    return None
 
 
 def describe_os_error(error: OSError) -> str:
