@@ -178,6 +178,8 @@ def describe_os_error(error: OSError) -> str:
     verb = "cannot write" if error.errno in WRITE_ERRNOS else "cannot use"
     if error.filename:
         text = f"{verb} {error.filename}: {(error.strerror or str(error)).lower()}"
+        if error.errno in {errno.EEXIST, errno.ENOTDIR}:
+            text += " (a file stands where a folder is needed)"
     else:  # pyarrow's and others' own words name the file: "Failed to open local file '...'"
         text = re.sub(r"^\[Errno \d+\] ", "", str(error)) or f"{verb} a file"
     if error.errno in {errno.ENOSPC, errno.EDQUOT}:

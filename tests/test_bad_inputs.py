@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import pickle
 import subprocess
 import urllib.error
 from pathlib import Path
@@ -774,6 +775,23 @@ def _aliased() -> BaseException:
     return AliasedFeatureError("features ['flat'] cannot be estimated (flat: constant)")
 
 
+def _data_dir_a_file() -> BaseException:
+    """What taking the retrain lock raises when --data-dir names a file."""
+    import tempfile
+
+    from houseprice.locking import retrain_lock
+
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder) / "data"
+        data_dir.write_text("not a folder")
+        try:
+            with retrain_lock(data_dir, Path(folder) / "art", 0, print):
+                pass
+        except OSError as error:
+            return error
+    pytest.fail("a file as --data-dir was taken for a folder")
+
+
 def _nested_enospc() -> BaseException:
     disk = OSError(errno.ENOSPC, "No space left on device", "/art/runs/x/design/part-0.npy")
     return _chunk_error(disk)
@@ -795,18 +813,19 @@ FAILURES = [
         "cannot write /art/runs/x/run.json: read-only file system",
     ),
     ("full-disk-in-a-chunk", _nested_enospc, 1, "no space left on device (free some space"),
-    (
-        "data-dir-is-a-file",
-        lambda: NotADirectoryError(errno.ENOTDIR, "Not a directory", "/tmp/f/.retrain.lock"),
-        1,
-        "cannot use /tmp/f/.retrain.lock: not a directory",
-    ),
+    ("data-dir-is-a-file", _data_dir_a_file, 1, "file exists (a file stands where a folder"),
     ("constant-named-feature", _aliased, 1, "features ['flat'] cannot be estimated"),
     (
         "corrupt-page-in-a-chunk",
         lambda: _chunk_error(SourceError("cannot read part-1.parquet as parquet, corrupt")),
         1,
         "cannot read part-1.parquet as parquet, corrupt",
+    ),
+    (
+        "corrupt-page-from-a-dask-worker",  # pickled on the way back: the cause must survive
+        lambda: pickle.loads(pickle.dumps(_chunk_error(SourceError("part-1.parquet is corrupt")))),
+        1,
+        "part-1.parquet is corrupt",
     ),
     (
         "vanished-file-in-a-chunk",
