@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with _sigterm_as_interrupt():
         try:
-            return args.handler(args)
+            code = args.handler(args)
+            sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
+            return code
         except BrokenPipeError:
             return _output_closed()
         except (SystemExit, GeneratorExit):

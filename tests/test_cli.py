@@ -1,5 +1,6 @@
 """The houseprice command: flags build the config; bad input gives one line and a non-zero exit."""
 
+import json
 import logging
 import os
 import re
@@ -169,7 +170,10 @@ def test_a_check_exits_4_even_when_a_model_was_promoted(tmp_path, change, reason
 
 
 def test_exit_codes_are_distinct_and_documented_in_the_readme_and_help():
-    codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK]
+    from houseprice.failures import EXIT_BUG, EXIT_INTERRUPTED
+
+    codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK, EXIT_BUG]
+    codes.append(EXIT_INTERRUPTED)
     assert len(set(codes)) == len(codes)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     help_text = build_parser()._subparsers._group_actions[0].choices["retrain"].format_help()
@@ -330,8 +334,10 @@ def test_history_skips_corrupt_lines_and_files_with_a_warning_naming_each(tmp_pa
 def test_history_into_a_closed_pipe_exits_quietly(tmp_path):
     import subprocess
 
-    for day in range(1, 4):
-        _completed_run(tmp_path, f"2026010{day}T000000Z-aaaaa{day}")
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    entry = {"run_id": "20260101T000000Z-aaaaaa", "framework": "torch", "promoted": True}
+    lines = [json.dumps({**entry, "time": "t", "reason": "x" * 100}) for _ in range(3000)]
+    registry.history_path(tmp_path).write_text("\n".join(lines) + "\n")  # past a pipe's buffer
     command = f"{sys.executable} -m houseprice.cli history --artifacts-dir {tmp_path} | head -1"
     done = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60
