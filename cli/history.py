@@ -19,14 +19,22 @@ def _decision_text(run: dict[str, Any]) -> str:
     status = run["status"]
     if status == "failed":
         stage = f" in stage {run['failed_stage']}" if run.get("failed_stage") else ""
-        return f"failed{stage}: " + (run["error"] or "").partition("\n")[0]
+        return f"failed{stage}: " + str(run["error"] or "").partition("\n")[0]
     if status == "killed":
+        if run.get("error"):  # recorded by the run itself: Ctrl-C or SIGTERM
+            stage = f" in stage {run['failed_stage']}" if run.get("failed_stage") else ""
+            return f"killed{stage}: {run['error']}"
         return "killed: stopped before it finished (no process holds its lock)"
     if status != "completed":
         return "running now" if status == "running" else f"status {status!r}"
-    promotion = run["promotion"] or {}
+    promotion = run["promotion"] if isinstance(run["promotion"], dict) else {}
     verdict = "promoted" if promotion.get("promoted") else "not promoted"
     return f"{verdict}: {promotion.get('reason', '')}"
+
+
+def _number(value: Any, spec: str) -> str:
+    """A metric as written in the row, or '-' where it is missing or not a number."""
+    return format(value, spec) if isinstance(value, int | float) else "-"
 
 
 HISTORY_ROW = "{:<23} {:<10} {:<9} {:<6} {:<10} {:>9} {:>6}"
@@ -46,38 +54,44 @@ def command_history(args: argparse.Namespace) -> int:
     from houseprice import registry
 
     model = getattr(args, "model", None)
-    runs = [r for r in registry.list_runs(args.artifacts_dir) if model in (None, r["model"])]
+    skipped: list[str] = []  # unreadable lines and files: a warning each, after the listing
+    runs = [
+        r for r in registry.list_runs(args.artifacts_dir, skipped) if model in (None, r["model"])
+    ]
     if not runs:
         print(f"no runs under {args.artifacts_dir}" + (f" for model {model}" if model else ""))
         return 0
     width = min(max(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MIN_WIDTH), MAX_WIDTH)
     print(HISTORY_ROW.format("run", "model", "status", "data", "trainer", "test RMSE", "R²"))
     for run in runs:
-        test = run["test"] or {}
-        name = run["model"]
+        test = run["test"] if isinstance(run["test"], dict) else {}
+        name = str(run["model"])
         print(
             HISTORY_ROW.format(
                 run["run_id"],
                 name if len(name) <= MODEL_WIDTH else name[: MODEL_WIDTH - 1] + "…",
-                run["status"] or "?",
-                (run["snapshot"] or "-")[:6],
-                run["selected_model"] or "-",
-                f"{test['rmse']:,.0f}" if "rmse" in test else "-",
-                f"{test['r2']:.3f}" if "r2" in test else "-",
+                str(run["status"] or "?"),
+                str(run["snapshot"] or "-")[:6],
+                str(run["selected_model"] or "-"),
+                _number(test.get("rmse"), ",.0f"),
+                _number(test.get("r2"), ".3f"),
             ).rstrip()
         )
         print("\n".join(_wrapped(_decision_text(run), width)))
     print("\nchampion changes:")
-    history = registry.read_history(args.artifacts_dir, model)
+    history = registry.read_history(args.artifacts_dir, model, skipped)
     for entry in (e for e in history if e.get("promoted")):
         framework = entry.get("framework") or ""
-        print(f"  {entry['time']}  {entry.get('model')}: {entry['run_id']}/{framework}")
+        run_id = entry.get("run_id", "?")
+        print(f"  {entry.get('time', '?')}  {entry.get('model')}: {run_id}/{framework}")
         print("\n".join(_wrapped(entry.get("reason") or "", width, indent="      ")))
     names = [model] if model else registry.champion_models(args.artifacts_dir)
     print("current champions:" if names else "current champion: none yet")
     for name in names:
         text = f"{name}: {champion_text(registry.read_champion(args.artifacts_dir, name))}"
         print("\n".join(_wrapped(text, width, indent="  ", max_lines=2)))
+    for problem in skipped:
+        print(f"houseprice: warning: skipped {problem}", file=sys.stderr)
     return 0
 
 

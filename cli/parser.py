@@ -37,11 +37,13 @@ this run's model was promoted and why, the champion now, and the report's path.
 
 exit codes:
   0  completed, PASS, and this run's model is now the champion
-  1  failed (bad data, a missing file, another retrain holding the lock, a bug); the run's
-     report.html says which stage stopped it and why
+  1  failed (bad data, a missing file, an unreachable source, a full or read-only disk,
+     another retrain holding the lock); the run's report.html says which stage and why
   2  the configuration was refused before anything ran
   3  completed, PASS, the champion was kept (or, in landing mode, nothing new to train)
   4  completed with CHECK: a trainer is off the least-squares answer, or the data drifted
+  70   a bug in houseprice: the traceback is printed above the last lines
+  130  interrupted by Ctrl-C; 143: stopped by SIGTERM (either way the run is marked killed)
 """
 
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from houseprice import layout
 from houseprice.config_files import ConfigError
+from houseprice.failures import INTERRUPTED, classify_failure
 
 from .arguments import config_from_arguments
 from .terminal import (
     EXIT_CHECK,
-    EXIT_FAILED,
     EXIT_KEPT,
     EXIT_PROMOTED,
+    STOP_SIGNALS,
     champion_text,
     notify,
     read_champion,
-    user_errors,
+    report_failure,
 )
 
 
@@ -101,7 +101,9 @@ def command_retrain(args: argparse.Namespace) -> int:
                 import_in_background("great_expectations")  # validate's, while the server starts
                 wait_for_server()
                 result = without_unused_alerts(retrain)(config)
-    except Exception as error:
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # Ctrl-C and SIGTERM (ours or Prefect's) name the run too
         return _report_failed_run(
             error, config.paths.artifacts_dir, args.verbose, config.data.model_name
         )
@@ -117,21 +119,19 @@ def command_retrain(args: argparse.Namespace) -> int:
 
 
 def _report_failed_run(
-    error: Exception, artifacts_dir: Path, verbose: bool, model: str | None = None
+    error: BaseException, artifacts_dir: Path, verbose: bool, model: str | None = None
 ) -> int:
-    """Say why the run failed and where its report is; a traceback only for a bug or verbose."""
+    """Say once why the run stopped and where its report is; a traceback only for a bug."""
     from houseprice import runs
 
-    expected = isinstance(error, user_errors())
-    if verbose or not expected:
-        traceback.print_exception(error)
-        if not expected:
-            print("houseprice: this looks like a bug; the traceback is above", file=sys.stderr)
     folder = runs.run_folder_of(error)
     status = runs.read_status(layout.RunPaths(folder.name, folder)) if folder else {}
-    where = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
-    lines = [f"houseprice: retrain failed{where}: {error}"]
-    if folder is not None:
+    stage = f" in stage {status['failed_stage']}" if status.get("failed_stage") else ""
+    failure = classify_failure(error, STOP_SIGNALS.received())
+    verb = "interrupted" if failure.kind == INTERRUPTED else "failed"
+    report_failure(error, verbose, f"retrain {verb}{stage}")
+    lines = []
+    if folder is not None and folder.exists():  # a run that filled the disk removed its own
         lines.append(f"run:       {folder}")
         if (folder / "report.html").exists():
             lines.append(f"report:    {folder / 'report.html'}")
@@ -139,4 +139,4 @@ def _report_failed_run(
         champion = champion_text(read_champion(artifacts_dir, model))
         lines.append(f"champion:  {champion} (unchanged)")
     print("\n".join(lines), file=sys.stderr)
-    return EXIT_FAILED
+    return failure.exit_code

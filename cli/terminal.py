@@ -2,68 +2,90 @@
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import os
+import signal
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from houseprice.config_files import ConfigError
+from houseprice.failures import (  # noqa: F401  (the failure codes, beside the outcome codes)
+    BUG_LINE,
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    EXIT_SIGPIPE,
+    EXIT_TERMINATED,
+    Failure,
+    classify_failure,
+)
 
 # Exit codes of `houseprice retrain`, so that a scheduler or a shell can tell outcomes apart
-# (README: "Exit codes"). The other commands use 0, 1 and 2 the same way.
+# (README: "Exit codes"). The other commands use 0, 1, 2 and the failure codes the same way;
+# the failure codes (1, 2, 70, 130, 141, 143) come from houseprice/failures.py.
 EXIT_PROMOTED = 0  # completed, verdict PASS, and this run's model is now the champion
-EXIT_FAILED = 1  # failed: bad data, a missing file, another retrain holding the lock, a bug
-EXIT_REFUSED = 2  # the configuration (or a command-line value) was refused before anything ran
 EXIT_KEPT = 3  # completed, verdict PASS, champion kept (not better beyond noise; nothing new)
 EXIT_CHECK = 4  # completed, but the verdict is CHECK: read the report before trusting the run
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the user's input or files: reported in one line, no traceback."""
-    from houseprice.errors import InputSchemaError, ModelLoadError, SourceError
-    from houseprice.locking import RunLockedError
-    from houseprice.registry import RegistryError
-    from houseprice.tasks.validate import DataValidationError
-    from houseprice.trainers.common import DeviceUnavailableError, TrainingDivergedError
+class StopSignals:
+    """Which stop signals (SIGINT, SIGTERM) reached the process while watched.
 
-    return (
-        ConfigError,
-        SourceError,
-        DataValidationError,
-        TrainingDivergedError,
-        DeviceUnavailableError,
-        RunLockedError,
-        InputSchemaError,
-        RegistryError,
-        ModelLoadError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-    )
+    Read from the wakeup file descriptor that Python's C-level handler writes each signal's
+    number to, whoever's Python handler then runs (ours, or Prefect's during a flow run): the
+    exception a handler raises can be swallowed by the code it lands in.
+    """
+
+    def __init__(self) -> None:
+        self._read: int | None = None
+        self._seen: list[int] = []
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Note stop signals for the duration (main thread only, where handlers run)."""
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._read, self._seen = read, []
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
+            self._drain()
+            self._read = None
+            os.close(read)
+            os.close(write)
+
+    def received(self) -> int | None:
+        """The last stop signal received while watched, or None."""
+        self._drain()
+        return self._seen[-1] if self._seen else None
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError, TypeError):
+            numbers = os.read(self._read, 1024)  # type: ignore[arg-type]
+            self._seen += [n for n in numbers if n in (signal.SIGINT, signal.SIGTERM)]
 
 
-# Refusals by the file system that a person can act on: a message, not a traceback.
-FILESYSTEM_ERRNOS = {
-    errno.EROFS,
-    errno.EACCES,
-    errno.EPERM,
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.ENOTDIR,
-    errno.ENAMETOOLONG,
-}
+STOP_SIGNALS = StopSignals()
 
 
-def describe_os_error(error: OSError) -> str:
-    """'cannot write /srv/out.csv: read-only file system', with what to do for a full disk."""
-    where = error.filename or "a file"
-    writing = error.errno in {errno.EROFS, errno.ENOSPC, errno.EDQUOT}
-    verb = "cannot write" if writing else "cannot use"
-    text = f"{verb} {where}: {(error.strerror or str(error)).lower()}"
-    if error.errno in {errno.ENOSPC, errno.EDQUOT}:
-        text += " (free some space there, or point the output elsewhere)"
-    return text
+def report_failure(error: BaseException, verbose: bool, what: str = "") -> Failure:
+    """Say in one line why the command stopped; a traceback only for a bug, or with --verbose.
+
+    what ('retrain failed in stage features') leads the line; the classification gives the rest.
+    """
+    failure = classify_failure(error, STOP_SIGNALS.received())
+    if verbose or failure.is_bug:
+        traceback.print_exception(error)
+    if failure.is_bug:
+        print(f"houseprice: {BUG_LINE}", file=sys.stderr)
+    fail(f"{what}: {failure.message}" if what else failure.message)
+    return failure
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -21,6 +21,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from houseprice.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 BLOCK_NAME = "houseprice-alerts"
@@ -44,7 +46,7 @@ FAILED_BODY = (
 )
 
 
-class AlertsError(RuntimeError):
+class AlertsError(InputError, RuntimeError):
     """Alerts could not be installed (no server, no such deployment), with the reason."""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pickle
 import reprlib
 import sys
 import threading
@@ -49,7 +50,24 @@ _short.maxstring = _short.maxother = 120
 
 
 class ChunkError(RuntimeError):
-    """One item of a map_chunks call failed; the message names the stage and the item."""
+    """One item of a map_chunks call failed; the message names the stage and the item.
+
+    Its cause (the user's error, say) stays attached across a Dask worker's pickling, so the
+    command still reports it as what it is (houseprice/failures.py reads the cause).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:
+            cause = pickle.loads(pickle.dumps(self.__cause__))
+        except Exception:  # an unpicklable cause: the message still names it
+            cause = None
+        return _chunk_error_with_cause, (self.args, cause)
+
+
+def _chunk_error_with_cause(args: tuple[Any, ...], cause: BaseException | None) -> ChunkError:
+    error = ChunkError(*args)
+    error.__cause__ = cause
+    return error
 
 
 def dask_task_runner(compute: ComputeConfig) -> DaskTaskRunner:

@@ -14,11 +14,15 @@ returns for the same files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -148,8 +152,15 @@ def list_folder(folder: Path) -> FolderListing:
 
 
 def table_files(folder: Path) -> list[Path]:
-    """A folder's CSV/Parquet files (partition folders included) in path order, as read."""
-    return list(list_folder(folder).files)
+    """A folder's CSV/Parquet files (partition folders included) in path order, as read.
+
+    A FIFO or a link loop among them is refused here, before anything opens it.
+    """
+    files = list(list_folder(folder).files)
+    for path in files:
+        if problem := path_problem(path):
+            raise SourceError(problem)
+    return files
 
 
 def partition_values(folder: Path, path: Path) -> dict[str, str]:
@@ -158,13 +169,67 @@ def partition_values(folder: Path, path: Path) -> dict[str, str]:
     return dict(part.partition("=")[::2] for part in parts)
 
 
+def path_kind(path: Path) -> str:
+    """What a path is, in words: 'a file', 'a folder', 'missing', 'a FIFO (named pipe)', ..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symlink loop (a loop of symbolic links)"
+        if error.errno in {errno.ENOENT, errno.ENOTDIR}:
+            return "a broken symlink" if os.path.islink(path) else "missing"
+        return f"unreadable ({(error.strerror or str(error)).lower()})"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"  # reading one waits for a writer, maybe forever
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def path_problem(path: Path) -> str | None:
+    """Why a source path cannot be read as a file or folder: missing, a link loop, a FIFO.
+
+    Checked before opening: a FIFO blocks the reader until something writes to it (forever, in
+    a nightly run), and a link loop fails the same way on every retry.
+    """
+    kind = path_kind(path)
+    if kind == "missing":
+        return f"source not found: {path}"
+    if kind in {"a file", "a folder"}:
+        return None
+    if kind.startswith("a symlink loop"):
+        return f"source {path} is {kind}: point it at a real file"
+    return f"source {path} is {kind}, not a regular file: save the data to a CSV or Parquet file"
+
+
 def checked_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """A freshly read table with missing-value cells as missing; no rows or a bad header refused."""
     if frame.empty:
         raise SourceError(f"{name} holds no rows")
     if problem := header_problems(list(frame.columns)):
         raise SourceError(f"{name}: {problem}; give every column a distinct name")
+    if nested := _nested_columns(frame):
+        raise SourceError(
+            f"{name}: columns {nested[:5]} hold lists or records, not one value per cell; "
+            "flatten them into columns of their own"
+        )
     return normalize_missing(frame)
+
+
+def _nested_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns whose cells are lists, arrays or dicts (Parquet list and struct columns)."""
+    nested = []
+    for column, values in frame.items():
+        if values.dtype != object:  # numbers, text and dates hold one value per cell
+            continue
+        sample = values.dropna().head(20)
+        if any(isinstance(cell, list | tuple | dict | np.ndarray) for cell in sample):
+            nested.append(str(column))
+    return nested
 
 
 def frame_from_arrow(table: pa.Table) -> pd.DataFrame:

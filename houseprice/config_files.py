@@ -9,8 +9,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from houseprice.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     """A configuration that was refused, with a message naming each bad field."""
 
 

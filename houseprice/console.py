@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 
 from prefect.logging.formatters import PrefectFormatter
@@ -36,6 +37,8 @@ class BriefFormatter(PrefectFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record).rstrip()
+        if record.name.startswith("prefect") and (named := _failure_named(text)):
+            return named
         first = text.partition("\n")[0]
         if not record.exc_info and "\\n" not in first:
             return text
@@ -45,6 +48,29 @@ class BriefFormatter(PrefectFormatter):
         if len(first) > MAX_MESSAGE_CHARS:
             first = first[: MAX_MESSAGE_CHARS - 1] + "…"
         return first + (" …" if first != text else "")
+
+
+# Prefect's failure records, each repeating the error's whole message: "Task run failed with
+# exception: E(...)", "Encountered exception during execution: E(...)", "Finished in state
+# Failed('... exception: E: ...')". On the terminal they name the error's class only, so the
+# reason is printed once, by the command, at the end. A retry's record keeps its message: the
+# run goes on, and the person waits on what it says.
+_FAILURE = re.compile(
+    r"(?P<head>.*?(?:Task run failed with exception: |Encountered exception during execution: "
+    r"|Finished in state (?P<state>\w+)\(.*?exception:? ))(?P<name>[A-Za-z_][\w.]*)"
+)
+
+
+def _failure_named(text: str) -> str | None:
+    """A Prefect failure record as its head and the error's class, or None for other records."""
+    first = text.partition("\n")[0]
+    match = _FAILURE.match(first)
+    if match is None or " - Retry " in first:
+        return None
+    if match["state"]:  # Finished in state Failed("... exception AliasedFeatureError: ...")
+        head = match["head"][: match["head"].index("Finished in state ")]
+        return f"{head}Finished in state {match['state']}: {match['name']}"
+    return f"{match['head']}{match['name']} (the reason follows at the end)"
 
 
 class QuietCompletions(logging.Filter):

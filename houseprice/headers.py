@@ -10,10 +10,8 @@ through tasks/sources.py and names the problem there.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import os
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +23,7 @@ from houseprice.chunks import (
     NOT_LOCAL_PREFIXES,
     TABLE_SUFFIXES,
     partition_values,
+    path_kind,
     table_files,
     table_format,
 )
@@ -45,27 +44,6 @@ class SourceHeader:
 
     name: str  # the file as given; for a folder, its first file
     columns: list[str]
-
-
-def path_kind(path: Path) -> str:
-    """What a path is, in words: 'a file', 'a folder', 'missing', 'a FIFO (named pipe)', ..."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "a symlink loop"
-        if error.errno in {errno.ENOENT, errno.ENOTDIR}:
-            return "a broken symlink" if os.path.islink(path) else "missing"
-        return f"unreadable ({(error.strerror or str(error)).lower()})"
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"  # reading one waits for a writer, maybe forever
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device"
 
 
 def other_separator(header: str, separator: str) -> tuple[str, str, str] | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from houseprice.errors import InputError
 from houseprice.trainers import TrainerSpec, get_trainer
 
 
@@ -125,7 +126,7 @@ def runs_dir(artifacts_dir: Path) -> Path:
 RUN_ID_PATTERN = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 
 
-class RunIdError(ValueError):
+class RunIdError(InputError, ValueError):
     """A run id that is not one (a path, a typo): it could name a folder outside the runs."""
 
 

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from houseprice.errors import InputError
 from houseprice.runs import utc_now
 
 LOCK_NAME = ".retrain.lock"
 POLL_SECONDS = 1.0
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(InputError, RuntimeError):
     """Another retrain held the lock for longer than we were willing to wait."""
 
 

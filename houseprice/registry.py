@@ -21,17 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from houseprice import layout, storage
+from houseprice.errors import InputError
 from houseprice.locking import lock_is_held
 from houseprice.model_names import DEFAULT_MODEL, check_model_name, derive_model_name
-from houseprice.runs import COMPLETED, RUNNING, read_status, utc_now
+from houseprice.runs import COMPLETED, KILLED, RUNNING, read_status, utc_now
 from houseprice.trainers import UnknownTrainerError, trainer_names
 
-# A run whose run.json still says running while no retrain holds the lock: its process died
-# (SIGKILL, power cut) before it could write anything else.
-KILLED = "killed"
 
-
-class RegistryError(RuntimeError):
+class RegistryError(InputError, RuntimeError):
     """A champion or run that cannot be used, with the reason."""
 
 
@@ -221,12 +218,15 @@ def append_history(artifacts_dir: Path, entry: dict[str, Any]) -> None:
     storage.append_jsonl(history_path(artifacts_dir), {"time": utc_now(), **entry})
 
 
-def read_history(artifacts_dir: Path, model: str | None = None) -> list[dict[str, Any]]:
-    """Every recorded decision (of one model, if named), oldest first; torn lines skipped.
+def read_history(
+    artifacts_dir: Path, model: str | None = None, skipped: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every recorded decision (of one model, if named), oldest first.
 
-    Each entry names its model; one written before models had names gets its run's.
+    Unreadable lines are skipped (and noted in skipped). Each entry names its model; one
+    written before models had names gets its run's.
     """
-    entries = storage.read_jsonl(history_path(artifacts_dir))
+    entries = storage.read_jsonl(history_path(artifacts_dir), skipped)
     models: dict[str, str] = {}  # run id → model, each run's config read once
     for entry in entries:
         run_id = entry.get("run_id")
@@ -261,8 +261,11 @@ def no_champion_message(artifacts_dir: Path, model: str | None = None) -> str:
     )
 
 
-def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
-    """One summary per run folder, oldest first: status, data snapshot, metrics, decision."""
+def list_runs(artifacts_dir: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """One summary per run folder, oldest first: status, data snapshot, metrics, decision.
+
+    A run file that is not a JSON object is read as empty, and noted in skipped when given.
+    """
     root = layout.runs_dir(artifacts_dir)
     live = lock_is_held(Path(artifacts_dir).resolve())
     summaries = []
@@ -270,24 +273,23 @@ def list_runs(artifacts_dir: Path) -> list[dict[str, Any]]:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
         run = layout.RunPaths(folder.name, folder)
-        status = read_status(run)
+        status = _json_object(_read_json(run.status), run.status, skipped) or {"status": "unknown"}
         state = status.get("status")
         summary: dict[str, Any] = {
             "run_id": run.run_id,
             "model": run_model(artifacts_dir, run.run_id),
+            # running with no retrain holding the lock: its process died (SIGKILL, power cut)
             "status": KILLED if state == RUNNING and not live else state,
             "started_at": status.get("started_at"),
             "error": status.get("error"),
             "failed_stage": status.get("failed_stage"),
         }
-        try:
-            metrics = storage.read_json(run.metrics)
-        except (OSError, ValueError):
-            metrics = {}
+        metrics = _json_object(_read_json(run.metrics), run.metrics, skipped)
         selected = metrics.get("selected_model")
         summary["snapshot"] = metrics.get("snapshot")
         summary["selected_model"] = selected
-        summary["test"] = metrics.get(selected, {}).get("test") if selected else None
+        model = metrics.get(selected) if isinstance(selected, str) else None
+        summary["test"] = _json_object(model or {}, run.metrics, skipped).get("test")
         summary["promotion"] = metrics.get("promotion")
         summaries.append(summary)
     return summaries
@@ -327,3 +329,21 @@ def interrupted_promotion(artifacts_dir: Path) -> tuple[str, dict[str, Any]] | N
     if (champion.run_id if champion else None) != promotion.get("champion_run_id"):
         return None  # the champion changed since (e.g. by hand): the decision is stale
     return run_id, promotion
+
+
+def _read_json(path: Path) -> Any:
+    """A run file's JSON value; None where it is missing, the error where it is unreadable."""
+    try:
+        return storage.read_json(path)
+    except (OSError, ValueError) as error:
+        return None if isinstance(error, FileNotFoundError) else error
+
+
+def _json_object(value: Any, path: Path, skipped: list[str] | None) -> dict[str, Any]:
+    """value when it is a JSON object; else {} (None means absent), noting why in skipped."""
+    if isinstance(value, dict):
+        return value
+    if value is not None and skipped is not None:
+        why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
+        skipped.append(f"{path}: unreadable ({str(why).splitlines()[0][:120]}), shown as empty")
+    return {}

@@ -21,11 +21,14 @@ import yaml
 
 from houseprice import layout, storage
 from houseprice.config import PipelineConfig
+from houseprice.failures import causes, classify_failure
 from houseprice.trainers import get_trainer, trainer_names
 
 logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+# Stopped by Ctrl-C or SIGTERM (recorded), or found running with no process left (SIGKILL).
+KILLED = "killed"
 # Set on an error that stopped a run: the run folder it left (read with run_folder_of).
 RUN_FOLDER_ATTRIBUTE = "houseprice_run_folder"
 # Each trainer's own packages (its spec's) are tracked too.
@@ -102,9 +105,10 @@ def start_run(config: PipelineConfig, run_id: str | None = None) -> layout.RunPa
 def read_status(run: layout.RunPaths) -> dict[str, Any]:
     """The run's status record; an unreadable one counts as unfinished."""
     try:
-        return storage.read_json(run.status)
+        status = storage.read_json(run.status)
     except (OSError, ValueError):
-        return {"run_id": run.run_id, "status": "unknown"}
+        status = None
+    return status if isinstance(status, dict) else {"run_id": run.run_id, "status": "unknown"}
 
 
 class RunRecorder:
@@ -153,8 +157,11 @@ class RunRecorder:
             "started_at": self.started_at,
             "finished_at": utc_now(),
         }
-        if error is not None:
+        if isinstance(error, Exception):
             record["error"] = f"{type(error).__name__}: {error}"
+            record["failed_stage"] = self.failed_stage
+        elif error is not None:  # stopped from outside: "stopped by SIGTERM"
+            record["error"] = classify_failure(error).message
             record["failed_stage"] = self.failed_stage
         storage.write_json_atomic(self.run.status, record)
 
@@ -188,7 +195,8 @@ def recorded_run(
                 on_failure(recorder, error)
             except Exception as report_error:
                 logger.warning("could not write the failure report: %r", report_error)
-        recorder.finish(FAILED, error)
+        # Not an Exception: Ctrl-C, SIGTERM (ours or Prefect's), an exit: stopped from outside.
+        recorder.finish(FAILED if isinstance(error, Exception) else KILLED, error)
         error.add_note(f"run folder: {run.root}")  # for logs that show only the exception
         setattr(error, RUN_FOLDER_ATTRIBUTE, run.root)  # where the CLI finds run.json, report
         raise
@@ -198,4 +206,5 @@ def recorded_run(
 
 def run_folder_of(error: BaseException) -> Path | None:
     """The folder of the run an error stopped, or None if it struck before a run began."""
-    return getattr(error, RUN_FOLDER_ATTRIBUTE, None)
+    # Walk the chain: Prefect re-raises SIGTERM as our Terminated during its TerminationSignal.
+    return next((f for e in causes(error) if (f := getattr(e, RUN_FOLDER_ATTRIBUTE, None))), None)

@@ -307,16 +307,27 @@ def append_jsonl(path: Path, entry: dict[str, Any]) -> None:
         os.close(descriptor)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every whole JSON line of a file, oldest first; missing file → []; torn lines skipped."""
+def read_jsonl(path: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every JSON object line of a file, oldest first; missing file → [].
+
+    Other lines (torn by a crash, edited by hand, not UTF-8) are skipped, each noted in skipped
+    as 'path line N: why' when a list is given.
+    """
     if not Path(path).exists():
         return []
     entries = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        if not raw.strip():
             continue
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+            if not isinstance(entry, dict):
+                raise ValueError(f"a JSON {type(entry).__name__}, not an object")
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if skipped is not None:
+                skipped.append(f"{path} line {number}: {str(error).splitlines()[0][:120]}")
+            continue
+        entries.append(entry)
     return entries
 
 

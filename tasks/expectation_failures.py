@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from houseprice.columns import summarize_names
+from houseprice.errors import InputError
 from houseprice.tasks.suites import (
     BETWEEN,
     COLUMN_SET,
@@ -163,7 +164,7 @@ class ValidationReport:
         return json_safe(payload)
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(InputError, RuntimeError):
     """The data failed its expectation suite; the message lists every failed expectation."""
 
     def __init__(self, report: ValidationReport) -> None:

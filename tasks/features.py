@@ -22,6 +22,7 @@ from houseprice import storage
 from houseprice.chunks import ChunkedTable
 from houseprice.columns import NAMES_QUOTED, summarize_names
 from houseprice.config import DataConfig, FeatureConfig, PipelineConfig
+from houseprice.errors import InputError
 from houseprice.folds import Engine, fold_frames
 from houseprice.layout import RunPaths
 from houseprice.preprocessing import Preprocessor, refuse_non_finite
@@ -83,7 +84,7 @@ class FeatureSet(NamedTuple):
         return len(self.preprocessor.feature_names)
 
 
-class AliasedFeatureError(ValueError):
+class AliasedFeatureError(InputError, ValueError):
     """A feature the user named cannot be estimated: the other features explain it entirely."""
 
 

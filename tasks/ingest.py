@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +25,7 @@ from houseprice.columns import (
 )
 from houseprice.config import DataConfig
 from houseprice.errors import SourceError
+from houseprice.failures import is_transient
 from houseprice.tasks.sources import (  # noqa: F401  (re-exported: the ingest stage reads through these)
     read_source,
     resolve_source,
@@ -34,10 +34,8 @@ from houseprice.tasks.sources import (  # noqa: F401  (re-exported: the ingest s
 
 
 def is_transient_error(error: BaseException) -> bool:
-    """Whether a read failure may go away on retry (network trouble, I/O hiccups)."""
-    if isinstance(error, SourceError | FileNotFoundError | PermissionError | IsADirectoryError):
-        return False
-    return isinstance(error, OSError | TimeoutError | urllib.error.URLError)
+    """Whether a read failure may go away on retry: a timeout or reset, not a refusal or a path."""
+    return is_transient(error)
 
 
 def resolve_feature_kinds(

@@ -27,6 +27,7 @@ from houseprice.chunks import (
     list_folder,
     parquet_rows,
     partition_values,
+    path_problem,
     plan_chunks,
     read_chunk,
     read_parquet_frame,
@@ -44,7 +45,7 @@ from houseprice.columns import (
 )
 from houseprice.config import BUNDLED_SOURCE
 from houseprice.errors import SourceError, TransientSourceError
-from houseprice.headers import ANY_SOURCE, other_separator, path_kind
+from houseprice.headers import other_separator
 
 SYNTHETIC_PREFIX = "synthetic:"
 URL_TIMEOUT_S = 60
@@ -64,13 +65,7 @@ def source_problem(source: str) -> str | None:
     source = resolve_source(source)
     if source.startswith((SYNTHETIC_PREFIX, "http://", "https://")):
         return None
-    path = Path(source).expanduser()
-    kind = path_kind(path)
-    if kind == "missing":
-        return f"source not found: {path}"
-    if kind not in {"a file", "a folder"}:  # a FIFO would block the read, maybe forever
-        return f"source {path} is {kind}: {ANY_SOURCE}"
-    return None
+    return path_problem(Path(source).expanduser())
 
 
 def read_source(source: str, separator: str = ",", notation: Notation = PLAIN) -> pd.DataFrame:
@@ -268,9 +263,11 @@ def _read_folder(folder: Path, separator: str = ",", notation: Notation = PLAIN)
         )
     if not files:
         raise SourceError(f"folder {folder} holds no .csv or .parquet files")
-    for path in files:
-        if not path.is_file():  # a folder named like a table
-            raise SourceError(f"{path} in source folder {folder} is not a file")
+    for path in files:  # a FIFO would block the read; a folder may be named like a table
+        if problem := path_problem(path):
+            raise SourceError(problem)
+        if not path.is_file():
+            raise SourceError(f"{path} in source folder {folder} is a folder, not a file")
     frames = [_read_table_file(path, separator, notation) for path in files]
     frames = _with_partition_columns(folder, files, frames)
     first = frames[0]

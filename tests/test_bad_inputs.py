@@ -12,8 +12,10 @@ import contextlib
 import errno
 import logging
 import os
+import pickle
 import re
 import subprocess
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from houseprice import datasets, layout, registry, storage
 from houseprice.chunks import frame_table
 from houseprice.cli import main
 from houseprice.config import build_config
+from houseprice.errors import TransientSourceError
 from houseprice.flows.engine import LocalEngine
 from houseprice.runs import recorded_run
 from houseprice.tasks.ingest import (
@@ -164,11 +167,57 @@ def test_a_separator_that_is_named_reads_the_file(tmp_path):
     assert list(frame.columns) == ["area", "price"] and frame["price"].tolist() == [2, 4]
 
 
-def test_an_unreachable_url_is_retried_and_its_error_names_the_url():
+def test_a_refused_connection_is_not_retried_and_its_error_names_the_url():
     url = "http://127.0.0.1:9/sales.csv"  # the discard port: connection refused at once
     with pytest.raises(OSError, match=r"cannot download http://127.0.0.1:9/sales.csv") as caught:
         read_source(url)
-    assert is_transient_error(caught.value)
+    assert not is_transient_error(caught.value)  # was retried for 42 s: the answer stays no
+    from houseprice.failures import UNREACHABLE, classify_failure
+
+    failure = classify_failure(caught.value)
+    assert (failure.kind, failure.exit_code) == (UNREACHABLE, 1)
+    assert "cannot download http://127.0.0.1:9/sales.csv" in failure.message
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [TimeoutError("timed out"), ConnectionResetError(errno.ECONNRESET, "reset by peer")],
+    ids=["timeout", "reset"],
+)
+def test_a_timeout_or_a_reset_connection_is_still_retried(cause):
+    try:
+        try:
+            raise urllib.error.URLError(cause)
+        except urllib.error.URLError as error:
+            raise TransientSourceError(f"cannot download http://x/s.csv: {cause}") from error
+    except TransientSourceError as wrapped:
+        wrapped.__cause__.__context__ = cause  # as urllib raises it: during the socket error
+        assert is_transient_error(wrapped)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-loop"])
+@pytest.mark.parametrize("where", ["file", "in-a-folder"])
+def test_a_fifo_or_a_link_loop_is_refused_not_retried_or_waited_on(tmp_path, kind, where):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _houses_csv(folder / "a.csv")
+    path = (folder if where == "in-a-folder" else tmp_path) / "b.csv"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block until a writer comes: forever
+    else:
+        path.symlink_to(path.name)
+    source = folder if where == "in-a-folder" else path
+    expected = "not a regular file" if kind == "fifo" else "loop of symbolic links"
+    with pytest.raises(SourceError, match=expected) as caught:
+        read_source(str(source))
+    assert str(path) in str(caught.value) and not is_transient_error(caught.value)
+
+
+def test_a_list_typed_parquet_column_is_refused_naming_it(tmp_path):
+    frame = make_houses(rows=20).assign(tags=[[1, 2]] * 20)  # a Parquet list column
+    frame.to_parquet(tmp_path / "l.parquet")
+    with pytest.raises(SourceError, match=r"columns \['tags'\] hold lists or records"):
+        read_source(str(tmp_path / "l.parquet"))
 
 
 def test_a_missing_source_exits_2_before_any_server_or_folder(tmp_path, capsys):
@@ -822,3 +871,237 @@ def test_a_few_rows_repeated_many_times_are_refused_with_counts(tmp_path):
     frame.to_csv(tmp_path / "r.csv", index=False)
     message = _training_refusal(tmp_path, tmp_path / "r.csv")
     assert "5 distinct rows in 3,000" in message
+
+
+# Every failure in one line (houseprice/failures.py): the flow replaced by one that raises, so
+# each case runs the whole command's error path in milliseconds, run folder and all.
+
+
+def _interrupted(signum: int) -> BaseException:
+    from houseprice.failures import Terminated
+
+    return Terminated(signum) if signum == 15 else KeyboardInterrupt()
+
+
+def _chunk_error(cause: BaseException) -> BaseException:
+    from houseprice.flows.engine import ChunkError
+
+    try:
+        raise ChunkError(f"validate: item 2 ('part-1.parquet') failed: {cause!r}") from cause
+    except ChunkError as error:
+        return error
+
+
+def _dask_unreachable() -> BaseException:
+    from distributed.comm.core import CommClosedError
+
+    refused = CommClosedError("in <TCPConnector>: ConnectionRefusedError: [Errno 111] refused")
+    error = OSError("Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")
+    error.__cause__ = refused
+    return error
+
+
+def _aliased() -> BaseException:
+    from houseprice.tasks.features import AliasedFeatureError
+
+    return AliasedFeatureError("features ['flat'] cannot be estimated (flat: constant)")
+
+
+def _data_dir_a_file() -> BaseException:
+    """What taking the retrain lock raises when --data-dir names a file."""
+    import tempfile
+
+    from houseprice.locking import retrain_lock
+
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder) / "data"
+        data_dir.write_text("not a folder")
+        try:
+            with retrain_lock(data_dir, Path(folder) / "art", 0, print):
+                pass
+        except OSError as error:
+            return error
+    pytest.fail("a file as --data-dir was taken for a folder")
+
+
+def _nested_enospc() -> BaseException:
+    disk = OSError(errno.ENOSPC, "No space left on device", "/art/runs/x/design/part-0.npy")
+    return _chunk_error(disk)
+
+
+FAILURES = [
+    # (id, the error the flow raises, exit code, what the one line says)
+    ("closed-dask-address", _dask_unreachable, 1, "Timed out trying to connect to tcp://"),
+    (
+        "refused-url",
+        lambda: TransientSourceError("cannot download http://127.0.0.1:9/s.csv: refused"),
+        1,
+        "cannot download http://127.0.0.1:9/s.csv",
+    ),
+    (
+        "read-only-disk",
+        lambda: OSError(errno.EROFS, "Read-only file system", "/art/runs/x/run.json"),
+        1,
+        "cannot write /art/runs/x/run.json: read-only file system",
+    ),
+    ("full-disk-in-a-chunk", _nested_enospc, 1, "no space left on device (free some space"),
+    ("data-dir-is-a-file", _data_dir_a_file, 1, "file exists (a file stands where a folder"),
+    ("constant-named-feature", _aliased, 1, "features ['flat'] cannot be estimated"),
+    (
+        "corrupt-page-in-a-chunk",
+        lambda: _chunk_error(SourceError("cannot read part-1.parquet as parquet, corrupt")),
+        1,
+        "cannot read part-1.parquet as parquet, corrupt",
+    ),
+    (
+        "corrupt-page-from-a-dask-worker",  # pickled on the way back: the cause must survive
+        lambda: pickle.loads(pickle.dumps(_chunk_error(SourceError("part-1.parquet is corrupt")))),
+        1,
+        "part-1.parquet is corrupt",
+    ),
+    (
+        "vanished-file-in-a-chunk",
+        lambda: _chunk_error(FileNotFoundError(errno.ENOENT, "No such file", "/d/part-1.parquet")),
+        1,
+        "cannot use /d/part-1.parquet: no such file",
+    ),
+    ("sigterm", lambda: _interrupted(15), 143, "retrain interrupted in stage ingest: "),
+    ("ctrl-c", lambda: _interrupted(2), 130, "retrain interrupted in stage ingest: "),
+]
+
+
+def _retrain_raising(tmp_path: Path, monkeypatch, error: BaseException) -> tuple[int, Path]:
+    """`houseprice retrain` whose flow starts a run and raises error in its first stage."""
+    import houseprice.flows.alerts
+    import houseprice.flows.retrain
+    import houseprice.flows.workers
+    import houseprice.prefect_server
+    from houseprice.runs import start_run
+
+    def flow(config):
+        run = start_run(config)
+        with recorded_run(run, config, lambda *a: None) as recorder, recorder.stage("ingest"):
+            raise error
+
+    @contextlib.contextmanager
+    def no_server(notify):
+        yield lambda: None
+
+    monkeypatch.setattr(houseprice.flows.retrain, "retrain", flow)
+    monkeypatch.setattr(houseprice.flows.alerts, "without_unused_alerts", lambda flow: flow)
+    monkeypatch.setattr(houseprice.prefect_server, "temporary_api", no_server)
+    monkeypatch.setattr(houseprice.flows.workers, "import_in_background", lambda *m: None)
+    source = _houses_csv(tmp_path / "h.csv")
+    artifacts = tmp_path / "art"
+    argv = ["retrain", "--source", str(source), "--target", "price"]
+    code = main([*argv, "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(artifacts)])
+    return code, artifacts
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "line"), [c[1:] for c in FAILURES], ids=[c[0] for c in FAILURES]
+)
+def test_each_failure_is_one_line_with_its_exit_code_and_never_a_bug(
+    tmp_path, monkeypatch, capsys, make, code, line
+):
+    exit_code, _ = _retrain_raising(tmp_path, monkeypatch, make())
+    error = capsys.readouterr().err
+    assert exit_code == code, error
+    assert "looks like a bug" not in error and "Traceback" not in error, error
+    said = [text for text in error.splitlines() if text.startswith("houseprice: retrain")]
+    assert len(said) == 1 and line in said[0], error  # the message once, in one line
+
+
+def test_a_genuine_bug_prints_the_traceback_and_says_so(tmp_path, monkeypatch, capsys):
+    exit_code, _ = _retrain_raising(tmp_path, monkeypatch, RuntimeError("a stage's own mistake"))
+    error = capsys.readouterr().err
+    assert exit_code == 70
+    assert "Traceback" in error and 'RuntimeError("a stage\'s own mistake")' not in error
+    assert "houseprice: this looks like a bug; the traceback is above" in error
+    assert "retrain failed in stage ingest: RuntimeError: a stage's own mistake" in error
+
+
+def test_a_run_that_fills_the_disk_is_removed_and_the_command_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    exit_code, artifacts = _retrain_raising(tmp_path, monkeypatch, _nested_enospc())
+    error = capsys.readouterr().err
+    assert exit_code == 1 and "no space left on device" in error
+    assert list(layout.runs_dir(artifacts).iterdir()) == []  # the folder is gone ...
+    assert "run:" not in error  # ... and not named as if it were there
+
+
+@pytest.mark.parametrize("signum", [15, 2], ids=["sigterm", "ctrl-c"])
+def test_an_interrupted_run_is_marked_killed_and_history_says_how(
+    tmp_path, monkeypatch, capsys, signum
+):
+    _, artifacts = _retrain_raising(tmp_path, monkeypatch, _interrupted(signum))
+    capsys.readouterr()
+    (run,) = registry.list_runs(artifacts)
+    assert run["status"] == "killed" and run["failed_stage"] == "ingest"
+    assert main(["history", "--artifacts-dir", str(artifacts)]) == 0
+    expected = "stopped by SIGTERM" if signum == 15 else "interrupted (Ctrl-C)"
+    assert run["error"] == expected
+    assert f"killed in stage ingest: {expected}" in capsys.readouterr().out
+
+
+# Through the real flow: the README's own refusal, and a streamed run's chunk errors.
+
+
+def _retrain_cli(tmp_path: Path, source: Path, *flags: str, compute: dict | None = None) -> int:
+    """`houseprice retrain` on source into tmp_path's data/ and art/; compute via a config file."""
+    argv = ["retrain", "--source", str(source), "--target", "price", *flags]
+    if compute:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "c.yaml").write_text(f"compute: {compute}\n".replace("'", ""))
+        argv += ["--config", str(tmp_path / "c.yaml")]
+    return main(
+        [*argv, "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(tmp_path / "art")]
+    )
+
+
+def _said_once(error: str, needle: str) -> None:
+    """needle on exactly one line of stderr, the command's own, and no word of a bug."""
+    assert "looks like a bug" not in error and "Traceback" not in error, error
+    lines = [line for line in error.splitlines() if needle in line]
+    assert len(lines) == 1 and lines[0].startswith("houseprice: retrain failed"), error
+
+
+@pytest.mark.slow
+def test_retrain_refuses_a_constant_named_feature_in_one_line(tmp_path, prefect_harness, capsys):
+    source = _houses_csv(tmp_path / "h.csv", rows=120, flat=7.0)
+    assert _retrain_cli(tmp_path, source, "--features", "area,year,flat") == 1
+    _said_once(capsys.readouterr().err, "features ['flat'] cannot be estimated")
+    assert registry.read_champion(tmp_path / "art") is None
+
+
+@pytest.mark.slow
+def test_streamed_chunk_errors_are_the_users_and_a_full_disk_removes_the_run(
+    tmp_path, prefect_harness, capsys, monkeypatch
+):
+    import houseprice.flows.streamed
+    from tests.conftest import STREAMED, write_houses_folder
+
+    source = write_houses_folder(tmp_path / "houses", rows=3_000)
+    read_chunk = houseprice.flows.streamed.read_chunk
+
+    def vanishing(chunk, *args):  # the second file goes away after the run planned its chunks
+        if chunk.index == 2:
+            Path(chunk.path).unlink(missing_ok=True)
+        return read_chunk(chunk, *args)
+
+    monkeypatch.setattr(houseprice.flows.streamed, "read_chunk", vanishing)
+    assert _retrain_cli(tmp_path / "vanished", source, compute=STREAMED) == 1
+    _said_once(capsys.readouterr().err, "part-2.parquet")
+    monkeypatch.undo()
+
+    source = write_houses_folder(tmp_path / "houses", rows=3_000)
+
+    def full_disk(path, array):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(storage, "write_scratch_array", full_disk)
+    assert _retrain_cli(tmp_path / "full", source, compute=STREAMED) == 1
+    error = capsys.readouterr().err
+    _said_once(error, "no space left on device")
+    assert list(layout.runs_dir(tmp_path / "full" / "art").iterdir()) == []

@@ -1,6 +1,7 @@
 """The houseprice command: flags build the config; bad input gives one line and a non-zero exit."""
 
 import http.server
+import json
 import logging
 import os
 import re
@@ -177,7 +178,10 @@ def test_a_check_exits_4_even_when_a_model_was_promoted(tmp_path, change, reason
 
 
 def test_exit_codes_are_distinct_and_documented_in_the_usage_page_and_help():
-    codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK]
+    from houseprice.failures import EXIT_BUG, EXIT_INTERRUPTED
+
+    codes = [EXIT_PROMOTED, EXIT_FAILED, EXIT_REFUSED, EXIT_KEPT, EXIT_CHECK, EXIT_BUG]
+    codes.append(EXIT_INTERRUPTED)
     assert len(set(codes)) == len(codes)
     usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
     help_text = build_parser()._subparsers._group_actions[0].choices["retrain"].format_help()
@@ -236,8 +240,20 @@ def test_prefect_failure_records_lose_their_traceback_on_the_terminal():
         record.args = (error,)
     text = BriefFormatter(format="%(levelname)s | %(message)s").format(record)
     assert "\n" not in text and "Traceback" not in text
-    assert text.startswith("ERROR | Task run failed with exception: ValueError('bad data")
-    assert text.endswith(" …")
+    # The reason is printed once, by the command at the end: Prefect's line names the class.
+    assert (
+        text == "ERROR | Task run failed with exception: ValueError (the reason follows at the end)"
+    )
+    state = _record(
+        "Finished in state Failed('Flow run encountered an exception: ValueError: bad')"
+    )
+    assert (
+        BriefFormatter(format="%(message)s").format(state) == "Finished in state Failed: ValueError"
+    )
+    other = _record("Task run failed with exception: %r", sys.exc_info())
+    other.args = (RuntimeError("line one\nline two"),)
+    other.msg = "Could not write %r"
+    assert BriefFormatter(format="%(message)s").format(other).endswith("line one …")
     plain = BriefFormatter(format="%(message)s").format(_record("stage train: done"))
     assert plain == "stage train: done"
 
@@ -478,3 +494,40 @@ def test_a_refusal_in_a_later_chunk_names_the_inputs_rows(champion, tmp_path, mo
     assert main([*argv, "--artifacts-dir", str(champion)]) == 1
     assert "in rows 21-30 of the input" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_history_skips_corrupt_lines_and_files_with_a_warning_naming_each(tmp_path, capsys):
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    history = registry.history_path(tmp_path)
+    history.write_bytes(b'["not", "an object"]\n{"torn": \n\xff\xfe\n')
+    entry = {"event": "decision", "run_id": "20260101T000000Z-aaaaaa", "framework": "torch"}
+    registry.append_history(tmp_path, {**entry, "promoted": True, "reason": "first champion"})
+    broken = layout.create_run(tmp_path, "20260102T000000Z-bbbbbb")
+    broken.status.write_text("{not json")
+    broken.metrics.write_text("[1, 2]")  # JSON, but no record
+    assert main(["history", "--artifacts-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "20260101T000000Z-aaaaaa/torch" in out and "20260102T000000Z-bbbbbb" in out
+    warnings = err.splitlines()
+    assert len(warnings) == 5 and all(
+        w.startswith("houseprice: warning: skipped ") for w in warnings
+    )
+    for number in (1, 2, 3):
+        assert any(f"{history} line {number}: " in w for w in warnings), err
+    assert any(str(broken.status) in w for w in warnings)
+    assert any(str(broken.metrics) in w for w in warnings)
+
+
+def test_history_into_a_closed_pipe_exits_quietly(tmp_path):
+    import subprocess
+
+    _completed_run(tmp_path, "20260101T000000Z-aaaaaa")
+    entry = {"run_id": "20260101T000000Z-aaaaaa", "framework": "torch", "promoted": True}
+    lines = [json.dumps({**entry, "time": "t", "reason": "x" * 100}) for _ in range(3000)]
+    registry.history_path(tmp_path).write_text("\n".join(lines) + "\n")  # past a pipe's buffer
+    command = f"{sys.executable} -m houseprice.cli history --artifacts-dir {tmp_path} | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.startswith("run ") and done.stdout.count("\n") == 1
+    assert done.stderr == "" and done.returncode == 141  # as shells report SIGPIPE

@@ -109,3 +109,29 @@ def test_sigkill_mid_write_never_leaves_a_partial_file(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert target.read_bytes() == b"the champion's weights"
+
+
+@pytest.mark.e2e  # spawns `houseprice retrain` and stops it with SIGTERM
+def test_sigterm_mid_run_marks_the_run_killed_in_one_line_and_exits_143(tmp_path, prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    make_houses(rows=300, seed=4).to_csv(tmp_path / "houses.csv", index=False)
+    command = [
+        sys.executable, "-m", "houseprice.cli", "retrain",
+        "--source", str(tmp_path / "houses.csv"), "--target", "price",
+        "--features", "area,year,hood",
+        "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(tmp_path / "art"),
+    ]  # fmt: skip
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    _wait_for_line(process, "stage validate: done", timeout_s=120)
+    process.send_signal(signal.SIGTERM)  # to the command only, as a scheduler stops it
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 143, rest
+    said = [line for line in rest.splitlines() if line.startswith("houseprice: retrain")]
+    assert len(said) == 1 and said[0].endswith("stopped by SIGTERM"), rest
+    assert "looks like a bug" not in rest and "Traceback" not in rest, rest
+    (run,) = registry.list_runs(tmp_path / "art")
+    assert run["status"] == "killed" and run["error"] == "stopped by SIGTERM"

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from houseprice.errors import ModelLoadError
+from houseprice.errors import InputError, ModelLoadError
 
 Log = Callable[[str], None]  # where a trainer writes its progress lines
 
@@ -65,11 +65,11 @@ def export_view(result: TrainResult, prep: Any) -> tuple[TrainResult, Any]:
     return replace(result, weights=weights), full_prep
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(InputError, RuntimeError):
     """The loss became NaN, infinite or exploded; the message names the setting to change."""
 
 
-class DegenerateFitError(RuntimeError):
+class DegenerateFitError(InputError, RuntimeError):
     """A fit that cannot be a model (non-finite weights, a zero or NaN loss on varying data)."""
 
 
@@ -103,7 +103,7 @@ def check_fit_summary(result: TrainResult, finite: bool, target_spread: float, r
         )
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(InputError, RuntimeError):
     """The configured device does not exist on this machine; the message names the setting."""
 
 
