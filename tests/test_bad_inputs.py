@@ -1079,18 +1079,19 @@ def test_retrain_refuses_a_constant_named_feature_in_one_line(tmp_path, prefect_
 def test_streamed_chunk_errors_are_the_users_and_a_full_disk_removes_the_run(
     tmp_path, prefect_harness, capsys, monkeypatch
 ):
-    import houseprice.flows.streamed
+    import houseprice.chunks
     from tests.conftest import STREAMED, write_houses_folder
 
     source = write_houses_folder(tmp_path / "houses", rows=3_000)
-    read_chunk = houseprice.flows.streamed.read_chunk
+    read_chunk = houseprice.chunks.read_chunk
 
     def vanishing(chunk, *args):  # the second file goes away after the run planned its chunks
         if chunk.index == 2:
             Path(chunk.path).unlink(missing_ok=True)
         return read_chunk(chunk, *args)
 
-    monkeypatch.setattr(houseprice.flows.streamed, "read_chunk", vanishing)
+    # Every stage's fold reads its chunks through houseprice.chunks.read_rows.
+    monkeypatch.setattr(houseprice.chunks, "read_chunk", vanishing)
     assert _retrain_cli(tmp_path / "vanished", source, compute=STREAMED) == 1
     _said_once(capsys.readouterr().err, "part-2.parquet")
     monkeypatch.undo()
