@@ -15,6 +15,8 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
+from houseprice.errors import InputError
+
 # The bundled data with its default target; runs and champions from before named models too.
 DEFAULT_MODEL = "ames"
 # Kept in step with houseprice/data_config.py (which imports this module, not the reverse).
@@ -25,7 +27,7 @@ _BUNDLED_SOURCE, _BUNDLED_TARGET, _SYNTHETIC_PREFIX = "bundled", "Sale_Price", "
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
-class ModelNameError(ValueError):
+class ModelNameError(InputError, ValueError):
     """A model name that cannot name a folder (capitals, a slash, too long)."""
 
 

@@ -175,3 +175,13 @@ def test_history_shows_each_runs_model_and_filters_by_model(tmp_path, capsys):
     assert main(["history", "--model", "beta", "--artifacts-dir", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
     assert RUN_A not in listing and f"  beta: {RUN_B}/torch" in listing
+
+
+def test_a_bad_model_name_is_the_users_error_not_a_bug():
+    from houseprice.failures import classify_failure
+    from houseprice.model_names import check_model_name
+
+    with pytest.raises(ValueError) as raised:
+        check_model_name("Bad/Name")
+    failure = classify_failure(raised.value)
+    assert failure.exit_code != 70 and "looks like a bug" not in failure.message
